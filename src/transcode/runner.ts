@@ -1,0 +1,340 @@
+/**
+ * `TranscodeRunner`: installs transcoder factories on a registry. For every new (broadcast, track)
+ * each factory may build a transcoder; the runner then drives it in its own drain task:
+ * wait for the init segment, `onStart`, `onFragment` per fragment, `onStop` at the end. Nothing a
+ * transcoder throws reaches the registry, the producer or another task.
+ */
+
+import { errorMessage } from '../core/errors.ts';
+import { type Logger, silentLogger } from '../core/log.ts';
+import type { FragmentBroadcaster, FragmentSubscription } from '../fragment/broadcaster.ts';
+import type { FragmentBroadcasterRegistry } from '../fragment/registry.ts';
+import type { LvqrMetrics } from '../metrics/index.ts';
+import type { RenditionSpec } from './rendition.ts';
+import type { Transcoder, TranscoderContext, TranscoderFactory } from './transcoder.ts';
+
+/** The phase in which a transcoder failed. */
+export type FailurePhase = 'start' | 'fragment' | 'meta' | 'stop';
+
+/** State of one drain task. */
+export type TaskState = 'waiting-init' | 'running' | 'ended' | 'failed';
+
+/** Key of a drain task: (transcoder, rendition, broadcast, track). */
+export type TaskKey = readonly [transcoder: string, rendition: string, broadcast: string, track: string];
+
+/** JSON-able snapshot of one drain task. */
+export type TaskStats = {
+  transcoder: string;
+  rendition: string;
+  broadcast: string;
+  track: string;
+  state: TaskState;
+  fragmentsSeen: number;
+  panics: number;
+  panicsByPhase: Record<FailurePhase, number>;
+  timeouts: number;
+  lagged: number;
+  queued: number;
+  lastError: string | undefined;
+  startedAtMs: number;
+  endedAtMs: number | undefined;
+  /** Figures reported by the transcoder itself (`Transcoder.stats()`). */
+  transcoderStats: Record<string, unknown> | undefined;
+};
+
+/** Options of a runner. */
+export type TranscodeRunnerOptions = {
+  /** Metrics to update (none when omitted). */
+  metrics?: LvqrMetrics;
+  /** Where task lifecycle and failures are logged. */
+  logger?: Logger;
+  /** A hook that has not settled after this long counts as a failure of its phase (default 30 s). */
+  callTimeoutMs?: number;
+  /** Stats of ended tasks kept for inspection (oldest dropped first; default 256). */
+  retainEnded?: number;
+};
+
+type Task = {
+  key: TaskKey;
+  stats: TaskStats;
+  sub: FragmentSubscription;
+  transcoder: Transcoder;
+  done: Promise<void>;
+};
+
+const TIMEOUT = Symbol('timeout');
+
+function keyString(key: TaskKey): string {
+  return key.join('\u0000');
+}
+
+/** Holds a registry's transcode tasks: counters, stats, and a `close()` that stops them. */
+export class TranscodeRunnerHandle {
+  readonly #tasks: Map<string, Task>;
+  readonly #stop: () => Promise<void>;
+
+  /** @internal Use `TranscodeRunner.install`. */
+  constructor(tasks: Map<string, Task>, stop: () => Promise<void>) {
+    this.#tasks = tasks;
+    this.#stop = stop;
+  }
+
+  /** Fragments the task (transcoder, rendition, broadcast, track) received; 0 if unknown. */
+  fragmentsSeen(transcoder: string, rendition: string, broadcast: string, track: string): number {
+    return this.#get(transcoder, rendition, broadcast, track)?.stats.fragmentsSeen ?? 0;
+  }
+
+  /** Failures (exceptions and timeouts, all phases) of that task; 0 if unknown. */
+  panics(transcoder: string, rendition: string, broadcast: string, track: string): number {
+    return this.#get(transcoder, rendition, broadcast, track)?.stats.panics ?? 0;
+  }
+
+  /** Keys of every task, live or recently ended. */
+  tracked(): TaskKey[] {
+    return [...this.#tasks.values()].map((t) => t.key);
+  }
+
+  /** A JSON-able snapshot of every task. */
+  stats(): TaskStats[] {
+    return [...this.#tasks.values()].map((task) => {
+      let transcoderStats: Record<string, unknown> | undefined;
+      try {
+        transcoderStats = task.transcoder.stats?.();
+      } catch (error) {
+        transcoderStats = { error: errorMessage(error) };
+      }
+      return {
+        ...task.stats,
+        panicsByPhase: { ...task.stats.panicsByPhase },
+        lagged: task.sub.lagged,
+        queued: task.sub.queued,
+        transcoderStats,
+      };
+    });
+  }
+
+  /** Stops every task (each gets `onStop`), unregisters from the registry; resolves when all ended. Idempotent. */
+  close(): Promise<void> {
+    return this.#stop();
+  }
+
+  #get(transcoder: string, rendition: string, broadcast: string, track: string): Task | undefined {
+    return this.#tasks.get(keyString([transcoder, rendition, broadcast, track]));
+  }
+}
+
+/** Builder of the transcode fan-out: add factories, then `install` on a registry. */
+export class TranscodeRunner {
+  readonly #factories: TranscoderFactory[] = [];
+  readonly #options: TranscodeRunnerOptions;
+
+  /** Creates an empty runner. */
+  constructor(options: TranscodeRunnerOptions = {}) {
+    this.#options = options;
+  }
+
+  /** Adds one factory. */
+  withFactory(factory: TranscoderFactory): this {
+    this.#factories.push(factory);
+    return this;
+  }
+
+  /** Adds one factory per rendition, built by `build`. */
+  withLadder(ladder: readonly RenditionSpec[], build: (spec: RenditionSpec) => TranscoderFactory): this {
+    for (const spec of ladder) this.#factories.push(build(spec));
+    return this;
+  }
+
+  /** Number of factories added. */
+  get factoryCount(): number {
+    return this.#factories.length;
+  }
+
+  /** Starts a drain task per (factory, new entry) on `registry` from now on. */
+  install(registry: FragmentBroadcasterRegistry): TranscodeRunnerHandle {
+    const factories = [...this.#factories];
+    const logger = this.#options.logger ?? silentLogger;
+    const metrics = this.#options.metrics;
+    const callTimeoutMs = this.#options.callTimeoutMs ?? 30_000;
+    const retainEnded = this.#options.retainEnded ?? 256;
+    const tasks = new Map<string, Task>();
+    const ended: string[] = [];
+    const abort = new AbortController();
+    let closing: Promise<void> | undefined;
+
+    const retire = (id: string, task: Task): void => {
+      if (tasks.get(id) !== task) return;
+      ended.push(id);
+      while (ended.length > retainEnded) {
+        const old = ended.shift()!;
+        const oldTask = tasks.get(old);
+        if (oldTask !== undefined && oldTask.stats.endedAtMs !== undefined) tasks.delete(old);
+      }
+    };
+
+    const spawn = (broadcast: string, track: string, broadcaster: FragmentBroadcaster): void => {
+      if (abort.signal.aborted) return;
+      // Never transcode a transcoder's output (explicit tag, not a guess from the name).
+      if (broadcaster.origin.kind === 'rendition') return;
+      for (const factory of factories) {
+        const ctx: TranscoderContext = {
+          broadcast,
+          track,
+          meta: broadcaster.meta,
+          rendition: factory.rendition,
+          signal: abort.signal,
+        };
+        let transcoder: Transcoder | undefined;
+        try {
+          transcoder = factory.build(ctx);
+        } catch (error) {
+          logger.warn('transcoder factory failed to build; skipping', {
+            transcoder: factory.name,
+            rendition: factory.rendition.name,
+            broadcast,
+            track,
+            error: errorMessage(error),
+          });
+          continue;
+        }
+        if (transcoder === undefined) continue;
+        const key: TaskKey = [factory.name, factory.rendition.name, broadcast, track];
+        const id = keyString(key);
+        const sub = broadcaster.subscribe();
+        const stats: TaskStats = {
+          transcoder: factory.name,
+          rendition: factory.rendition.name,
+          broadcast,
+          track,
+          state: 'waiting-init',
+          fragmentsSeen: 0,
+          panics: 0,
+          panicsByPhase: { start: 0, fragment: 0, meta: 0, stop: 0 },
+          timeouts: 0,
+          lagged: 0,
+          queued: 0,
+          lastError: undefined,
+          startedAtMs: Date.now(),
+          endedAtMs: undefined,
+          transcoderStats: undefined,
+        };
+        const task: Task = { key, stats, sub, transcoder, done: Promise.resolve() };
+        const previous = tasks.get(id);
+        if (previous !== undefined) {
+          const at = ended.indexOf(id);
+          if (at !== -1) ended.splice(at, 1);
+        }
+        tasks.set(id, task);
+        task.done = drive(task, ctx, { logger, metrics, callTimeoutMs, signal: abort.signal }).finally(() =>
+          retire(id, task),
+        );
+      }
+    };
+
+    const unsubscribe = registry.onEntryCreated(spawn);
+    logger.debug('transcode runner installed', { factories: factories.length });
+
+    const stop = (): Promise<void> => {
+      if (closing !== undefined) return closing;
+      unsubscribe();
+      abort.abort();
+      const running = [...tasks.values()];
+      for (const task of running) task.sub.close();
+      closing = Promise.all(running.map((t) => t.done)).then(() => undefined);
+      return closing;
+    };
+
+    return new TranscodeRunnerHandle(tasks, stop);
+  }
+}
+
+type DriveEnv = {
+  logger: Logger;
+  metrics: LvqrMetrics | undefined;
+  callTimeoutMs: number;
+  signal: AbortSignal;
+};
+
+/** Runs `call` and waits for it, at most `timeoutMs` if it returns a Promise. */
+async function settle(call: () => void | Promise<void>, timeoutMs: number): Promise<typeof TIMEOUT | undefined> {
+  const result = call();
+  if (result === undefined || typeof (result as Promise<void>).then !== 'function') return undefined;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    return await Promise.race([
+      (result as Promise<void>).then(() => undefined),
+      new Promise<typeof TIMEOUT>((resolve) => {
+        timer = setTimeout(() => resolve(TIMEOUT), timeoutMs);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+async function drive(task: Task, buildCtx: TranscoderContext, env: DriveEnv): Promise<void> {
+  const { stats, sub, transcoder } = task;
+  const labels = { transcoder: stats.transcoder, rendition: stats.rendition };
+  const fields = { ...labels, broadcast: stats.broadcast, track: stats.track };
+
+  const fail = (phase: FailurePhase, error: unknown, timedOut: boolean): void => {
+    stats.panics += 1;
+    stats.panicsByPhase[phase] += 1;
+    if (timedOut) stats.timeouts += 1;
+    stats.lastError = timedOut ? `${phase} timed out after ${env.callTimeoutMs} ms` : errorMessage(error);
+    env.metrics?.panics.inc({ ...labels, phase });
+    env.logger.warn(`transcoder ${phase} failed`, { ...fields, error: stats.lastError });
+  };
+
+  const guarded = async (phase: FailurePhase, call: () => void | Promise<void>): Promise<boolean> => {
+    try {
+      const outcome = await settle(call, env.callTimeoutMs);
+      if (outcome === TIMEOUT) {
+        fail(phase, undefined, true);
+        return false;
+      }
+      return true;
+    } catch (error) {
+      fail(phase, error, false);
+      return false;
+    }
+  };
+
+  // The entry may be created before its init segment exists: wait for it (LVQR's race).
+  const meta = await sub.waitForInit(env.signal);
+  if (meta === undefined) {
+    stats.state = 'ended';
+    stats.endedAtMs = Date.now();
+    sub.close();
+    return;
+  }
+  const ctx: TranscoderContext = { ...buildCtx, meta };
+  stats.state = 'running';
+  if (!(await guarded('start', () => transcoder.onStart?.(ctx)))) {
+    // Feeding fragments to a transcoder whose setup failed would amplify the fault.
+    stats.state = 'failed';
+    stats.endedAtMs = Date.now();
+    sub.close();
+    return;
+  }
+
+  let metaVersion = sub.metaVersion;
+  for (;;) {
+    const fragment = await sub.next(env.signal);
+    if (fragment === undefined) break;
+    if (sub.metaVersion !== metaVersion) {
+      metaVersion = sub.metaVersion;
+      const changed = sub.meta;
+      await guarded('meta', () => transcoder.onMetaChange?.(changed));
+    }
+    stats.fragmentsSeen += 1;
+    env.metrics?.fragments.inc(labels);
+    await guarded('fragment', () => transcoder.onFragment(fragment));
+    env.metrics?.queueDepth.set(labels, sub.queued);
+  }
+  sub.close();
+  await guarded('stop', () => transcoder.onStop?.());
+  stats.state = 'ended';
+  stats.endedAtMs = Date.now();
+  env.logger.debug('transcode task ended', { ...fields, seen: stats.fragmentsSeen, panics: stats.panics });
+}
