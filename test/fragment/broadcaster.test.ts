@@ -221,7 +221,9 @@ describe('FragmentBroadcaster', () => {
         async (keys, subscribers) => {
           const bc = new FragmentBroadcaster('0.mp4', videoMeta(INIT));
           const subs = Array.from({ length: subscribers }, () => bc.subscribe());
-          keys.forEach((k, i) => bc.emit(frag(i, { keyframe: i === 0 || k })));
+          keys.forEach((k, i) => {
+            bc.emit(frag(i, { keyframe: i === 0 || k }));
+          });
           bc.close();
           for (const sub of subs) {
             const got = (await drain(sub)) as Array<{ dts: number }>;
