@@ -7,6 +7,8 @@
 export type LvqrErrorCode =
   | 'ingest.malformed_box'
   | 'ingest.box_too_large'
+  | 'ingest.message_too_large'
+  | 'ingest.text_message'
   | 'ingest.truncated'
   | 'ingest.no_init'
   | 'ingest.mdat_without_moof'
@@ -25,6 +27,7 @@ export type LvqrErrorCode =
   | 'codec.decode_failed'
   | 'codec.closed'
   | 'rendition.invalid'
+  | 'config.invalid'
   | 'transcode.timeout'
   | 'transcode.overload'
   | 'internal';

@@ -1,0 +1,166 @@
+/**
+ * The dashboard page served at `/`: live broadcasts, an hls.js player with a rendition picker and
+ * per-rung stats refreshed every second. Plain HTML + script, no build step; hls.js is served from
+ * `/assets/hls.min.js` by the runtime.
+ */
+
+/** The dashboard HTML. */
+export const DASHBOARD_HTML = `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>lvqr-transcode</title>
+<style>
+  :root { color-scheme: dark; --bg:#0f1216; --panel:#171b21; --line:#2a313b; --fg:#e6e9ee; --dim:#8b95a3; --ok:#3fb950; --warn:#d29922; --bad:#f85149; --accent:#58a6ff; }
+  * { box-sizing: border-box; }
+  body { margin:0; font:14px/1.4 system-ui, sans-serif; background:var(--bg); color:var(--fg); }
+  header { padding:12px 20px; border-bottom:1px solid var(--line); display:flex; gap:16px; align-items:baseline; }
+  header h1 { font-size:16px; margin:0; }
+  header span { color:var(--dim); }
+  main { display:grid; grid-template-columns: 260px 1fr; gap:16px; padding:16px 20px; }
+  section { background:var(--panel); border:1px solid var(--line); border-radius:8px; padding:12px; }
+  h2 { font-size:13px; text-transform:uppercase; letter-spacing:.06em; color:var(--dim); margin:0 0 8px; }
+  ul { list-style:none; margin:0; padding:0; }
+  li button { width:100%; text-align:left; background:none; border:1px solid transparent; color:var(--fg); padding:6px 8px; border-radius:6px; cursor:pointer; }
+  li button:hover, li button.active { border-color:var(--accent); }
+  li small { color:var(--dim); display:block; }
+  video { width:100%; max-height:60vh; background:#000; border-radius:6px; }
+  .controls { display:flex; gap:12px; align-items:center; margin:8px 0; flex-wrap:wrap; }
+  select { background:var(--bg); color:var(--fg); border:1px solid var(--line); border-radius:6px; padding:4px 8px; }
+  table { width:100%; border-collapse:collapse; font-variant-numeric:tabular-nums; }
+  th, td { text-align:right; padding:4px 8px; border-bottom:1px solid var(--line); white-space:nowrap; }
+  th:first-child, td:first-child { text-align:left; }
+  .state-running { color:var(--ok); } .state-failed { color:var(--bad); } .state-skipped, .state-ended { color:var(--dim); }
+  #status { color:var(--dim); }
+  .empty { color:var(--dim); padding:8px; }
+</style>
+</head>
+<body>
+<header><h1>lvqr-transcode</h1><span id="backend"></span><span id="status"></span></header>
+<main>
+  <section>
+    <h2>Live broadcasts</h2>
+    <ul id="broadcasts"><li class="empty">none yet</li></ul>
+  </section>
+  <div>
+    <section>
+      <h2 id="title">Player</h2>
+      <video id="video" controls muted autoplay playsinline></video>
+      <div class="controls">
+        <label>Rendition <select id="level"><option value="-1">auto</option></select></label>
+        <span id="playing"></span>
+      </div>
+    </section>
+    <section style="margin-top:16px">
+      <h2>Ladder</h2>
+      <table>
+        <thead><tr><th>rung</th><th>state</th><th>size</th><th>fps</th><th>bitrate</th><th>encode fps</th><th>realtime</th><th>latency p50 / p99</th><th>dropped</th><th>restarts</th></tr></thead>
+        <tbody id="rungs"><tr><td colspan="10" class="empty">no source selected</td></tr></tbody>
+      </table>
+      <p id="ladder-note" class="empty"></p>
+    </section>
+  </div>
+</main>
+<script src="/assets/hls.min.js"></script>
+<script>
+(() => {
+  const $ = (id) => document.getElementById(id);
+  const video = $('video');
+  const levelSelect = $('level');
+  let hls = null;
+  let current = null;
+  const fmtKbps = (bps) => (bps == null ? '-' : (bps / 1000).toFixed(0) + ' kb/s');
+  const fmt = (n, d = 0) => (n == null ? '-' : Number(n).toFixed(d));
+
+  function play(name) {
+    current = name;
+    $('title').textContent = 'Player - ' + name;
+    const src = '/hls/' + name + '/master.m3u8';
+    if (hls) { hls.destroy(); hls = null; }
+    levelSelect.innerHTML = '<option value="-1">auto</option>';
+    if (window.Hls && Hls.isSupported()) {
+      hls = new Hls({ lowLatencyMode: true, liveSyncDurationCount: 2 });
+      window.__hls = hls;
+      hls.on(Hls.Events.MANIFEST_PARSED, (_e, data) => {
+        levelSelect.innerHTML = '<option value="-1">auto</option>' + data.levels
+          .map((l, i) => '<option value="' + i + '">' + (l.height ? l.height + 'p' : 'level ' + i) + ' ' + fmtKbps(l.bitrate) + '</option>')
+          .join('');
+        video.play().catch(() => {});
+      });
+      hls.on(Hls.Events.LEVEL_SWITCHED, (_e, data) => {
+        const l = hls.levels[data.level];
+        $('playing').textContent = l ? 'playing ' + l.width + 'x' + l.height : '';
+      });
+      hls.on(Hls.Events.ERROR, (_e, data) => {
+        if (data.fatal) {
+          $('status').textContent = 'player error: ' + data.details;
+          window.__hlsFatal = data.details;
+          if (data.type === Hls.ErrorTypes.NETWORK_ERROR) setTimeout(() => hls && hls.startLoad(), 1000);
+          else if (data.type === Hls.ErrorTypes.MEDIA_ERROR) hls.recoverMediaError();
+        }
+      });
+      hls.loadSource(src);
+      hls.attachMedia(video);
+    } else if (video.canPlayType('application/vnd.apple.mpegurl')) {
+      video.src = src;
+    }
+    renderList(lastBroadcasts);
+  }
+
+  levelSelect.addEventListener('change', () => {
+    if (!hls) return;
+    const v = Number(levelSelect.value);
+    hls.currentLevel = v;
+    hls.loadLevel = v;
+  });
+
+  let lastBroadcasts = [];
+  function renderList(list) {
+    const ul = $('broadcasts');
+    const sources = list.filter((b) => b.origin !== 'rendition');
+    if (sources.length === 0) { ul.innerHTML = '<li class="empty">none yet</li>'; return; }
+    ul.innerHTML = '';
+    for (const b of sources) {
+      const v = (b.tracks || []).find((t) => t.track === '0.mp4') || {};
+      const li = document.createElement('li');
+      const btn = document.createElement('button');
+      btn.className = b.name === current ? 'active' : '';
+      btn.dataset.name = b.name;
+      btn.innerHTML = b.name + '<small>' + (v.width ? v.width + 'x' + v.height + ' ' : '') + (v.codec || '') + ' ' + fmtKbps(v.bitrateBps) + (b.ended ? ' (ended)' : '') + '</small>';
+      btn.onclick = () => play(b.name);
+      li.appendChild(btn);
+      ul.appendChild(li);
+    }
+  }
+
+  async function refresh() {
+    try {
+      const [b, t] = await Promise.all([fetch('/api/v1/broadcasts').then((r) => r.json()), fetch('/api/v1/transcode').then((r) => r.json())]);
+      lastBroadcasts = b.broadcasts || [];
+      renderList(lastBroadcasts);
+      if (!current) {
+        const first = lastBroadcasts.find((x) => x.origin !== 'rendition' && !x.ended);
+        if (first) play(first.name);
+      }
+      $('backend').textContent = 'encoder: ' + (t.backend || '?') + ' (' + (t.encoderPolicy || 'software') + ')';
+      const src = (t.sources || []).find((s) => s.broadcast === current);
+      const body = $('rungs');
+      if (!src) { body.innerHTML = '<tr><td colspan="10" class="empty">no ladder for this source</td></tr>'; $('ladder-note').textContent = ''; }
+      else {
+        body.innerHTML = (src.rungs || []).map((r) => '<tr><td>' + r.rendition + '</td><td class="state-' + r.state + '">' + r.state + '</td><td>' + (r.width ? r.width + 'x' + r.height : '-') + '</td><td>' + fmt(r.frameRate, 2) + '</td><td>' + fmtKbps(r.outputBitrateBps) + '</td><td>' + fmt(r.encodeFps, 1) + '</td><td>' + fmt(r.realtimeFactor, 2) + '</td><td>' + fmt(r.latencyMsP50) + ' / ' + fmt(r.latencyMsP99) + ' ms</td><td>' + (r.droppedFrames ?? 0) + '</td><td>' + (r.restarts ?? 0) + '</td></tr>').join('');
+        const skipped = (src.skipped || []).map((s) => s.rendition + ': ' + s.reason).join('; ');
+        $('ladder-note').textContent = (src.reason ? src.reason + ' ' : '') + (skipped ? 'skipped ' + skipped : '');
+      }
+      $('status').textContent = '';
+    } catch (e) {
+      $('status').textContent = 'server unreachable';
+    }
+  }
+  refresh();
+  setInterval(refresh, 1000);
+})();
+</script>
+</body>
+</html>
+`;

@@ -1,0 +1,201 @@
+/**
+ * The composition root of `serve`: registry, metrics, ingest, transcode runner with the software
+ * ladder, LL-HLS bridge and the Hono app, wired together. Runtime files add the socket, the
+ * WebCodecs provider and the assets.
+ */
+
+import type { UpgradeWebSocket } from 'hono/ws';
+import { describeInit } from '../container/index.ts';
+import { type Logger, silentLogger } from '../core/log.ts';
+import { FragmentBroadcasterRegistry } from '../fragment/registry.ts';
+import { HlsBridge } from '../hls/index.ts';
+import { type IngestLimits, IngestManager } from '../ingest/index.ts';
+import { createMetrics, type LvqrMetrics } from '../metrics/index.ts';
+import type { VideoCodecs } from '../transcode/codecs.ts';
+import { planLadder } from '../transcode/ladder.ts';
+import { type TaskStats, TranscodeRunner, type TranscodeRunnerHandle } from '../transcode/runner.ts';
+import { SoftwareLadder, SoftwareTranscoderFactory } from '../transcode/software.ts';
+import { createApp, type StaticAsset } from './app.ts';
+import type { ServeConfig } from './config.ts';
+
+/** What the runtime hands to the service. */
+export type ServiceDeps = {
+  config: ServeConfig;
+  /** Codecs for the ladder; without them the service serves sources only. */
+  codecs?: VideoCodecs | undefined;
+  /** Why there are no codecs (shown by the API). */
+  codecsUnavailableReason?: string | undefined;
+  logger?: Logger;
+  metrics?: LvqrMetrics;
+  gc?: (() => void) | undefined;
+  upgradeWebSocket?: UpgradeWebSocket<unknown>;
+  assets?: Readonly<Record<string, StaticAsset>>;
+  ingestLimits?: Partial<IngestLimits>;
+  graceMs?: number;
+  idleTimeoutMs?: number;
+  /** Extra fields for /healthz and /api/v1/transcode (runtime, probe results). */
+  info?: Record<string, unknown>;
+};
+
+/** A wired service. */
+export type Service = {
+  readonly registry: FragmentBroadcasterRegistry;
+  readonly metrics: LvqrMetrics;
+  readonly ingest: IngestManager;
+  readonly hls: HlsBridge;
+  readonly runner: TranscodeRunnerHandle;
+  readonly ladder: SoftwareLadder | undefined;
+  readonly app: ReturnType<typeof createApp>;
+  /** JSON of GET /api/v1/transcode. */
+  transcodeStatus(): unknown;
+  /** Stops ingest, transcoding and HLS (idempotent). */
+  close(): Promise<void>;
+};
+
+/** Wires a service from `deps`. */
+export function createService(deps: ServiceDeps): Service {
+  const { config } = deps;
+  const logger = deps.logger ?? silentLogger;
+  const metrics = deps.metrics ?? createMetrics();
+  const registry = new FragmentBroadcasterRegistry({
+    broadcaster: { onLaggedSkip: (count, track) => metrics.laggedSkips.inc({ track }, count) },
+    onCallbackError: (error, broadcast, track) =>
+      logger.error('registry callback failed', { broadcast, track, error: String(error) }),
+  });
+  const countBroadcasts = (): void => {
+    let ingest = 0;
+    let rendition = 0;
+    for (const e of registry.entries()) {
+      if (e.broadcaster.origin.kind === 'rendition') rendition += 1;
+      else ingest += 1;
+    }
+    metrics.broadcasts.set({ origin: 'ingest' }, ingest);
+    metrics.broadcasts.set({ origin: 'rendition' }, rendition);
+  };
+  registry.onEntryCreated(countBroadcasts);
+  registry.onEntryRemoved(countBroadcasts);
+
+  let ladder: SoftwareLadder | undefined;
+  const runner = new TranscodeRunner({ metrics, logger });
+  if (deps.codecs !== undefined && config.ladder.length > 0) {
+    ladder = new SoftwareLadder({
+      registry,
+      codecs: deps.codecs,
+      metrics,
+      logger,
+      gc: deps.gc,
+      segmentTargetMs: config.hlsTargetDurationMs,
+    });
+    const shared = ladder;
+    runner.withLadder(config.ladder, (spec) => new SoftwareTranscoderFactory(spec, shared));
+  }
+  const handle = runner.install(registry);
+
+  const hls = new HlsBridge({
+    registry,
+    targetDurationMs: config.hlsTargetDurationMs,
+    partTargetMs: config.hlsPartTargetMs,
+    dvrWindowMs: config.hlsDvrWindowMs,
+    describeInit,
+    metrics,
+    logger,
+    ...(config.sourceBandwidthKbps === undefined ? {} : { sourceBandwidthKbps: config.sourceBandwidthKbps }),
+  });
+  hls.start();
+
+  const ingest = new IngestManager({
+    registry,
+    metrics,
+    logger,
+    ...(config.ingestToken === undefined ? {} : { auth: { token: config.ingestToken } }),
+    ...(deps.ingestLimits === undefined ? {} : { limits: deps.ingestLimits }),
+    ...(deps.graceMs === undefined ? {} : { graceMs: deps.graceMs }),
+    ...(deps.idleTimeoutMs === undefined ? {} : { idleTimeoutMs: deps.idleTimeoutMs }),
+  });
+
+  const transcodeStatus = (): unknown => {
+    const tasks = handle.stats();
+    const bySource = new Map<string, TaskStats[]>();
+    for (const t of tasks) {
+      if (t.transcoder !== 'software') continue;
+      bySource.set(t.broadcast, [...(bySource.get(t.broadcast) ?? []), t]);
+    }
+    const sources = (ladder?.sources() ?? []).map((s) => {
+      const plan =
+        s.width !== undefined && s.height !== undefined && s.width > 0
+          ? planLadder({ width: s.width, height: s.height, frameRate: s.frameRate }, config.ladder)
+          : undefined;
+      return {
+        broadcast: s.broadcast,
+        codec: s.codec,
+        width: s.width,
+        height: s.height,
+        frameRate: s.frameRate,
+        decoderState: s.decoderState,
+        reason: s.reason,
+        decodedFrames: s.decodedFrames,
+        decoderRestarts: s.restarts,
+        lastError: s.lastError,
+        plan: plan?.rungs.map((r) => ({
+          rendition: r.rendition.name,
+          width: r.width,
+          height: r.height,
+          videoBitrateKbps: r.rendition.videoBitrateKbps,
+        })),
+        skipped: plan?.skipped.map((r) => ({ rendition: r.rendition.name, reason: r.reason })) ?? [],
+        rungs: (bySource.get(s.broadcast) ?? [])
+          .filter((t) => t.endedAtMs === undefined || t.transcoderStats?.['state'] !== 'skipped')
+          .map((t) => ({
+            rendition: t.rendition,
+            taskState: t.state,
+            fragmentsSeen: t.fragmentsSeen,
+            panics: t.panics,
+            lagged: t.lagged,
+            ...t.transcoderStats,
+            state: t.state === 'running' ? (t.transcoderStats?.['state'] ?? t.state) : t.state,
+            lastError: (t.transcoderStats?.['lastError'] as string | undefined) ?? t.lastError,
+          })),
+      };
+    });
+    return {
+      backend: deps.codecs?.backend ?? 'none',
+      encoderPolicy: config.encoder,
+      codecsUnavailableReason: deps.codecsUnavailableReason,
+      ladder: config.ladder,
+      ...deps.info,
+      sources,
+    };
+  };
+
+  const app = createApp({
+    ingest,
+    hls,
+    metrics,
+    logger,
+    broadcasts: () => ({ broadcasts: hls.broadcasts(), publishers: ingest.list() }),
+    transcode: transcodeStatus,
+    health: () => ({ broadcasts: ingest.list().length, ...deps.info }),
+    ...(deps.upgradeWebSocket === undefined ? {} : { upgradeWebSocket: deps.upgradeWebSocket }),
+    ...(deps.assets === undefined ? {} : { assets: deps.assets }),
+  });
+
+  let closing: Promise<void> | undefined;
+  return {
+    registry,
+    metrics,
+    ingest,
+    hls,
+    runner: handle,
+    ladder,
+    app,
+    transcodeStatus,
+    close() {
+      closing ??= (async () => {
+        ingest.close();
+        await handle.close();
+        hls.close();
+      })();
+      return closing;
+    },
+  };
+}

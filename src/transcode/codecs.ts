@@ -1,0 +1,62 @@
+/**
+ * The codec contract the software ladder is written against: a decoder that turns samples into
+ * frames and an encoder per rung. The composition root binds it to a WebCodecs provider
+ * (`src/webcodecs`); tests bind it to wrappers that inject faults or slow encoders.
+ */
+
+/** A decoded picture; `timestamp` is in microseconds. Closed by whoever holds it last. */
+export interface VideoFrameLike {
+  readonly timestamp: number;
+  clone(): VideoFrameLike;
+  close(): void;
+}
+
+/** One compressed sample for the decoder. */
+export type DecoderInput = { data: Uint8Array; timestampUs: number; durationUs: number; keyframe: boolean };
+
+/** One encoded access unit from a rung encoder. */
+export type EncodedChunk = {
+  /** Length-prefixed NAL units (avcC framing). */
+  data: Uint8Array;
+  timestampUs: number;
+  durationUs: number;
+  keyframe: boolean;
+  /** Present on the first chunk after (re)configuration: the `avcC`. */
+  decoderConfig?: { description: Uint8Array; codec?: string } | undefined;
+};
+
+/** A decoder: `decode` resolves when the sample was accepted (the queue is bounded). */
+export interface DecoderLike {
+  decode(sample: DecoderInput): Promise<void>;
+  /** Emits every held frame; the next sample must be a keyframe. */
+  flush(): Promise<void>;
+  close(): void;
+}
+
+/** A rung encoder: `encode` resolves when the frame was accepted (the queue is bounded). */
+export interface EncoderLike {
+  encode(frame: VideoFrameLike, options: { keyFrame: boolean; durationUs: number }): Promise<void>;
+  flush(): Promise<void>;
+  close(): void;
+}
+
+/** Configuration of the source decoder. */
+export type DecoderConfig = { codec: string; description: Uint8Array; codedWidth?: number; codedHeight?: number };
+
+/** Configuration of a rung encoder. */
+export type EncoderConfig = { width: number; height: number; bitrateBps: number; framerate: number };
+
+/** Creates decoders and encoders; `backend` names the encoder in use (`software`, `nvenc`, ...). */
+export interface VideoCodecs {
+  readonly backend: string;
+  createDecoder(
+    config: DecoderConfig,
+    onFrame: (frame: VideoFrameLike) => void,
+    onError: (error: unknown) => void,
+  ): DecoderLike;
+  createEncoder(
+    config: EncoderConfig,
+    onChunk: (chunk: EncodedChunk) => void,
+    onError: (error: unknown) => void,
+  ): EncoderLike;
+}

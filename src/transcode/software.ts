@@ -1,0 +1,866 @@
+/**
+ * `SoftwareTranscoderFactory`: the H.264 ladder. All rungs of one source share ONE decoder
+ * (reference-counted: created by the first rung, closed by the last); each rung owns one encoder.
+ *
+ * Pipeline per source: every rung's drain task submits the source fragments it reads; the first
+ * submission of a fragment decodes it (later ones are no-ops), and each decoded frame is handed to
+ * every rung (a cheap clone). Each rung encodes its frames in order and publishes one CMAF
+ * fragment per encoded frame to `<source>/<rendition>` track `0.mp4`.
+ *
+ * Output rules: rung keyframes are forced exactly at the source keyframes, plus a fixed cadence of
+ * the source timeline when the source GOP is longer than the segment target (decided once per
+ * frame, so identical in every rung); timestamps are the source's, in the source timescale.
+ *
+ * Back-pressure: a rung's `onFragment` waits while its frame queue is above half its bound; a rung
+ * whose queue reaches the bound drops whole GOPs (resumes at the next forced keyframe) and counts
+ * them. A failing encoder is closed and rebuilt with exponential backoff; other rungs never notice.
+ */
+
+import {
+  avcCodecString,
+  buildMediaSegment,
+  buildVideoInitSegment,
+  describeInit,
+  readSamples,
+} from '../container/index.ts';
+import { errorMessage } from '../core/errors.ts';
+import { type Logger, silentLogger } from '../core/log.ts';
+import type { FragmentBroadcaster } from '../fragment/broadcaster.ts';
+import { type Fragment, FragmentFlags, type FragmentMeta, VIDEO_TRACK } from '../fragment/fragment.ts';
+import type { FragmentBroadcasterRegistry } from '../fragment/registry.ts';
+import type { LvqrMetrics } from '../metrics/index.ts';
+import type { DecoderLike, EncodedChunk, EncoderLike, VideoCodecs, VideoFrameLike } from './codecs.ts';
+import { type PlannedRung, planRung, type SourceVideo } from './ladder.ts';
+import type { RenditionSpec } from './rendition.ts';
+import type { Transcoder, TranscoderContext, TranscoderFactory, TranscoderStats } from './transcoder.ts';
+
+const NAME = 'software';
+const DECODABLE = /^(avc1|avc3)\./;
+
+/** Options shared by every rung of a software ladder. */
+export type SoftwareLadderOptions = {
+  /** Where outputs are published (the registry the runner is installed on). */
+  registry: FragmentBroadcasterRegistry;
+  /** Decoder and encoder factory. */
+  codecs: VideoCodecs;
+  metrics?: LvqrMetrics;
+  logger?: Logger;
+  /** Called every `gcEveryFrames` decoded frames: native frame memory is freed only on GC. */
+  gc?: () => void;
+  gcEveryFrames?: number;
+  /** Segment target: forced-keyframe cadence when the source GOP is longer (default 2000 ms). */
+  segmentTargetMs?: number;
+  /** A rung's frame-queue bound; at the bound it drops whole GOPs (default 60 frames). */
+  maxQueuedFrames?: number;
+  /** First retry delay after an encoder or decoder failure (doubles up to `retryMaxMs`). */
+  retryBaseMs?: number;
+  retryMaxMs?: number;
+  now?: () => number;
+};
+
+/** Per-source ladder status for the API. */
+export type SourceLadderStatus = {
+  broadcast: string;
+  codec: string;
+  width: number | undefined;
+  height: number | undefined;
+  frameRate: number | undefined;
+  decoderState: 'running' | 'failed' | 'unsupported';
+  reason: string | undefined;
+  decodedFrames: number;
+  restarts: number;
+  lastError: string | undefined;
+  rungs: string[];
+};
+
+type FrameMeta = {
+  pts: number;
+  duration: number;
+  ingestTimeMs: number;
+  sourceKey: boolean;
+  forceKey: boolean;
+};
+
+function ticksToUs(ticks: number, timescale: number): number {
+  return Math.round((ticks * 1_000_000) / timescale);
+}
+
+function percentile(values: readonly number[], p: number): number | undefined {
+  if (values.length === 0) return undefined;
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
+}
+
+/** Shared state of one ladder: the per-source decoders and their status. */
+export class SoftwareLadder {
+  readonly options: Required<Omit<SoftwareLadderOptions, 'metrics' | 'gc'>> &
+    Pick<SoftwareLadderOptions, 'metrics' | 'gc'>;
+  readonly #sources = new Map<string, SourceDecoder>();
+  readonly #unsupported = new Map<string, SourceLadderStatus>();
+
+  /** Creates the shared state; build one `SoftwareTranscoderFactory` per rung on it. */
+  constructor(options: SoftwareLadderOptions) {
+    this.options = {
+      logger: silentLogger,
+      gcEveryFrames: 30,
+      segmentTargetMs: 2000,
+      maxQueuedFrames: 60,
+      retryBaseMs: 250,
+      retryMaxMs: 8000,
+      now: Date.now,
+      ...options,
+    };
+  }
+
+  /** Status of every source being decoded (or refused). */
+  sources(): SourceLadderStatus[] {
+    return [...[...this.#sources.values()].map((s) => s.status()), ...this.#unsupported.values()];
+  }
+
+  /** @internal The decoder of `broadcast`, created on first use. */
+  _acquire(broadcast: string, meta: FragmentMeta, rung: SoftwareTranscoder): SourceDecoder {
+    let source = this.#sources.get(broadcast);
+    if (source === undefined) {
+      source = new SourceDecoder(this, broadcast, meta);
+      this.#sources.set(broadcast, source);
+    }
+    source.attach(rung);
+    return source;
+  }
+
+  /** @internal Drops a rung; the last one closes the decoder. */
+  _release(broadcast: string, source: SourceDecoder, rung: SoftwareTranscoder): void {
+    if (source.detach(rung) === 0 && this.#sources.get(broadcast) === source) {
+      this.#sources.delete(broadcast);
+      source.close();
+    }
+  }
+
+  /** @internal Records a source that cannot be decoded, so the API can say why it has no rungs. */
+  _refuse(broadcast: string, codec: string, reason: string): void {
+    this.#unsupported.set(broadcast, {
+      broadcast,
+      codec,
+      width: undefined,
+      height: undefined,
+      frameRate: undefined,
+      decoderState: 'unsupported',
+      reason,
+      decodedFrames: 0,
+      restarts: 0,
+      lastError: undefined,
+      rungs: [],
+    });
+    while (this.#unsupported.size > 64) this.#unsupported.delete(this.#unsupported.keys().next().value!);
+  }
+
+  /** @internal */
+  _clearRefusal(broadcast: string): void {
+    this.#unsupported.delete(broadcast);
+  }
+}
+
+/** The one decoder of a source, shared by its rungs. */
+class SourceDecoder {
+  readonly broadcast: string;
+  readonly #ladder: SoftwareLadder;
+  readonly #rungs = new Set<SoftwareTranscoder>();
+  #init: Uint8Array | undefined;
+  #timescale = 90_000;
+  #codec = '';
+  #video: SourceVideo = { width: 0, height: 0 };
+  #description: Uint8Array | undefined;
+  #decoder: DecoderLike | undefined;
+  #chain: Promise<void> = Promise.resolve();
+  #lastSubmittedDts = -Infinity;
+  #expectedDts: number | undefined;
+  #needKeyframe = true;
+  #decodedSinceFlush = false;
+  #pending = new Map<number, FrameMeta>();
+  #lastForcedPts: number | undefined;
+  #decodedFrames = 0;
+  #restarts = 0;
+  #failures = 0;
+  #retryAtMs = 0;
+  #lastError: string | undefined;
+  #state: 'running' | 'failed' = 'running';
+  #finishing: Promise<void> | undefined;
+  #closed = false;
+
+  constructor(ladder: SoftwareLadder, broadcast: string, meta: FragmentMeta) {
+    this.#ladder = ladder;
+    this.broadcast = broadcast;
+    this.#configure(meta);
+  }
+
+  /** Source picture size and frame rate. */
+  get video(): SourceVideo {
+    return this.#video;
+  }
+
+  /** Timescale of source (and rung) timestamps. */
+  get timescale(): number {
+    return this.#timescale;
+  }
+
+  /** The init segment the decoder is configured for. */
+  get init(): Uint8Array | undefined {
+    return this.#init;
+  }
+
+  attach(rung: SoftwareTranscoder): void {
+    this.#rungs.add(rung);
+  }
+
+  detach(rung: SoftwareTranscoder): number {
+    this.#rungs.delete(rung);
+    return this.#rungs.size;
+  }
+
+  status(): SourceLadderStatus {
+    return {
+      broadcast: this.broadcast,
+      codec: this.#codec,
+      width: this.#video.width,
+      height: this.#video.height,
+      frameRate: this.#video.frameRate,
+      decoderState: this.#state,
+      reason: undefined,
+      decodedFrames: this.#decodedFrames,
+      restarts: this.#restarts,
+      lastError: this.#lastError,
+      rungs: [...this.#rungs].map((r) => r.rendition.name),
+    };
+  }
+
+  /**
+   * Decodes `fragment` unless another rung already submitted it. `init` is the init segment the
+   * submitting rung believes in; fragments of a superseded init are ignored.
+   */
+  submit(fragment: Fragment, init: Uint8Array | undefined): Promise<void> {
+    if (this.#closed || init !== this.#init) return this.#chain;
+    if (fragment.dts <= this.#lastSubmittedDts) return this.#chain;
+    this.#lastSubmittedDts = fragment.dts;
+    this.#chain = this.#chain.then(() => this.#decodeFragment(fragment));
+    return this.#chain;
+  }
+
+  /** Switches to a new init segment once (flushing the old stream first); later calls for it are no-ops. */
+  reconfigure(meta: FragmentMeta): Promise<void> {
+    if (meta.initSegment === this.#init || this.#closed) return this.#chain;
+    const previousInit = this.#init;
+    this.#init = meta.initSegment;
+    this.#chain = this.#chain.then(async () => {
+      if (previousInit !== undefined) await this.#flushDecoder();
+      this.#closeDecoder();
+      this.#init = undefined;
+      this.#configure(meta);
+    });
+    return this.#chain;
+  }
+
+  /** Flushes the decoder once at the end of the source; every rung awaits the same promise. */
+  finish(): Promise<void> {
+    this.#finishing ??= this.#chain.then(() => this.#flushDecoder());
+    return this.#finishing;
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#closeDecoder();
+    this.#pending.clear();
+  }
+
+  #configure(meta: FragmentMeta): void {
+    this.#init = meta.initSegment;
+    this.#timescale = meta.timescale;
+    this.#codec = meta.codec;
+    this.#lastSubmittedDts = -Infinity;
+    this.#expectedDts = undefined;
+    this.#needKeyframe = true;
+    this.#lastForcedPts = undefined;
+    this.#pending.clear();
+    if (meta.initSegment === undefined) return;
+    const track = describeInit(meta.initSegment).find((t) => t.kind === 'video');
+    if (track === undefined) return;
+    this.#codec = track.codec;
+    this.#timescale = track.timescale;
+    this.#description = track.description;
+    this.#video = { width: track.width ?? 0, height: track.height ?? 0, frameRate: track.frameRate };
+  }
+
+  #ensureDecoder(): DecoderLike | undefined {
+    if (this.#decoder !== undefined) return this.#decoder;
+    if (this.#description === undefined) return undefined;
+    if (this.#ladder.options.now() < this.#retryAtMs) return undefined;
+    try {
+      this.#decoder = this.#ladder.options.codecs.createDecoder(
+        {
+          codec: this.#codec,
+          description: this.#description,
+          codedWidth: this.#video.width,
+          codedHeight: this.#video.height,
+        },
+        (frame) => this.#onFrame(frame),
+        (error) => this.#fail(error),
+      );
+      this.#state = 'running';
+    } catch (error) {
+      this.#fail(error);
+      return undefined;
+    }
+    return this.#decoder;
+  }
+
+  async #decodeFragment(fragment: Fragment): Promise<void> {
+    if (this.#closed) return;
+    const samples = readSamples(fragment.payload);
+    if (samples.length === 0) return;
+    const first = samples[0]!;
+    const gap = this.#expectedDts !== undefined && fragment.dts !== this.#expectedDts;
+    this.#expectedDts = fragment.dts + fragment.duration;
+    if (gap) this.#needKeyframe = true;
+    if (this.#needKeyframe && !first.keyframe) {
+      for (const rung of this.#rungs) rung.countDropped(samples.length);
+      return;
+    }
+    const decoder = this.#ensureDecoder();
+    if (decoder === undefined) {
+      this.#needKeyframe = true;
+      for (const rung of this.#rungs) rung.countDropped(samples.length);
+      return;
+    }
+    // The decoder holds reordered frames until more input comes: flushing before a keyframe
+    // releases the end of the previous GOP at once (after a flush the next sample must be a key).
+    if (first.keyframe && this.#decodedSinceFlush) await this.#flushDecoder();
+    this.#needKeyframe = false;
+    const timescale = this.#timescale;
+    for (const sample of samples) {
+      const timestampUs = ticksToUs(sample.pts, timescale);
+      this.#pending.set(timestampUs, {
+        pts: sample.pts,
+        duration: sample.duration,
+        ingestTimeMs: fragment.ingestTimeMs,
+        sourceKey: sample.keyframe,
+        forceKey: false,
+      });
+      try {
+        await decoder.decode({
+          data: sample.data,
+          timestampUs,
+          durationUs: ticksToUs(sample.duration, timescale),
+          keyframe: sample.keyframe,
+        });
+        this.#decodedSinceFlush = true;
+      } catch (error) {
+        this.#fail(error);
+        return;
+      }
+      if (this.#decoder !== decoder) return;
+    }
+  }
+
+  async #flushDecoder(): Promise<void> {
+    const decoder = this.#decoder;
+    if (decoder === undefined || !this.#decodedSinceFlush) return;
+    this.#decodedSinceFlush = false;
+    try {
+      await decoder.flush();
+    } catch (error) {
+      this.#fail(error);
+    }
+  }
+
+  #onFrame(frame: VideoFrameLike): void {
+    try {
+      const meta = this.#pending.get(frame.timestamp);
+      if (meta === undefined || this.#closed) return;
+      this.#pending.delete(frame.timestamp);
+      this.#decodedFrames += 1;
+      this.#failures = 0;
+      const cadence = Math.round((this.#ladder.options.segmentTargetMs * this.#timescale) / 1000);
+      if (meta.sourceKey || this.#lastForcedPts === undefined || meta.pts - this.#lastForcedPts >= cadence) {
+        meta.forceKey = true;
+        this.#lastForcedPts = meta.pts;
+      }
+      for (const rung of this.#rungs) rung.enqueue(frame.clone(), meta);
+      const gc = this.#ladder.options.gc;
+      if (gc !== undefined && this.#decodedFrames % this.#ladder.options.gcEveryFrames === 0) gc();
+    } finally {
+      frame.close();
+    }
+  }
+
+  #fail(error: unknown): void {
+    this.#lastError = errorMessage(error);
+    this.#state = 'failed';
+    this.#restarts += 1;
+    this.#failures += 1;
+    const { retryBaseMs, retryMaxMs, now, logger } = this.#ladder.options;
+    const delay = Math.min(retryMaxMs, retryBaseMs * 2 ** (this.#failures - 1));
+    this.#retryAtMs = now() + delay;
+    this.#needKeyframe = true;
+    this.#closeDecoder();
+    logger.warn('source decoder failed; retrying', {
+      broadcast: this.broadcast,
+      error: this.#lastError,
+      retryMs: delay,
+    });
+  }
+
+  #closeDecoder(): void {
+    const decoder = this.#decoder;
+    this.#decoder = undefined;
+    this.#decodedSinceFlush = false;
+    this.#pending.clear();
+    try {
+      decoder?.close();
+    } catch {
+      // Closing a failed decoder may throw; it is gone either way.
+    }
+  }
+}
+
+type QueuedFrame = { frame: VideoFrameLike; meta: FrameMeta };
+
+/** One rung of one source: encoder, CMAF packaging, publication. */
+export class SoftwareTranscoder implements Transcoder {
+  readonly rendition: RenditionSpec;
+  readonly #ladder: SoftwareLadder;
+  #ctx: TranscoderContext | undefined;
+  #source: SourceDecoder | undefined;
+  #init: Uint8Array | undefined;
+  #plan: PlannedRung | undefined;
+  #skipReason: string | undefined;
+  #encoder: EncoderLike | undefined;
+  #encoderConfigKey = '';
+  #queue: QueuedFrame[] = [];
+  #draining = false;
+  #drained: Array<() => void> = [];
+  #waitingForKey = false;
+  #needKey = true;
+  #inFlight = new Map<number, FrameMeta>();
+  #avcC: Uint8Array | undefined;
+  #output: FragmentBroadcaster | undefined;
+  #outputName = '';
+  #sequence = 0;
+  #groupId = -1;
+  #objectId = 0;
+  #lastPts = -Infinity;
+  #state: 'starting' | 'running' | 'failed' | 'skipped' | 'ended' = 'starting';
+  #framesIn = 0;
+  #framesOut = 0;
+  #bytesOut = 0;
+  #dropped = 0;
+  #restarts = 0;
+  #failures = 0;
+  #retryAtMs = 0;
+  #lastError: string | undefined;
+  #latencies: number[] = [];
+  #window: Array<{ wallMs: number; mediaMs: number; bytes: number }> = [];
+  #stopping = false;
+
+  /** @internal Use `SoftwareTranscoderFactory.build`. */
+  constructor(ladder: SoftwareLadder, rendition: RenditionSpec) {
+    this.#ladder = ladder;
+    this.rendition = rendition;
+  }
+
+  onStart(ctx: TranscoderContext): void {
+    this.#ctx = ctx;
+    this.#outputName = `${ctx.broadcast}/${this.rendition.name}`;
+    this.#source = this.#ladder._acquire(ctx.broadcast, ctx.meta, this);
+    this.#init = ctx.meta.initSegment;
+    this.#replan();
+  }
+
+  async onFragment(fragment: Fragment): Promise<void> {
+    const source = this.#source;
+    if (source === undefined) return;
+    await source.submit(fragment, this.#init);
+    // Back-pressure: hold the drain loop while this rung's queue is above half its bound.
+    const soft = Math.max(1, Math.floor(this.#ladder.options.maxQueuedFrames / 2));
+    while (this.#queue.length > soft && !this.#stopping) {
+      await new Promise<void>((resolve) => this.#drained.push(resolve));
+    }
+  }
+
+  async onMetaChange(meta: FragmentMeta): Promise<void> {
+    const source = this.#source;
+    if (source === undefined) return;
+    await source.reconfigure(meta);
+    this.#init = meta.initSegment;
+    await this.#waitDrained();
+    const previous = this.#plan;
+    this.#replan();
+    const next = this.#plan;
+    if (
+      previous !== undefined &&
+      (next === undefined || next.width !== previous.width || next.height !== previous.height)
+    ) {
+      // New size: finish the old encoder; the next chunk brings a new init (a discontinuity downstream).
+      await this.#closeEncoder(true);
+      this.#avcC = undefined;
+    }
+    if (next === undefined) this.#endOutput();
+    this.#needKey = true;
+  }
+
+  async onStop(): Promise<void> {
+    const source = this.#source;
+    if (source === undefined) return;
+    await source.finish();
+    await this.#waitDrained();
+    this.#stopping = true;
+    await this.#closeEncoder(true);
+    this.#ladder._release(this.#ctx!.broadcast, source, this);
+    this.#source = undefined;
+    this.#endOutput();
+    if (this.#state !== 'skipped') this.#state = 'ended';
+    for (const resolve of this.#drained.splice(0)) resolve();
+  }
+
+  /** @internal Called by the source decoder with a frame clone this rung now owns. */
+  enqueue(frame: VideoFrameLike, meta: FrameMeta): void {
+    if (this.#plan === undefined || this.#stopping) {
+      frame.close();
+      return;
+    }
+    this.#framesIn += 1;
+    if (this.#waitingForKey) {
+      if (!meta.forceKey) {
+        frame.close();
+        this.countDropped(1);
+        return;
+      }
+      this.#waitingForKey = false;
+    }
+    if (this.#queue.length >= this.#ladder.options.maxQueuedFrames) {
+      // Cannot keep up: drop the queued frames and everything up to the next forced keyframe.
+      const dropped = this.#queue.splice(0);
+      for (const q of dropped) q.frame.close();
+      this.countDropped(dropped.length);
+      this.#ladder.options.logger.warn('rung behind; dropping to the next keyframe', {
+        broadcast: this.#ctx?.broadcast,
+        rendition: this.rendition.name,
+        dropped: dropped.length,
+      });
+      if (!meta.forceKey) {
+        this.#waitingForKey = true;
+        frame.close();
+        this.countDropped(1);
+        return;
+      }
+    }
+    this.#queue.push({ frame, meta });
+    this.#pump();
+  }
+
+  /** @internal Counts source frames this rung did not encode. */
+  countDropped(frames: number): void {
+    if (frames <= 0) return;
+    this.#dropped += frames;
+    this.#ladder.options.metrics?.droppedFragments.inc({ transcoder: NAME, rendition: this.rendition.name }, frames);
+  }
+
+  stats(): TranscoderStats {
+    const now = this.#ladder.options.now();
+    const recent = this.#window.filter((w) => now - w.wallMs <= 5000);
+    const first = recent[0];
+    const last = recent.at(-1);
+    const wallMs = first !== undefined && last !== undefined ? last.wallMs - first.wallMs : 0;
+    const mediaMs = recent.reduce((a, w) => a + w.mediaMs, 0) - (first?.mediaMs ?? 0);
+    const bytes = recent.reduce((a, w) => a + w.bytes, 0) - (first?.bytes ?? 0);
+    return {
+      state: this.#state,
+      output: this.#outputName,
+      width: this.#plan?.width,
+      height: this.#plan?.height,
+      frameRate: this.#plan?.frameRate ?? this.#source?.video.frameRate,
+      backend: this.#ladder.options.codecs.backend,
+      skippedReason: this.#skipReason,
+      framesIn: this.#framesIn,
+      framesOut: this.#framesOut,
+      bytesOut: this.#bytesOut,
+      droppedFrames: this.#dropped,
+      queuedFrames: this.#queue.length,
+      restarts: this.#restarts,
+      lastError: this.#lastError,
+      outputBitrateBps: mediaMs > 0 ? Math.round((bytes * 8 * 1000) / mediaMs) : undefined,
+      encodeFps: wallMs > 0 ? Math.round(((recent.length - 1) * 1000 * 100) / wallMs) / 100 : undefined,
+      realtimeFactor: wallMs > 0 ? Math.round((mediaMs / wallMs) * 100) / 100 : undefined,
+      latencyMsP50: percentile(this.#latencies, 50),
+      latencyMsP99: percentile(this.#latencies, 99),
+    };
+  }
+
+  #replan(): void {
+    const source = this.#source;
+    if (source === undefined) return;
+    const planned = planRung(source.video, this.rendition);
+    if (typeof planned === 'string') {
+      this.#plan = undefined;
+      this.#skipReason = planned;
+      this.#state = 'skipped';
+    } else {
+      this.#plan = planned;
+      this.#skipReason = undefined;
+      if (this.#state === 'skipped' || this.#state === 'starting') this.#state = 'running';
+    }
+  }
+
+  #pump(): void {
+    if (this.#draining) return;
+    this.#draining = true;
+    void this.#drain().finally(() => {
+      this.#draining = false;
+      if (this.#queue.length > 0 && !this.#stopping) this.#pump();
+      else for (const resolve of this.#drained.splice(0)) resolve();
+    });
+  }
+
+  async #drain(): Promise<void> {
+    const soft = Math.max(1, Math.floor(this.#ladder.options.maxQueuedFrames / 2));
+    for (let item = this.#queue.shift(); item !== undefined; item = this.#queue.shift()) {
+      try {
+        await this.#encode(item);
+      } finally {
+        item.frame.close();
+      }
+      if (this.#queue.length <= soft) for (const resolve of this.#drained.splice(0)) resolve();
+    }
+  }
+
+  async #encode({ frame, meta }: QueuedFrame): Promise<void> {
+    const encoder = this.#ensureEncoder(meta);
+    if (encoder === undefined) {
+      this.countDropped(1);
+      return;
+    }
+    const keyFrame = meta.forceKey || this.#needKey;
+    if (this.#needKey && !meta.forceKey) {
+      // After a (re)start the encoder must begin at a point every rung agrees on.
+      this.countDropped(1);
+      return;
+    }
+    this.#needKey = false;
+    const timescale = this.#source?.timescale ?? 90_000;
+    this.#inFlight.set(frame.timestamp, meta);
+    try {
+      await encoder.encode(frame, { keyFrame, durationUs: ticksToUs(meta.duration, timescale) });
+    } catch (error) {
+      this.#inFlight.delete(frame.timestamp);
+      this.#fail(error);
+    }
+  }
+
+  #ensureEncoder(meta: FrameMeta): EncoderLike | undefined {
+    const plan = this.#plan;
+    const source = this.#source;
+    if (plan === undefined || source === undefined) return undefined;
+    const timescale = source.timescale;
+    const framerate = plan.frameRate ?? source.video.frameRate ?? (meta.duration > 0 ? timescale / meta.duration : 30);
+    const key = `${plan.width}x${plan.height}@${plan.videoBitrateBps}`;
+    if (this.#encoder !== undefined && this.#encoderConfigKey === key) return this.#encoder;
+    if (this.#ladder.options.now() < this.#retryAtMs) return undefined;
+    if (!meta.forceKey) return undefined;
+    try {
+      this.#encoder = this.#ladder.options.codecs.createEncoder(
+        { width: plan.width, height: plan.height, bitrateBps: plan.videoBitrateBps, framerate },
+        (chunk) => this.#onChunk(chunk),
+        (error) => this.#fail(error),
+      );
+      this.#encoderConfigKey = key;
+      this.#needKey = true;
+      this.#ladder.options.metrics?.encoderBackend.set(
+        { transcoder: NAME, rendition: this.rendition.name, backend: this.#ladder.options.codecs.backend },
+        1,
+      );
+    } catch (error) {
+      this.#fail(error);
+      return undefined;
+    }
+    return this.#encoder;
+  }
+
+  #onChunk(chunk: EncodedChunk): void {
+    const meta = this.#inFlight.get(chunk.timestampUs);
+    if (meta === undefined) return;
+    this.#inFlight.delete(chunk.timestampUs);
+    const source = this.#source;
+    const plan = this.#plan;
+    if (source === undefined || plan === undefined) return;
+    const options = this.#ladder.options;
+    if (chunk.decoderConfig !== undefined && !sameBytes(chunk.decoderConfig.description, this.#avcC)) {
+      this.#avcC = chunk.decoderConfig.description;
+      this.#publishInit(plan, source.timescale, meta.duration);
+    }
+    if (this.#avcC === undefined || this.#output === undefined) return;
+    if (meta.pts <= this.#lastPts) {
+      options.logger.warn('dropping a non-monotonic rung frame', { output: this.#outputName, pts: meta.pts });
+      return;
+    }
+    this.#lastPts = meta.pts;
+    if (chunk.keyframe) {
+      this.#groupId += 1;
+      this.#objectId = 0;
+    } else {
+      this.#objectId += 1;
+    }
+    this.#sequence += 1;
+    const payload = buildMediaSegment({
+      sequenceNumber: this.#sequence,
+      baseMediaDecodeTime: meta.pts,
+      samples: [{ data: chunk.data, duration: meta.duration, keyframe: chunk.keyframe }],
+    });
+    this.#output.emit({
+      trackId: VIDEO_TRACK,
+      groupId: Math.max(0, this.#groupId),
+      objectId: this.#objectId,
+      priority: chunk.keyframe ? 0 : 1,
+      dts: meta.pts,
+      pts: meta.pts,
+      duration: meta.duration,
+      flags: chunk.keyframe ? FragmentFlags.KEYFRAME : FragmentFlags.DELTA,
+      payload,
+      ingestTimeMs: meta.ingestTimeMs,
+    });
+    const now = options.now();
+    this.#framesOut += 1;
+    this.#bytesOut += payload.byteLength;
+    this.#failures = 0;
+    if (this.#state === 'failed') this.#state = 'running';
+    const labels = { transcoder: NAME, rendition: this.rendition.name };
+    options.metrics?.outputFragments.inc(labels);
+    options.metrics?.outputBytes.inc(labels, payload.byteLength);
+    if (meta.ingestTimeMs > 0) {
+      const latencyMs = now - meta.ingestTimeMs;
+      this.#latencies.push(latencyMs);
+      if (this.#latencies.length > 600) this.#latencies.shift();
+      options.metrics?.latency.observe(labels, latencyMs / 1000);
+    }
+    this.#window.push({ wallMs: now, mediaMs: (meta.duration * 1000) / source.timescale, bytes: payload.byteLength });
+    while (this.#window.length > 0 && now - this.#window[0]!.wallMs > 10_000) this.#window.shift();
+    const rtf = this.stats()['realtimeFactor'];
+    if (typeof rtf === 'number') options.metrics?.realtimeFactor.set(labels, rtf);
+  }
+
+  #publishInit(plan: PlannedRung, timescale: number, frameDuration: number): void {
+    const ctx = this.#ctx!;
+    const avcC = this.#avcC!;
+    const init = buildVideoInitSegment({
+      timescale,
+      width: plan.width,
+      height: plan.height,
+      avcC,
+      defaultSampleDuration: frameDuration,
+    });
+    const meta: FragmentMeta = { codec: avcCodecString(avcC), timescale, initSegment: init };
+    const registry = this.#ladder.options.registry;
+    const existing = registry.get(this.#outputName, VIDEO_TRACK);
+    if (existing !== undefined && existing === this.#output && !existing.closed) {
+      existing.setMeta(meta);
+      return;
+    }
+    this.#output = registry.getOrCreate(this.#outputName, VIDEO_TRACK, meta, {
+      origin: { kind: 'rendition', source: ctx.broadcast, rendition: this.rendition.name, transcoder: NAME },
+    });
+    if (this.#output.meta !== meta) this.#output.setMeta(meta);
+    this.#lastPts = -Infinity;
+  }
+
+  #fail(error: unknown): void {
+    const options = this.#ladder.options;
+    this.#lastError = errorMessage(error);
+    this.#state = 'failed';
+    this.#restarts += 1;
+    this.#failures += 1;
+    const delay = Math.min(options.retryMaxMs, options.retryBaseMs * 2 ** (this.#failures - 1));
+    this.#retryAtMs = options.now() + delay;
+    options.metrics?.restarts.inc({ transcoder: NAME, rendition: this.rendition.name });
+    options.logger.warn('rung encoder failed; rebuilding', {
+      output: this.#outputName,
+      error: this.#lastError,
+      retryMs: delay,
+    });
+    const encoder = this.#encoder;
+    this.#encoder = undefined;
+    this.#encoderConfigKey = '';
+    this.#inFlight.clear();
+    this.#needKey = true;
+    try {
+      encoder?.close();
+    } catch {
+      // A failed encoder may refuse to close; it is dropped either way.
+    }
+  }
+
+  async #closeEncoder(flush: boolean): Promise<void> {
+    const encoder = this.#encoder;
+    this.#encoder = undefined;
+    this.#encoderConfigKey = '';
+    if (encoder === undefined) return;
+    try {
+      if (flush) await encoder.flush();
+    } catch (error) {
+      this.#lastError = errorMessage(error);
+    } finally {
+      try {
+        encoder.close();
+      } catch {
+        // already closed
+      }
+      this.#inFlight.clear();
+    }
+  }
+
+  async #waitDrained(): Promise<void> {
+    while (this.#queue.length > 0 || this.#draining) {
+      await new Promise<void>((resolve) => this.#drained.push(resolve));
+    }
+  }
+
+  #endOutput(): void {
+    const registry = this.#ladder.options.registry;
+    if (this.#output !== undefined && registry.get(this.#outputName, VIDEO_TRACK) === this.#output) {
+      registry.remove(this.#outputName, VIDEO_TRACK);
+    }
+    this.#output = undefined;
+    this.#avcC = undefined;
+  }
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array | undefined): boolean {
+  if (b === undefined || a.byteLength !== b.byteLength) return false;
+  for (let i = 0; i < a.byteLength; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+/** Builds one rung of the software ladder (factory name `software`, one per rendition, as in LVQR). */
+export class SoftwareTranscoderFactory implements TranscoderFactory {
+  readonly name = NAME;
+  readonly rendition: RenditionSpec;
+  readonly #ladder: SoftwareLadder;
+
+  /** A factory for `rendition` sharing `ladder`'s per-source decoders. */
+  constructor(rendition: RenditionSpec, ladder: SoftwareLadder) {
+    this.rendition = rendition;
+    this.#ladder = ladder;
+  }
+
+  build(ctx: TranscoderContext): Transcoder | undefined {
+    if (ctx.track !== VIDEO_TRACK) return undefined;
+    // At build time the codec may still be unknown (entry created before its init).
+    if (ctx.meta.codec !== '' && !DECODABLE.test(ctx.meta.codec)) {
+      this.#ladder._refuse(
+        ctx.broadcast,
+        ctx.meta.codec,
+        `codec ${ctx.meta.codec} cannot be decoded here (H.264 only)`,
+      );
+      return undefined;
+    }
+    this.#ladder._clearRefusal(ctx.broadcast);
+    return new SoftwareTranscoder(this.#ladder, this.rendition);
+  }
+}
