@@ -146,6 +146,16 @@ export class IngestConnection {
     this.#fragments += this.#manager._publish(this.#state, events);
   }
 
+  /**
+   * Publishes already-parsed events (an in-process source such as the test pattern): same
+   * registry tracks, same one-publisher rule, grace and end as a network publisher.
+   */
+  publishEvents(events: readonly ParserEvent[]): void {
+    if (this.#ended) return;
+    this.#armIdle();
+    this.#fragments += this.#manager._publish(this.#state, events);
+  }
+
   /** Ends this connection; the broadcast enters its grace period. Idempotent. */
   end(reason: EndReason): void {
     if (this.#ended) return;

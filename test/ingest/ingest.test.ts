@@ -34,9 +34,9 @@ function setup(options: Partial<ConstructorParameters<typeof IngestManager>[0]> 
   const app = createApp({ ingest, metrics });
   const post = (
     name: string,
-    body: BodyInit | ReadableStream<Uint8Array> | null,
+    body: BodyInit | ReadableStream<Uint8Array> | Uint8Array | null,
     headers: Record<string, string> = {},
-  ) => app.request(`/ingest/${name}`, { method: 'POST', body, headers, duplex: 'half' } as RequestInit);
+  ) => app.request(`/ingest/${name}`, { method: 'POST', body: body as BodyInit, headers, duplex: 'half' } as RequestInit);
   return { registry, metrics, ingest, app, post };
 }
 

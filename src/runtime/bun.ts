@@ -1,0 +1,70 @@
+/**
+ * Bun entry point (`npm run start:bun`): Bun.serve with Hono's Bun WebSocket adapter. Runtime
+ * globals are touched only here; Bun types are declared structurally so the project compiles
+ * without Bun's typings.
+ */
+
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { upgradeWebSocket, websocket } from 'hono/bun';
+import type { UpgradeWebSocket } from 'hono/ws';
+import { main, type RuntimeHost } from '../server/main.ts';
+import { loadVideoCodecs } from './shared.ts';
+import { runBench, runPublish, startTestPattern } from './tools.ts';
+
+type BunServer = { port: number; stop(closeActiveConnections?: boolean): Promise<void> | void };
+type BunGlobal = {
+  serve(options: {
+    port: number;
+    hostname: string;
+    fetch: (request: Request, server: unknown) => Response | Promise<Response>;
+    websocket: unknown;
+    idleTimeout?: number;
+    maxRequestBodySize?: number;
+  }): BunServer;
+  gc(force: boolean): void;
+};
+
+const Bun = (globalThis as unknown as { Bun: BunGlobal }).Bun;
+const require = createRequire(import.meta.url);
+
+/** The Bun implementation of the runtime host. */
+export const bunHost: RuntimeHost = {
+  name: 'bun',
+  argv: process.argv.slice(2),
+  env: process.env,
+  readFile: (path) => readFileSync(path, 'utf8'),
+  readHlsJs: () => readFileSync(require.resolve('hls.js/dist/hls.min.js'), 'utf8'),
+  upgradeWebSocket: upgradeWebSocket as unknown as UpgradeWebSocket<unknown>,
+  async serve(app, { port, host, maxMessageBytes }) {
+    const server = Bun.serve({
+      port,
+      hostname: host,
+      fetch: (request, srv) => app.fetch(request, srv as never),
+      websocket: { ...websocket, maxPayloadLength: maxMessageBytes },
+      // Long chunked ingest uploads and held LL-HLS requests must not be cut by the idle timer.
+      idleTimeout: 0,
+      maxRequestBodySize: Number.MAX_SAFE_INTEGER,
+    });
+    return { port: server.port, close: async () => void (await server.stop(true)) };
+  },
+  loadCodecs: (config, logger) => loadVideoCodecs(config, logger),
+  startTestPattern,
+  publish: runPublish,
+  bench: runBench,
+  gc: () => Bun.gc(false),
+  onSignal(signals, handler) {
+    for (const signal of signals) process.on(signal, handler);
+  },
+  print: (line) => console.log(line),
+};
+
+if (process.argv[1]?.endsWith('src/runtime/bun.ts')) {
+  main(bunHost).then(
+    (code) => process.exit(code),
+    (error: unknown) => {
+      console.error(error);
+      process.exit(1);
+    },
+  );
+}

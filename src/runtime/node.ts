@@ -1,0 +1,63 @@
+/**
+ * Node entry point (`npm start`, the `lvqr-transcode` bin, Docker): the only place besides the
+ * other runtime files that touches Node globals. Run with `--expose-gc` so native frame memory of
+ * the WebCodecs addon is reclaimed promptly.
+ */
+
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import type { AddressInfo } from 'node:net';
+import { serve as serveNode, upgradeWebSocket } from '@hono/node-server';
+import type { UpgradeWebSocket } from 'hono/ws';
+import { WebSocketServer } from 'ws';
+import { main, type RuntimeHost } from '../server/main.ts';
+import { loadVideoCodecs } from './shared.ts';
+import { runBench, runPublish, startTestPattern } from './tools.ts';
+
+const require = createRequire(import.meta.url);
+
+/** The Node implementation of the runtime host. */
+export const nodeHost: RuntimeHost = {
+  name: 'node',
+  argv: process.argv.slice(2),
+  env: process.env,
+  readFile: (path) => readFileSync(path, 'utf8'),
+  readHlsJs: () => readFileSync(require.resolve('hls.js/dist/hls.min.js'), 'utf8'),
+  upgradeWebSocket: upgradeWebSocket as unknown as UpgradeWebSocket<unknown>,
+  async serve(app, { port, host, maxMessageBytes }) {
+    const wss = new WebSocketServer({ noServer: true, maxPayload: maxMessageBytes });
+    return new Promise((resolve, reject) => {
+      const server = serveNode({ fetch: app.fetch, port, hostname: host, websocket: { server: wss } }, (info: AddressInfo) => {
+        resolve({
+          port: info.port,
+          close: () =>
+            new Promise<void>((done) => {
+              wss.close();
+              server.close(() => done());
+              (server as { closeAllConnections?: () => void }).closeAllConnections?.();
+            }),
+        });
+      });
+      server.once('error', reject);
+    });
+  },
+  loadCodecs: (config, logger) => loadVideoCodecs(config, logger),
+  startTestPattern,
+  publish: runPublish,
+  bench: runBench,
+  gc: typeof globalThis.gc === 'function' ? () => globalThis.gc?.({ type: 'minor' } as never) : undefined,
+  onSignal(signals, handler) {
+    for (const signal of signals) process.on(signal, handler);
+  },
+  print: (line) => console.log(line),
+};
+
+if (import.meta.url === `file://${process.argv[1]}` || process.argv[1]?.endsWith('src/runtime/node.ts')) {
+  main(nodeHost).then(
+    (code) => process.exit(code),
+    (error: unknown) => {
+      console.error(error);
+      process.exit(1);
+    },
+  );
+}

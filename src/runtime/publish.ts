@@ -1,0 +1,163 @@
+/**
+ * `lvqr-transcode publish <file.mp4> <url>`: pushes an MP4 file to an ingest URL in real time, for
+ * users without ffmpeg. A non-fragmented MP4 is remuxed to fragmented MP4 first (no
+ * re-encoding, see `container/remux.ts`). `http(s)://` URLs get one streamed POST; `ws(s)://` URLs get binary messages.
+ * Runs on Node, Bun and Deno (node:fs, fetch, ws).
+ */
+
+import { readFileSync } from 'node:fs';
+import WebSocket from 'ws';
+import { Fmp4StreamParser, readBoxes, toFragmentedMp4 } from '../container/index.ts';
+import { errorMessage } from '../core/errors.ts';
+
+/** One unit to send: the init, or a `moof`+`mdat` pair with its media time in seconds. */
+type Piece = { bytes: Uint8Array; timeS: number };
+
+/** Splits a fragmented MP4 into init + fragments with their media times. */
+export function planPieces(bytes: Uint8Array): { pieces: Piece[]; durationS: number } {
+  const boxes = readBoxes(bytes);
+  const pieces: Piece[] = [];
+  const parser = new Fmp4StreamParser();
+  let pending: Uint8Array[] = [];
+  let initDone = false;
+  let durationS = 0;
+  const timescales = new Map<string, number>();
+  for (const box of boxes) {
+    if (box.type === 'mfra' || box.type === 'sidx') continue;
+    pending.push(box.bytes);
+    if (!initDone && box.type === 'moov') {
+      const init = concat(pending);
+      for (const event of parser.push(init)) {
+        if (event.type === 'init') for (const t of event.tracks) timescales.set(t.trackId, t.timescale);
+      }
+      pieces.push({ bytes: init, timeS: 0 });
+      pending = [];
+      initDone = true;
+    } else if (initDone && box.type === 'mdat') {
+      const chunk = concat(pending);
+      pending = [];
+      let timeS = Number.POSITIVE_INFINITY;
+      for (const event of parser.push(chunk)) {
+        if (event.type !== 'fragment') continue;
+        const track = timescales.get(event.fragment.trackId) ?? 90_000;
+        timeS = Math.min(timeS, event.fragment.dts / track);
+        durationS = Math.max(durationS, (event.fragment.dts + event.fragment.duration) / track);
+      }
+      pieces.push({ bytes: chunk, timeS: Number.isFinite(timeS) ? timeS : (pieces.at(-1)?.timeS ?? 0) });
+    }
+  }
+  if (!initDone) throw new Error('no moov box: not an MP4 file');
+  const t0 = pieces[1]?.timeS ?? 0;
+  for (const p of pieces) p.timeS = Math.max(0, p.timeS - t0);
+  return { pieces, durationS: durationS - t0 };
+}
+
+function concat(parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((a, p) => a + p.byteLength, 0));
+  let offset = 0;
+  for (const p of parts) {
+    out.set(p, offset);
+    offset += p.byteLength;
+  }
+  return out;
+}
+
+/** True when the file already is fragmented (has a moof after the moov). */
+export function isFragmented(bytes: Uint8Array): boolean {
+  return readBoxes(bytes).some((b) => b.type === 'moof');
+}
+
+function progressBar(fraction: number, label: string): string {
+  const width = 30;
+  const filled = Math.round(Math.min(1, Math.max(0, fraction)) * width);
+  return `\r[${'#'.repeat(filled)}${' '.repeat(width - filled)}] ${(fraction * 100).toFixed(0).padStart(3)}% ${label}`;
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Runs the publish command; returns the process exit code. */
+export async function runPublish(command: { file: string; url: string; loop: boolean; token: string | undefined }): Promise<number> {
+  const write = (s: string) => process.stderr.write(s);
+  let bytes: Uint8Array;
+  try {
+    bytes = new Uint8Array(readFileSync(command.file));
+    if (!isFragmented(bytes)) {
+      write(`remuxing ${command.file} to fragmented MP4 (no re-encoding)...\n`);
+      bytes = await toFragmentedMp4(bytes);
+    }
+  } catch (error) {
+    write(`error: cannot read ${command.file}: ${errorMessage(error)}\n`);
+    return 1;
+  }
+  const { pieces, durationS } = planPieces(bytes);
+  const url = new URL(command.url);
+  const headers: Record<string, string> = command.token === undefined ? {} : { authorization: `Bearer ${command.token}` };
+  write(`publishing ${command.file} (${durationS.toFixed(1)} s, ${pieces.length - 1} fragments) to ${url.href}\n`);
+
+  let stopped = false;
+  process.once('SIGINT', () => {
+    stopped = true;
+  });
+
+  async function* paced(): AsyncGenerator<Uint8Array> {
+    let loop = 0;
+    do {
+      const start = performance.now();
+      let sent = 0;
+      for (const piece of pieces) {
+        if (stopped) return;
+        const wait = start + piece.timeS * 1000 - performance.now();
+        if (wait > 0) await sleep(wait);
+        sent += piece.bytes.byteLength;
+        write(progressBar(durationS > 0 ? piece.timeS / durationS : 1, `${piece.timeS.toFixed(1)}/${durationS.toFixed(1)} s  ${(sent / 1e6).toFixed(1)} MB${command.loop ? `  loop ${loop + 1}` : ''}`));
+        yield piece.bytes;
+      }
+      loop += 1;
+    } while (command.loop && !stopped);
+  }
+
+  try {
+    if (url.protocol === 'ws:' || url.protocol === 'wss:') {
+      const ws = new WebSocket(url, { headers });
+      await new Promise<void>((resolve, reject) => {
+        ws.once('open', () => resolve());
+        ws.once('error', reject);
+        ws.once('unexpected-response', (_req, res) => reject(new Error(`server answered ${res.statusCode}`)));
+      });
+      let closedEarly: string | undefined;
+      ws.on('message', (data) => {
+        closedEarly = String(data);
+      });
+      ws.on('close', (code, reason) => {
+        if (code >= 4000) closedEarly = `${code} ${reason.toString()}`;
+        stopped = true;
+      });
+      for await (const chunk of paced()) ws.send(chunk);
+      ws.close(1000);
+      write('\n');
+      if (closedEarly !== undefined) {
+        write(`error: server closed the stream: ${closedEarly}\n`);
+        return 1;
+      }
+      return 0;
+    }
+    const stream = new ReadableStream<Uint8Array>({
+      async start(controller) {
+        for await (const chunk of paced()) controller.enqueue(chunk);
+        controller.close();
+      },
+    });
+    const response = await fetch(url, { method: 'POST', body: stream, headers, duplex: 'half' } as RequestInit);
+    write('\n');
+    const text = await response.text();
+    if (!response.ok) {
+      write(`error: server answered ${response.status}: ${text}\n`);
+      return 1;
+    }
+    write(`done: ${text}\n`);
+    return 0;
+  } catch (error) {
+    write(`\nerror: ${errorMessage(error)}\n`);
+    return 1;
+  }
+}

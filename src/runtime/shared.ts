@@ -1,0 +1,59 @@
+/**
+ * Startup shared by the runtime files: load the WebCodecs provider, prove it with a real test
+ * encode, apply the encoder policy, and bind the ladder's codecs.
+ */
+
+import { errorMessage } from '../core/errors.ts';
+import type { Logger } from '../core/log.ts';
+import type { ServeConfig } from '../server/config.ts';
+import type { VideoCodecs } from '../transcode/codecs.ts';
+import { bindWebCodecs } from '../transcode/webcodecs-binding.ts';
+import { globalProvider, napiProvider, probeCapabilities, type WebCodecsProvider } from '../webcodecs/index.ts';
+
+/** The result of loading codecs for `serve`. */
+export type LoadedCodecs = { codecs?: VideoCodecs; reason?: string; info?: Record<string, unknown>; provider?: WebCodecsProvider };
+
+/** Picks the provider (the runtime's own WebCodecs if complete, else the napi addon), probes it and binds it. */
+export async function loadVideoCodecs(config: ServeConfig, logger: Logger): Promise<LoadedCodecs> {
+  let provider: WebCodecsProvider | undefined;
+  try {
+    provider = globalProvider() ?? (await napiProvider());
+  } catch (error) {
+    return { reason: errorMessage(error) };
+  }
+  const wantHardware = config.encoder !== 'software';
+  const report = await probeCapabilities(provider, {
+    hardwareAcceleration: wantHardware ? 'prefer-hardware' : 'no-preference',
+  });
+  const info = {
+    provider: provider.name,
+    probe: {
+      h264Decode: report.h264Decode,
+      h264Encode: report.h264Encode,
+      aacEncode: report.aacEncode,
+      encoderBackend: report.encoderBackend,
+      hardwareAccelerators: report.hardwareAccelerators,
+      testEncodeMs: report.testEncodeMs,
+      errors: report.errors,
+    },
+  };
+  if (!report.h264Decode || !report.h264Encode) {
+    return { reason: `H.264 not usable: ${report.errors.join('; ') || 'probe failed'}`, info, provider };
+  }
+  let backend = report.encoderBackend === 'hardware' ? (report.hardwareAccelerators[0] ?? 'hardware') : 'software';
+  if (config.encoder === 'hardware-only' && report.encoderBackend !== 'hardware') {
+    return { reason: 'no hardware encoder available (probe found none)', info, provider };
+  }
+  if (config.encoder === 'prefer-hardware' && report.encoderBackend !== 'hardware') {
+    logger.warn('prefer-hardware: no hardware encoder, falling back to software', {
+      accelerators: report.hardwareAccelerators.join(',') || 'none',
+    });
+    backend = 'software';
+    Object.assign(info, { hardwareFallback: 'no hardware encoder found by the probe' });
+  }
+  const codecs = bindWebCodecs(provider.codecs, {
+    backend,
+    ...(wantHardware && backend !== 'software' ? { hardwareAcceleration: 'prefer-hardware' as const } : {}),
+  });
+  return { codecs, info, provider };
+}

@@ -1,0 +1,156 @@
+/**
+ * The CLI program, runtime-free: parses the command line and runs `serve`, `publish` or `bench`
+ * on a `RuntimeHost` that each runtime file (`src/runtime/{node,bun,deno}.ts`) implements.
+ */
+
+import type { Hono } from 'hono';
+import type { UpgradeWebSocket } from 'hono/ws';
+import { errorMessage, LvqrError } from '../core/errors.ts';
+import { consoleLogger, type Logger } from '../core/log.ts';
+import type { VideoCodecs } from '../transcode/codecs.ts';
+import { type Command, parseCommand, type ServeConfig } from './config.ts';
+import { DASHBOARD_HTML } from './dashboard.ts';
+import { createService, type Service } from './service.ts';
+
+/** A listening server. */
+export type Listener = { port: number; close(): Promise<void> };
+
+/** What a runtime provides to the program. */
+export interface RuntimeHost {
+  readonly name: 'node' | 'bun' | 'deno';
+  readonly argv: readonly string[];
+  readonly env: Readonly<Record<string, string | undefined>>;
+  readFile(path: string): string;
+  /** hls.js for the dashboard player. */
+  readHlsJs(): string;
+  /** Serves `app` on host:port; `maxMessageBytes` bounds WebSocket messages. */
+  serve(app: Hono<never>, options: { port: number; host: string; maxMessageBytes: number }): Promise<Listener>;
+  readonly upgradeWebSocket: UpgradeWebSocket<unknown>;
+  /** Loads the WebCodecs-backed codecs, or says why they are unavailable. */
+  loadCodecs(config: ServeConfig, logger: Logger): Promise<{ codecs?: VideoCodecs; reason?: string; info?: Record<string, unknown> }>;
+  /** Starts the built-in test pattern publishing into `service`; returns its stop function. */
+  startTestPattern?(service: Service, broadcast: string, logger: Logger): Promise<() => Promise<void>>;
+  /** Runs `lvqr-transcode publish`. */
+  publish?(command: Extract<Command, { kind: 'publish' }>): Promise<number>;
+  /** Runs `lvqr-transcode bench`. */
+  bench?(command: Extract<Command, { kind: 'bench' }>): Promise<number>;
+  gc: (() => void) | undefined;
+  onSignal(signals: string[], handler: () => void): void;
+  print(line: string): void;
+}
+
+/** Runs the program; resolves with the exit code once done (for `serve`: after shutdown). */
+export async function main(host: RuntimeHost): Promise<number> {
+  let command: Command;
+  try {
+    command = parseCommand(host.argv, host.env, (p) => host.readFile(p));
+  } catch (error) {
+    host.print(`error: ${errorMessage(error)}`);
+    return 2;
+  }
+  switch (command.kind) {
+    case 'help':
+      host.print(command.text);
+      return 0;
+    case 'version':
+      host.print('lvqr-transcode 0.1.0');
+      return 0;
+    case 'publish':
+      if (host.publish === undefined) {
+        host.print(`error: publish is not available on ${host.name}`);
+        return 2;
+      }
+      return host.publish(command);
+    case 'bench':
+      if (host.bench === undefined) {
+        host.print(`error: bench is not available on ${host.name}`);
+        return 2;
+      }
+      return host.bench(command);
+    case 'serve':
+      return serve(host, command.config);
+  }
+}
+
+async function serve(host: RuntimeHost, config: ServeConfig): Promise<number> {
+  const logger = consoleLogger(config.logLevel);
+  const loaded = config.ladder.length > 0 ? await host.loadCodecs(config, logger) : { reason: 'no ladder configured' };
+  if (loaded.codecs === undefined && config.ladder.length > 0) {
+    if (config.encoder === 'hardware-only') {
+      host.print(`error: --transcode-encoder hardware-only: ${loaded.reason ?? 'no hardware encoder'}`);
+      return 1;
+    }
+    logger.warn('transcoding disabled; serving sources only', { reason: loaded.reason });
+  }
+  const service = createService({
+    config,
+    codecs: loaded.codecs,
+    codecsUnavailableReason: loaded.reason,
+    logger,
+    gc: host.gc,
+    upgradeWebSocket: host.upgradeWebSocket,
+    assets: {
+      '/': { body: DASHBOARD_HTML, contentType: 'text/html; charset=utf-8' },
+      '/assets/hls.min.js': { body: host.readHlsJs(), contentType: 'text/javascript; charset=utf-8' },
+    },
+    info: { runtime: host.name, ...loaded.info },
+  });
+  let listener: Listener;
+  try {
+    listener = await host.serve(service.app as unknown as Hono<never>, {
+      port: config.port,
+      host: config.host,
+      maxMessageBytes: service.ingest.limits.maxMessageBytes,
+    });
+  } catch (error) {
+    host.print(`error: cannot listen on ${config.host}:${config.port}: ${errorMessage(error)}`);
+    await service.close();
+    return 1;
+  }
+  const shown = config.host === '0.0.0.0' || config.host === '::' ? 'localhost' : config.host;
+  const base = `http://${shown}:${listener.port}`;
+  const ladderText =
+    config.ladder.length === 0
+      ? 'none (sources only)'
+      : config.ladder.map((r) => `${r.name} ${r.width}x${r.height} ${r.videoBitrateKbps} kb/s`).join(', ');
+  host.print(
+    [
+      `lvqr-transcode on ${host.name}, listening on ${config.host}:${listener.port}`,
+      `  dashboard   ${base}/`,
+      `  publish     ffmpeg -re -i in.mp4 -c copy -f mp4 -movflags frag_keyframe+empty_moov+default_base_moof ${base}/ingest/live/mystream`,
+      `  play        ${base}/hls/<broadcast>/master.m3u8`,
+      `  api         ${base}/api/v1/broadcasts  ${base}/api/v1/transcode  ${base}/metrics  ${base}/healthz`,
+      `  ladder      ${ladderText}`,
+      `  encoder     ${loaded.codecs?.backend ?? `none (${loaded.reason ?? 'unavailable'})`} (policy ${config.encoder})`,
+      `  ingest auth ${config.ingestToken === undefined ? 'off' : 'bearer token required'}`,
+    ].join('\n'),
+  );
+
+  let stopPattern: (() => Promise<void>) | undefined;
+  if (config.testPattern !== undefined && host.startTestPattern !== undefined) {
+    try {
+      stopPattern = await host.startTestPattern(service, config.testPattern, logger);
+      host.print(`  test source ${base}/hls/${config.testPattern}/master.m3u8`);
+    } catch (error) {
+      logger.error('test pattern failed to start', {
+        error: errorMessage(error),
+        code: error instanceof LvqrError ? error.code : undefined,
+      });
+    }
+  }
+
+  return new Promise<number>((resolve) => {
+    let stopping = false;
+    host.onSignal(['SIGINT', 'SIGTERM'], () => {
+      if (stopping) return;
+      stopping = true;
+      host.print('shutting down...');
+      void (async () => {
+        await stopPattern?.().catch(() => {});
+        await service.close();
+        await listener.close().catch(() => {});
+        resolve(0);
+      })();
+    });
+  });
+}

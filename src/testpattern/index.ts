@@ -1,0 +1,391 @@
+/**
+ * The built-in live test source: a moving pattern with a wall clock and a frame counter drawn with
+ * @napi-rs/canvas (1280x720, 30 fps by default), encoded to H.264 with WebCodecs, plus a 440 Hz
+ * tone with a beep every second encoded to AAC, packaged as CMAF (one fragment per frame or
+ * audio packet) and published through the ingest path like any other publisher.
+ *
+ * Pacing: frames are produced on a wall-clock schedule; when the machine falls behind, frames are
+ * produced as fast as possible until caught up (none are skipped, timestamps stay regular).
+ */
+
+import { buildAudioInitSegment, buildMediaSegment, buildVideoInitSegment, describeInit } from '../container/index.ts';
+import type { ParsedTrack, ParserEvent } from '../container/index.ts';
+import { errorMessage } from '../core/errors.ts';
+import { type Logger, silentLogger } from '../core/log.ts';
+import { AUDIO_TRACK, FragmentFlags, VIDEO_TRACK } from '../fragment/fragment.ts';
+import { type H264Chunk, H264Encoder, type VideoFramePort, type WebCodecs } from '../webcodecs/index.ts';
+
+/** Options of the test pattern. */
+export type TestPatternOptions = {
+  codecs: WebCodecs;
+  /** Receives init and fragment events (normally `IngestConnection.publishEvents`). */
+  publish: (events: ParserEvent[]) => void;
+  /** Shown in the picture. */
+  label?: string;
+  width?: number;
+  height?: number;
+  fps?: number;
+  videoBitrateBps?: number;
+  /** Keyframe interval in frames (default 2 s). */
+  gopFrames?: number;
+  /** Include the AAC tone (default true when the codecs have an AudioEncoder). */
+  audio?: boolean;
+  logger?: Logger;
+  now?: () => number;
+};
+
+const VIDEO_TIMESCALE = 90_000;
+const AUDIO_RATE = 48_000;
+const AAC_FRAME = 1024;
+
+type Canvas = {
+  getContext(kind: '2d'): Ctx;
+};
+type Ctx = {
+  fillStyle: unknown;
+  strokeStyle: unknown;
+  lineWidth: number;
+  font: string;
+  textBaseline: string;
+  fillRect(x: number, y: number, w: number, h: number): void;
+  beginPath(): void;
+  arc(x: number, y: number, r: number, a0: number, a1: number): void;
+  fill(): void;
+  stroke(): void;
+  fillText(text: string, x: number, y: number): void;
+  drawImage(image: unknown, x: number, y: number): void;
+  createLinearGradient(x0: number, y0: number, x1: number, y1: number): { addColorStop(o: number, c: string): void };
+  getImageData(x: number, y: number, w: number, h: number): { data: Uint8ClampedArray };
+};
+
+function trackFrom(init: Uint8Array, trackId: typeof VIDEO_TRACK | typeof AUDIO_TRACK): ParsedTrack {
+  const info = describeInit(init)[0];
+  if (info === undefined) throw new Error('test pattern: init segment without a track');
+  return { ...info, trackId, initSegment: init };
+}
+
+/** A running test pattern; `stop()` ends it and flushes the encoders. */
+export class TestPatternSource {
+  readonly #o: Required<Omit<TestPatternOptions, 'label' | 'audio'>> & { label: string; audio: boolean };
+  #canvas: Canvas | undefined;
+  #background: unknown;
+  #video: H264Encoder | undefined;
+  #audio: { encoder: { encode(d: unknown): void; flush(): Promise<void>; close(): void; encodeQueueSize: number } } | undefined;
+  #videoInit: Uint8Array | undefined;
+  #audioInit: Uint8Array | undefined;
+  #audioConfig: Uint8Array | undefined;
+  #initSent = false;
+  #frame = 0;
+  #audioSamples = 0;
+  #audioPackets = 0;
+  #videoSeq = 0;
+  #audioSeq = 0;
+  #running = false;
+  #loop: Promise<void> | undefined;
+  #pendingVideo: Array<{ chunk: H264Chunk; ingestTimeMs: number }> = [];
+  #pendingAudio: Array<{ data: Uint8Array; ingestTimeMs: number }> = [];
+  #error: string | undefined;
+
+  /** Prepares a test pattern; call `start()`. */
+  constructor(options: TestPatternOptions) {
+    const fps = options.fps ?? 30;
+    this.#o = {
+      width: 1280,
+      height: 720,
+      fps,
+      videoBitrateBps: 4_000_000,
+      gopFrames: Math.round(fps * 2),
+      logger: silentLogger,
+      now: Date.now,
+      ...options,
+      label: options.label ?? 'lvqr-transcode test pattern',
+      audio: options.audio ?? options.codecs.AudioEncoder !== undefined,
+    };
+  }
+
+  /** Frames produced so far. */
+  get frames(): number {
+    return this.#frame;
+  }
+
+  /** Last error, if the source stopped on one. */
+  get error(): string | undefined {
+    return this.#error;
+  }
+
+  /** Loads the canvas, configures the encoders and starts the paced loop. */
+  async start(): Promise<void> {
+    const { createCanvas } = (await import('@napi-rs/canvas')) as unknown as {
+      createCanvas(w: number, h: number): Canvas;
+    };
+    const { width, height } = this.#o;
+    this.#canvas = createCanvas(width, height);
+    const bg = createCanvas(width, height);
+    this.#drawBackground(bg.getContext('2d'));
+    this.#background = bg;
+    this.#video = new H264Encoder(this.#o.codecs, {
+      width,
+      height,
+      bitrateBps: this.#o.videoBitrateBps,
+      framerate: this.#o.fps,
+      onChunk: (chunk) => this.#onVideo(chunk),
+      onError: (error) => this.#fail(error),
+    });
+    if (this.#o.audio) this.#startAudio();
+    this.#running = true;
+    this.#loop = this.#run();
+  }
+
+  /** Stops producing, flushes the encoders and publishes what they return. */
+  async stop(): Promise<void> {
+    if (!this.#running) return;
+    this.#running = false;
+    await this.#loop;
+    try {
+      await this.#video?.flush();
+      await this.#audio?.encoder.flush();
+    } catch {
+      // Flushing a failed encoder is best effort.
+    }
+    this.#drainPending();
+    this.#video?.close();
+    this.#audio?.encoder.close();
+  }
+
+  #startAudio(): void {
+    const AudioEncoder = this.#o.codecs.AudioEncoder;
+    if (AudioEncoder === undefined) return;
+    const encoder = new AudioEncoder({
+      output: (chunk, metadata) => {
+        const description = (metadata?.decoderConfig as { description?: ArrayBuffer | Uint8Array } | undefined)?.description;
+        if (description !== undefined && this.#audioConfig === undefined) {
+          this.#audioConfig =
+            description instanceof Uint8Array ? description.slice() : new Uint8Array(description as ArrayBuffer).slice();
+          this.#audioInit = buildAudioInitSegment({
+            timescale: AUDIO_RATE,
+            sampleRate: AUDIO_RATE,
+            channelCount: 2,
+            codec: 'aac',
+            description: this.#audioConfig,
+            bitrateBps: 128_000,
+          });
+        }
+        const data = new Uint8Array(chunk.byteLength);
+        chunk.copyTo(data);
+        this.#pendingAudio.push({ data, ingestTimeMs: this.#o.now() });
+        this.#drainPending();
+      },
+      error: (error) => this.#fail(error),
+    });
+    encoder.configure({ codec: 'mp4a.40.2', sampleRate: AUDIO_RATE, numberOfChannels: 2, bitrate: 128_000 });
+    this.#audio = { encoder: encoder as never };
+  }
+
+  async #run(): Promise<void> {
+    const start = this.#o.now();
+    const frameMs = 1000 / this.#o.fps;
+    while (this.#running) {
+      const due = start + this.#frame * frameMs;
+      const wait = due - this.#o.now();
+      if (wait > 1) await new Promise((resolve) => setTimeout(resolve, wait));
+      if (!this.#running) break;
+      try {
+        await this.#produceFrame();
+      } catch (error) {
+        this.#fail(error);
+        break;
+      }
+    }
+  }
+
+  async #produceFrame(): Promise<void> {
+    const { width, height, fps, codecs } = this.#o;
+    const index = this.#frame;
+    const ctx = this.#canvas!.getContext('2d');
+    this.#drawFrame(ctx, index);
+    const rgba = ctx.getImageData(0, 0, width, height).data;
+    const timestampUs = Math.round((index * 1_000_000) / fps);
+    const frame: VideoFramePort = new codecs.VideoFrame(new Uint8Array(rgba.buffer, rgba.byteOffset, rgba.byteLength), {
+      format: 'RGBA',
+      codedWidth: width,
+      codedHeight: height,
+      timestamp: timestampUs,
+    });
+    try {
+      await this.#video!.encode(frame, {
+        keyFrame: index % this.#o.gopFrames === 0,
+        durationUs: Math.round(1_000_000 / fps),
+      });
+    } finally {
+      frame.close();
+    }
+    this.#frame += 1;
+    if (this.#audio !== undefined) this.#produceAudio(((index + 1) * AUDIO_RATE) / fps);
+  }
+
+  /** Encodes tone samples up to sample index `until` in whole AAC frames. */
+  #produceAudio(until: number): void {
+    const AudioData = this.#o.codecs.AudioData;
+    if (AudioData === undefined || this.#audio === undefined) return;
+    while (this.#audioSamples + AAC_FRAME <= until) {
+      const planar = new Float32Array(AAC_FRAME * 2);
+      for (let i = 0; i < AAC_FRAME; i++) {
+        const n = this.#audioSamples + i;
+        const t = n / AUDIO_RATE;
+        const beep = n % AUDIO_RATE < AUDIO_RATE / 10;
+        const v = 0.2 * Math.sin(2 * Math.PI * (beep ? 880 : 440) * t);
+        planar[i] = v;
+        planar[AAC_FRAME + i] = v;
+      }
+      const data = new AudioData({
+        format: 'f32-planar',
+        sampleRate: AUDIO_RATE,
+        numberOfFrames: AAC_FRAME,
+        numberOfChannels: 2,
+        timestamp: Math.round((this.#audioSamples * 1_000_000) / AUDIO_RATE),
+        data: planar,
+      });
+      try {
+        this.#audio.encoder.encode(data);
+      } finally {
+        data.close();
+      }
+      this.#audioSamples += AAC_FRAME;
+    }
+  }
+
+  #onVideo(chunk: H264Chunk): void {
+    if (chunk.decoderConfig !== undefined && this.#videoInit === undefined) {
+      this.#videoInit = buildVideoInitSegment({
+        timescale: VIDEO_TIMESCALE,
+        width: this.#o.width,
+        height: this.#o.height,
+        avcC: chunk.decoderConfig.description,
+        defaultSampleDuration: Math.round(VIDEO_TIMESCALE / this.#o.fps),
+      });
+    }
+    this.#pendingVideo.push({ chunk, ingestTimeMs: this.#o.now() });
+    this.#drainPending();
+  }
+
+  /** Publishes what is ready, in order; the first publication is the init (video + audio). */
+  #drainPending(): void {
+    if (!this.#initSent) {
+      if (this.#videoInit === undefined) return;
+      if (this.#audio !== undefined && this.#audioInit === undefined && this.#frame < this.#o.fps) return;
+      const tracks = [trackFrom(this.#videoInit, VIDEO_TRACK)];
+      if (this.#audioInit !== undefined) tracks.push(trackFrom(this.#audioInit, AUDIO_TRACK));
+      this.#o.publish([{ type: 'init', tracks }]);
+      this.#initSent = true;
+    }
+    const events: ParserEvent[] = [];
+    const frameTicks = Math.round(VIDEO_TIMESCALE / this.#o.fps);
+    for (const { chunk, ingestTimeMs } of this.#pendingVideo.splice(0)) {
+      const dts = Math.round((chunk.timestampUs * VIDEO_TIMESCALE) / 1_000_000);
+      this.#videoSeq += 1;
+      const payload = buildMediaSegment({
+        sequenceNumber: this.#videoSeq,
+        baseMediaDecodeTime: dts,
+        samples: [{ data: chunk.data, duration: frameTicks, keyframe: chunk.keyframe }],
+      });
+      events.push({
+        type: 'fragment',
+        fragment: {
+          trackId: VIDEO_TRACK,
+          groupId: Math.floor(dts / (frameTicks * this.#o.gopFrames)),
+          objectId: 0,
+          priority: chunk.keyframe ? 0 : 1,
+          dts,
+          pts: dts,
+          duration: frameTicks,
+          flags: chunk.keyframe ? FragmentFlags.KEYFRAME : FragmentFlags.DELTA,
+          payload,
+          ingestTimeMs,
+        },
+        samples: [],
+      });
+    }
+    if (this.#audioInit !== undefined) {
+      for (const { data, ingestTimeMs } of this.#pendingAudio.splice(0)) {
+        const dts = this.#audioPackets * AAC_FRAME;
+        this.#audioPackets += 1;
+        this.#audioSeq += 1;
+        const payload = buildMediaSegment({
+          sequenceNumber: this.#audioSeq,
+          baseMediaDecodeTime: dts,
+          samples: [{ data, duration: AAC_FRAME, keyframe: true }],
+        });
+        events.push({
+          type: 'fragment',
+          fragment: {
+            trackId: AUDIO_TRACK,
+            groupId: this.#audioPackets,
+            objectId: 0,
+            priority: 0,
+            dts,
+            pts: dts,
+            duration: AAC_FRAME,
+            flags: FragmentFlags.AUDIO,
+            payload,
+            ingestTimeMs,
+          },
+          samples: [],
+        });
+      }
+    }
+    if (events.length > 0) this.#o.publish(events);
+  }
+
+  #fail(error: unknown): void {
+    if (this.#error !== undefined) return;
+    this.#error = errorMessage(error);
+    this.#running = false;
+    this.#o.logger.error('test pattern stopped', { error: this.#error });
+  }
+
+  #drawBackground(ctx: Ctx): void {
+    const { width, height } = this.#o;
+    const colors = ['#c0c0c0', '#c0c000', '#00c0c0', '#00c000', '#c000c0', '#c00000', '#0000c0'];
+    const bar = width / colors.length;
+    colors.forEach((c, i) => {
+      ctx.fillStyle = c;
+      ctx.fillRect(Math.floor(i * bar), 0, Math.ceil(bar), height * 0.62);
+    });
+    const gradient = ctx.createLinearGradient(0, 0, width, 0);
+    gradient.addColorStop(0, '#000000');
+    gradient.addColorStop(1, '#ffffff');
+    ctx.fillStyle = gradient;
+    ctx.fillRect(0, height * 0.62, width, height * 0.08);
+    ctx.fillStyle = '#101418';
+    ctx.fillRect(0, height * 0.7, width, height * 0.3);
+  }
+
+  #drawFrame(ctx: Ctx, index: number): void {
+    const { width, height, fps } = this.#o;
+    ctx.drawImage(this.#background, 0, 0);
+    const t = index / fps;
+    // A sweeping bar and an orbiting disc: motion that every rung must keep smooth.
+    const x = ((t * 240) % (width + 120)) - 120;
+    ctx.fillStyle = 'rgba(255,255,255,0.85)';
+    ctx.fillRect(x, 0, 24, height * 0.62);
+    const cx = width / 2 + Math.cos(t * 1.7) * width * 0.3;
+    const cy = height * 0.31 + Math.sin(t * 1.7) * height * 0.2;
+    ctx.fillStyle = '#ff7a00';
+    ctx.beginPath();
+    ctx.arc(cx, cy, height * 0.07, 0, Math.PI * 2);
+    ctx.fill();
+    ctx.strokeStyle = '#ffffff';
+    ctx.lineWidth = 6;
+    ctx.beginPath();
+    ctx.arc(width - 90, height * 0.85, 50, -Math.PI / 2, -Math.PI / 2 + ((index % fps) / fps) * Math.PI * 2);
+    ctx.stroke();
+    const now = new Date(this.#o.now());
+    const clock = `${now.toISOString().slice(11, 23)} UTC`;
+    ctx.fillStyle = '#ffffff';
+    ctx.textBaseline = 'middle';
+    ctx.font = `bold ${Math.round(height * 0.075)}px sans-serif`;
+    ctx.fillText(clock, width * 0.04, height * 0.79);
+    ctx.font = `${Math.round(height * 0.045)}px sans-serif`;
+    ctx.fillText(`frame ${index}   ${(index / fps).toFixed(2)} s   ${this.#o.label}`, width * 0.04, height * 0.91);
+  }
+}

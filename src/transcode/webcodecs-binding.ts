@@ -1,0 +1,77 @@
+/**
+ * Binds the ladder's codec contract (`VideoCodecs`) to a WebCodecs implementation through the
+ * corrected `H264Decoder` / `H264Encoder` of `src/webcodecs`.
+ */
+
+import {
+  H264Decoder,
+  H264Encoder,
+  type HardwareAccelerationPort,
+  type VideoFramePort,
+  type WebCodecs,
+} from '../webcodecs/index.ts';
+import type { VideoCodecs } from './codecs.ts';
+
+/** Options of the binding. */
+export type WebCodecsBindingOptions = {
+  /** Name of the encoder backend actually in use (from the probe), e.g. `software`. */
+  backend: string;
+  /** Encoder hardware preference (`prefer-hardware` falls back to software where none exists). */
+  hardwareAcceleration?: HardwareAccelerationPort;
+  /** Decoder queue bound (default from the decoder). */
+  decoderMaxQueue?: number;
+  /** Encoder queue bound (default from the encoder). */
+  encoderMaxQueue?: number;
+};
+
+/** `VideoCodecs` backed by `codecs`. */
+export function bindWebCodecs(codecs: WebCodecs, options: WebCodecsBindingOptions): VideoCodecs {
+  return {
+    backend: options.backend,
+    createDecoder(config, onFrame, onError) {
+      const decoder = new H264Decoder(codecs, {
+        codec: config.codec,
+        description: config.description,
+        ...(config.codedWidth === undefined ? {} : { codedWidth: config.codedWidth }),
+        ...(config.codedHeight === undefined ? {} : { codedHeight: config.codedHeight }),
+        ...(options.decoderMaxQueue === undefined ? {} : { maxQueue: options.decoderMaxQueue }),
+        onFrame: (frame) => onFrame(frame),
+        onError,
+      });
+      return {
+        async decode(sample) {
+          await decoder.decode(sample);
+        },
+        flush: () => decoder.flush(),
+        close: () => decoder.close(),
+      };
+    },
+    createEncoder(config, onChunk, onError) {
+      const encoder = new H264Encoder(codecs, {
+        width: config.width,
+        height: config.height,
+        bitrateBps: config.bitrateBps,
+        framerate: config.framerate,
+        ...(options.hardwareAcceleration === undefined ? {} : { hardwareAcceleration: options.hardwareAcceleration }),
+        ...(options.encoderMaxQueue === undefined ? {} : { maxQueue: options.encoderMaxQueue }),
+        onChunk: (chunk) =>
+          onChunk({
+            data: chunk.data,
+            timestampUs: chunk.timestampUs,
+            durationUs: chunk.durationUs,
+            keyframe: chunk.keyframe,
+            decoderConfig:
+              chunk.decoderConfig === undefined
+                ? undefined
+                : { description: chunk.decoderConfig.description, codec: chunk.decoderConfig.codec },
+          }),
+        onError,
+      });
+      return {
+        encode: (frame, encodeOptions) => encoder.encode(frame as unknown as VideoFramePort, encodeOptions),
+        flush: () => encoder.flush(),
+        close: () => encoder.close(),
+      };
+    },
+  };
+}

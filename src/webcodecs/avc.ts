@@ -1,0 +1,117 @@
+/**
+ * The few H.264 bitstream facts the codec layer needs: the codec string an `avcC` really
+ * describes, whether a length-prefixed access unit holds an IDR slice, and a level for a size.
+ */
+
+import { argumentError } from '../core/errors.ts';
+
+/** Fields of an `AVCDecoderConfigurationRecord` (ISO/IEC 14496-15 `avcC`). */
+export type AvcConfig = {
+  profileIdc: number;
+  profileCompatibility: number;
+  levelIdc: number;
+  /** Bytes of each NAL length prefix (1, 2 or 4). */
+  nalLengthSize: number;
+  sps: Uint8Array[];
+  pps: Uint8Array[];
+};
+
+/** Parses an `avcC` payload (the box body, without its 8-byte header). */
+export function parseAvcC(avcC: Uint8Array): AvcConfig {
+  const fail = (what: string): never => {
+    throw argumentError('avcC', `an AVCDecoderConfigurationRecord (${what})`, `${avcC.length} bytes`);
+  };
+  if (avcC.length < 7 || avcC[0] !== 1) fail('version 1, at least 7 bytes');
+  const nalLengthSize = ((avcC[4] ?? 0) & 0x03) + 1;
+  if (nalLengthSize === 3) fail('NAL length size 1, 2 or 4');
+  let offset = 6; // after version, profile, compatibility, level, length size, SPS count
+  const readSets = (count: number): Uint8Array[] => {
+    const sets: Uint8Array[] = [];
+    for (let i = 0; i < count; i++) {
+      if (offset + 2 > avcC.length) fail('truncated parameter set');
+      const length = ((avcC[offset] ?? 0) << 8) | (avcC[offset + 1] ?? 0);
+      offset += 2;
+      if (offset + length > avcC.length) fail('truncated parameter set');
+      sets.push(avcC.subarray(offset, offset + length));
+      offset += length;
+    }
+    return sets;
+  };
+  const sps = readSets((avcC[5] ?? 0) & 0x1f);
+  if (offset >= avcC.length) fail('missing PPS count');
+  const ppsCount = avcC[offset] ?? 0;
+  offset += 1;
+  const pps = readSets(ppsCount);
+  return {
+    profileIdc: avcC[1] ?? 0,
+    profileCompatibility: avcC[2] ?? 0,
+    levelIdc: avcC[3] ?? 0,
+    nalLengthSize,
+    sps,
+    pps,
+  };
+}
+
+function hex2(value: number): string {
+  return value.toString(16).padStart(2, '0');
+}
+
+/** The RFC 6381 codec string (`avc1.PPCCLL`) an `avcC` describes (taken from its SPS when present). */
+export function avcCodecString(avcC: Uint8Array): string {
+  const config = parseAvcC(avcC);
+  const sps = config.sps[0];
+  // SPS bytes 1..3 are profile_idc, constraint flags, level_idc: the stream's own truth.
+  if (sps !== undefined && sps.length >= 4) {
+    return `avc1.${hex2(sps[1] ?? 0)}${hex2(sps[2] ?? 0)}${hex2(sps[3] ?? 0)}`;
+  }
+  return `avc1.${hex2(config.profileIdc)}${hex2(config.profileCompatibility)}${hex2(config.levelIdc)}`;
+}
+
+/** NAL unit types of a length-prefixed access unit, in order; undefined when the framing is broken. */
+export function nalTypes(accessUnit: Uint8Array, nalLengthSize = 4): number[] | undefined {
+  const types: number[] = [];
+  let offset = 0;
+  while (offset < accessUnit.length) {
+    if (offset + nalLengthSize > accessUnit.length) return undefined;
+    let length = 0;
+    for (let i = 0; i < nalLengthSize; i++) length = length * 256 + (accessUnit[offset + i] ?? 0);
+    offset += nalLengthSize;
+    if (length === 0 || offset + length > accessUnit.length) return undefined;
+    types.push((accessUnit[offset] ?? 0) & 0x1f);
+    offset += length;
+  }
+  return types;
+}
+
+/** True when a length-prefixed access unit contains an IDR slice (NAL type 5); undefined if unparsable. */
+export function containsIdr(accessUnit: Uint8Array, nalLengthSize = 4): boolean | undefined {
+  const types = nalTypes(accessUnit, nalLengthSize);
+  return types === undefined ? undefined : types.includes(5);
+}
+
+// [level_idc, max macroblocks per frame, max macroblocks per second] (H.264 table A-1).
+const LEVELS: ReadonlyArray<readonly [number, number, number]> = [
+  [30, 1_620, 40_500],
+  [31, 3_600, 108_000],
+  [32, 5_120, 216_000],
+  [40, 8_192, 245_760],
+  [42, 8_704, 522_240],
+  [50, 22_080, 589_824],
+  [51, 36_864, 983_040],
+  [52, 36_864, 2_073_600],
+];
+
+/** The smallest H.264 level (as `level_idc`, at least 3.0) that fits `width`x`height` at `framerate`. */
+export function h264LevelIdc(width: number, height: number, framerate: number): number {
+  const frameMbs = Math.ceil(width / 16) * Math.ceil(height / 16);
+  const rateMbs = frameMbs * Math.max(1, framerate);
+  for (const [level, maxFrame, maxRate] of LEVELS) {
+    if (frameMbs <= maxFrame && rateMbs <= maxRate) return level;
+  }
+  return 52;
+}
+
+/** A High-profile codec string for a size and frame rate, e.g. `avc1.64001f` for 720p30. */
+export function highProfileCodec(width: number, height: number, framerate: number): string {
+  return `avc1.6400${hex2(h264LevelIdc(width, height, framerate))}`;
+}
