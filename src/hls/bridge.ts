@@ -21,14 +21,7 @@ import {
   relativeUri,
   splitHlsPath,
 } from './routes.ts';
-import {
-  type GroupTiming,
-  type InitVersion,
-  type TrackCursor,
-  type TrackKind,
-  TrackWindow,
-  type WaitOutcome,
-} from './window.ts';
+import { type GroupTiming, type InitVersion, type TrackCursor, type TrackKind, TrackWindow } from './window.ts';
 
 /** One track as an init segment describes it (the fields of the container's `TrackInfo` used here). */
 export type InitTrackDescription = {
@@ -138,7 +131,7 @@ type Description = {
   frameRate: number | undefined;
 };
 
-type FrameRateProbe = { samples: number; ticks: number; done: boolean };
+type FrameRateProbe = { durations: number[]; done: boolean };
 
 /** Timing shared by a source and its rungs. */
 class Group implements GroupTiming {
@@ -172,8 +165,8 @@ const TRACK_ID: Record<TrackKind, string> = { video: VIDEO_TRACK, audio: AUDIO_T
 const MAX_TOMBSTONES = 4096;
 /** A part request is held when the part is at most this many parts past the live edge. */
 const PART_LOOKAHEAD = 1;
-/** Frame rate is measured over this much media when the init does not state it, seconds. */
-const FRAME_RATE_PROBE_S = 2;
+/** Sample durations read to measure a frame rate the init does not state. */
+const FRAME_RATE_SAMPLES = 32;
 
 function advancePartLimit(partTargetS: number): number {
   return partTargetS < 1 ? Math.ceil(3 / partTargetS) : 3;
@@ -211,6 +204,11 @@ export class HlsBridge {
   #closed = false;
   #held = 0;
   #heldFlush = false;
+  #onClosed: () => void = () => {};
+  /** Resolves (undefined) when `close()` runs. */
+  readonly #closedSignal = new Promise<undefined>((resolve) => {
+    this.#onClosed = () => resolve(undefined);
+  });
 
   /** A bridge over `options.registry`; call `start()` to begin consuming. */
   constructor(options: HlsBridgeOptions) {
@@ -258,6 +256,7 @@ export class HlsBridge {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    this.#onClosed();
     this.#offCreated?.();
     this.#offCreated = undefined;
     for (const b of this.#broadcasts.values()) {
@@ -278,23 +277,26 @@ export class HlsBridge {
    * requests (`_HLS_msn`, `_HLS_part`) and requests for the next part are held until the media
    * exists, `blockingTimeoutMs` passes (503) or `signal` aborts (499). Never throws.
    */
-  async handle(path: string, query?: URLSearchParams, signal?: AbortSignal): Promise<HlsResponse> {
-    try {
-      const split = splitHlsPath(path);
-      if (split === undefined) return errorResponse(404, 'hls.not_found', `no HLS resource at ${path}`);
-      const file = parseHlsFile(split.file);
-      const b = this.#broadcasts.get(split.broadcast);
-      if (file === undefined || b === undefined) {
-        return errorResponse(
-          404,
-          'hls.not_found',
-          b === undefined ? `no broadcast '${split.broadcast}'` : `no file '${split.file}'`,
-        );
-      }
-      return await this.#serve(b, file, query, signal);
-    } catch (error) {
+  handle(path: string, query?: URLSearchParams, signal?: AbortSignal): Promise<HlsResponse> {
+    const failed = (error: unknown): HlsResponse => {
       this.#logger.error('hls request failed', { path, error: errorMessage(error) });
       return errorResponse(503, 'hls.unavailable', 'internal error');
+    };
+    try {
+      const split = splitHlsPath(path);
+      const file = split === undefined ? undefined : parseHlsFile(split.file);
+      const b = split === undefined ? undefined : this.#broadcasts.get(split.broadcast);
+      if (split === undefined || file === undefined || b === undefined) {
+        let message = `no HLS resource at ${path}`;
+        if (split !== undefined)
+          message = b === undefined ? `no broadcast '${split.broadcast}'` : `no file '${split.file}'`;
+        return Promise.resolve(errorResponse(404, 'hls.not_found', message));
+      }
+      // A held request resolves through one continuation: no async frames between its waiter and the caller.
+      const response = this.#serve(b, file, query, signal);
+      return response instanceof Promise ? response.catch(failed) : Promise.resolve(response);
+    } catch (error) {
+      return Promise.resolve(failed(error));
     }
   }
 
@@ -388,7 +390,8 @@ export class HlsBridge {
 
   async #drain(b: BroadcastState, t: TrackState, sub: FragmentSubscription, session: number): Promise<void> {
     try {
-      const meta = await sub.waitForInit();
+      // The subscription cannot be aborted while it waits for an init: `close()` ends the wait instead.
+      const meta = await Promise.race([sub.waitForInit(), this.#closedSignal]);
       if (meta === undefined || this.#closed) return;
       t.window.resume();
       t.window.setMeta(meta);
@@ -520,42 +523,43 @@ export class HlsBridge {
     return description;
   }
 
-  /** Counts samples of the first seconds of a video init whose `moov` does not state a frame rate. */
+  /** Reads sample durations of the first fragments of a video init whose `moov` does not state a frame rate. */
   #probeFrameRate(init: InitVersion | undefined, fragment: Fragment): void {
     if (init === undefined || this.#describe(init, 'video').frameRate !== undefined) return;
     let probe = this.#probes.get(init);
     if (probe === undefined) {
-      probe = { samples: 0, ticks: 0, done: false };
+      probe = { durations: [], done: false };
       this.#probes.set(init, probe);
     }
     if (probe.done) return;
     try {
-      probe.samples += readSamples(fragment.payload).length;
-      probe.ticks += fragment.duration;
+      for (const sample of readSamples(fragment.payload)) probe.durations.push(sample.duration);
     } catch {
+      probe.durations = [];
       probe.done = true;
-      probe.samples = 0;
       return;
     }
-    if (probe.ticks >= FRAME_RATE_PROBE_S * init.timescale) probe.done = true;
+    if (probe.durations.length >= FRAME_RATE_SAMPLES) probe.done = true;
   }
 
+  /** FRAME-RATE: what the init states, else the timescale over the median sample duration. */
   #frameRate(init: InitVersion): number | undefined {
     const stated = this.#describe(init, 'video').frameRate;
     if (stated !== undefined) return stated;
-    const probe = this.#probes.get(init);
-    if (probe === undefined || probe.samples === 0 || probe.ticks < init.timescale / 2) return undefined;
-    return probe.samples / (probe.ticks / init.timescale);
+    const durations = this.#probes.get(init)?.durations;
+    if (durations === undefined || durations.length < 3) return undefined;
+    const median = [...durations].sort((a, b) => a - b)[Math.floor(durations.length / 2)]!;
+    return median > 0 ? init.timescale / median : undefined;
   }
 
   // ---- serving ----------------------------------------------------------------------------
 
-  async #serve(
+  #serve(
     b: BroadcastState,
     file: HlsFile,
     query: URLSearchParams | undefined,
     signal?: AbortSignal,
-  ): Promise<HlsResponse> {
+  ): HlsResponse | Promise<HlsResponse> {
     if (file.kind === 'master') return this.#master(b);
     const t = b.tracks.get(file.track);
     if (t === undefined) return errorResponse(404, 'hls.not_found', `broadcast '${b.name}' has no ${file.track} track`);
@@ -578,40 +582,41 @@ export class HlsBridge {
     }
   }
 
-  async #part(
+  #part(
     b: BroadcastState,
     t: TrackState,
     msn: number,
     index: number,
     signal?: AbortSignal,
-  ): Promise<HlsResponse> {
+  ): HlsResponse | Promise<HlsResponse> {
     const w = t.window;
-    if (w.partState(msn, index, PART_LOOKAHEAD) === 'pending') {
-      const timeoutMs = this.#timeoutMs(b);
-      const outcome = await this.#hold(
-        w,
-        () => w.partState(msn, index, PART_LOOKAHEAD) !== 'pending',
-        timeoutMs,
-        signal,
-      );
-      if (outcome !== 'ready') return this.#holdFailure(outcome, timeoutMs);
-    }
-    const part = w.part(msn, index);
-    if (part === undefined) return errorResponse(404, 'hls.not_found', `no part ${msn}.${index}`);
-    return mediaResponse(t.kind, part.bytes, true);
+    const respond = (): HlsResponse => {
+      const part = w.part(msn, index);
+      if (part === undefined) return errorResponse(404, 'hls.not_found', `no part ${msn}.${index}`);
+      return mediaResponse(t.kind, part.bytes, true);
+    };
+    if (w.partState(msn, index, PART_LOOKAHEAD) !== 'pending') return respond();
+    const check = (): boolean => w.partState(msn, index, PART_LOOKAHEAD) !== 'pending';
+    return this.#hold(w, check, this.#timeoutMs(b), signal, respond);
   }
 
   #timeoutMs(b: BroadcastState): number {
     return this.#blockingTimeoutMs ?? 3000 * this.#groupOf(b).targetDurationS;
   }
 
-  async #hold(w: TrackWindow, check: () => boolean, timeoutMs: number, signal?: AbortSignal): Promise<WaitOutcome> {
+  /** Holds a request until `check()` holds, then answers with `respond()`; else 503, 499 or 404. */
+  #hold(
+    w: TrackWindow,
+    check: () => boolean,
+    timeoutMs: number,
+    signal: AbortSignal | undefined,
+    respond: () => HlsResponse,
+  ): Promise<HlsResponse> {
     this.#countHeld(1);
-    try {
-      return await w.waitUntil(check, timeoutMs, signal);
-    } finally {
+    return w.waitUntil(check, timeoutMs, signal).then((outcome) => {
       this.#countHeld(-1);
-    }
+      return outcome === 'ready' ? respond() : this.#holdFailure(outcome, timeoutMs);
+    });
   }
 
   /** Keeps the held-requests gauge current with one write per burst (a wake-up releases many at once). */
@@ -640,12 +645,12 @@ export class HlsBridge {
       : errorResponse(404, 'hls.not_found', 'the broadcast is gone');
   }
 
-  async #mediaPlaylist(
+  #mediaPlaylist(
     b: BroadcastState,
     t: TrackState,
     query: URLSearchParams | undefined,
     signal?: AbortSignal,
-  ): Promise<HlsResponse> {
+  ): HlsResponse | Promise<HlsResponse> {
     const w = t.window;
     const msn = parseDirective(query?.get('_HLS_msn') ?? null);
     const part = parseDirective(query?.get('_HLS_part') ?? null);
@@ -677,9 +682,8 @@ export class HlsBridge {
         }
       }
       if (!w.hasReached(msn, part)) {
-        const timeoutMs = this.#timeoutMs(b);
-        const outcome = await this.#hold(w, () => w.hasReached(msn, part), timeoutMs, signal);
-        if (outcome !== 'ready') return this.#holdFailure(outcome, timeoutMs);
+        const respond = (): HlsResponse => playlistResponse(this.#renderMedia(b, t, skipValue !== null));
+        return this.#hold(w, () => w.hasReached(msn, part), this.#timeoutMs(b), signal, respond);
       }
     }
     return playlistResponse(this.#renderMedia(b, t, skipValue !== null));

@@ -135,6 +135,11 @@ export function renderMediaPlaylist(input: MediaPlaylistInput): string {
   return `${lines.join('\n')}\n`;
 }
 
+/** Whole bits per second, rounded up (ignoring float noise). */
+function bitsPerSecond(bps: number): number {
+  return Math.ceil(bps - 1e-6);
+}
+
 /** Renders the master (multivariant) playlist: one audio group, then the variants in the given order. */
 export function renderMasterPlaylist(input: MasterPlaylistInput): string {
   const lines: string[] = ['#EXTM3U', `#EXT-X-VERSION:${HLS_VERSION}`, '#EXT-X-INDEPENDENT-SEGMENTS'];
@@ -144,9 +149,9 @@ export function renderMasterPlaylist(input: MasterPlaylistInput): string {
     );
   }
   for (const v of input.variants) {
-    const attrs = [`BANDWIDTH=${Math.max(1, Math.ceil(v.bandwidthBps))}`];
+    const attrs = [`BANDWIDTH=${Math.max(1, bitsPerSecond(v.bandwidthBps))}`];
     if (v.averageBandwidthBps !== undefined && v.averageBandwidthBps > 0) {
-      attrs.push(`AVERAGE-BANDWIDTH=${Math.ceil(v.averageBandwidthBps)}`);
+      attrs.push(`AVERAGE-BANDWIDTH=${bitsPerSecond(v.averageBandwidthBps)}`);
     }
     if (v.codecs.length > 0) attrs.push(`CODECS="${v.codecs.join(',')}"`);
     if (v.width !== undefined && v.height !== undefined) attrs.push(`RESOLUTION=${v.width}x${v.height}`);

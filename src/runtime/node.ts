@@ -27,17 +27,20 @@ export const nodeHost: RuntimeHost = {
   async serve(app, { port, host, maxMessageBytes }) {
     const wss = new WebSocketServer({ noServer: true, maxPayload: maxMessageBytes });
     return new Promise((resolve, reject) => {
-      const server = serveNode({ fetch: app.fetch, port, hostname: host, websocket: { server: wss } }, (info: AddressInfo) => {
-        resolve({
-          port: info.port,
-          close: () =>
-            new Promise<void>((done) => {
-              wss.close();
-              server.close(() => done());
-              (server as { closeAllConnections?: () => void }).closeAllConnections?.();
-            }),
-        });
-      });
+      const server = serveNode(
+        { fetch: app.fetch, port, hostname: host, websocket: { server: wss } },
+        (info: AddressInfo) => {
+          resolve({
+            port: info.port,
+            close: () =>
+              new Promise<void>((done) => {
+                wss.close();
+                server.close(() => done());
+                (server as { closeAllConnections?: () => void }).closeAllConnections?.();
+              }),
+          });
+        },
+      );
       server.once('error', reject);
     });
   },

@@ -76,7 +76,12 @@ function progressBar(fraction: number, label: string): string {
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Runs the publish command; returns the process exit code. */
-export async function runPublish(command: { file: string; url: string; loop: boolean; token: string | undefined }): Promise<number> {
+export async function runPublish(command: {
+  file: string;
+  url: string;
+  loop: boolean;
+  token: string | undefined;
+}): Promise<number> {
   const write = (s: string) => process.stderr.write(s);
   let bytes: Uint8Array;
   try {
@@ -91,7 +96,8 @@ export async function runPublish(command: { file: string; url: string; loop: boo
   }
   const { pieces, durationS } = planPieces(bytes);
   const url = new URL(command.url);
-  const headers: Record<string, string> = command.token === undefined ? {} : { authorization: `Bearer ${command.token}` };
+  const headers: Record<string, string> =
+    command.token === undefined ? {} : { authorization: `Bearer ${command.token}` };
   write(`publishing ${command.file} (${durationS.toFixed(1)} s, ${pieces.length - 1} fragments) to ${url.href}\n`);
 
   let stopped = false;
@@ -109,7 +115,12 @@ export async function runPublish(command: { file: string; url: string; loop: boo
         const wait = start + piece.timeS * 1000 - performance.now();
         if (wait > 0) await sleep(wait);
         sent += piece.bytes.byteLength;
-        write(progressBar(durationS > 0 ? piece.timeS / durationS : 1, `${piece.timeS.toFixed(1)}/${durationS.toFixed(1)} s  ${(sent / 1e6).toFixed(1)} MB${command.loop ? `  loop ${loop + 1}` : ''}`));
+        write(
+          progressBar(
+            durationS > 0 ? piece.timeS / durationS : 1,
+            `${piece.timeS.toFixed(1)}/${durationS.toFixed(1)} s  ${(sent / 1e6).toFixed(1)} MB${command.loop ? `  loop ${loop + 1}` : ''}`,
+          ),
+        );
         yield piece.bytes;
       }
       loop += 1;

@@ -11,7 +11,12 @@ import { bindWebCodecs } from '../transcode/webcodecs-binding.ts';
 import { globalProvider, napiProvider, probeCapabilities, type WebCodecsProvider } from '../webcodecs/index.ts';
 
 /** The result of loading codecs for `serve`. */
-export type LoadedCodecs = { codecs?: VideoCodecs; reason?: string; info?: Record<string, unknown>; provider?: WebCodecsProvider };
+export type LoadedCodecs = {
+  codecs?: VideoCodecs;
+  reason?: string;
+  info?: Record<string, unknown>;
+  provider?: WebCodecsProvider;
+};
 
 /** Picks the provider (the runtime's own WebCodecs if complete, else the napi addon), probes it and binds it. */
 export async function loadVideoCodecs(config: ServeConfig, logger: Logger): Promise<LoadedCodecs> {

@@ -8,11 +8,15 @@ import type { Service } from '../server/service.ts';
 import { TestPatternSource } from '../testpattern/index.ts';
 import { napiProvider } from '../webcodecs/index.ts';
 
-export { runPublish } from './publish.ts';
 export { runBench } from './bench.ts';
+export { runPublish } from './publish.ts';
 
 /** Starts the built-in test pattern publishing `broadcast` into `service`; returns its stop function. */
-export async function startTestPattern(service: Service, broadcast: string, logger: Logger): Promise<() => Promise<void>> {
+export async function startTestPattern(
+  service: Service,
+  broadcast: string,
+  logger: Logger,
+): Promise<() => Promise<void>> {
   const provider = await napiProvider();
   const connection = service.ingest.open(broadcast, 'internal');
   const source = new TestPatternSource({

@@ -8,8 +8,8 @@
  * produced as fast as possible until caught up (none are skipped, timestamps stay regular).
  */
 
-import { buildAudioInitSegment, buildMediaSegment, buildVideoInitSegment, describeInit } from '../container/index.ts';
 import type { ParsedTrack, ParserEvent } from '../container/index.ts';
+import { buildAudioInitSegment, buildMediaSegment, buildVideoInitSegment, describeInit } from '../container/index.ts';
 import { errorMessage } from '../core/errors.ts';
 import { type Logger, silentLogger } from '../core/log.ts';
 import { AUDIO_TRACK, FragmentFlags, VIDEO_TRACK } from '../fragment/fragment.ts';
@@ -70,7 +70,9 @@ export class TestPatternSource {
   #canvas: Canvas | undefined;
   #background: unknown;
   #video: H264Encoder | undefined;
-  #audio: { encoder: { encode(d: unknown): void; flush(): Promise<void>; close(): void; encodeQueueSize: number } } | undefined;
+  #audio:
+    | { encoder: { encode(d: unknown): void; flush(): Promise<void>; close(): void; encodeQueueSize: number } }
+    | undefined;
   #videoInit: Uint8Array | undefined;
   #audioInit: Uint8Array | undefined;
   #audioConfig: Uint8Array | undefined;
@@ -157,10 +159,13 @@ export class TestPatternSource {
     if (AudioEncoder === undefined) return;
     const encoder = new AudioEncoder({
       output: (chunk, metadata) => {
-        const description = (metadata?.decoderConfig as { description?: ArrayBuffer | Uint8Array } | undefined)?.description;
+        const description = (metadata?.decoderConfig as { description?: ArrayBuffer | Uint8Array } | undefined)
+          ?.description;
         if (description !== undefined && this.#audioConfig === undefined) {
           this.#audioConfig =
-            description instanceof Uint8Array ? description.slice() : new Uint8Array(description as ArrayBuffer).slice();
+            description instanceof Uint8Array
+              ? description.slice()
+              : new Uint8Array(description as ArrayBuffer).slice();
           this.#audioInit = buildAudioInitSegment({
             timescale: AUDIO_RATE,
             sampleRate: AUDIO_RATE,

@@ -52,6 +52,11 @@ export type SoftwareLadderOptions = {
   segmentTargetMs?: number;
   /** A rung's frame-queue bound; at the bound it drops whole GOPs (default 60 frames). */
   maxQueuedFrames?: number;
+  /**
+   * `drop` (live, default): a rung that falls behind drops whole GOPs and the others go on.
+   * `wait` (offline, benchmarks): the shared decoder waits for the slowest rung; nothing is dropped.
+   */
+  overflow?: 'drop' | 'wait';
   /** First retry delay after an encoder or decoder failure (doubles up to `retryMaxMs`). */
   retryBaseMs?: number;
   retryMaxMs?: number;
@@ -105,6 +110,7 @@ export class SoftwareLadder {
       gcEveryFrames: 30,
       segmentTargetMs: 2000,
       maxQueuedFrames: 60,
+      overflow: 'drop',
       retryBaseMs: 250,
       retryMaxMs: 8000,
       now: Date.now,
@@ -337,6 +343,7 @@ class SourceDecoder {
     this.#needKeyframe = false;
     const timescale = this.#timescale;
     for (const sample of samples) {
+      if (this.#ladder.options.overflow === 'wait') await this.#roomInRungs();
       const timestampUs = ticksToUs(sample.pts, timescale);
       this.#pending.set(timestampUs, {
         pts: sample.pts,
@@ -359,6 +366,12 @@ class SourceDecoder {
       }
       if (this.#decoder !== decoder) return;
     }
+  }
+
+  /** In `wait` mode: holds decoding while any rung's queue is three quarters full. */
+  async #roomInRungs(): Promise<void> {
+    const limit = Math.max(1, Math.floor((this.#ladder.options.maxQueuedFrames * 3) / 4));
+    for (const rung of this.#rungs) await rung.waitForRoom(limit);
   }
 
   async #flushDecoder(): Promise<void> {
@@ -555,6 +568,13 @@ export class SoftwareTranscoder implements Transcoder {
     }
     this.#queue.push({ frame, meta });
     this.#pump();
+  }
+
+  /** @internal Resolves once this rung's frame queue is below `limit` (or the rung stops). */
+  async waitForRoom(limit: number): Promise<void> {
+    while (this.#queue.length >= limit && !this.#stopping) {
+      await new Promise<void>((resolve) => this.#drained.push(resolve));
+    }
   }
 
   /** @internal Counts source frames this rung did not encode. */

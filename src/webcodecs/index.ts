@@ -8,10 +8,17 @@
  * Back-pressure: `decode()` / `encode()` await while the native queue (and, for the decoder,
  * unsettled `onFrame` work) is at `maxQueue`, and yield one macrotask per call so native outputs
  * are delivered. Calls are serialized per instance.
- * Errors: argument mistakes throw `TypeError` naming the argument; codec failures arrive at
+ * Errors: argument mistakes throw a `TypeError` naming the argument (synchronously); calls on a
+ * closed or failed instance reject with `codec.closed`; codec failures arrive at
  * `onError` as `CodecError` (`codec.decode_failed`, `codec.encode_failed`, `codec.config`); the
  * decoder rebuilds itself and resumes at the next keyframe, the encoder stays failed (calls reject
  * with `codec.closed`) and the owner builds a new one. Every frame is closed in a `finally`.
+ *
+ * Keyframes: the encoder makes IDRs where `keyFrame: true` is asked, but x264 in the addon also
+ * inserts its own (every 250 frames without a forced one, and at hard scene cuts; 1.3.1 exposes no
+ * option to stop it). Chunks report the bitstream truth (`keyframe`) and the request
+ * (`requestedKeyframe`): align segments on the latter. `H264Decoder.flush()` at a fragment
+ * boundary releases the frames the decoder holds back; the next sample must then be a keyframe.
  *
  * Not here: containers (container/), scheduling, ladders and retries (transcode/), and any
  * choice of provider by sniffing the runtime (the composition root picks).

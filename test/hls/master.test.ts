@@ -34,6 +34,7 @@ function stage(registry: FragmentBroadcasterRegistry, rungs: ReadonlyArray<keyof
   const source = new FakeTrack(registry, 'live/demo', 'video', { init: videoTrack(1920, 1080, 'avc1.640028') });
   const audio = new FakeTrack(registry, 'live/demo', 'audio');
   const outputs = new Map<string, FakeTrack>();
+  const startFrames = new Map<string, number>();
   const addRung = (name: keyof typeof RUNGS): FakeTrack => {
     const spec = RUNGS[name];
     const rung = new FakeTrack(registry, `live/demo/${name}`, 'video', {
@@ -42,6 +43,7 @@ function stage(registry: FragmentBroadcasterRegistry, rungs: ReadonlyArray<keyof
       bytes: spec.bytes,
     });
     rung.frame = source.frame;
+    startFrames.set(name, source.frame);
     outputs.set(name, rung);
     return rung;
   };
@@ -55,17 +57,15 @@ function stage(registry: FragmentBroadcasterRegistry, rungs: ReadonlyArray<keyof
       audio.until(source.timeS);
     }
   };
-  return { source, audio, outputs, addRung, frames };
+  /** Fragments a rung has emitted. */
+  const emitted = (name: string): number => (outputs.get(name)?.frame ?? 0) - (startFrames.get(name) ?? 0);
+  return { source, audio, outputs, addRung, frames, emitted };
 }
 
 async function settle(bridge: HlsBridge, s: ReturnType<typeof stage>): Promise<void> {
   await appended(bridge, 'live/demo', 'video', s.source.frame);
   await appended(bridge, 'live/demo', 'audio', s.audio.frame);
-  for (const [name, rung] of s.outputs) {
-    const b = bridge.broadcasts().find((x) => x.name === `live/demo/${name}`);
-    const dropped = b?.tracks[0]?.droppedFragments ?? 0;
-    await appended(bridge, `live/demo/${name}`, 'video', rung.frame - dropped);
-  }
+  for (const name of s.outputs.keys()) await appended(bridge, `live/demo/${name}`, 'video', s.emitted(name));
 }
 
 describe('HLS master playlist', () => {
@@ -141,18 +141,18 @@ describe('HLS master playlist', () => {
   it('numbers a late rung like its source: the same MSN, PROGRAM-DATE-TIME and boundaries for the same media', async () => {
     const { registry, bridge } = setup();
     const s = stage(registry, []);
-    s.frames(135); // segments 0, 1 complete; segment 2 open since 4.0 s; frame 134 is at 4.47 s
+    s.frames(150); // segments 0, 1 complete; segment 2 open since 4.0 s
     await settle(bridge, s);
-    const rung = s.addRung('720p'); // starts at 4.5 s, on the source keyframe at frame 135
-    s.frames(186); // to 10.7 s
+    const rung = s.addRung('720p'); // starts at 5.0 s, on the source keyframe at frame 150 (mid-segment)
+    s.frames(171); // to 10.7 s
     await settle(bridge, s);
     const src = (await playlist(bridge, '/hls/live/demo/playlist.m3u8')).manifest;
     const out = (await playlist(bridge, '/hls/live/demo/720p/playlist.m3u8')).manifest;
     expect(rung.frame).toBe(s.source.frame);
     expect(out.mediaSequence).toBe(2);
-    // Rung segment 2 is the tail of source segment 2 (4.5-6 s); from segment 3 on they are identical.
+    // Rung segment 2 is the tail of source segment 2 (5-6 s); from segment 3 on they are identical.
     expect(out.segments.map((x) => [x.uri, x.duration])).toEqual([
-      ['seg-2.m4s', 1.5],
+      ['seg-2.m4s', 1],
       ['seg-3.m4s', 2],
       ['seg-4.m4s', 2],
     ]);
@@ -187,6 +187,32 @@ describe('HLS master playlist', () => {
     const audio = await playlist(bridge, '/hls/live/demo/audio.m3u8');
     expect(control(rung.raw)).toEqual(control(source.raw));
     expect(control(audio.raw)).toEqual(control(source.raw));
+  });
+
+  it('describes an audio-only source as one audio variant, and falls back to the track codec when the init cannot be read', async () => {
+    const { registry, bridge } = setup({
+      describeInit: () => {
+        throw new Error('unreadable');
+      },
+    });
+    const audio = new FakeTrack(registry, 'radio/one', 'audio');
+    audio.until(2.2);
+    await appended(bridge, 'radio/one', 'audio', audio.frame);
+    const raw = text(await get(bridge, '/hls/radio/one/master.m3u8'));
+    expect(raw).not.toContain('#EXT-X-MEDIA');
+    expect(lines(raw, '#EXT-X-STREAM-INF:')).toEqual([
+      `#EXT-X-STREAM-INF:BANDWIDTH=15000,AVERAGE-BANDWIDTH=15000,CODECS="mp4a.40.2"`,
+    ]);
+    expect(raw.trimEnd().endsWith('\naudio.m3u8')).toBe(true);
+    expect((await get(bridge, '/hls/radio/one/playlist.m3u8')).status).toBe(404);
+
+    const video = new FakeTrack(registry, 'live/x', 'video', { init: videoTrack(640, 360, 'avc1.42c01e') });
+    video.frames(12, 30);
+    await appended(bridge, 'live/x', 'video', 12);
+    // The meta's codec string, no RESOLUTION / FRAME-RATE (the init was not readable).
+    expect(lines(text(await get(bridge, '/hls/live/x/master.m3u8')), '#EXT-X-STREAM-INF:')[0]).toMatch(
+      /^#EXT-X-STREAM-INF:BANDWIDTH=\d+,AVERAGE-BANDWIDTH=\d+,CODECS="avc1.42c01e"$/,
+    );
   });
 
   it('summarises every broadcast for /api/v1/broadcasts', async () => {

@@ -292,6 +292,43 @@ describe('HLS packaging', () => {
     expect((await get(bridge, '/hls/live/delta/playlist.m3u8', '_HLS_skip=NO')).status).toBe(400);
   });
 
+  it('picks up broadcasts that existed before start(), and survives a subscriber lag gap by starting a new independent part', async () => {
+    const registry = new FragmentBroadcasterRegistry({ broadcaster: { capacity: 40 } });
+    const video = new FakeTrack(registry, 'live/early', 'video');
+    const bridge = new HlsBridge({ registry, describeInit: describeFake });
+    bridges.push(bridge);
+    bridge.start();
+    for (let i = 1; i <= 3; i++) {
+      video.frames(15, 30);
+      await appended(bridge, 'live/early', 'video', 15 * i);
+    }
+    video.frames(100, 30); // frames 45..144 at once: the 40-fragment queue drops whole GOPs, resumes at 120
+    await waitFor(() => bridge.broadcasts()[0]?.tracks[0]?.lagGaps === 1, 'a lag gap');
+    await appended(bridge, 'live/early', 'video', 45 + 25);
+    const { manifest } = await playlist(bridge, '/hls/live/early/playlist.m3u8');
+    const parts = manifest.preloadSegment?.parts ?? [];
+    // Parts start at frames 0, 6, ... 42 (cut short at the gap), then 120 (the keyframe after it), 126, 132, 138.
+    expect(parts.map((x) => x.independent === true)).toEqual([
+      true,
+      false,
+      false,
+      false,
+      false,
+      true,
+      false,
+      false,
+      true,
+      false,
+      false,
+      false,
+    ]);
+    expect(parts[7]?.duration).toBeCloseTo(0.1, 5);
+    const resumed = await get(bridge, '/hls/live/early/part-0-8.m4s');
+    expect(
+      new DataView((resumed.body as Uint8Array).buffer, (resumed.body as Uint8Array).byteOffset).getUint32(0),
+    ).toBe(120);
+  });
+
   it('sends CORS on every response, no-cache on playlists, immutable caching on segments and parts, and JSON errors', async () => {
     const { registry, bridge } = setup();
     const video = new FakeTrack(registry, 'live/headers', 'video');

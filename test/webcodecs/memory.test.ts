@@ -34,7 +34,8 @@ describe('native frame memory', () => {
         codec: stream.codec,
         description: stream.description,
         gc: () => gc?.({ type: 'minor' }),
-        onFrame: (frame, meta) => encoder.encode(frame, { keyFrame: meta.index % 30 === 0, durationUs: meta.durationUs }),
+        onFrame: (frame, meta) =>
+          encoder.encode(frame, { keyFrame: meta.index % 30 === 0, durationUs: meta.durationUs }),
         onError: (error) => {
           throw error;
         },

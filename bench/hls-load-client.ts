@@ -1,0 +1,64 @@
+/**
+ * Load client of hls-load.ts (a separate process, so client work does not slow the server's event
+ * loop): holds N blocking playlist requests for the next part, again and again, and reports when
+ * each answer arrived; then measures plain playlist and segment requests per second.
+ * Input (argv): base URL, N, rounds, rps seconds. Output: one JSON line.
+ */
+
+import { Agent, setGlobalDispatcher } from 'undici';
+
+const [base, nArg, roundsArg, rpsArg] = process.argv.slice(2);
+const n = Number(nArg);
+const rounds = Number(roundsArg);
+const rpsSeconds = Number(rpsArg);
+setGlobalDispatcher(new Agent({ connections: n + 64, pipelining: 0, keepAliveTimeout: 30_000 }));
+const now = () => performance.timeOrigin + performance.now();
+
+async function playlist(query = ''): Promise<string> {
+  const res = await fetch(`${base}/playlist.m3u8${query}`);
+  if (res.status !== 200) throw new Error(`playlist ${res.status}`);
+  return res.text();
+}
+
+function nextPart(body: string): { msn: number; part: number } {
+  const hint = /#EXT-X-PRELOAD-HINT:TYPE=PART,URI="part-(\d+)-(\d+)\.m4s"/.exec(body);
+  if (hint === null) throw new Error('no preload hint');
+  return { msn: Number(hint[1]), part: Number(hint[2]) };
+}
+
+const batches: Array<{ msn: number; part: number; arrivals: number[]; failures: number }> = [];
+let target = nextPart(await playlist());
+for (let r = 0; r < rounds; r++) {
+  const q = `?_HLS_msn=${target.msn}&_HLS_part=${target.part}`;
+  const results = await Promise.allSettled(
+    Array.from({ length: n }, async () => {
+      const body = await playlist(q);
+      return { at: now(), body };
+    }),
+  );
+  const ok = results.filter((x): x is PromiseFulfilledResult<{ at: number; body: string }> => x.status === 'fulfilled');
+  batches.push({ msn: target.msn, part: target.part, arrivals: ok.map((x) => x.value.at), failures: n - ok.length });
+  if (ok.length === 0) break;
+  target = nextPart(ok[0]!.value.body);
+}
+
+async function rps(path: string): Promise<number> {
+  const end = performance.now() + rpsSeconds * 1000;
+  let count = 0;
+  await Promise.all(
+    Array.from({ length: 32 }, async () => {
+      while (performance.now() < end) {
+        const res = await fetch(`${base}/${path}`);
+        await res.arrayBuffer();
+        if (res.status === 200) count += 1;
+      }
+    }),
+  );
+  return count / rpsSeconds;
+}
+const body = await playlist();
+const segment = /(seg-\d+\.m4s)/.exec(body)?.[1] ?? 'init.mp4';
+const playlistRps = await rps('playlist.m3u8');
+const segmentRps = await rps(segment);
+console.log(JSON.stringify({ batches, playlistRps, segmentRps }));
+process.exit(0);

@@ -1,0 +1,182 @@
+/** Shared benchmark helpers: stats, child-process measurement, machine facts, RESULTS.md sections. */
+
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpus, totalmem } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** The bench/ folder. */
+export const BENCH_DIR = dirname(fileURLToPath(import.meta.url));
+/** The repository root. */
+export const ROOT = join(BENCH_DIR, '..');
+/** Generated inputs and outputs (gitignored). */
+export const OUT_DIR = join(BENCH_DIR, 'out');
+
+/** True when `--smoke` was passed: seconds-long runs that only prove the benchmark still works. */
+export const SMOKE = process.argv.includes('--smoke');
+
+/** Value of `--name value` on the command line. */
+export function arg(name: string): string | undefined {
+  const i = process.argv.indexOf(`--${name}`);
+  return i === -1 ? undefined : process.argv[i + 1];
+}
+
+/** Median, min and max of `values`. */
+export function summary(values: readonly number[]): { median: number; min: number; max: number } {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  const median = sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+  return { median, min: sorted[0]!, max: sorted.at(-1)! };
+}
+
+/** Percentile (nearest rank) of `values`. */
+export function percentile(values: readonly number[], p: number): number {
+  if (values.length === 0) return Number.NaN;
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
+}
+
+/** `median (min-max)` with `digits` decimals. */
+export function fmtSummary(values: readonly number[], digits = 1): string {
+  const s = summary(values);
+  return `${s.median.toFixed(digits)} (${s.min.toFixed(digits)}-${s.max.toFixed(digits)})`;
+}
+
+/** Machine facts for the results file. */
+export function machine(): string {
+  const cpu = cpus()[0]?.model ?? 'unknown CPU';
+  const ffmpeg =
+    (spawnSync('ffmpeg', ['-hide_banner', '-version'], { encoding: 'utf8' }).stdout ?? '')
+      .split(' ')
+      .slice(0, 3)
+      .join(' ') || 'no ffmpeg';
+  return `${cpus().length} vCPU ${cpu.trim()}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}, ${ffmpeg}`;
+}
+
+/** What `/usr/bin/time` measured of a child process. */
+export type Measured = { wallS: number; cpuS: number; peakRssMb: number; stdout: string; stderr: string; code: number };
+
+/** Runs `command args` under GNU time and returns wall time, CPU seconds (user+sys) and peak RSS. */
+export function measure(
+  command: string,
+  args: readonly string[],
+  options: { cwd?: string; env?: NodeJS.ProcessEnv } = {},
+): Promise<Measured> {
+  return new Promise((resolve, reject) => {
+    const marker = '@@TIME@@';
+    const child = spawn('/usr/bin/time', ['-f', `${marker} %e %U %S %M`, command, ...args], {
+      cwd: options.cwd ?? ROOT,
+      env: options.env ?? process.env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => {
+      stdout += d;
+    });
+    child.stderr.on('data', (d) => {
+      stderr += d;
+    });
+    child.on('error', reject);
+    child.on('close', (code) => {
+      const line = stderr.split('\n').find((l) => l.startsWith(marker));
+      if (line === undefined) {
+        reject(new Error(`no timing from ${command}: ${stderr.slice(-2000)}`));
+        return;
+      }
+      const [, wall, user, sys, rssKb] = line.split(' ');
+      resolve({
+        wallS: Number(wall),
+        cpuS: Number(user) + Number(sys),
+        peakRssMb: Number(rssKb) / 1024,
+        stdout,
+        stderr: stderr.replace(line, ''),
+        code: code ?? 1,
+      });
+    });
+  });
+}
+
+/** Where the benchmark sources are (short ones in smoke mode). */
+export const SOURCE_DIR = SMOKE ? join(OUT_DIR, 'smoke') : OUT_DIR;
+
+/** Path of a benchmark source. */
+export function sourcePath(name: string): string {
+  return join(SOURCE_DIR, name);
+}
+
+/** Makes the benchmark sources if missing (bench/make-source.sh). */
+export function ensureSources(): void {
+  if (['source-1080p30.mp4', 'source-720p30.mp4', 'source-720p30-ll.mp4'].every((f) => existsSync(sourcePath(f))))
+    return;
+  const r = spawnSync('bash', [join(BENCH_DIR, 'make-source.sh'), ...(SMOKE ? ['--smoke'] : [])], { stdio: 'inherit' });
+  if (r.status !== 0) throw new Error('bench/make-source.sh failed');
+}
+
+/**
+ * Average PSNR and SSIM (all planes) of `distorted` against `reference` scaled to WxH with bicubic,
+ * frames paired by index (both have one frame per source frame; timestamps may start differently).
+ */
+export function quality(
+  distorted: string,
+  reference: string,
+  width: number,
+  height: number,
+): { psnr: number; ssim: number } {
+  const run = (filter: string) =>
+    spawnSync(
+      'ffmpeg',
+      [
+        '-hide_banner',
+        '-nostdin',
+        '-i',
+        distorted,
+        '-i',
+        reference,
+        '-lavfi',
+        `[1:v]scale=${width}:${height}:flags=bicubic,format=yuv420p,setpts=N/30/TB[ref];[0:v]format=yuv420p,setpts=N/30/TB[dis];[dis][ref]${filter}`,
+        '-f',
+        'null',
+        '-',
+      ],
+      { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 },
+    ).stderr;
+  const psnr = /PSNR .*average:([\d.]+|inf)/.exec(run('psnr'))?.[1];
+  const ssim = /SSIM .*All:([\d.]+)/.exec(run('ssim'))?.[1];
+  return { psnr: psnr === 'inf' ? 99 : Number(psnr), ssim: Number(ssim) };
+}
+
+/**
+ * Replaces the section `## <title>` of bench/RESULTS.md with `body` (appends it if missing),
+ * keeping the other benchmarks' sections. Smoke runs never write.
+ */
+export function writeSection(title: string, body: string): void {
+  if (SMOKE) return;
+  const file = join(BENCH_DIR, 'RESULTS.md');
+  const header =
+    '# Benchmark results\n\nEvery figure is measured on the machine named in its section, in one run of the\n' +
+    'command shown, contenders alternated; medians with (min-max). Regenerate with `npm run bench`\n' +
+    '(or the per-benchmark command). Targets and ratios are stated per section.\n';
+  let text = existsSync(file) ? readFileSync(file, 'utf8') : header;
+  const start = text.indexOf(`\n## ${title}\n`);
+  const section = `\n## ${title}\n\n${body.trim()}\n`;
+  if (start === -1) {
+    text = `${text.trimEnd()}\n${section}`;
+  } else {
+    const next = text.indexOf('\n## ', start + 4);
+    text = text.slice(0, start) + section + (next === -1 ? '' : text.slice(next));
+  }
+  writeFileSync(file, `${text.trimEnd()}\n`);
+}
+
+/** A markdown table. */
+export function table(head: readonly string[], rows: ReadonlyArray<readonly (string | number)[]>): string {
+  const line = (cells: readonly (string | number)[]) => `| ${cells.join(' | ')} |`;
+  return [line(head), line(head.map(() => '---')), ...rows.map(line)].join('\n');
+}
+
+/** Today's date (UTC) for the results file. */
+export function today(): string {
+  return new Date().toISOString().slice(0, 10);
+}

@@ -1,0 +1,34 @@
+/**
+ * Runs every benchmark in turn (each in its own process) and updates bench/RESULTS.md.
+ *   npm run bench            full runs (about 20 minutes on 2 vCPU)
+ *   npm run bench -- --smoke seconds-long runs that only prove each still works
+ */
+
+import { spawnSync } from 'node:child_process';
+import { ROOT } from './lib.ts';
+
+const smoke = process.argv.includes('--smoke');
+const scripts = [
+  'fanout.ts',
+  'hls-load.ts',
+  'latency.ts',
+  'ladder-throughput.ts',
+  'capacity.ts',
+  ...(smoke ? [] : ['latency.ts --memory']),
+];
+let failed = 0;
+for (const script of scripts) {
+  const [file, ...extra] = script.split(' ');
+  console.log(`\n=== bench/${script}${smoke ? ' --smoke' : ''}`);
+  const r = spawnSync(
+    process.execPath,
+    ['--expose-gc', '--import', 'tsx', `bench/${file}`, ...extra, ...(smoke ? ['--smoke'] : [])],
+    {
+      cwd: ROOT,
+      stdio: 'inherit',
+    },
+  );
+  if (r.status !== 0) failed += 1;
+}
+console.log(`\nbench: ${scripts.length - failed} passed, ${failed} failed`);
+process.exit(failed === 0 ? 0 : 1);

@@ -1,0 +1,102 @@
+/**
+ * Runs our decode-once ladder on a source file as fast as it can go (no pacing, nothing dropped)
+ * and writes each rung to `<outDir>/<rung>.mp4` (init + fragments). Prints one JSON line of
+ * figures. Used by ladder-throughput.ts under /usr/bin/time; also usable alone:
+ *   node --expose-gc --import tsx bench/run-ladder.ts <source.mp4> <outDir> [renditions]
+ */
+
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { FragmentBroadcasterRegistry } from '../src/fragment/index.ts';
+import { IngestManager } from '../src/ingest/index.ts';
+import { defaultLadder, resolveLadderArgs, TranscodeRunner } from '../src/transcode/index.ts';
+import { SoftwareLadder, SoftwareTranscoderFactory } from '../src/transcode/software.ts';
+import { bindWebCodecs } from '../src/transcode/webcodecs-binding.ts';
+import { napiProvider } from '../src/webcodecs/index.ts';
+
+const [source, outDir, renditions] = process.argv.slice(2);
+if (source === undefined || outDir === undefined) {
+  console.error('usage: run-ladder.ts <source.mp4> <outDir> [720p,480p,240p]');
+  process.exit(2);
+}
+mkdirSync(outDir, { recursive: true });
+const ladderSpec = renditions === undefined ? defaultLadder() : resolveLadderArgs([renditions], () => '');
+
+const started = performance.now();
+const registry = new FragmentBroadcasterRegistry({ broadcaster: { capacity: 1_000_000, maxBytes: 2 ** 32 } });
+const provider = await napiProvider();
+const gc = (globalThis as { gc?: (o?: unknown) => void }).gc;
+const ladder = new SoftwareLadder({
+  registry,
+  codecs: bindWebCodecs(provider.codecs, { backend: 'software' }),
+  gc: gc === undefined ? undefined : () => gc({ type: 'minor' }),
+  overflow: 'wait',
+});
+const handle = new TranscodeRunner()
+  .withLadder(ladderSpec, (spec) => new SoftwareTranscoderFactory(spec, ladder))
+  .install(registry);
+
+const outputs = new Map<string, { parts: Uint8Array[]; frames: number; done: Promise<void> }>();
+registry.onEntryCreated((broadcast, track, bc) => {
+  if (bc.origin.kind !== 'rendition' || track !== '0.mp4') return;
+  const sub = bc.subscribe({ capacity: 1_000_000, maxBytes: 2 ** 32 });
+  const entry = { parts: [] as Uint8Array[], frames: 0, done: Promise.resolve() };
+  entry.done = (async () => {
+    let init: Uint8Array | undefined;
+    for (;;) {
+      const f = await sub.next();
+      if (f === undefined) break;
+      if (init === undefined) {
+        init = sub.meta.initSegment!;
+        entry.parts.push(init);
+      }
+      entry.parts.push(f.payload);
+      entry.frames += 1;
+    }
+  })();
+  outputs.set(bc.origin.rendition, entry);
+  void broadcast;
+});
+
+const ingest = new IngestManager({ registry, graceMs: 0, idleTimeoutMs: 0 });
+const connection = ingest.open('bench/source', 'internal');
+const bytes = new Uint8Array(readFileSync(source));
+const chunk = 256 * 1024;
+let sourceFrames = 0;
+for (let offset = 0; offset < bytes.length; offset += chunk) {
+  connection.push(bytes.subarray(offset, Math.min(bytes.length, offset + chunk)));
+}
+sourceFrames = registry.get('bench/source', '0.mp4')?.emittedCount ?? 0;
+connection.end('eof');
+// Wait for every rung task to finish (each flushes and ends its output), then for the readers.
+while (handle.stats().length === 0 || handle.stats().some((t) => t.endedAtMs === undefined)) {
+  await new Promise((resolve) => setTimeout(resolve, 20));
+}
+await Promise.all([...outputs.values()].map((o) => o.done));
+const stats = handle.stats();
+await handle.close();
+const result: Record<string, unknown> = {
+  sourceFragments: sourceFrames,
+  wallS: (performance.now() - started) / 1000,
+  rungs: {},
+};
+for (const [name, o] of outputs) {
+  const file = join(outDir, `${name}.mp4`);
+  const total = o.parts.reduce((a, p) => a + p.byteLength, 0);
+  const buf = new Uint8Array(total);
+  let at = 0;
+  for (const p of o.parts) {
+    buf.set(p, at);
+    at += p.byteLength;
+  }
+  writeFileSync(file, buf);
+  const task = stats.find((s) => s.rendition === name);
+  (result['rungs'] as Record<string, unknown>)[name] = {
+    file,
+    frames: o.frames,
+    bytes: total,
+    dropped: task?.transcoderStats?.['droppedFrames'],
+  };
+}
+console.log(JSON.stringify(result));
+process.exit(0);

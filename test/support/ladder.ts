@@ -1,0 +1,339 @@
+/**
+ * A harness for the software-ladder acceptance tests: real registry, runner, ladder, ingest and
+ * WebCodecs (`@napi-rs/webcodecs`), with the codecs optionally wrapped to inject faults or slowness.
+ * Every rung output (`<source>/<rendition>` track `0.mp4`) is collected from the moment it is
+ * created until it ends, one session per init segment, so tests can judge it with ffprobe/ffmpeg.
+ */
+
+import type { Fragment, FragmentBroadcaster } from '../../src/fragment/index.ts';
+import { FragmentBroadcasterRegistry } from '../../src/fragment/index.ts';
+import { IngestManager } from '../../src/ingest/index.ts';
+import { createMetrics, type LvqrMetrics } from '../../src/metrics/index.ts';
+import type {
+  DecoderLike,
+  EncodedChunk,
+  EncoderConfig,
+  EncoderLike,
+  VideoCodecs,
+} from '../../src/transcode/codecs.ts';
+import { defaultLadder, type RenditionSpec, TranscodeRunner, type TranscodeRunnerHandle } from '../../src/transcode/index.ts';
+import { SoftwareLadder, type SoftwareLadderOptions, SoftwareTranscoderFactory } from '../../src/transcode/software.ts';
+import { bindWebCodecs } from '../../src/transcode/webcodecs-binding.ts';
+import { napiProvider } from '../../src/webcodecs/index.ts';
+import { concat } from '../container/helpers.ts';
+import { decodeErrors, type ProbedFrame, type ProbedPacket, probeFrames, probePackets, probeStreams } from './ffprobe.ts';
+import { waitFor } from './wait.ts';
+
+let base: Promise<VideoCodecs> | undefined;
+
+/** The real codecs (software x264 through @napi-rs/webcodecs), loaded once per test file. */
+export function realCodecs(): Promise<VideoCodecs> {
+  base ??= napiProvider().then((p) => bindWebCodecs(p.codecs, { backend: 'software' }));
+  return base;
+}
+
+/** One init segment of a rung output and the fragments published under it. */
+export type OutputSession = {
+  init: Uint8Array;
+  codec: string;
+  timescale: number;
+  metaVersion: number;
+  fragments: Fragment[];
+  /** Wall-clock ms at which each fragment reached the collector. */
+  receivedAtMs: number[];
+};
+
+/** Everything one rung output published, from creation to its end. */
+export type CollectedOutput = {
+  broadcast: string;
+  rendition: string;
+  broadcaster: FragmentBroadcaster;
+  sessions: OutputSession[];
+  lagged: number;
+  ended: boolean;
+  done: Promise<void>;
+};
+
+/** The file of one session: init + every fragment payload. */
+export function sessionFile(session: OutputSession): Uint8Array {
+  return concat([session.init, ...session.fragments.map((f) => f.payload)]);
+}
+
+/** Every fragment of an output, across sessions. */
+export function allFragments(output: CollectedOutput): Fragment[] {
+  return output.sessions.flatMap((s) => s.fragments);
+}
+
+/** Options of a harness. */
+export type HarnessOptions = {
+  /** Wraps the real codecs (fault injection, slow encoders). */
+  wrap?: (codecs: VideoCodecs) => VideoCodecs;
+  renditions?: RenditionSpec[];
+  ladder?: Partial<Omit<SoftwareLadderOptions, 'registry' | 'codecs' | 'metrics'>>;
+  /** Grace period of the ingest manager (default 50 ms). */
+  graceMs?: number;
+};
+
+/** A running pipeline: ingest -> registry -> runner (software ladder) -> registry -> collectors. */
+export type LadderHarness = {
+  registry: FragmentBroadcasterRegistry;
+  metrics: LvqrMetrics;
+  ladder: SoftwareLadder;
+  handle: TranscodeRunnerHandle;
+  ingest: IngestManager;
+  /** Outputs keyed `<source>/<rendition>`. */
+  outputs: Map<string, CollectedOutput>;
+  /** Names of every rendition output ever created (in creation order). */
+  created: string[];
+  /** Names of every rendition output removed (in removal order). */
+  removed: string[];
+  /** Waits until every task of `broadcast` ended and every output of it was fully read. */
+  settled(broadcast: string, timeoutMs?: number): Promise<void>;
+  /** Value of a metric sample (summed over matching label sets). */
+  metric(name: string, labels?: Record<string, string>): Promise<number>;
+  close(): Promise<void>;
+};
+
+/** Builds a harness on the real codecs. */
+export async function createHarness(options: HarnessOptions = {}): Promise<LadderHarness> {
+  const real = await realCodecs();
+  const codecs = options.wrap === undefined ? real : options.wrap(real);
+  const registry = new FragmentBroadcasterRegistry();
+  const metrics = createMetrics();
+  const gc = (globalThis as { gc?: (o?: unknown) => void }).gc;
+  const ladder = new SoftwareLadder({
+    registry,
+    codecs,
+    metrics,
+    ...(gc === undefined ? {} : { gc: () => gc({ type: 'minor' }) }),
+    retryBaseMs: 50,
+    ...options.ladder,
+  });
+  const handle = new TranscodeRunner({ metrics })
+    .withLadder(options.renditions ?? defaultLadder(), (spec) => new SoftwareTranscoderFactory(spec, ladder))
+    .install(registry);
+  const outputs = new Map<string, CollectedOutput>();
+  const created: string[] = [];
+  const removed: string[] = [];
+  registry.onEntryRemoved((broadcast, track, bc) => {
+    if (bc.origin.kind === 'rendition' && track === '0.mp4') removed.push(broadcast);
+  });
+  registry.onEntryCreated((broadcast, track, bc) => {
+    if (bc.origin.kind !== 'rendition' || track !== '0.mp4') return;
+    created.push(broadcast);
+    const sub = bc.subscribe({ capacity: 1_000_000, maxBytes: 2 ** 31 });
+    const output: CollectedOutput = {
+      broadcast,
+      rendition: bc.origin.rendition,
+      broadcaster: bc,
+      sessions: [],
+      lagged: 0,
+      ended: false,
+      done: Promise.resolve(),
+    };
+    output.done = (async () => {
+      let version = -1;
+      for (;;) {
+        const f = await sub.next();
+        if (f === undefined) break;
+        if (sub.metaVersion !== version || output.sessions.length === 0) {
+          version = sub.metaVersion;
+          const meta = sub.meta;
+          if (meta.initSegment === undefined) throw new Error(`${broadcast}: fragment before an init segment`);
+          output.sessions.push({
+            init: meta.initSegment,
+            codec: meta.codec,
+            timescale: meta.timescale,
+            metaVersion: version,
+            fragments: [],
+            receivedAtMs: [],
+          });
+        }
+        const session = output.sessions.at(-1)!;
+        session.fragments.push(f);
+        session.receivedAtMs.push(Date.now());
+      }
+      output.lagged = sub.lagged;
+      output.ended = true;
+    })();
+    // A previous output of the same name (a re-planned rung) keeps its own entry under a suffix.
+    const key = outputs.has(broadcast) ? `${broadcast}#${created.filter((c) => c === broadcast).length}` : broadcast;
+    outputs.set(key, output);
+  });
+  const ingest = new IngestManager({ registry, graceMs: options.graceMs ?? 50, idleTimeoutMs: 0 });
+  return {
+    registry,
+    metrics,
+    ladder,
+    handle,
+    ingest,
+    outputs,
+    created,
+    removed,
+    async settled(broadcast, timeoutMs = 30_000) {
+      await waitFor(
+        () => {
+          const tasks = handle.stats().filter((t) => t.broadcast === broadcast);
+          return tasks.length > 0 && tasks.every((t) => t.endedAtMs !== undefined) && ingestGone(ingest, broadcast);
+        },
+        `every transcode task of ${broadcast} to end`,
+        { timeoutMs, intervalMs: 10 },
+      );
+      const mine = [...outputs.values()].filter((o) => o.broadcast.startsWith(`${broadcast}/`));
+      await Promise.all(mine.map((o) => o.done));
+    },
+    async metric(name, labels = {}) {
+      const json = await metrics.registry.getMetricsAsJSON();
+      const m = json.find((x) => x.name === name);
+      if (m === undefined) return 0;
+      let sum = 0;
+      for (const v of m.values as Array<{ value: number; labels: Record<string, string | number> }>) {
+        if (Object.entries(labels).every(([k, want]) => String(v.labels[k]) === want)) sum += v.value;
+      }
+      return sum;
+    },
+    async close() {
+      ingest.close();
+      await handle.close();
+    },
+  };
+}
+
+function ingestGone(ingest: IngestManager, broadcast: string): boolean {
+  return !ingest.list().some((i) => i.broadcast === broadcast);
+}
+
+/** Options of `publish`. */
+export type PublishOptions = {
+  /** Media duration of the bytes, seconds (pacing); 0 = as fast as possible. */
+  durationS: number;
+  /** Playback speed relative to real time (default 1). */
+  speed?: number;
+  /** Number of chunks the bytes are cut into (default 120, as ffmpeg's chunked POST). */
+  chunks?: number;
+  /** End the connection afterwards (default true): the broadcast ends after the grace period. */
+  end?: boolean;
+};
+
+/**
+ * Publishes `files` one after the other on ONE connection (a new init mid-stream when more than
+ * one), paced so the bytes of each file arrive over its media duration (as `ffmpeg -re`).
+ */
+export async function publish(
+  ingest: IngestManager,
+  broadcast: string,
+  files: Array<{ bytes: Uint8Array; durationS: number }>,
+  options: Omit<PublishOptions, 'durationS'> = {},
+): Promise<void> {
+  const connection = ingest.open(broadcast, 'http');
+  const speed = options.speed ?? 1;
+  const chunks = options.chunks ?? 120;
+  const started = Date.now();
+  let mediaOffsetS = 0;
+  for (const file of files) {
+    const size = Math.ceil(file.bytes.length / chunks);
+    for (let i = 0, at = 0; at < file.bytes.length; i++, at += size) {
+      const dueMs = started + ((mediaOffsetS + (file.durationS * i) / chunks) * 1000) / speed;
+      const waitMs = dueMs - Date.now();
+      if (file.durationS > 0 && waitMs > 0) await new Promise((resolve) => setTimeout(resolve, waitMs));
+      connection.push(file.bytes.subarray(at, Math.min(file.bytes.length, at + size)));
+    }
+    mediaOffsetS += file.durationS;
+  }
+  const tailMs = started + (mediaOffsetS * 1000) / speed - Date.now();
+  if (tailMs > 0) await new Promise((resolve) => setTimeout(resolve, tailMs));
+  if (options.end ?? true) connection.end('eof');
+}
+
+/** What ffprobe/ffmpeg say about one rung file. */
+export type JudgedOutput = {
+  width: number | undefined;
+  height: number | undefined;
+  codecName: string;
+  codecTag: string;
+  profile: string | undefined;
+  level: number | undefined;
+  timescale: number;
+  frames: ProbedFrame[];
+  packets: ProbedPacket[];
+  decodeErrors: string[];
+};
+
+/** Probes a rung file with ffprobe/ffmpeg. */
+export async function judge(file: Uint8Array): Promise<JudgedOutput> {
+  const [streams, frames, packets, errors] = await Promise.all([
+    probeStreams(file),
+    probeFrames(file),
+    probePackets(file),
+    decodeErrors(file),
+  ]);
+  const v = streams.find((s) => s.codecType === 'video');
+  if (v === undefined) throw new Error('no video stream in the rung output');
+  return {
+    width: v.width,
+    height: v.height,
+    codecName: v.codecName,
+    codecTag: v.codecTag,
+    profile: v.profile,
+    level: v.level,
+    timescale: v.timescale,
+    frames,
+    packets,
+    decodeErrors: errors,
+  };
+}
+
+/** H.264 profile names as ffprobe prints them -> profile_idc. */
+export const PROFILE_IDC: Record<string, number> = {
+  Baseline: 66,
+  'Constrained Baseline': 66,
+  Main: 77,
+  Extended: 88,
+  High: 100,
+  'High 10': 110,
+  'High 4:2:2': 122,
+  'High 4:4:4 Predictive': 244,
+};
+
+/** The `avc1.PPCCLL` string's profile and level as numbers. */
+export function parseAvcCodec(codec: string): { profileIdc: number; constraints: number; levelIdc: number } {
+  const m = /^avc[13]\.([0-9a-fA-F]{2})([0-9a-fA-F]{2})([0-9a-fA-F]{2})$/.exec(codec);
+  if (m === null) throw new Error(`not an avc1 codec string: ${codec}`);
+  return { profileIdc: parseInt(m[1]!, 16), constraints: parseInt(m[2]!, 16), levelIdc: parseInt(m[3]!, 16) };
+}
+
+/** Video elementary-stream bitrate (sum of sample sizes) over [fromPts, end), bits per second. */
+export function esBitrate(packets: readonly ProbedPacket[], timescale: number, fromPts = -Infinity): number {
+  const sorted = [...packets].filter((p) => p.pts >= fromPts).sort((a, b) => a.pts - b.pts);
+  if (sorted.length < 2) return 0;
+  const last = sorted.at(-1)!;
+  const lastDuration = last.duration ?? last.pts - sorted.at(-2)!.pts;
+  const spanS = (last.pts + lastDuration - sorted[0]!.pts) / timescale;
+  const bytes = sorted.reduce((a, p) => a + p.size, 0);
+  return (bytes * 8) / spanS;
+}
+
+/** A `VideoCodecs` that forwards to `inner` except where `overrides` says otherwise. */
+export function wrapCodecs(
+  inner: VideoCodecs,
+  overrides: {
+    decoder?: (
+      config: Parameters<VideoCodecs['createDecoder']>[0],
+      make: () => DecoderLike,
+      onError: (error: unknown) => void,
+    ) => DecoderLike;
+    encoder?: (config: EncoderConfig, make: () => EncoderLike, onError: (error: unknown) => void) => EncoderLike;
+  },
+): VideoCodecs {
+  return {
+    backend: inner.backend,
+    createDecoder(config, onFrame, onError) {
+      const make = (): DecoderLike => inner.createDecoder(config, onFrame, onError);
+      return overrides.decoder === undefined ? make() : overrides.decoder(config, make, onError);
+    },
+    createEncoder(config, onChunk: (chunk: EncodedChunk) => void, onError) {
+      const make = (): EncoderLike => inner.createEncoder(config, onChunk, onError);
+      return overrides.encoder === undefined ? make() : overrides.encoder(config, make, onError);
+    },
+  };
+}
