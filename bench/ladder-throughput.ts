@@ -71,7 +71,9 @@ async function ours(dir: string): Promise<Run> {
 async function ffmpegOne(dir: string): Promise<Run> {
   const split = `[0:v]split=3${RUNGS.map((_, i) => `[s${i}]`).join('')};${RUNGS.map((r, i) => `[s${i}]scale=${r.width}:${r.height}:flags=bicubic[o${i}]`).join(';')}`;
   const args = ['-nostdin', '-y', '-v', 'error', '-i', source, '-filter_complex', split];
-  RUNGS.forEach((r, i) => args.push('-map', `[o${i}]`, ...x264(r.kbps), join(dir, `${r.name}.mp4`)));
+  RUNGS.forEach((r, i) => {
+    args.push('-map', `[o${i}]`, ...x264(r.kbps), join(dir, `${r.name}.mp4`));
+  });
   const m = await measure('ffmpeg', args);
   if (m.code !== 0) throw new Error(m.stderr);
   return { ...m, files: Object.fromEntries(RUNGS.map((r) => [r.name, join(dir, `${r.name}.mp4`)])) };

@@ -6,13 +6,7 @@
  * frames and rung latency p99 under one second.
  */
 
-import {
-  buildMediaSegment,
-  buildVideoInitSegment,
-  describeInit,
-  type ParsedTrack,
-  readSamples,
-} from '../container/index.ts';
+import { buildMediaSegment, buildVideoInitSegment, describeInit, type ParsedTrack } from '../container/index.ts';
 import { silentLogger } from '../core/log.ts';
 import { FragmentFlags, VIDEO_TRACK } from '../fragment/fragment.ts';
 import { FragmentBroadcasterRegistry } from '../fragment/registry.ts';
