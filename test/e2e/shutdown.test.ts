@@ -1,0 +1,77 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { fixturePath, readFixture } from '../support/fixtures.ts';
+import { type RunningServer, type Runtime, startServer } from '../support/server.ts';
+import { waitFor } from '../support/wait.ts';
+import { ffmpegPublish, lastPart, openWsPublisher, type Proc } from './helpers.ts';
+
+const FIXTURE = '720p30-nob-aac.mp4';
+
+describe.each<Runtime>(['node', 'bun', 'deno'])('graceful shutdown on %s', (runtime) => {
+  let server: RunningServer | undefined;
+  let publisher: Proc | undefined;
+  afterEach(async () => {
+    publisher?.kill();
+    await server?.stop({ signal: 'SIGKILL' });
+  });
+
+  it('SIGTERM ends held LL-HLS requests and publishers, then the process exits 0 within 10 s', async () => {
+    server = await startServer(['--test-pattern', 'off', '--transcode-rendition', '240p'], { runtime });
+    const { url } = server;
+    const wsUrl = url.replace('http:', 'ws:');
+
+    // A WebSocket publisher that stays connected, and a long ffmpeg POST.
+    const ws = await openWsPublisher(`${wsUrl}/ingest/live/sd-ws`);
+    await ws.sendFile(readFixture(FIXTURE), { seed: 1, paced: false });
+    publisher = ffmpegPublish(fixturePath(FIXTURE), `${url}/ingest/live/sd-post`, { loops: 20 });
+    const playlist = await waitFor(
+      async () => {
+        const res = await fetch(`${url}/hls/live/sd-ws/playlist.m3u8`);
+        const text = await res.text();
+        return res.ok && lastPart(text) !== undefined ? text : undefined;
+      },
+      'the WebSocket broadcast playlist',
+      { timeoutMs: 15_000, intervalMs: 50 },
+    );
+    await waitFor(async () => (await fetch(`${url}/hls/live/sd-post/playlist.m3u8`)).ok, 'the POST broadcast', {
+      timeoutMs: 15_000,
+      intervalMs: 50,
+    });
+
+    // A blocking reload for a part that will not come (the WS publisher sent everything already).
+    const next = lastPart(playlist)!.msn + 1;
+    const heldStarted = Date.now();
+    const held = fetch(`${url}/hls/live/sd-ws/playlist.m3u8?_HLS_msn=${next}&_HLS_part=0`).then(
+      async (res) => ({ status: res.status, body: await res.text(), ms: Date.now() - heldStarted }),
+      (error: unknown) => ({ status: 0, body: String(error), ms: Date.now() - heldStarted }),
+    );
+    await waitFor(
+      async () => {
+        const api = (await (await fetch(`${url}/api/v1/broadcasts`)).json()) as {
+          broadcasts: Array<{ name: string; tracks: Array<{ track: string; heldRequests: number }> }>;
+        };
+        const b = api.broadcasts.find((x) => x.name === 'live/sd-ws');
+        return b?.tracks.find((t) => t.track === '0.mp4')?.heldRequests === 1;
+      },
+      'the request to be held',
+      { intervalMs: 20 },
+    );
+
+    const signalled = Date.now();
+    const status = await server.stop({ signal: 'SIGTERM', timeoutMs: 10_000 });
+    const exitMs = Date.now() - signalled;
+    expect(status, server.stdout()).toEqual({ code: 0, signal: null });
+    expect(exitMs).toBeLessThan(10_000);
+    expect(server.stdout()).toContain('shutting down');
+
+    // The held request ended (answered or cut) instead of hanging until its timeout.
+    const answer = await held;
+    expect(answer.ms).toBeLessThan(Date.now() - heldStarted + 1);
+    expect(answer.status === 0 || answer.status === 503, `${answer.status} ${answer.body}`).toBe(true);
+    // The publishers were let go.
+    const closed = await Promise.race([ws.closed, new Promise<undefined>((r) => setTimeout(r, 5000))]);
+    expect(closed, 'the WebSocket publisher was closed').toBeDefined();
+    expect([1001, 1006]).toContain(closed!.code);
+    const ffmpegCode = await Promise.race([publisher.exited, new Promise<'hung'>((r) => setTimeout(r, 5000, 'hung'))]);
+    expect(ffmpegCode).not.toBe('hung');
+  }, 60_000);
+});
