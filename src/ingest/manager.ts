@@ -86,6 +86,8 @@ export class IngestConnection {
   readonly connectedAtMs: number;
   /** Called when the connection idles out; the transport should close itself. */
   onIdle: (() => void) | undefined;
+  /** Called when the server shuts down (`IngestManager.close`); the transport should close itself. */
+  onShutdown: (() => void) | undefined;
   readonly #manager: IngestManager;
   readonly #state: PublishState;
   readonly #idleTimeoutMs: number;
@@ -162,6 +164,8 @@ export class IngestConnection {
     this.#ended = true;
     clearTimeout(this.#idleTimer);
     this.#manager._disconnected(this.#state, this, reason);
+    // The transport did not end this connection itself: tell it to let the publisher go.
+    if (reason === 'shutdown') this.onShutdown?.();
   }
 
   #armIdle(): void {
@@ -218,7 +222,7 @@ export class IngestManager {
    * `ingest.limit`.
    */
   open(broadcast: string, transport: IngestTransport): IngestConnection {
-    if (this.#closed) throw new LvqrError('ingest.limit', 'server is shutting down');
+    if (this.#closed) throw new LvqrError('ingest.limit', 'the server is shutting down');
     validateBroadcastName(broadcast);
     let state = this.#states.get(broadcast);
     if (state?.active !== undefined) {

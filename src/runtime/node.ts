@@ -34,9 +34,17 @@ export const nodeHost: RuntimeHost = {
             port: info.port,
             close: () =>
               new Promise<void>((done) => {
-                wss.close();
                 server.close(() => done());
-                (server as { closeAllConnections?: () => void }).closeAllConnections?.();
+                // Upgraded sockets are not the HTTP server's to close: say goodbye to each WebSocket.
+                for (const client of wss.clients) client.close(1001, 'server shutting down');
+                wss.close();
+                const http = server as unknown as { closeIdleConnections(): void; closeAllConnections(): void };
+                http.closeIdleConnections();
+                // Whatever has not finished after a short drain is cut.
+                setTimeout(() => {
+                  http.closeAllConnections();
+                  for (const client of wss.clients) client.terminate();
+                }, 1000).unref();
               }),
           });
         },

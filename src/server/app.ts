@@ -43,6 +43,10 @@ export type AppDeps = {
 type Env = { Variables: { ingestConnection: IngestConnection } };
 
 const INGEST_PREFIX = '/ingest/';
+/** A Sec-WebSocket-Key: 16 bytes in base64 (RFC 6455 4.1). */
+const WS_KEY = /^[+/0-9A-Za-z]{22}==$/;
+/** How long an accepted upgrade may take to open before its broadcast name is released. */
+const WS_OPEN_TIMEOUT_MS = 5_000;
 
 function jsonError(status: number, code: string, message: string): Response {
   return new Response(JSON.stringify(errorBody(code, message)), {
@@ -67,6 +71,59 @@ function toBytes(data: unknown): Uint8Array | undefined {
   if (data instanceof ArrayBuffer) return new Uint8Array(data);
   if (ArrayBuffer.isView(data)) return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
   return undefined;
+}
+
+const utf8 = new TextEncoder();
+
+/** The byte range a single-range `Range: bytes=...` header asks of `size` bytes; 'unsatisfiable', or undefined to ignore it. */
+export function parseByteRange(
+  header: string | undefined,
+  size: number,
+): { start: number; end: number } | 'unsatisfiable' | undefined {
+  const m = header === undefined ? null : /^bytes=(\d*)-(\d*)$/.exec(header.trim());
+  if (m === null) return undefined; // absent, multiple ranges or another unit: answer with the whole body
+  const [, first, last] = m as unknown as [string, string, string];
+  if (first === '' && last === '') return undefined;
+  let start: number;
+  let end: number;
+  if (first === '') {
+    const suffix = Number(last);
+    if (suffix === 0) return 'unsatisfiable';
+    start = Math.max(0, size - suffix);
+    end = size - 1;
+  } else {
+    start = Number(first);
+    end = last === '' ? size - 1 : Math.min(Number(last), size - 1);
+    if (last !== '' && Number(last) < start) return undefined; // invalid: ignore (RFC 9110 14.1.1)
+  }
+  if (start >= size || size === 0) return 'unsatisfiable';
+  return { start, end };
+}
+
+/**
+ * An HLS layer answer as an HTTP response: an explicit Content-Length (so HEAD, which the router
+ * answers from the GET route without the body, reports the real size) and single byte ranges on
+ * media (206 / 416).
+ */
+export function hlsHttpResponse(result: HlsResponse, rangeHeader: string | undefined): Response {
+  const bytes = typeof result.body === 'string' ? utf8.encode(result.body) : result.body;
+  const headers = new Headers(result.headers);
+  if (result.status === 200 && typeof result.body !== 'string') {
+    headers.set('accept-ranges', 'bytes');
+    const range = parseByteRange(rangeHeader, bytes.byteLength);
+    if (range === 'unsatisfiable') {
+      headers.set('content-range', `bytes */${bytes.byteLength}`);
+      headers.set('content-length', '0');
+      return new Response(null, { status: 416, headers });
+    }
+    if (range !== undefined) {
+      headers.set('content-range', `bytes ${range.start}-${range.end}/${bytes.byteLength}`);
+      headers.set('content-length', String(range.end - range.start + 1));
+      return new Response(bytes.subarray(range.start, range.end + 1) as BodyInit, { status: 206, headers });
+    }
+  }
+  headers.set('content-length', String(bytes.byteLength));
+  return new Response(bytes as BodyInit, { status: result.status, headers });
 }
 
 /** Builds the Hono app for `deps`. */
@@ -120,17 +177,24 @@ export function createApp(deps: AppDeps): Hono<Env> {
     }
     const reader = body.getReader();
     let idled = false;
+    let shutdown = false;
     connection.onIdle = () => {
       idled = true;
       reader.cancel().catch(() => {});
     };
+    connection.onShutdown = () => {
+      shutdown = true;
+      reader.cancel().catch(() => {});
+    };
+    const shutdownResponse = () => jsonError(503, 'ingest.shutdown', 'the server is shutting down');
     try {
       for (;;) {
         const { done, value } = await reader.read();
-        if (done) break;
+        if (done || shutdown) break;
         if (value !== undefined && value.byteLength > 0) connection.push(value);
       }
     } catch (error) {
+      if (shutdown) return shutdownResponse();
       if (error instanceof LvqrError) {
         connection.end('error');
         reader.cancel().catch(() => {});
@@ -144,6 +208,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
       return jsonError(400, 'ingest.truncated', 'the request body ended abruptly');
     }
     if (idled) return jsonError(408, 'ingest.idle_timeout', 'no data received within the idle timeout');
+    if (shutdown) return shutdownResponse();
     connection.end('eof');
     return Response.json({ broadcast: connection.broadcast, bytes: connection.bytes, fragments: connection.fragments });
   };
@@ -163,6 +228,18 @@ export function createApp(deps: AppDeps): Hono<Env> {
       }
       if (deps.upgradeWebSocket === undefined)
         return jsonError(501, 'ingest.no_websocket', 'WebSocket ingest is not available');
+      // Checked before the name is taken: a handshake the runtime would refuse must not reserve it
+      // (Node fails it after this handler returns, Deno throws, Bun answers nothing).
+      const key = c.req.header('sec-websocket-key')?.trim();
+      const version = c.req.header('sec-websocket-version')?.trim();
+      if (key === undefined || !WS_KEY.test(key) || (version !== '13' && version !== '8')) {
+        deps.metrics?.ingestRejected.inc({ code: 'ingest.bad_handshake' });
+        return jsonError(
+          400,
+          'ingest.bad_handshake',
+          'a WebSocket upgrade needs a valid Sec-WebSocket-Key and Sec-WebSocket-Version: 13',
+        );
+      }
       const token = c.req.header('authorization') ?? c.req.query('token');
       const opened = openIngest(c.req.path, token, 'ws');
       if (opened instanceof Response) return opened;
@@ -175,6 +252,8 @@ export function createApp(deps: AppDeps): Hono<Env> {
       const connection = c.get('ingestConnection');
       const maxMessageBytes = deps.ingest!.limits.maxMessageBytes;
       let socket: WSContext<unknown> | undefined;
+      let openTimer: ReturnType<typeof setTimeout> | undefined;
+      const opened = (): void => clearTimeout(openTimer);
       const fail = (error: unknown): void => {
         const code = error instanceof LvqrError ? error.code : 'internal';
         deps.metrics?.ingestRejected.inc({ code });
@@ -187,9 +266,16 @@ export function createApp(deps: AppDeps): Hono<Env> {
       connection.onIdle = () => {
         if (socket !== undefined && socket.readyState === 1) socket.close(4408, 'ingest.idle_timeout');
       };
+      connection.onShutdown = () => {
+        // 1001 "going away": the publisher may reconnect to another instance.
+        if (socket !== undefined && socket.readyState === 1) socket.close(1001, 'server shutting down');
+      };
       const handler = upgrade(() => ({
         onOpen(_event, ws) {
           socket = ws;
+          opened();
+          // Ended between the upgrade and the open (shutdown or idle): let the publisher go.
+          if (connection.ended) ws.close(1001, 'server shutting down');
         },
         onMessage(event, ws) {
           socket = ws;
@@ -222,10 +308,27 @@ export function createApp(deps: AppDeps): Hono<Env> {
           connection.end('disconnect');
         },
       }));
-      const response = await handler(c, next);
-      if (response === undefined || (response instanceof Response && response.status !== 101)) {
+      let response: Response | undefined;
+      try {
+        response = (await handler(c, next)) ?? undefined;
+      } catch (error) {
+        // Deno.upgradeWebSocket throws on a handshake it refuses.
+        logger.warn('WebSocket upgrade failed', { broadcast: connection.broadcast, error: errorMessage(error) });
+        response = undefined;
+      }
+      if (response === undefined || response.status >= 400) {
         // The upgrade did not happen: release the name.
-        if (!(response instanceof Response) || response.status >= 400) connection.end('error');
+        connection.end('error');
+        deps.metrics?.ingestRejected.inc({ code: 'ingest.bad_handshake' });
+        return response ?? jsonError(400, 'ingest.bad_handshake', 'the WebSocket upgrade failed');
+      }
+      if (socket === undefined && !connection.ended) {
+        // Node and Bun answer before the handshake completes (status 200 here, 101 on the wire); a
+        // handshake that then fails, or a client that leaves mid-handshake, fires no WebSocket
+        // event at all: release the name if the socket never opens.
+        openTimer = setTimeout(() => {
+          if (socket === undefined) connection.end('disconnect');
+        }, WS_OPEN_TIMEOUT_MS);
       }
       return response;
     },
@@ -235,7 +338,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
     if (deps.hls === undefined) return jsonError(404, 'hls.not_found', 'HLS is disabled');
     const url = new URL(c.req.url);
     const result = await deps.hls.handle(c.req.path, url.searchParams, c.req.raw.signal);
-    return new Response(result.body as BodyInit, { status: result.status, headers: result.headers });
+    return hlsHttpResponse(result, c.req.header('range'));
   });
   app.options('/hls/*', () => {
     return new Response(null, {

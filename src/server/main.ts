@@ -27,7 +27,10 @@ export interface RuntimeHost {
   serve(app: Hono<never>, options: { port: number; host: string; maxMessageBytes: number }): Promise<Listener>;
   readonly upgradeWebSocket: UpgradeWebSocket<unknown>;
   /** Loads the WebCodecs-backed codecs, or says why they are unavailable. */
-  loadCodecs(config: ServeConfig, logger: Logger): Promise<{ codecs?: VideoCodecs; reason?: string; info?: Record<string, unknown> }>;
+  loadCodecs(
+    config: ServeConfig,
+    logger: Logger,
+  ): Promise<{ codecs?: VideoCodecs; reason?: string; info?: Record<string, unknown> }>;
   /** Starts the built-in test pattern publishing into `service`; returns its stop function. */
   startTestPattern?(service: Service, broadcast: string, logger: Logger): Promise<() => Promise<void>>;
   /** Runs `lvqr-transcode publish`. */
@@ -72,13 +75,34 @@ export async function main(host: RuntimeHost): Promise<number> {
   }
 }
 
-async function serve(host: RuntimeHost, config: ServeConfig): Promise<number> {
-  const logger = consoleLogger(config.logLevel);
+/** A service listening on its runtime's socket (what `serve` runs, and what in-process tests start). */
+export type StartedService = {
+  readonly service: Service;
+  readonly listener: Listener;
+  /** The encoder backend in use, or undefined when transcoding is off. */
+  readonly backend: string | undefined;
+  /** Why transcoding is off (when it is). */
+  readonly codecsUnavailableReason: string | undefined;
+  /**
+   * Stops the test pattern (if any), ingest (publishers are told to go), the ladder, HLS (held
+   * requests are answered), then the listener; in-flight responses get a short drain. Idempotent.
+   */
+  stop(): Promise<void>;
+};
+
+/**
+ * Loads the codecs, wires the service and listens on `config.host:config.port` (0 = ephemeral;
+ * see `listener.port`). Starts the test pattern when configured. No signal handling, no banner.
+ * Throws `LvqrError('config.invalid')` for an unmet `hardware-only` policy, and the listen error.
+ */
+export async function startService(host: RuntimeHost, config: ServeConfig, logger: Logger): Promise<StartedService> {
   const loaded = config.ladder.length > 0 ? await host.loadCodecs(config, logger) : { reason: 'no ladder configured' };
   if (loaded.codecs === undefined && config.ladder.length > 0) {
     if (config.encoder === 'hardware-only') {
-      host.print(`error: --transcode-encoder hardware-only: ${loaded.reason ?? 'no hardware encoder'}`);
-      return 1;
+      throw new LvqrError(
+        'config.invalid',
+        `--transcode-encoder hardware-only: ${loaded.reason ?? 'no hardware encoder'}`,
+      );
     }
     logger.warn('transcoding disabled; serving sources only', { reason: loaded.reason });
   }
@@ -103,10 +127,59 @@ async function serve(host: RuntimeHost, config: ServeConfig): Promise<number> {
       maxMessageBytes: service.ingest.limits.maxMessageBytes,
     });
   } catch (error) {
-    host.print(`error: cannot listen on ${config.host}:${config.port}: ${errorMessage(error)}`);
     await service.close();
+    throw new Error(`cannot listen on ${config.host}:${config.port}: ${errorMessage(error)}`, { cause: error });
+  }
+
+  let stopPattern: (() => Promise<void>) | undefined;
+  if (config.testPattern !== undefined && host.startTestPattern !== undefined) {
+    try {
+      stopPattern = await host.startTestPattern(service, config.testPattern, logger);
+    } catch (error) {
+      logger.error('test pattern failed to start', {
+        error: errorMessage(error),
+        code: error instanceof LvqrError ? error.code : undefined,
+      });
+    }
+  }
+
+  let stopping: Promise<void> | undefined;
+  return {
+    service,
+    listener,
+    backend: loaded.codecs?.backend,
+    codecsUnavailableReason: loaded.reason,
+    stop() {
+      stopping ??= (async () => {
+        await stopPattern?.().catch(() => {});
+        await service
+          .close()
+          .catch((error: unknown) => logger.error('shutdown failed', { error: errorMessage(error) }));
+        // Responses in flight get a moment to finish; what is left is cut when the process exits.
+        let drain: ReturnType<typeof setTimeout> | undefined;
+        await Promise.race([
+          listener.close().catch(() => {}),
+          new Promise<void>((resolve) => {
+            drain = setTimeout(resolve, LISTENER_DRAIN_MS);
+          }),
+        ]);
+        clearTimeout(drain);
+      })();
+      return stopping;
+    },
+  };
+}
+
+async function serve(host: RuntimeHost, config: ServeConfig): Promise<number> {
+  const logger = consoleLogger(config.logLevel);
+  let started: StartedService;
+  try {
+    started = await startService(host, config, logger);
+  } catch (error) {
+    host.print(`error: ${errorMessage(error)}`);
     return 1;
   }
+  const { listener } = started;
   const shown = config.host === '0.0.0.0' || config.host === '::' ? 'localhost' : config.host;
   const base = `http://${shown}:${listener.port}`;
   const ladderText =
@@ -121,36 +194,39 @@ async function serve(host: RuntimeHost, config: ServeConfig): Promise<number> {
       `  play        ${base}/hls/<broadcast>/master.m3u8`,
       `  api         ${base}/api/v1/broadcasts  ${base}/api/v1/transcode  ${base}/metrics  ${base}/healthz`,
       `  ladder      ${ladderText}`,
-      `  encoder     ${loaded.codecs?.backend ?? `none (${loaded.reason ?? 'unavailable'})`} (policy ${config.encoder})`,
+      `  encoder     ${started.backend ?? `none (${started.codecsUnavailableReason ?? 'unavailable'})`} (policy ${config.encoder})`,
       `  ingest auth ${config.ingestToken === undefined ? 'off' : 'bearer token required'}`,
+      ...(config.testPattern !== undefined &&
+      started.service.ingest.list().some((b) => b.broadcast === config.testPattern)
+        ? [`  test source ${base}/hls/${config.testPattern}/master.m3u8`]
+        : []),
     ].join('\n'),
   );
-
-  let stopPattern: (() => Promise<void>) | undefined;
-  if (config.testPattern !== undefined && host.startTestPattern !== undefined) {
-    try {
-      stopPattern = await host.startTestPattern(service, config.testPattern, logger);
-      host.print(`  test source ${base}/hls/${config.testPattern}/master.m3u8`);
-    } catch (error) {
-      logger.error('test pattern failed to start', {
-        error: errorMessage(error),
-        code: error instanceof LvqrError ? error.code : undefined,
-      });
-    }
-  }
 
   return new Promise<number>((resolve) => {
     let stopping = false;
     host.onSignal(['SIGINT', 'SIGTERM'], () => {
-      if (stopping) return;
+      if (stopping) {
+        host.print('second signal: exiting now');
+        resolve(1);
+        return;
+      }
       stopping = true;
       host.print('shutting down...');
-      void (async () => {
-        await stopPattern?.().catch(() => {});
-        await service.close();
-        await listener.close().catch(() => {});
+      // Never hang on a stuck task or connection: the process exits when `main` resolves.
+      const deadline = setTimeout(() => {
+        host.print(`shutdown did not finish within ${SHUTDOWN_DEADLINE_MS} ms: exiting`);
+        resolve(1);
+      }, SHUTDOWN_DEADLINE_MS);
+      void started.stop().then(() => {
+        clearTimeout(deadline);
         resolve(0);
-      })();
+      });
     });
   });
 }
+
+/** Longest a graceful shutdown may take before the process exits anyway (with code 1). */
+const SHUTDOWN_DEADLINE_MS = 8_000;
+/** How long in-flight responses may take to finish once the service has stopped. */
+const LISTENER_DRAIN_MS = 2_000;

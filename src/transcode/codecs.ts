@@ -21,6 +21,11 @@ export type EncodedChunk = {
   timestampUs: number;
   durationUs: number;
   keyframe: boolean;
+  /**
+   * False for an IDR the encoder inserted on its own (x264 adds one every 250 frames and at hard
+   * scene cuts, and the addon cannot turn that off): decodable, but not a point every rung shares.
+   */
+  requestedKeyframe?: boolean;
   /** Present on the first chunk after (re)configuration: the `avcC`. */
   decoderConfig?: { description: Uint8Array; codec?: string } | undefined;
 };

@@ -60,6 +60,7 @@ export function bindWebCodecs(codecs: WebCodecs, options: WebCodecsBindingOption
             timestampUs: chunk.timestampUs,
             durationUs: chunk.durationUs,
             keyframe: chunk.keyframe,
+            requestedKeyframe: chunk.requestedKeyframe,
             decoderConfig:
               chunk.decoderConfig === undefined
                 ? undefined

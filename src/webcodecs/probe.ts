@@ -5,7 +5,6 @@
  */
 
 import { CodecError, errorMessage } from '../core/errors.ts';
-import { sleepMs } from '../core/yield.ts';
 import { H264Decoder } from './decoder.ts';
 import { evenDimension, type H264Chunk, H264Encoder } from './encoder.ts';
 import type { HardwareAccelerationPort, WebCodecs, WebCodecsProvider } from './port.ts';
@@ -41,14 +40,21 @@ export type CapabilityReport = {
 };
 
 async function withDeadline<T>(work: Promise<T>, timeoutMs: number, what: string): Promise<T> {
-  let timedOut = false;
-  const deadline = sleepMs(timeoutMs).then(() => {
-    timedOut = true;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const deadline = new Promise<typeof TIMED_OUT>((resolve) => {
+    timer = setTimeout(() => resolve(TIMED_OUT), timeoutMs);
   });
-  const result = await Promise.race([work, deadline]);
-  if (timedOut) throw new CodecError('codec.unsupported', `${what}: no result within ${timeoutMs} ms`);
-  return result as T;
+  try {
+    const result = await Promise.race([work, deadline]);
+    if (result === TIMED_OUT) throw new CodecError('codec.unsupported', `${what}: no result within ${timeoutMs} ms`);
+    return result as T;
+  } finally {
+    // A pending deadline timer would keep the process alive for its whole duration.
+    clearTimeout(timer);
+  }
 }
+
+const TIMED_OUT = Symbol('timed out');
 
 function syntheticI420(width: number, height: number, index: number): Uint8Array {
   const lumaSize = width * height;

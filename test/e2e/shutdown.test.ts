@@ -65,8 +65,13 @@ describe.each<Runtime>(['node', 'bun', 'deno'])('graceful shutdown on %s', (runt
 
     // The held request ended (answered or cut) instead of hanging until its timeout.
     const answer = await held;
-    expect(answer.ms).toBeLessThan(Date.now() - heldStarted + 1);
-    expect(answer.status === 0 || answer.status === 503, `${answer.status} ${answer.body}`).toBe(true);
+    // The source ended at shutdown: the held reload is answered with the final playlist (ENDLIST), or
+    // with 503 when the HLS layer closed first, or the connection is cut; it never waits out its timeout.
+    const endedPlaylist = answer.status === 200 && answer.body.includes('#EXT-X-ENDLIST');
+    expect(endedPlaylist || answer.status === 503 || answer.status === 0, `${answer.status} ${answer.body}`).toBe(true);
+    console.log(
+      `${runtime}: exit ${exitMs} ms after SIGTERM; held reload answered ${answer.status} after ${answer.ms} ms`,
+    );
     // The publishers were let go.
     const closed = await Promise.race([ws.closed, new Promise<undefined>((r) => setTimeout(r, 5000))]);
     expect(closed, 'the WebSocket publisher was closed').toBeDefined();

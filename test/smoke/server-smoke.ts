@@ -1,4 +1,217 @@
-/** Server smoke cases per runtime (filled in with the HTTP service). */
-export function serverSmokeCases(_runtime: string): Array<{ name: string; run: () => Promise<void> }> {
-  return [];
+/**
+ * Server smoke cases per runtime: the real service (the runtime's own host from `src/runtime/*.ts`:
+ * its HTTP server, WebSocket upgrader and codecs) boots in-process on an ephemeral loopback port,
+ * a fixture is ingested over the runtime's WebSocket client, and the master, a rung playlist and a
+ * segment are fetched. Importing the runtime file does not start its CLI (it runs `main()` only as
+ * the entry module).
+ */
+
+import { connect } from 'node:net';
+import { consoleLogger } from '../../src/core/log.ts';
+import { parseServe } from '../../src/server/config.ts';
+import type { RuntimeHost, StartedService } from '../../src/server/main.ts';
+import { startService } from '../../src/server/main.ts';
+import { readFixture } from '../support/fixtures.ts';
+import { waitFor } from '../support/wait.ts';
+
+type Case = { name: string; run: () => Promise<void> };
+
+/** The browser-style WebSocket API (global in Bun and Deno; the `ws` package on Node). */
+type WebSocketLike = {
+  binaryType: string;
+  readyState: number;
+  send(data: Uint8Array): void;
+  close(code?: number): void;
+  addEventListener(type: string, listener: (event: { code?: number; data?: unknown }) => void): void;
+};
+type WebSocketCtor = new (url: string) => WebSocketLike;
+
+function check(condition: unknown, message: string): asserts condition {
+  if (!condition) throw new Error(message);
+}
+
+async function loadHost(runtime: string): Promise<RuntimeHost> {
+  if (runtime === 'bun') return (await import('../../src/runtime/bun.ts')).bunHost;
+  if (runtime === 'deno') return (await import('../../src/runtime/deno.ts')).denoHost;
+  return (await import('../../src/runtime/node.ts')).nodeHost;
+}
+
+async function webSocketClass(): Promise<WebSocketCtor> {
+  const global = (globalThis as { WebSocket?: WebSocketCtor }).WebSocket;
+  if (global !== undefined) return global;
+  return (await import('ws')).default as unknown as WebSocketCtor;
+}
+
+/** An open publisher socket and the close code it got (once closed). */
+type Publisher = { socket: WebSocketLike; closed: Promise<number> };
+
+async function openPublisher(Ws: WebSocketCtor, url: string): Promise<Publisher> {
+  const socket = new Ws(url);
+  socket.binaryType = 'arraybuffer';
+  const closed = new Promise<number>((resolve) => socket.addEventListener('close', (e) => resolve(e.code ?? 0)));
+  await new Promise<void>((resolve, reject) => {
+    socket.addEventListener('open', () => resolve());
+    socket.addEventListener('error', () => reject(new Error(`WebSocket ${url} failed to open`)));
+  });
+  return { socket, closed };
+}
+
+/** The status line of a raw WebSocket upgrade request (the WebSocket clients hide refused statuses). */
+function upgradeStatus(port: number, path: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const socket = connect({ host: '127.0.0.1', port }, () => {
+      socket.write(
+        `GET ${path} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n` +
+          'Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n',
+      );
+    });
+    let head = '';
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(new Error(`no answer to the upgrade of ${path}: ${JSON.stringify(head)}`));
+    }, 5000);
+    socket.on('data', (chunk: Uint8Array) => {
+      head += new TextDecoder().decode(chunk);
+      const match = /^HTTP\/1\.1 (\d{3})/.exec(head);
+      if (match !== null) {
+        clearTimeout(timer);
+        resolve(Number(match[1]));
+        socket.destroy();
+      }
+    });
+    socket.on('error', (error) => {
+      clearTimeout(timer);
+      reject(error);
+    });
+  });
+}
+
+/** `promise`, or `fallback` after `ms` (the timer never outlives the race). */
+async function within<T>(promise: Promise<T>, ms: number, fallback: T): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    return await Promise.race([
+      promise,
+      new Promise<T>((resolve) => (timer = setTimeout(() => resolve(fallback), ms))),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+const boxType = (bytes: Uint8Array) => new TextDecoder().decode(bytes.subarray(4, 8));
+
+/** Server smoke cases for `runtime` ('bun', 'deno' or 'node'). */
+export function serverSmokeCases(runtime: string): Case[] {
+  let started: StartedService | undefined;
+  let base = '';
+  let wsBase = '';
+  let publisher: Publisher | undefined;
+  let Ws: WebSocketCtor;
+  const server = (): StartedService => {
+    check(started !== undefined, 'the server did not start');
+    return started;
+  };
+
+  return [
+    {
+      name: `${runtime}: the service boots in-process on an ephemeral loopback port`,
+      async run() {
+        const host = await loadHost(runtime);
+        check(host.name === runtime || runtime === 'node', `host is ${host.name}`);
+        const config = parseServe(
+          ['--port', '0', '--host', '127.0.0.1', '--test-pattern', 'off', '--log-level', 'warn'],
+          {},
+          host.readFile,
+        );
+        started = await startService(host, config, consoleLogger('warn'));
+        check(started.listener.port > 0, 'an ephemeral port');
+        check(
+          started.backend === 'software',
+          `software ladder (got ${started.backend ?? started.codecsUnavailableReason})`,
+        );
+        base = `http://127.0.0.1:${started.listener.port}`;
+        wsBase = `ws://127.0.0.1:${started.listener.port}`;
+        Ws = await webSocketClass();
+        const health = await fetch(`${base}/healthz`);
+        check(health.status === 200, `healthz ${health.status}`);
+        check(((await health.json()) as { runtime?: string }).runtime === runtime, 'healthz names the runtime');
+      },
+    },
+    {
+      name: `${runtime}: a fixture ingested over WebSocket is served as master, rung playlist and segment`,
+      async run() {
+        server();
+        publisher = await openPublisher(Ws, `${wsBase}/ingest/live/smoke`);
+        const bytes = readFixture('720p30-bframes-aac.mp4');
+        for (let offset = 0; offset < bytes.length; offset += 50_000) {
+          publisher.socket.send(bytes.slice(offset, offset + 50_000));
+        }
+        // The publisher stays connected while the rungs are checked (a rung leaves the master when its source ends).
+        const master = await waitFor(
+          async () => {
+            const res = await fetch(`${base}/hls/live/smoke/master.m3u8`);
+            const text = await res.text();
+            return res.status === 200 && ['720p', '480p', '240p'].every((r) => text.includes(`${r}/playlist.m3u8`))
+              ? text
+              : undefined;
+          },
+          'the master to list every rung',
+          { timeoutMs: 45_000, intervalMs: 100 },
+        );
+        check(master.startsWith('#EXTM3U'), 'a master playlist');
+        check(master.split('\n')[4]?.includes('RESOLUTION=1280x720'), 'the source is listed first');
+
+        const playlistRes = await fetch(`${base}/hls/live/smoke/240p/playlist.m3u8`);
+        const playlist = await playlistRes.text();
+        check(playlistRes.status === 200, `rung playlist ${playlistRes.status}`);
+        const segment = /^(seg-\d+\.m4s)$/m.exec(playlist)?.[1];
+        check(segment !== undefined, `a segment in the rung playlist:\n${playlist}`);
+        const map = /#EXT-X-MAP:URI="([^"]+)"/.exec(playlist)?.[1];
+        check(map !== undefined, 'an init segment in the rung playlist');
+
+        const init = await fetch(`${base}/hls/live/smoke/240p/${map}`);
+        const initBytes = new Uint8Array(await init.arrayBuffer());
+        check(init.status === 200 && boxType(initBytes) === 'ftyp', `init ${init.status} ${boxType(initBytes)}`);
+        const seg = await fetch(`${base}/hls/live/smoke/240p/${segment}`);
+        const segBytes = new Uint8Array(await seg.arrayBuffer());
+        check(seg.status === 200, `segment ${seg.status}`);
+        check(segBytes.byteLength > 1000, `segment bytes ${segBytes.byteLength}`);
+        check(['moof', 'styp'].includes(boxType(segBytes)), `segment starts with ${boxType(segBytes)}`);
+      },
+    },
+    {
+      name: `${runtime}: a second publisher's WebSocket upgrade is refused with HTTP 409`,
+      async run() {
+        server();
+        check(publisher !== undefined, 'the first publisher is connected');
+        const status = await upgradeStatus(server().listener.port, '/ingest/live/smoke');
+        check(status === 409, `upgrade answered ${status}`);
+      },
+    },
+    {
+      name: `${runtime}: a WebSocket message over the limit closes the socket with 4413 or 1009`,
+      async run() {
+        server();
+        const big = await openPublisher(Ws, `${wsBase}/ingest/live/smoke-big`);
+        big.socket.send(new Uint8Array(server().service.ingest.limits.maxMessageBytes + 1));
+        const code = await within(big.closed, 10_000, -1);
+        check(code === 4413 || code === 1009, `closed with ${code}`);
+      },
+    },
+    {
+      name: `${runtime}: stopping the service lets the publisher go and closes the listener`,
+      async run() {
+        const s = server();
+        const t0 = Date.now();
+        await s.stop();
+        check(Date.now() - t0 < 5000, `stop took ${Date.now() - t0} ms`);
+        if (publisher !== undefined) {
+          const code = await within(publisher.closed, 5000, -1);
+          check(code === 1001 || code === 1006, `publisher closed with ${code}`);
+        }
+        started = undefined;
+      },
+    },
+  ];
 }

@@ -95,7 +95,10 @@ const MAX_OUTPUT = 1024 * 1024;
  * `listening on 127.0.0.1:<port>`. Rejects with the captured output when the process exits first
  * or the line does not come within `timeoutMs`.
  */
-export async function startServer(serveArgs: readonly string[] = [], options: StartOptions = {}): Promise<RunningServer> {
+export async function startServer(
+  serveArgs: readonly string[] = [],
+  options: StartOptions = {},
+): Promise<RunningServer> {
   const runtime = options.runtime ?? 'node';
   const timeoutMs = options.timeoutMs ?? 45_000;
   const { command, args } = cliCommand(runtime, ['serve', '--port', '0', '--host', '127.0.0.1', ...serveArgs]);
@@ -143,7 +146,9 @@ export async function startServer(serveArgs: readonly string[] = [], options: St
     void exited.then((status) => {
       if (/listening on 127\.0\.0\.1:\d+/.test(output)) return;
       clearInterval(timer);
-      reject(new Error(`server exited before listening (${JSON.stringify(status)}; ${describe()}); output:\n${output}`));
+      reject(
+        new Error(`server exited before listening (${JSON.stringify(status)}; ${describe()}); output:\n${output}`),
+      );
     });
   });
 

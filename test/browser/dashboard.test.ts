@@ -1,0 +1,180 @@
+/**
+ * The dashboard in a real browser: Debian chromium driven by playwright-core against the CLI server
+ * with the built-in test pattern. The player must play the source and then a picked rung, the stats
+ * table must show the ladder, and a screenshot lands in artifacts/dashboard.png.
+ */
+
+import { existsSync, mkdirSync } from 'node:fs';
+import path from 'node:path';
+import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ROOT, type RunningServer, startServer } from '../support/server.ts';
+import { waitFor } from '../support/wait.ts';
+
+const CHROMIUM = '/usr/bin/chromium';
+const ARTIFACTS = path.join(ROOT, 'artifacts');
+const RUNGS = ['720p', '480p', '240p'];
+
+let server: RunningServer;
+let browser: Browser;
+let context: BrowserContext;
+let page: Page;
+/** Why the browser or server could not start: every test fails with it (never skips). */
+let setupError: Error | undefined;
+const browserLog: string[] = [];
+
+type PlayerState = {
+  currentTime: number;
+  paused: boolean;
+  videoWidth: number;
+  videoHeight: number;
+  fatal: string | undefined;
+  level: number | undefined;
+  levels: Array<{ width: number; height: number }>;
+};
+
+const playerState = (): Promise<PlayerState> =>
+  page.evaluate(() => {
+    const video = document.getElementById('video') as HTMLVideoElement;
+    const w = window as unknown as {
+      __hls?: { currentLevel: number; levels: Array<{ width: number; height: number }> };
+      __hlsFatal?: string;
+    };
+    return {
+      currentTime: video.currentTime,
+      paused: video.paused,
+      videoWidth: video.videoWidth,
+      videoHeight: video.videoHeight,
+      fatal: w.__hlsFatal,
+      level: w.__hls?.currentLevel,
+      levels: (w.__hls?.levels ?? []).map((l) => ({ width: l.width, height: l.height })),
+    };
+  });
+
+/** Waits until the video has played `seconds` of media past the first moment `ready` holds. */
+async function playsFor(seconds: number, what: string, ready: (s: PlayerState) => boolean): Promise<PlayerState> {
+  let start: number | undefined;
+  return waitFor(
+    async () => {
+      const s = await playerState();
+      if (s.fatal !== undefined) throw new Error(`hls.js fatal error ${s.fatal}`);
+      if (!ready(s) || s.paused) return undefined;
+      start ??= s.currentTime;
+      return s.currentTime - start >= seconds ? s : undefined;
+    },
+    `${what} to play ${seconds} s (browser log:\n${browserLog.slice(-20).join('\n')})`,
+    { timeoutMs: 45_000, intervalMs: 100 },
+  );
+}
+
+beforeAll(async () => {
+  try {
+    if (!existsSync(CHROMIUM)) {
+      throw new Error(`${CHROMIUM} is missing: the browser tests need Debian chromium (apt-get install chromium)`);
+    }
+    server = await startServer(['--test-pattern', 'live/demo']);
+    // launch() gives the browser a fresh temporary profile (user-data-dir) and removes it on close.
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: [
+        '--headless',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-quic',
+        '--no-first-run',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+        '--autoplay-policy=no-user-gesture-required',
+      ],
+    });
+    context = await browser.newContext({ viewport: { width: 1280, height: 860 } });
+    page = await context.newPage();
+    page.on('console', (m) => browserLog.push(`[console.${m.type()}] ${m.text()}`));
+    page.on('pageerror', (e) => browserLog.push(`[pageerror] ${e.message}`));
+  } catch (error) {
+    setupError = error instanceof Error ? error : new Error(String(error));
+  }
+}, 90_000);
+
+/** Fails the calling test when the setup did not succeed. */
+function ready(): void {
+  if (setupError !== undefined)
+    throw new Error(`browser test setup failed: ${setupError.message}`, { cause: setupError });
+}
+
+afterAll(async () => {
+  await context?.close().catch(() => {});
+  await browser?.close().catch(() => {});
+  await server?.stop();
+});
+
+describe('dashboard in chromium', () => {
+  it('the page opens the test pattern and the player plays it for at least 3 s without a fatal hls.js error', async () => {
+    ready();
+    const res = await page.goto(`${server.url}/`);
+    expect(res?.status()).toBe(200);
+    expect(await page.title()).toBe('lvqr-transcode');
+    const state = await playsFor(3, 'the test pattern', (s) => s.videoWidth > 0);
+    expect(state.fatal).toBeUndefined();
+    expect(await page.locator('#title').textContent()).toContain('live/demo');
+    const pageErrors = browserLog.filter((l) => l.startsWith('[pageerror]'));
+    expect(pageErrors).toEqual([]);
+  }, 60_000);
+
+  it('picking the 240p rung in the rendition picker plays that rung for at least 3 s', async () => {
+    ready();
+    // The picker fills from the master once the rungs are in it (hls.js re-reads a live master only on load).
+    const option = await waitFor(
+      async () => {
+        const options = await page
+          .locator('#level option')
+          .evaluateAll((els) =>
+            els.map((e) => ({ value: (e as HTMLOptionElement).value, label: e.textContent ?? '' })),
+          );
+        const found = options.find((o) => o.label.startsWith('240p'));
+        if (found === undefined) {
+          // The rungs were not in the master yet when the player loaded it: reload the player.
+          await page.evaluate(() => {
+            const active = document.querySelector<HTMLButtonElement>('#broadcasts button.active');
+            active?.click();
+          });
+        }
+        return found;
+      },
+      'a 240p entry in the rendition picker',
+      { timeoutMs: 30_000, intervalMs: 1000 },
+    );
+    await page.selectOption('#level', option.value);
+    const level = Number(option.value);
+    const state = await playsFor(
+      3,
+      'the 240p rung',
+      (s) => s.level === level && s.videoWidth === 426 && s.videoHeight === 240,
+    );
+    expect(state.levels[level]).toEqual({ width: 426, height: 240 });
+    expect(state.fatal).toBeUndefined();
+    expect(await page.locator('#playing').textContent()).toBe('playing 426x240');
+  }, 60_000);
+
+  it('the stats table lists every rung of the ladder as running, and the page is captured to artifacts/dashboard.png', async () => {
+    ready();
+    const rows = await waitFor(
+      async () => {
+        const cells = await page
+          .locator('#rungs tr')
+          .evaluateAll((trs) => trs.map((tr) => [...tr.querySelectorAll('td')].map((td) => td.textContent ?? '')));
+        return RUNGS.every((r) => cells.some((c) => c[0] === r && c[1] === 'running')) ? cells : undefined;
+      },
+      'every rung running in the stats table',
+      { timeoutMs: 10_000, intervalMs: 200 },
+    );
+    expect(rows.map((c) => c[0])).toEqual(RUNGS);
+    expect(rows.find((c) => c[0] === '240p')?.[2]).toBe('426x240');
+    expect(await page.locator('#backend').textContent()).toContain('encoder: software');
+    mkdirSync(ARTIFACTS, { recursive: true });
+    const file = path.join(ARTIFACTS, 'dashboard.png');
+    await page.screenshot({ path: file, fullPage: true });
+    expect(existsSync(file)).toBe(true);
+  }, 30_000);
+});

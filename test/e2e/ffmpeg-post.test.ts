@@ -1,0 +1,258 @@
+/**
+ * End to end over a real socket: ffmpeg publishes a fixture with one long chunked POST to the CLI
+ * server (a child process); the master, the rungs, blocking reload, the APIs and the end of the
+ * broadcast are checked from the outside, with ffmpeg / ffprobe / m3u8-parser as the judges.
+ */
+
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { probeStreams } from '../support/ffprobe.ts';
+import { fixtureInfo, fixturePath } from '../support/fixtures.ts';
+import { getJson, getText, type RunningServer, startServer } from '../support/server.ts';
+import { waitFor } from '../support/wait.ts';
+import { ffmpegPublish, lastPart, metricSum, type Proc, parseM3u8, run } from './helpers.ts';
+
+const FIXTURE = '720p30-bframes-aac.mp4';
+const LOOPS = 3; // 4 passes of the 3 s clip: 12 s of live input
+const RUNGS = [
+  { name: '720p', width: 1280, height: 720 },
+  { name: '480p', width: 854, height: 480 },
+  { name: '240p', width: 426, height: 240 },
+] as const;
+
+let server: RunningServer;
+let publisher: Proc;
+let base: string;
+/** Live decodes of each rung (started once the rungs are in the master), awaited at the end. */
+const decodes = new Map<string, Proc>();
+
+/** `ffmpeg -v error -i <playlist> -f null -` from the first segment; frames decoded come from -progress. */
+function decode(playlistUrl: string): Proc {
+  return run('ffmpeg', [
+    '-nostdin',
+    '-v',
+    'error',
+    '-live_start_index',
+    '0',
+    '-i',
+    playlistUrl,
+    '-map',
+    '0:v:0',
+    '-f',
+    'null',
+    '-progress',
+    'pipe:1',
+    '-',
+  ]);
+}
+
+const framesOf = (progress: string): number =>
+  Number([...progress.matchAll(/^frame=(\d+)$/gm)].at(-1)?.[1] ?? Number.NaN);
+const errorLines = (progress: string): string[] =>
+  progress.split('\n').filter((l) => l.trim() !== '' && !/^[a-z_0-9]+=/.test(l.trim()));
+
+beforeAll(async () => {
+  server = await startServer(['--test-pattern', 'off']);
+  base = `${server.url}/hls/live/e2e`;
+  publisher = ffmpegPublish(fixturePath(FIXTURE), `${server.url}/ingest/live/e2e`, { loops: LOOPS });
+});
+
+afterAll(async () => {
+  publisher?.kill();
+  for (const d of decodes.values()) d.kill();
+  await server?.stop();
+});
+
+describe('ffmpeg publishes fMP4 with one long chunked POST', () => {
+  it('the master lists the source first, then 720p, 480p and 240p, each with CODECS, RESOLUTION, FRAME-RATE and the shared audio group', async () => {
+    const text = await waitFor(
+      async () => {
+        const t = await getText(`${base}/master.m3u8`);
+        return t !== undefined && RUNGS.every((r) => t.includes(`${r.name}/playlist.m3u8`)) ? t : undefined;
+      },
+      'the master to list every rung',
+      { timeoutMs: 25_000, intervalMs: 100 },
+    );
+    // Decode each rung live from its first segment until the broadcast ends (checked below).
+    for (const r of [{ name: 'source' }, ...RUNGS]) {
+      decodes.set(r.name, decode(r.name === 'source' ? `${base}/playlist.m3u8` : `${base}/${r.name}/playlist.m3u8`));
+    }
+
+    const master = parseM3u8(text);
+    expect(text.startsWith('#EXTM3U\n')).toBe(true);
+    expect(master.mediaGroups.AUDIO.audio).toBeDefined();
+    const audio = Object.values(master.mediaGroups.AUDIO.audio) as Array<{ uri: string; default: boolean }>;
+    expect(audio).toHaveLength(1);
+    expect(audio[0]).toMatchObject({ uri: 'audio.m3u8', default: true });
+
+    const variants = master.playlists as Array<{ uri: string; attributes: Record<string, unknown> }>;
+    expect(variants.map((v) => v.uri)).toEqual(['playlist.m3u8', ...RUNGS.map((r) => `${r.name}/playlist.m3u8`)]);
+    const source = fixtureInfo(FIXTURE).video;
+    const sizes = [{ width: source.width, height: source.height }, ...RUNGS];
+    variants.forEach((v, i) => {
+      const a = v.attributes;
+      expect(a['AUDIO'], v.uri).toBe('audio');
+      expect(a['CODECS'], v.uri).toMatch(/^avc1\.[0-9a-f]{6},mp4a\.40\.2$/);
+      expect(a['RESOLUTION'], v.uri).toEqual({ width: sizes[i]!.width, height: sizes[i]!.height });
+      expect(a['FRAME-RATE'], v.uri).toBeCloseTo(30, 1);
+      expect(a['BANDWIDTH'], v.uri).toBeGreaterThan(0);
+      expect(Number(a['AVERAGE-BANDWIDTH']), v.uri).toBeLessThanOrEqual(a['BANDWIDTH'] as number);
+      expect(Number(a['AVERAGE-BANDWIDTH']), v.uri).toBeGreaterThan(0);
+    });
+    // Rungs are listed by falling bandwidth, each below the source.
+    const bandwidths = variants.slice(1).map((v) => v.attributes['BANDWIDTH'] as number);
+    expect([...bandwidths].sort((x, y) => y - x)).toEqual(bandwidths);
+  });
+
+  it('a blocking reload of each playlist (source and rungs) for the next part is answered once that part exists, and lists it', async () => {
+    // All four at once: each waits for its next segment to begin (up to one target duration).
+    await Promise.all(
+      ['source', ...RUNGS.map((r) => r.name)].map(async (name) => {
+        const url = name === 'source' ? `${base}/playlist.m3u8` : `${base}/${name}/playlist.m3u8`;
+        const before = (await getText(url))!;
+        const media = parseM3u8(before);
+        expect(media.serverControl?.canBlockReload, name).toBe(true);
+        const last = lastPart(before);
+        expect(last, before).toBeDefined();
+        const next = last!.msn + 1;
+        const wanted = `part-${next}-0.m4s`;
+        expect(before).not.toContain(`"${wanted}"`);
+        const started = Date.now();
+        const res = await fetch(`${url}?_HLS_msn=${next}&_HLS_part=0`);
+        const elapsed = Date.now() - started;
+        const after = await res.text();
+        expect(res.status, `${name}: ${after}`).toBe(200);
+        expect(after, name).toContain(`URI="${wanted}"`);
+        // A segment target is 2 s: the next segment's first part is at most about that far away.
+        expect(elapsed, name).toBeLessThan(4_000);
+        // The part it announced is there to fetch.
+        const part = await fetch(new URL(wanted, url));
+        expect(part.status, name).toBe(200);
+        expect((await part.arrayBuffer()).byteLength, name).toBeGreaterThan(0);
+      }),
+    );
+  });
+
+  it('/api/v1/transcode shows every planned rung running with latency and realtime figures', async () => {
+    type Rung = {
+      rendition: string;
+      state: string;
+      latencyMsP50?: number;
+      latencyMsP99?: number;
+      realtimeFactor?: number;
+    };
+    type Status = { backend: string; sources: Array<{ broadcast: string; rungs: Rung[] }> };
+    const status = await waitFor(
+      async () => {
+        const s = await getJson<Status>(`${server.url}/api/v1/transcode`);
+        const src = s.sources.find((x) => x.broadcast === 'live/e2e');
+        return src !== undefined &&
+          RUNGS.every((r) => src.rungs.some((x) => x.rendition === r.name && typeof x.latencyMsP50 === 'number'))
+          ? s
+          : undefined;
+      },
+      'rung latency figures',
+      { timeoutMs: 10_000, intervalMs: 100 },
+    );
+    expect(status.backend).toBe('software');
+    const src = status.sources.find((x) => x.broadcast === 'live/e2e')!;
+    for (const r of RUNGS) {
+      const rung = src.rungs.find((x) => x.rendition === r.name)!;
+      expect(rung.state, r.name).toBe('running');
+      expect(rung.latencyMsP50, r.name).toBeGreaterThan(0);
+      expect(rung.latencyMsP99, r.name).toBeGreaterThanOrEqual(rung.latencyMsP50!);
+      expect(rung.realtimeFactor, r.name).toBeGreaterThan(0);
+    }
+  });
+
+  it('/metrics counts the fragments the ladder read and wrote', async () => {
+    const res = await fetch(`${server.url}/metrics`);
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toMatch(/^text\/plain/);
+    const text = await res.text();
+    expect(metricSum(text, 'lvqr_transcode_fragments_total')).toBeGreaterThan(0);
+    expect(metricSum(text, 'lvqr_transcode_output_fragments_total')).toBeGreaterThan(0);
+    for (const r of RUNGS) {
+      expect(text).toMatch(
+        new RegExp(`^lvqr_transcode_output_fragments_total\\{[^}]*rendition="${r.name}"[^}]*\\} [1-9]`, 'm'),
+      );
+    }
+  });
+
+  it('HLS media answers HEAD with its size, a byte range with 206, an impossible range with 416, and OPTIONS with a CORS preflight', async () => {
+    const playlist = (await getText(`${base}/240p/playlist.m3u8`))!;
+    const segment = /^(seg-\d+\.m4s)$/m.exec(playlist)![1]!;
+    const url = `${base}/240p/${segment}`;
+    const full = await fetch(url);
+    const bytes = new Uint8Array(await full.arrayBuffer());
+    expect(full.status).toBe(200);
+    expect(full.headers.get('accept-ranges')).toBe('bytes');
+    expect(full.headers.get('access-control-allow-origin')).toBe('*');
+
+    const head = await fetch(url, { method: 'HEAD' });
+    expect(head.status).toBe(200);
+    expect(head.headers.get('content-length')).toBe(String(bytes.byteLength));
+    expect((await head.arrayBuffer()).byteLength).toBe(0);
+
+    const range = await fetch(url, { headers: { range: 'bytes=4-11' } });
+    expect(range.status).toBe(206);
+    expect(range.headers.get('content-range')).toBe(`bytes 4-11/${bytes.byteLength}`);
+    expect(new Uint8Array(await range.arrayBuffer())).toEqual(bytes.subarray(4, 12));
+    const suffix = await fetch(url, { headers: { range: 'bytes=-100' } });
+    expect(suffix.status).toBe(206);
+    expect(new Uint8Array(await suffix.arrayBuffer())).toEqual(bytes.subarray(bytes.byteLength - 100));
+    const beyond = await fetch(url, { headers: { range: `bytes=${bytes.byteLength}-` } });
+    expect(beyond.status).toBe(416);
+    expect(beyond.headers.get('content-range')).toBe(`bytes */${bytes.byteLength}`);
+
+    const preflight = await fetch(`${base}/master.m3u8`, {
+      method: 'OPTIONS',
+      headers: {
+        origin: 'http://example.test',
+        'access-control-request-method': 'GET',
+        'access-control-request-headers': 'range',
+      },
+    });
+    expect(preflight.status).toBe(204);
+    expect(preflight.headers.get('access-control-allow-origin')).toBe('*');
+    expect(preflight.headers.get('access-control-allow-methods')).toContain('GET');
+    expect(preflight.headers.get('access-control-allow-headers')).toContain('range');
+  });
+
+  it('when the publisher stops, the broadcast ends after the grace period and every playlist gets EXT-X-ENDLIST', async () => {
+    expect(await publisher.exited, publisher.output()).toBe(0);
+    for (const url of [
+      `${base}/playlist.m3u8`,
+      `${base}/audio.m3u8`,
+      ...RUNGS.map((r) => `${base}/${r.name}/playlist.m3u8`),
+    ]) {
+      await waitFor(async () => (await getText(url))?.includes('#EXT-X-ENDLIST'), `ENDLIST in ${url}`, {
+        timeoutMs: 20_000,
+        intervalMs: 200,
+      });
+    }
+    const ended = parseM3u8((await getText(`${base}/240p/playlist.m3u8`))!);
+    expect(ended.endList).toBe(true);
+  });
+
+  it('every rung, decoded live by ffmpeg from its first segment to the end, has no decode error and every source frame at the planned size', async () => {
+    const results = new Map<string, { code: number | null; output: string }>();
+    for (const [name, proc] of decodes) results.set(name, { code: await proc.exited, output: proc.output() });
+    const source = results.get('source')!;
+    expect(source.code, source.output).toBe(0);
+    expect(errorLines(source.output)).toEqual([]);
+    const sourceFrames = framesOf(source.output);
+    expect(sourceFrames).toBe(fixtureInfo(FIXTURE).video.frameCount * (LOOPS + 1));
+    for (const r of RUNGS) {
+      const { code, output } = results.get(r.name)!;
+      expect(code, `${r.name}: ${output}`).toBe(0);
+      expect(errorLines(output), r.name).toEqual([]);
+      expect(framesOf(output), r.name).toBe(sourceFrames);
+      const [video] = (await probeStreams(`${base}/${r.name}/playlist.m3u8`)).filter((s) => s.codecType === 'video');
+      expect({ codec: video?.codecName, width: video?.width, height: video?.height }, r.name).toEqual({
+        codec: 'h264',
+        width: r.width,
+        height: r.height,
+      });
+    }
+  });
+});
