@@ -10,6 +10,14 @@
  * Output rules: rung keyframes are forced exactly at the source keyframes, plus a fixed cadence of
  * the source timeline when the source GOP is longer than the segment target (decided once per
  * frame, so identical in every rung); timestamps are the source's, in the source timescale.
+ * Encoder frame rate: the init's, else the median source sample duration (rate control budgets
+ * bits per frame from it, so a wrong rate misses the bitrate by the same factor).
+ *
+ * Source format changes: the decoder puts a switch marker into every rung queue exactly between
+ * the last frame of the old init and the first of the new one; at the marker a rung finishes its
+ * encoder session (publishing its tail under the old plan), re-plans, and starts a new session
+ * with a new init (a discontinuity downstream), or ends its output when the new source is too
+ * small for it.
  *
  * Back-pressure: a rung's `onFragment` waits while its frame queue is above half its bound; a rung
  * whose queue reaches the bound drops whole GOPs (resumes at the next forced keyframe) and counts
@@ -76,15 +84,27 @@ export type SourceLadderStatus = {
   restarts: number;
   lastError: string | undefined;
   rungs: string[];
+  /** Rungs left out for this source, and why (e.g. no upscaling). */
+  skipped: Array<{ rendition: string; reason: string }>;
 };
 
 type FrameMeta = {
+  /** Ticks of `timescale` (the source's, at the time the frame was decoded). */
   pts: number;
   duration: number;
+  timescale: number;
   ingestTimeMs: number;
   sourceKey: boolean;
   forceKey: boolean;
 };
+
+/** What a rung needs to re-plan at a source format change. */
+type SourceFormat = { generation: number; video: SourceVideo };
+
+/** Sample durations needed before the median is trusted as the source frame rate. */
+const FRAME_RATE_SAMPLES = 3;
+/** Longest a new encoder session waits for that many samples, ms. */
+const FRAME_RATE_WAIT_MS = 250;
 
 function ticksToUs(ticks: number, timescale: number): number {
   return Math.round((ticks * 1_000_000) / timescale);
@@ -100,7 +120,11 @@ function percentile(values: readonly number[], p: number): number | undefined {
 export class SoftwareLadder {
   readonly options: Required<Omit<SoftwareLadderOptions, 'metrics' | 'gc'>> &
     Pick<SoftwareLadderOptions, 'metrics' | 'gc'>;
-  readonly #sources = new Map<string, SourceDecoder>();
+  /** The current decoder per source name, with the session token of the entry it serves. */
+  readonly #sources = new Map<string, { token: object; source: SourceDecoder }>();
+  /** Every decoder not yet closed (a restarted source may overlap its predecessor briefly). */
+  readonly #live = new Set<SourceDecoder>();
+  readonly #sessions = new Map<string, { meta: FragmentMeta; token: object }>();
   readonly #unsupported = new Map<string, SourceLadderStatus>();
 
   /** Creates the shared state; build one `SoftwareTranscoderFactory` per rung on it. */
@@ -120,26 +144,47 @@ export class SoftwareLadder {
 
   /** Status of every source being decoded (or refused). */
   sources(): SourceLadderStatus[] {
-    return [...[...this.#sources.values()].map((s) => s.status()), ...this.#unsupported.values()];
+    return [...[...this.#live].map((s) => s.status()), ...this.#unsupported.values()];
   }
 
-  /** @internal The decoder of `broadcast`, created on first use. */
-  _acquire(broadcast: string, meta: FragmentMeta, rung: SoftwareTranscoder): SourceDecoder {
-    let source = this.#sources.get(broadcast);
-    if (source === undefined) {
-      source = new SourceDecoder(this, broadcast, meta);
-      this.#sources.set(broadcast, source);
+  /**
+   * @internal The session token of a source entry. Every factory builds its transcoder for a new
+   * registry entry in one synchronous pass with the same `meta` object, so equal meta = same entry;
+   * a restarted source (a new entry under the same name) gets a new token, hence its own decoder.
+   */
+  _session(broadcast: string, meta: FragmentMeta): object {
+    const last = this.#sessions.get(broadcast);
+    if (last !== undefined && last.meta === meta) return last.token;
+    const token = {};
+    this.#sessions.delete(broadcast);
+    this.#sessions.set(broadcast, { meta, token });
+    while (this.#sessions.size > 1024) this.#sessions.delete(this.#sessions.keys().next().value!);
+    return token;
+  }
+
+  /** @internal The decoder of `broadcast` for session `token`, created on first use. */
+  _acquire(broadcast: string, token: object, meta: FragmentMeta, rung: SoftwareTranscoder): SourceDecoder {
+    let entry = this.#sources.get(broadcast);
+    if (entry === undefined || entry.token !== token) {
+      // A new session never shares a decoder with the (possibly still finishing) previous one.
+      entry = { token, source: new SourceDecoder(this, broadcast, meta) };
+      this.#sources.set(broadcast, entry);
+      this.#live.add(entry.source);
     }
-    source.attach(rung);
-    return source;
+    entry.source.attach(rung);
+    return entry.source;
   }
 
   /** @internal Drops a rung; the last one closes the decoder. */
   _release(broadcast: string, source: SourceDecoder, rung: SoftwareTranscoder): void {
-    if (source.detach(rung) === 0 && this.#sources.get(broadcast) === source) {
+    if (source.detach(rung) > 0) return;
+    const entry = this.#sources.get(broadcast);
+    if (entry?.source === source) {
       this.#sources.delete(broadcast);
-      source.close();
+      if (this.#sessions.get(broadcast)?.token === entry.token) this.#sessions.delete(broadcast);
     }
+    this.#live.delete(source);
+    source.close();
   }
 
   /** @internal Records a source that cannot be decoded, so the API can say why it has no rungs. */
@@ -156,6 +201,7 @@ export class SoftwareLadder {
       restarts: 0,
       lastError: undefined,
       rungs: [],
+      skipped: [],
     });
     while (this.#unsupported.size > 64) this.#unsupported.delete(this.#unsupported.keys().next().value!);
   }
@@ -192,6 +238,10 @@ class SourceDecoder {
   #state: 'running' | 'failed' = 'running';
   #finishing: Promise<void> | undefined;
   #closed = false;
+  #generation = 0;
+  /** Recent sample durations (ticks) of the current init, for the frame-rate estimate. */
+  #durations: number[] = [];
+  #frameRateWaiters: Array<() => void> = [];
 
   constructor(ladder: SoftwareLadder, broadcast: string, meta: FragmentMeta) {
     this.#ladder = ladder;
@@ -202,6 +252,47 @@ class SourceDecoder {
   /** Source picture size and frame rate. */
   get video(): SourceVideo {
     return this.#video;
+  }
+
+  /** The current format (bumps at every new init). */
+  get format(): SourceFormat {
+    return { generation: this.#generation, video: this.#video };
+  }
+
+  /** The frame rate the init states, else the one the median sample duration gives (once known). */
+  frameRate(): number | undefined {
+    if (this.#video.frameRate !== undefined) return this.#video.frameRate;
+    if (this.#durations.length === 0) return undefined;
+    const sorted = [...this.#durations].sort((a, b) => a - b);
+    const median = sorted[Math.floor(sorted.length / 2)]!;
+    return Math.round((this.#timescale / median) * 1000) / 1000;
+  }
+
+  /**
+   * Resolves once the frame rate is trustworthy: stated by the init, or measured over a few
+   * samples (the first sample of a stream is often longer), or the source ends, or `maxMs` passes.
+   */
+  frameRateSettled(maxMs = FRAME_RATE_WAIT_MS): Promise<void> {
+    if (this.#frameRateKnown() || this.#closed || this.#finishing !== undefined) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      const timer = setTimeout(done, maxMs);
+      const waiters = this.#frameRateWaiters;
+      function done(): void {
+        clearTimeout(timer);
+        const at = waiters.indexOf(done);
+        if (at !== -1) waiters.splice(at, 1);
+        resolve();
+      }
+      waiters.push(done);
+    });
+  }
+
+  #frameRateKnown(): boolean {
+    return this.#video.frameRate !== undefined || this.#durations.length >= FRAME_RATE_SAMPLES;
+  }
+
+  #wakeFrameRateWaiters(): void {
+    for (const wake of this.#frameRateWaiters.splice(0)) wake();
   }
 
   /** Timescale of source (and rung) timestamps. */
@@ -236,6 +327,10 @@ class SourceDecoder {
       restarts: this.#restarts,
       lastError: this.#lastError,
       rungs: [...this.#rungs].map((r) => r.rendition.name),
+      skipped: [...this.#rungs].flatMap((r) => {
+        const planned = planRung(this.#video, r.rendition);
+        return typeof planned === 'string' ? [{ rendition: r.rendition.name, reason: planned }] : [];
+      }),
     };
   }
 
@@ -247,8 +342,7 @@ class SourceDecoder {
     if (this.#closed || init !== this.#init) return this.#chain;
     if (fragment.dts <= this.#lastSubmittedDts) return this.#chain;
     this.#lastSubmittedDts = fragment.dts;
-    this.#chain = this.#chain.then(() => this.#decodeFragment(fragment));
-    return this.#chain;
+    return this.#step(() => this.#decodeFragment(fragment));
   }
 
   /** Switches to a new init segment once (flushing the old stream first); later calls for it are no-ops. */
@@ -256,18 +350,24 @@ class SourceDecoder {
     if (meta.initSegment === this.#init || this.#closed) return this.#chain;
     const previousInit = this.#init;
     this.#init = meta.initSegment;
-    this.#chain = this.#chain.then(async () => {
+    // Fragments of the new init restart their timestamps: never dedupe them against the old stream.
+    this.#lastSubmittedDts = -Infinity;
+    return this.#step(async () => {
       if (previousInit !== undefined) await this.#flushDecoder();
       this.#closeDecoder();
-      this.#init = undefined;
       this.#configure(meta);
+      // Every frame of the old init is in the rung queues now: mark the boundary in each of them.
+      const format = this.format;
+      for (const rung of this.#rungs) rung.enqueueFormat(format);
     });
-    return this.#chain;
   }
 
   /** Flushes the decoder once at the end of the source; every rung awaits the same promise. */
   finish(): Promise<void> {
-    this.#finishing ??= this.#chain.then(() => this.#flushDecoder());
+    if (this.#finishing === undefined) {
+      this.#finishing = this.#step(() => this.#flushDecoder());
+      this.#wakeFrameRateWaiters();
+    }
     return this.#finishing;
   }
 
@@ -276,17 +376,29 @@ class SourceDecoder {
     this.#closed = true;
     this.#closeDecoder();
     this.#pending.clear();
+    this.#wakeFrameRateWaiters();
+  }
+
+  /** Chains `task` after every earlier one; a failing task is recorded and never poisons the chain. */
+  #step(task: () => Promise<void>): Promise<void> {
+    this.#chain = this.#chain.then(task).catch((error: unknown) => {
+      if (!this.#closed) this.#fail(error, this.#decoder);
+    });
+    return this.#chain;
   }
 
   #configure(meta: FragmentMeta): void {
+    this.#generation += 1;
     this.#init = meta.initSegment;
     this.#timescale = meta.timescale;
     this.#codec = meta.codec;
+    this.#description = undefined;
     this.#lastSubmittedDts = -Infinity;
     this.#expectedDts = undefined;
     this.#needKeyframe = true;
     this.#lastForcedPts = undefined;
     this.#pending.clear();
+    this.#durations = [];
     if (meta.initSegment === undefined) return;
     const track = describeInit(meta.initSegment).find((t) => t.kind === 'video');
     if (track === undefined) return;
@@ -300,8 +412,9 @@ class SourceDecoder {
     if (this.#decoder !== undefined) return this.#decoder;
     if (this.#description === undefined) return undefined;
     if (this.#ladder.options.now() < this.#retryAtMs) return undefined;
+    let created: DecoderLike | undefined;
     try {
-      this.#decoder = this.#ladder.options.codecs.createDecoder(
+      created = this.#ladder.options.codecs.createDecoder(
         {
           codec: this.#codec,
           description: this.#description,
@@ -309,11 +422,12 @@ class SourceDecoder {
           codedHeight: this.#video.height,
         },
         (frame) => this.#onFrame(frame),
-        (error) => this.#fail(error),
+        (error) => this.#fail(error, created),
       );
+      this.#decoder = created;
       this.#state = 'running';
     } catch (error) {
-      this.#fail(error);
+      this.#fail(error, undefined);
       return undefined;
     }
     return this.#decoder;
@@ -323,6 +437,11 @@ class SourceDecoder {
     if (this.#closed) return;
     const samples = readSamples(fragment.payload);
     if (samples.length === 0) return;
+    for (const sample of samples) {
+      if (sample.duration > 0) this.#durations.push(sample.duration);
+    }
+    if (this.#durations.length > 64) this.#durations.splice(0, this.#durations.length - 64);
+    if (this.#frameRateKnown()) this.#wakeFrameRateWaiters();
     const first = samples[0]!;
     const gap = this.#expectedDts !== undefined && fragment.dts !== this.#expectedDts;
     this.#expectedDts = fragment.dts + fragment.duration;
@@ -342,12 +461,18 @@ class SourceDecoder {
     if (first.keyframe && this.#decodedSinceFlush) await this.#flushDecoder();
     this.#needKeyframe = false;
     const timescale = this.#timescale;
-    for (const sample of samples) {
+    for (const [index, sample] of samples.entries()) {
       if (this.#ladder.options.overflow === 'wait') await this.#roomInRungs();
+      if (this.#decoder !== decoder) {
+        // The decoder failed meanwhile: the rest of this fragment is lost until the next keyframe.
+        for (const rung of this.#rungs) rung.countDropped(samples.length - index);
+        return;
+      }
       const timestampUs = ticksToUs(sample.pts, timescale);
       this.#pending.set(timestampUs, {
         pts: sample.pts,
         duration: sample.duration,
+        timescale,
         ingestTimeMs: fragment.ingestTimeMs,
         sourceKey: sample.keyframe,
         forceKey: false,
@@ -361,10 +486,12 @@ class SourceDecoder {
         });
         this.#decodedSinceFlush = true;
       } catch (error) {
-        this.#fail(error);
+        // This sample is lost (unless the failure already counted it), and so is the rest of the fragment.
+        const lost = this.#pending.delete(timestampUs) ? 1 : 0;
+        this.#fail(error, decoder);
+        for (const rung of this.#rungs) rung.countDropped(lost + samples.length - index - 1);
         return;
       }
-      if (this.#decoder !== decoder) return;
     }
   }
 
@@ -381,7 +508,7 @@ class SourceDecoder {
     try {
       await decoder.flush();
     } catch (error) {
-      this.#fail(error);
+      this.#fail(error, decoder);
     }
   }
 
@@ -405,7 +532,9 @@ class SourceDecoder {
     }
   }
 
-  #fail(error: unknown): void {
+  /** A failure of `decoder` (ignored when that decoder was already replaced: one fault, one restart). */
+  #fail(error: unknown, decoder: DecoderLike | undefined): void {
+    if (decoder !== undefined && decoder !== this.#decoder) return;
     this.#lastError = errorMessage(error);
     this.#state = 'failed';
     this.#restarts += 1;
@@ -414,6 +543,9 @@ class SourceDecoder {
     const delay = Math.min(retryMaxMs, retryBaseMs * 2 ** (this.#failures - 1));
     this.#retryAtMs = now() + delay;
     this.#needKeyframe = true;
+    // Samples the decoder took but never returned are lost for every rung.
+    const lost = this.#pending.size;
+    for (const rung of this.#rungs) rung.countDropped(lost);
     this.#closeDecoder();
     logger.warn('source decoder failed; retrying', {
       broadcast: this.broadcast,
@@ -436,19 +568,29 @@ class SourceDecoder {
 }
 
 type QueuedFrame = { frame: VideoFrameLike; meta: FrameMeta };
+/** A frame to encode, or the boundary where the source switched to a new init. */
+type QueueItem = QueuedFrame | { format: SourceFormat };
+
+function isFrame(item: QueueItem): item is QueuedFrame {
+  return (item as QueuedFrame).frame !== undefined;
+}
 
 /** One rung of one source: encoder, CMAF packaging, publication. */
 export class SoftwareTranscoder implements Transcoder {
   readonly rendition: RenditionSpec;
   readonly #ladder: SoftwareLadder;
+  readonly #session: object;
   #ctx: TranscoderContext | undefined;
   #source: SourceDecoder | undefined;
   #init: Uint8Array | undefined;
+  /** Plan of the encoder session (the format of the frames being encoded). */
   #plan: PlannedRung | undefined;
   #skipReason: string | undefined;
+  /** Plan of the newest format enqueued (decides which incoming frames are kept). */
+  #queuedPlan: PlannedRung | undefined;
   #encoder: EncoderLike | undefined;
   #encoderConfigKey = '';
-  #queue: QueuedFrame[] = [];
+  #queue: QueueItem[] = [];
   #draining = false;
   #drained: Array<() => void> = [];
   #waitingForKey = false;
@@ -475,17 +617,19 @@ export class SoftwareTranscoder implements Transcoder {
   #stopping = false;
 
   /** @internal Use `SoftwareTranscoderFactory.build`. */
-  constructor(ladder: SoftwareLadder, rendition: RenditionSpec) {
+  constructor(ladder: SoftwareLadder, rendition: RenditionSpec, session: object = {}) {
     this.#ladder = ladder;
     this.rendition = rendition;
+    this.#session = session;
   }
 
   onStart(ctx: TranscoderContext): void {
     this.#ctx = ctx;
     this.#outputName = `${ctx.broadcast}/${this.rendition.name}`;
-    this.#source = this.#ladder._acquire(ctx.broadcast, ctx.meta, this);
+    this.#source = this.#ladder._acquire(ctx.broadcast, this.#session, ctx.meta, this);
     this.#init = ctx.meta.initSegment;
-    this.#replan();
+    this.#replan(this.#source.video);
+    this.#queuedPlan = this.#plan;
   }
 
   async onFragment(fragment: Fragment): Promise<void> {
@@ -502,22 +646,9 @@ export class SoftwareTranscoder implements Transcoder {
   async onMetaChange(meta: FragmentMeta): Promise<void> {
     const source = this.#source;
     if (source === undefined) return;
+    // The decoder marks the format boundary in this rung's queue; the switch happens there, in order.
     await source.reconfigure(meta);
     this.#init = meta.initSegment;
-    await this.#waitDrained();
-    const previous = this.#plan;
-    this.#replan();
-    const next = this.#plan;
-    if (
-      previous !== undefined &&
-      (next === undefined || next.width !== previous.width || next.height !== previous.height)
-    ) {
-      // New size: finish the old encoder; the next chunk brings a new init (a discontinuity downstream).
-      await this.#closeEncoder(true);
-      this.#avcC = undefined;
-    }
-    if (next === undefined) this.#endOutput();
-    this.#needKey = true;
   }
 
   async onStop(): Promise<void> {
@@ -536,7 +667,7 @@ export class SoftwareTranscoder implements Transcoder {
 
   /** @internal Called by the source decoder with a frame clone this rung now owns. */
   enqueue(frame: VideoFrameLike, meta: FrameMeta): void {
-    if (this.#plan === undefined || this.#stopping) {
+    if (this.#queuedPlan === undefined || this.#stopping) {
       frame.close();
       return;
     }
@@ -550,8 +681,10 @@ export class SoftwareTranscoder implements Transcoder {
       this.#waitingForKey = false;
     }
     if (this.#queue.length >= this.#ladder.options.maxQueuedFrames) {
-      // Cannot keep up: drop the queued frames and everything up to the next forced keyframe.
-      const dropped = this.#queue.splice(0);
+      // Cannot keep up: drop the queued frames and everything up to the next forced keyframe
+      // (format boundaries stay: they are not media).
+      const dropped = this.#queue.filter(isFrame);
+      this.#queue = this.#queue.filter((item) => !isFrame(item));
       for (const q of dropped) q.frame.close();
       this.countDropped(dropped.length);
       this.#ladder.options.logger.warn('rung behind; dropping to the next keyframe', {
@@ -567,6 +700,17 @@ export class SoftwareTranscoder implements Transcoder {
       }
     }
     this.#queue.push({ frame, meta });
+    this.#pump();
+  }
+
+  /** @internal Called by the source decoder between the last frame of an init and the first of the next. */
+  enqueueFormat(format: SourceFormat): void {
+    if (this.#stopping) return;
+    const planned = planRung(format.video, this.rendition);
+    this.#queuedPlan = typeof planned === 'string' ? undefined : planned;
+    // The first frame of the new format is a forced keyframe: no GOP of the old one to wait out.
+    this.#waitingForKey = false;
+    this.#queue.push({ format });
     this.#pump();
   }
 
@@ -597,7 +741,7 @@ export class SoftwareTranscoder implements Transcoder {
       output: this.#outputName,
       width: this.#plan?.width,
       height: this.#plan?.height,
-      frameRate: this.#plan?.frameRate ?? this.#source?.video.frameRate,
+      frameRate: this.#plan?.frameRate ?? this.#source?.frameRate(),
       backend: this.#ladder.options.codecs.backend,
       skippedReason: this.#skipReason,
       framesIn: this.#framesIn,
@@ -615,10 +759,8 @@ export class SoftwareTranscoder implements Transcoder {
     };
   }
 
-  #replan(): void {
-    const source = this.#source;
-    if (source === undefined) return;
-    const planned = planRung(source.video, this.rendition);
+  #replan(video: SourceVideo): void {
+    const planned = planRung(video, this.rendition);
     if (typeof planned === 'string') {
       this.#plan = undefined;
       this.#skipReason = planned;
@@ -643,6 +785,10 @@ export class SoftwareTranscoder implements Transcoder {
   async #drain(): Promise<void> {
     const soft = Math.max(1, Math.floor(this.#ladder.options.maxQueuedFrames / 2));
     for (let item = this.#queue.shift(); item !== undefined; item = this.#queue.shift()) {
+      if (!isFrame(item)) {
+        await this.#switchFormat(item.format);
+        continue;
+      }
       try {
         await this.#encode(item);
       } finally {
@@ -652,7 +798,23 @@ export class SoftwareTranscoder implements Transcoder {
     }
   }
 
+  /**
+   * The source switched to a new init: finish the encoder session (its tail is published under the
+   * old plan), re-plan, and start the next session with a new init, or end the output.
+   */
+  async #switchFormat(format: SourceFormat): Promise<void> {
+    await this.#closeEncoder(true);
+    this.#avcC = undefined;
+    this.#lastPts = -Infinity;
+    this.#needKey = true;
+    this.#replan(format.video);
+    if (this.#plan === undefined) this.#endOutput();
+  }
+
   async #encode({ frame, meta }: QueuedFrame): Promise<void> {
+    const source = this.#source;
+    // A new session takes its frame rate from the source: wait until a few samples tell it.
+    if (this.#encoder === undefined && meta.forceKey && source !== undefined) await source.frameRateSettled();
     const encoder = this.#ensureEncoder(meta);
     if (encoder === undefined) {
       this.countDropped(1);
@@ -665,13 +827,12 @@ export class SoftwareTranscoder implements Transcoder {
       return;
     }
     this.#needKey = false;
-    const timescale = this.#source?.timescale ?? 90_000;
     this.#inFlight.set(frame.timestamp, meta);
     try {
-      await encoder.encode(frame, { keyFrame, durationUs: ticksToUs(meta.duration, timescale) });
+      await encoder.encode(frame, { keyFrame, durationUs: ticksToUs(meta.duration, meta.timescale) });
     } catch (error) {
-      this.#inFlight.delete(frame.timestamp);
-      this.#fail(error);
+      if (this.#inFlight.delete(frame.timestamp)) this.countDropped(1);
+      this.#fail(error, encoder);
     }
   }
 
@@ -679,18 +840,19 @@ export class SoftwareTranscoder implements Transcoder {
     const plan = this.#plan;
     const source = this.#source;
     if (plan === undefined || source === undefined) return undefined;
-    const timescale = source.timescale;
-    const framerate = plan.frameRate ?? source.video.frameRate ?? (meta.duration > 0 ? timescale / meta.duration : 30);
+    const framerate = plan.frameRate ?? source.frameRate() ?? (meta.duration > 0 ? meta.timescale / meta.duration : 30);
     const key = `${plan.width}x${plan.height}@${plan.videoBitrateBps}`;
     if (this.#encoder !== undefined && this.#encoderConfigKey === key) return this.#encoder;
     if (this.#ladder.options.now() < this.#retryAtMs) return undefined;
     if (!meta.forceKey) return undefined;
+    let created: EncoderLike | undefined;
     try {
-      this.#encoder = this.#ladder.options.codecs.createEncoder(
+      created = this.#ladder.options.codecs.createEncoder(
         { width: plan.width, height: plan.height, bitrateBps: plan.videoBitrateBps, framerate },
         (chunk) => this.#onChunk(chunk),
-        (error) => this.#fail(error),
+        (error) => this.#fail(error, created),
       );
+      this.#encoder = created;
       this.#encoderConfigKey = key;
       this.#needKey = true;
       this.#ladder.options.metrics?.encoderBackend.set(
@@ -698,7 +860,7 @@ export class SoftwareTranscoder implements Transcoder {
         1,
       );
     } catch (error) {
-      this.#fail(error);
+      this.#fail(error, undefined);
       return undefined;
     }
     return this.#encoder;
@@ -714,7 +876,15 @@ export class SoftwareTranscoder implements Transcoder {
     const options = this.#ladder.options;
     if (chunk.decoderConfig !== undefined && !sameBytes(chunk.decoderConfig.description, this.#avcC)) {
       this.#avcC = chunk.decoderConfig.description;
-      this.#publishInit(plan, source.timescale, meta.duration);
+      // The init's default sample duration states the frame rate (players and the master's
+      // FRAME-RATE read it): take it from the source frame rate, not from this first frame,
+      // which is often longer than the rest.
+      const fps = plan.frameRate ?? source.frameRate();
+      this.#publishInit(
+        plan,
+        meta.timescale,
+        fps !== undefined && fps > 0 ? Math.round(meta.timescale / fps) : meta.duration,
+      );
     }
     if (this.#avcC === undefined || this.#output === undefined) return;
     if (meta.pts <= this.#lastPts) {
@@ -722,7 +892,10 @@ export class SoftwareTranscoder implements Transcoder {
       return;
     }
     this.#lastPts = meta.pts;
-    if (chunk.keyframe) {
+    // An IDR the encoder inserted on its own is decodable but not shared by the other rungs and the
+    // source, so it is not flagged as a keyframe (segments are cut only at shared points).
+    const keyframe = chunk.keyframe && chunk.requestedKeyframe !== false;
+    if (keyframe) {
       this.#groupId += 1;
       this.#objectId = 0;
     } else {
@@ -738,11 +911,11 @@ export class SoftwareTranscoder implements Transcoder {
       trackId: VIDEO_TRACK,
       groupId: Math.max(0, this.#groupId),
       objectId: this.#objectId,
-      priority: chunk.keyframe ? 0 : 1,
+      priority: keyframe ? 0 : 1,
       dts: meta.pts,
       pts: meta.pts,
       duration: meta.duration,
-      flags: chunk.keyframe ? FragmentFlags.KEYFRAME : FragmentFlags.DELTA,
+      flags: keyframe ? FragmentFlags.KEYFRAME : FragmentFlags.DELTA,
       payload,
       ingestTimeMs: meta.ingestTimeMs,
     });
@@ -760,7 +933,7 @@ export class SoftwareTranscoder implements Transcoder {
       if (this.#latencies.length > 600) this.#latencies.shift();
       options.metrics?.latency.observe(labels, latencyMs / 1000);
     }
-    this.#window.push({ wallMs: now, mediaMs: (meta.duration * 1000) / source.timescale, bytes: payload.byteLength });
+    this.#window.push({ wallMs: now, mediaMs: (meta.duration * 1000) / meta.timescale, bytes: payload.byteLength });
     while (this.#window.length > 0 && now - this.#window[0]!.wallMs > 10_000) this.#window.shift();
     const rtf = this.stats()['realtimeFactor'];
     if (typeof rtf === 'number') options.metrics?.realtimeFactor.set(labels, rtf);
@@ -783,6 +956,17 @@ export class SoftwareTranscoder implements Transcoder {
       existing.setMeta(meta);
       return;
     }
+    if (existing !== undefined) {
+      if (existing.origin.kind !== 'rendition') {
+        // A publisher owns that name: never write into its broadcast.
+        this.#lastError = `output ${this.#outputName} is taken by a published broadcast`;
+        this.#output = undefined;
+        return;
+      }
+      // The output of a previous session of this source (a restart while its rungs still finish):
+      // end it here, so its late frames can never follow ours in one broadcaster.
+      registry.remove(this.#outputName, VIDEO_TRACK);
+    }
     this.#output = registry.getOrCreate(this.#outputName, VIDEO_TRACK, meta, {
       origin: { kind: 'rendition', source: ctx.broadcast, rendition: this.rendition.name, transcoder: NAME },
     });
@@ -790,7 +974,9 @@ export class SoftwareTranscoder implements Transcoder {
     this.#lastPts = -Infinity;
   }
 
-  #fail(error: unknown): void {
+  /** A failure of `encoder` (ignored when that encoder was already replaced: one fault, one restart). */
+  #fail(error: unknown, encoder: EncoderLike | undefined): void {
+    if (encoder !== undefined && encoder !== this.#encoder) return;
     const options = this.#ladder.options;
     this.#lastError = errorMessage(error);
     this.#state = 'failed';
@@ -804,13 +990,15 @@ export class SoftwareTranscoder implements Transcoder {
       error: this.#lastError,
       retryMs: delay,
     });
-    const encoder = this.#encoder;
+    const failed = this.#encoder;
     this.#encoder = undefined;
     this.#encoderConfigKey = '';
+    // Frames the failed encoder took but never returned are lost.
+    this.countDropped(this.#inFlight.size);
     this.#inFlight.clear();
     this.#needKey = true;
     try {
-      encoder?.close();
+      failed?.close();
     } catch {
       // A failed encoder may refuse to close; it is dropped either way.
     }
@@ -881,6 +1069,6 @@ export class SoftwareTranscoderFactory implements TranscoderFactory {
       return undefined;
     }
     this.#ladder._clearRefusal(ctx.broadcast);
-    return new SoftwareTranscoder(this.#ladder, this.rendition);
+    return new SoftwareTranscoder(this.#ladder, this.rendition, this.#ladder._session(ctx.broadcast, ctx.meta));
   }
 }

@@ -9,19 +9,30 @@ import type { Fragment, FragmentBroadcaster } from '../../src/fragment/index.ts'
 import { FragmentBroadcasterRegistry } from '../../src/fragment/index.ts';
 import { IngestManager } from '../../src/ingest/index.ts';
 import { createMetrics, type LvqrMetrics } from '../../src/metrics/index.ts';
-import type {
-  DecoderLike,
-  EncodedChunk,
-  EncoderConfig,
-  EncoderLike,
-  VideoCodecs,
-} from '../../src/transcode/codecs.ts';
-import { defaultLadder, type RenditionSpec, TranscodeRunner, type TranscodeRunnerHandle } from '../../src/transcode/index.ts';
-import { SoftwareLadder, type SoftwareLadderOptions, SoftwareTranscoderFactory } from '../../src/transcode/software.ts';
+import type { DecoderLike, EncodedChunk, EncoderConfig, EncoderLike, VideoCodecs } from '../../src/transcode/codecs.ts';
+import {
+  defaultLadder,
+  type RenditionSpec,
+  TranscodeRunner,
+  type TranscodeRunnerHandle,
+} from '../../src/transcode/index.ts';
+import {
+  SoftwareLadder,
+  type SoftwareLadderOptions,
+  SoftwareTranscoderFactory,
+  type SourceLadderStatus,
+} from '../../src/transcode/software.ts';
 import { bindWebCodecs } from '../../src/transcode/webcodecs-binding.ts';
 import { napiProvider } from '../../src/webcodecs/index.ts';
 import { concat } from '../container/helpers.ts';
-import { decodeErrors, type ProbedFrame, type ProbedPacket, probeFrames, probePackets, probeStreams } from './ffprobe.ts';
+import {
+  decodeErrors,
+  type ProbedFrame,
+  type ProbedPacket,
+  probeFrames,
+  probePackets,
+  probeStreams,
+} from './ffprobe.ts';
 import { waitFor } from './wait.ts';
 
 let base: Promise<VideoCodecs> | undefined;
@@ -87,6 +98,16 @@ export type LadderHarness = {
   created: string[];
   /** Names of every rendition output removed (in removal order). */
   removed: string[];
+  /** Every registry entry removed, any origin, in order (`<broadcast>:<track>`). */
+  removedAll: string[];
+  /** The last `ladder.sources()` status seen per source (sampled every few ms while running). */
+  lastStatus: Map<string, SourceLadderStatus>;
+  /** Every distinct `ladder.sources()` status seen per source, in order. */
+  statusHistory: Map<string, SourceLadderStatus[]>;
+  /** Largest rung queue (`queuedFrames`) seen per `<source>/<rendition>`. */
+  maxQueued: Map<string, number>;
+  /** Decoders created and closed (through the codecs the ladder uses). */
+  decoders: { created: number; closed: number };
   /** Waits until every task of `broadcast` ended and every output of it was fully read. */
   settled(broadcast: string, timeoutMs?: number): Promise<void>;
   /** Value of a metric sample (summed over matching label sets). */
@@ -97,7 +118,24 @@ export type LadderHarness = {
 /** Builds a harness on the real codecs. */
 export async function createHarness(options: HarnessOptions = {}): Promise<LadderHarness> {
   const real = await realCodecs();
-  const codecs = options.wrap === undefined ? real : options.wrap(real);
+  const wrapped = options.wrap === undefined ? real : options.wrap(real);
+  const decoders = { created: 0, closed: 0 };
+  const codecs = wrapCodecs(wrapped, {
+    decoder: (_config, make) => {
+      const decoder = make();
+      decoders.created += 1;
+      let closed = false;
+      return {
+        decode: (sample) => decoder.decode(sample),
+        flush: () => decoder.flush(),
+        close() {
+          if (!closed) decoders.closed += 1;
+          closed = true;
+          decoder.close();
+        },
+      };
+    },
+  });
   const registry = new FragmentBroadcasterRegistry();
   const metrics = createMetrics();
   const gc = (globalThis as { gc?: (o?: unknown) => void }).gc;
@@ -115,9 +153,30 @@ export async function createHarness(options: HarnessOptions = {}): Promise<Ladde
   const outputs = new Map<string, CollectedOutput>();
   const created: string[] = [];
   const removed: string[] = [];
+  const removedAll: string[] = [];
   registry.onEntryRemoved((broadcast, track, bc) => {
+    removedAll.push(`${broadcast}:${track}`);
     if (bc.origin.kind === 'rendition' && track === '0.mp4') removed.push(broadcast);
   });
+  const lastStatus = new Map<string, SourceLadderStatus>();
+  const statusHistory = new Map<string, SourceLadderStatus[]>();
+  const maxQueued = new Map<string, number>();
+  const sample = (): void => {
+    for (const s of ladder.sources()) {
+      const { decodedFrames: _frames, ...rest } = s;
+      const { decodedFrames: _last, ...previous } = lastStatus.get(s.broadcast) ?? { decodedFrames: 0 };
+      if (JSON.stringify(rest) !== JSON.stringify(previous)) {
+        statusHistory.set(s.broadcast, [...(statusHistory.get(s.broadcast) ?? []), s]);
+      }
+      lastStatus.set(s.broadcast, s);
+    }
+    for (const t of handle.stats()) {
+      const key = `${t.broadcast}/${t.rendition}`;
+      const queued = Number(t.transcoderStats?.['queuedFrames'] ?? 0);
+      maxQueued.set(key, Math.max(maxQueued.get(key) ?? 0, queued));
+    }
+  };
+  const sampler = setInterval(sample, 5);
   registry.onEntryCreated((broadcast, track, bc) => {
     if (bc.origin.kind !== 'rendition' || track !== '0.mp4') return;
     created.push(broadcast);
@@ -170,6 +229,11 @@ export async function createHarness(options: HarnessOptions = {}): Promise<Ladde
     outputs,
     created,
     removed,
+    removedAll,
+    lastStatus,
+    statusHistory,
+    maxQueued,
+    decoders,
     async settled(broadcast, timeoutMs = 30_000) {
       await waitFor(
         () => {
@@ -193,6 +257,7 @@ export async function createHarness(options: HarnessOptions = {}): Promise<Ladde
       return sum;
     },
     async close() {
+      clearInterval(sampler);
       ingest.close();
       await handle.close();
     },
@@ -211,8 +276,8 @@ export type PublishOptions = {
   speed?: number;
   /** Number of chunks the bytes are cut into (default 120, as ffmpeg's chunked POST). */
   chunks?: number;
-  /** End the connection afterwards (default true): the broadcast ends after the grace period. */
-  end?: boolean;
+  /** How the connection ends afterwards (default `eof`; `none` leaves it open). */
+  end?: 'eof' | 'disconnect' | 'none';
 };
 
 /**
@@ -242,7 +307,8 @@ export async function publish(
   }
   const tailMs = started + (mediaOffsetS * 1000) / speed - Date.now();
   if (tailMs > 0) await new Promise((resolve) => setTimeout(resolve, tailMs));
-  if (options.end ?? true) connection.end('eof');
+  const end = options.end ?? 'eof';
+  if (end !== 'none') connection.end(end);
 }
 
 /** What ffprobe/ffmpeg say about one rung file. */
