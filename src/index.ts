@@ -3,6 +3,7 @@
  * The public library API; the CLI and HTTP service are built from these parts.
  */
 
+export { describeInit, Fmp4StreamParser, type ParsedTrack, type ParserEvent, readSamples } from './container/index.ts';
 export {
   argumentError,
   CodecError,
@@ -13,5 +14,10 @@ export {
 } from './core/errors.ts';
 export { consoleLogger, type Logger, type LogLevel, silentLogger } from './core/log.ts';
 export * from './fragment/index.ts';
+export { HlsBridge, type HlsBridgeOptions } from './hls/index.ts';
+export { IngestManager, type IngestOptions, validateBroadcastName } from './ingest/index.ts';
 export { createMetrics, type LvqrMetrics, MetricsRegistry } from './metrics/index.ts';
+export { createApp } from './server/app.ts';
+export { createService, type Service, type ServiceDeps } from './server/service.ts';
 export * from './transcode/index.ts';
+export { globalProvider, napiProvider, probeCapabilities, type WebCodecsProvider } from './webcodecs/index.ts';

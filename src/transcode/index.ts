@@ -11,6 +11,24 @@
  */
 
 export { AudioPassthroughTranscoder, AudioPassthroughTranscoderFactory } from './audio-passthrough.ts';
+export type {
+  DecoderConfig,
+  DecoderLike,
+  EncodedChunk,
+  EncoderConfig,
+  EncoderLike,
+  VideoCodecs,
+  VideoFrameLike,
+} from './codecs.ts';
+export {
+  evenSize,
+  type LadderPlan,
+  type PlannedRung,
+  planLadder,
+  planRung,
+  type SkippedRung,
+  type SourceVideo,
+} from './ladder.ts';
 export { PassthroughTranscoder, PassthroughTranscoderFactory } from './passthrough.ts';
 export {
   createRendition,
@@ -40,4 +58,12 @@ export {
   TranscodeRunnerHandle,
   type TranscodeRunnerOptions,
 } from './runner.ts';
+export {
+  SoftwareLadder,
+  type SoftwareLadderOptions,
+  SoftwareTranscoder,
+  SoftwareTranscoderFactory,
+  type SourceLadderStatus,
+} from './software.ts';
 export type { Transcoder, TranscoderContext, TranscoderFactory, TranscoderStats } from './transcoder.ts';
+export { bindWebCodecs, type WebCodecsBindingOptions } from './webcodecs-binding.ts';
