@@ -60,5 +60,5 @@ const body = await playlist();
 const segment = /(seg-\d+\.m4s)/.exec(body)?.[1] ?? 'init.mp4';
 const playlistRps = await rps('playlist.m3u8');
 const segmentRps = await rps(segment);
-console.log(JSON.stringify({ batches, playlistRps, segmentRps }));
-process.exit(0);
+// Exit only once the (large) line is flushed: a pipe write is asynchronous.
+process.stdout.write(`${JSON.stringify({ batches, playlistRps, segmentRps })}\n`, () => process.exit(0));

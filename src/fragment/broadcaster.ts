@@ -60,6 +60,8 @@ export class FragmentSubscription implements AsyncIterable<Fragment> {
   #ended = false;
   #closed = false;
   #wake: (() => void) | undefined;
+  #closedPromise: Promise<undefined> | undefined;
+  #resolveClosed: (() => void) | undefined;
 
   /** @internal Use `FragmentBroadcaster.subscribe`. */
   constructor(
@@ -129,7 +131,8 @@ export class FragmentSubscription implements AsyncIterable<Fragment> {
    */
   async waitForInit(signal?: AbortSignal): Promise<FragmentMeta | undefined> {
     if (this.#meta.initSegment !== undefined) return this.#meta;
-    const meta = await this.#source.waitForInit(signal);
+    if (this.#closed) return undefined;
+    const meta = await Promise.race([this.#source.waitForInit(signal), this.#whenClosed()]);
     if (meta === undefined || this.#closed) return undefined;
     this.#skipToInit();
     return this.#meta;
@@ -158,10 +161,19 @@ export class FragmentSubscription implements AsyncIterable<Fragment> {
     return this.#shift();
   }
 
+  /** Resolves when this subscription is closed (lets waits end without an abort listener each). */
+  #whenClosed(): Promise<undefined> {
+    this.#closedPromise ??= new Promise<undefined>((resolve) => {
+      this.#resolveClosed = () => resolve(undefined);
+    });
+    return this.#closedPromise;
+  }
+
   /** Stops reading: the queue is dropped and `next()` returns `undefined`. Idempotent. */
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    this.#resolveClosed?.();
     this.#queue = [];
     this.#head = 0;
     this.#fragments = 0;

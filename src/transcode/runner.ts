@@ -301,7 +301,9 @@ async function drive(task: Task, buildCtx: TranscoderContext, env: DriveEnv): Pr
   };
 
   // The entry may be created before its init segment exists: wait for it (LVQR's race).
-  const meta = await sub.waitForInit(env.signal);
+  // No abort signal here or in next(): `close()` closes every subscription, which ends both waits
+  // (one abort listener per waiting task would pile up on the shared signal).
+  const meta = await sub.waitForInit();
   if (meta === undefined) {
     stats.state = 'ended';
     stats.endedAtMs = Date.now();
@@ -320,7 +322,7 @@ async function drive(task: Task, buildCtx: TranscoderContext, env: DriveEnv): Pr
 
   let metaVersion = sub.metaVersion;
   for (;;) {
-    const fragment = await sub.next(env.signal);
+    const fragment = await sub.next();
     if (fragment === undefined) break;
     if (sub.metaVersion !== metaVersion) {
       metaVersion = sub.metaVersion;

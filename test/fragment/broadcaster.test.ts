@@ -113,6 +113,15 @@ describe('FragmentBroadcaster', () => {
     expect(await waiting).toBeUndefined();
   });
 
+  it('waitForInit resolves undefined when the subscription itself is closed (no abort signal needed)', async () => {
+    const bc = new FragmentBroadcaster('0.mp4', videoMeta());
+    const sub = bc.subscribe();
+    const waiting = sub.waitForInit();
+    sub.close();
+    expect(await waiting).toBeUndefined();
+    expect(bc.subscriberCount).toBe(0);
+  });
+
   it('meta changes are applied in stream order, so each fragment is read with the init it belongs to', async () => {
     const first = new Uint8Array([1]);
     const second = new Uint8Array([2]);
