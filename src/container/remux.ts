@@ -19,4 +19,3 @@ export async function toFragmentedMp4(bytes: Uint8Array): Promise<Uint8Array> {
   if (buffer === null) throw new Error('remux produced no output');
   return new Uint8Array(buffer);
 }
-

@@ -36,7 +36,8 @@ function setup(options: Partial<ConstructorParameters<typeof IngestManager>[0]> 
     name: string,
     body: BodyInit | ReadableStream<Uint8Array> | Uint8Array | null,
     headers: Record<string, string> = {},
-  ) => app.request(`/ingest/${name}`, { method: 'POST', body: body as BodyInit, headers, duplex: 'half' } as RequestInit);
+  ) =>
+    app.request(`/ingest/${name}`, { method: 'POST', body: body as BodyInit, headers, duplex: 'half' } as RequestInit);
   return { registry, metrics, ingest, app, post };
 }
 
