@@ -7,12 +7,12 @@ import { Hono } from 'hono';
 import type { UpgradeWebSocket, WSContext } from 'hono/ws';
 import { errorMessage, LvqrError } from '../core/errors.ts';
 import { type Logger, silentLogger } from '../core/log.ts';
+import type { HlsResponse } from '../hls/index.ts';
 import type { IngestConnection, IngestManager } from '../ingest/index.ts';
 import type { LvqrMetrics } from '../metrics/index.ts';
 import { errorBody, toErrorResponse, wsCloseCodeFor } from './errors.ts';
 
-/** A response from the HLS layer. */
-export type HlsResponse = { status: number; headers: Record<string, string>; body: string | Uint8Array };
+export type { HlsResponse };
 
 /** What the server needs of the HLS layer. */
 export interface HlsHandler {

@@ -72,6 +72,8 @@ export function createService(deps: ServiceDeps): Service {
     metrics.broadcasts.set({ origin: 'ingest' }, ingest);
     metrics.broadcasts.set({ origin: 'rendition' }, rendition);
   };
+  const fallback = deps.info?.['hardwareFallback'];
+  if (typeof fallback === 'string') metrics.hardwareFallbacks.inc({ reason: fallback });
   registry.onEntryCreated(countBroadcasts);
   registry.onEntryRemoved(countBroadcasts);
 

@@ -225,9 +225,7 @@ export class TranscodeRunner {
           if (at !== -1) ended.splice(at, 1);
         }
         tasks.set(id, task);
-        task.done = drive(task, ctx, { logger, metrics, callTimeoutMs, signal: abort.signal }).finally(() =>
-          retire(id, task),
-        );
+        task.done = drive(task, ctx, { logger, metrics, callTimeoutMs }).finally(() => retire(id, task));
       }
     };
 
@@ -252,7 +250,6 @@ type DriveEnv = {
   logger: Logger;
   metrics: LvqrMetrics | undefined;
   callTimeoutMs: number;
-  signal: AbortSignal;
 };
 
 /** Runs `call` and waits for it, at most `timeoutMs` if it returns a Promise. */

@@ -614,6 +614,7 @@ export class SoftwareTranscoder implements Transcoder {
   #lastError: string | undefined;
   #latencies: number[] = [];
   #window: Array<{ wallMs: number; mediaMs: number; bytes: number }> = [];
+  #gaugeAtMs = 0;
   #stopping = false;
 
   /** @internal Use `SoftwareTranscoderFactory.build`. */
@@ -728,14 +729,21 @@ export class SoftwareTranscoder implements Transcoder {
     this.#ladder.options.metrics?.droppedFragments.inc({ transcoder: NAME, rendition: this.rendition.name }, frames);
   }
 
-  stats(): TranscoderStats {
-    const now = this.#ladder.options.now();
+  /** Output over the last 5 s: wall time spanned, media time and bytes produced, frames. */
+  #recent(now: number): { wallMs: number; mediaMs: number; bytes: number; frames: number } {
     const recent = this.#window.filter((w) => now - w.wallMs <= 5000);
     const first = recent[0];
     const last = recent.at(-1);
-    const wallMs = first !== undefined && last !== undefined ? last.wallMs - first.wallMs : 0;
-    const mediaMs = recent.reduce((a, w) => a + w.mediaMs, 0) - (first?.mediaMs ?? 0);
-    const bytes = recent.reduce((a, w) => a + w.bytes, 0) - (first?.bytes ?? 0);
+    return {
+      wallMs: first !== undefined && last !== undefined ? last.wallMs - first.wallMs : 0,
+      mediaMs: recent.reduce((a, w) => a + w.mediaMs, 0) - (first?.mediaMs ?? 0),
+      bytes: recent.reduce((a, w) => a + w.bytes, 0) - (first?.bytes ?? 0),
+      frames: recent.length,
+    };
+  }
+
+  stats(): TranscoderStats {
+    const { wallMs, mediaMs, bytes, frames } = this.#recent(this.#ladder.options.now());
     return {
       state: this.#state,
       output: this.#outputName,
@@ -752,7 +760,7 @@ export class SoftwareTranscoder implements Transcoder {
       restarts: this.#restarts,
       lastError: this.#lastError,
       outputBitrateBps: mediaMs > 0 ? Math.round((bytes * 8 * 1000) / mediaMs) : undefined,
-      encodeFps: wallMs > 0 ? Math.round(((recent.length - 1) * 1000 * 100) / wallMs) / 100 : undefined,
+      encodeFps: wallMs > 0 ? Math.round(((frames - 1) * 1000 * 100) / wallMs) / 100 : undefined,
       realtimeFactor: wallMs > 0 ? Math.round((mediaMs / wallMs) * 100) / 100 : undefined,
       latencyMsP50: percentile(this.#latencies, 50),
       latencyMsP99: percentile(this.#latencies, 99),
@@ -935,8 +943,12 @@ export class SoftwareTranscoder implements Transcoder {
     }
     this.#window.push({ wallMs: now, mediaMs: (meta.duration * 1000) / meta.timescale, bytes: payload.byteLength });
     while (this.#window.length > 0 && now - this.#window[0]!.wallMs > 10_000) this.#window.shift();
-    const rtf = this.stats()['realtimeFactor'];
-    if (typeof rtf === 'number') options.metrics?.realtimeFactor.set(labels, rtf);
+    // The gauge is refreshed once a second, not per frame (stats() sorts the latency window).
+    if (options.metrics !== undefined && now - this.#gaugeAtMs >= 1000) {
+      this.#gaugeAtMs = now;
+      const { wallMs, mediaMs } = this.#recent(now);
+      if (wallMs > 0) options.metrics.realtimeFactor.set(labels, Math.round((mediaMs / wallMs) * 100) / 100);
+    }
   }
 
   #publishInit(plan: PlannedRung, timescale: number, frameDuration: number): void {
