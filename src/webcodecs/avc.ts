@@ -3,7 +3,12 @@
  * describes, whether a length-prefixed access unit holds an IDR slice, and a level for a size.
  */
 
-import { argumentError } from '../core/errors.ts';
+import {
+  avcCodecStringFromSps,
+  avcCodecString as containerAvcCodecString,
+  parseAvcC as parseAvcCRecord,
+} from '../container/codec-string.ts';
+import { argumentError, errorMessage } from '../core/errors.ts';
 
 /** Fields of an `AVCDecoderConfigurationRecord` (ISO/IEC 14496-15 `avcC`). */
 export type AvcConfig = {
@@ -16,55 +21,32 @@ export type AvcConfig = {
   pps: Uint8Array[];
 };
 
-/** Parses an `avcC` payload (the box body, without its 8-byte header). */
+/**
+ * Parses an `avcC` payload (the box body, without its 8-byte header). The container layer owns the
+ * parser; this keeps the WebCodecs naming and reports a malformed record as an argument error.
+ */
 export function parseAvcC(avcC: Uint8Array): AvcConfig {
-  const fail = (what: string): never => {
-    throw argumentError('avcC', `an AVCDecoderConfigurationRecord (${what})`, `${avcC.length} bytes`);
-  };
-  if (avcC.length < 7 || avcC[0] !== 1) fail('version 1, at least 7 bytes');
-  const nalLengthSize = ((avcC[4] ?? 0) & 0x03) + 1;
-  if (nalLengthSize === 3) fail('NAL length size 1, 2 or 4');
-  let offset = 6; // after version, profile, compatibility, level, length size, SPS count
-  const readSets = (count: number): Uint8Array[] => {
-    const sets: Uint8Array[] = [];
-    for (let i = 0; i < count; i++) {
-      if (offset + 2 > avcC.length) fail('truncated parameter set');
-      const length = ((avcC[offset] ?? 0) << 8) | (avcC[offset + 1] ?? 0);
-      offset += 2;
-      if (offset + length > avcC.length) fail('truncated parameter set');
-      sets.push(avcC.subarray(offset, offset + length));
-      offset += length;
-    }
-    return sets;
-  };
-  const sps = readSets((avcC[5] ?? 0) & 0x1f);
-  if (offset >= avcC.length) fail('missing PPS count');
-  const ppsCount = avcC[offset] ?? 0;
-  offset += 1;
-  const pps = readSets(ppsCount);
+  let config: ReturnType<typeof parseAvcCRecord>;
+  try {
+    config = parseAvcCRecord(avcC);
+  } catch (error) {
+    throw argumentError('avcC', `an AVCDecoderConfigurationRecord (${errorMessage(error)})`, `${avcC.length} bytes`);
+  }
   return {
-    profileIdc: avcC[1] ?? 0,
-    profileCompatibility: avcC[2] ?? 0,
-    levelIdc: avcC[3] ?? 0,
-    nalLengthSize,
-    sps,
-    pps,
+    profileIdc: config.profile,
+    profileCompatibility: config.compat,
+    levelIdc: config.level,
+    nalLengthSize: config.nalLengthSize,
+    sps: config.sps,
+    pps: config.pps,
   };
-}
-
-function hex2(value: number): string {
-  return value.toString(16).padStart(2, '0');
 }
 
 /** The RFC 6381 codec string (`avc1.PPCCLL`) an `avcC` describes (taken from its SPS when present). */
 export function avcCodecString(avcC: Uint8Array): string {
-  const config = parseAvcC(avcC);
-  const sps = config.sps[0];
-  // SPS bytes 1..3 are profile_idc, constraint flags, level_idc: the stream's own truth.
-  if (sps !== undefined && sps.length >= 4) {
-    return `avc1.${hex2(sps[1] ?? 0)}${hex2(sps[2] ?? 0)}${hex2(sps[3] ?? 0)}`;
-  }
-  return `avc1.${hex2(config.profileIdc)}${hex2(config.profileCompatibility)}${hex2(config.levelIdc)}`;
+  const sps = parseAvcC(avcC).sps[0];
+  // The SPS is the stream's own truth (the encoder ignores the profile it was configured with).
+  return sps !== undefined && sps.length >= 4 ? avcCodecStringFromSps(sps) : containerAvcCodecString(avcC);
 }
 
 /** NAL unit types of a length-prefixed access unit, in order; undefined when the framing is broken. */
@@ -113,5 +95,5 @@ export function h264LevelIdc(width: number, height: number, framerate: number): 
 
 /** A High-profile codec string for a size and frame rate, e.g. `avc1.64001f` for 720p30. */
 export function highProfileCodec(width: number, height: number, framerate: number): string {
-  return `avc1.6400${hex2(h264LevelIdc(width, height, framerate))}`;
+  return `avc1.6400${h264LevelIdc(width, height, framerate).toString(16).padStart(2, '0')}`;
 }
