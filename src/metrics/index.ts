@@ -43,10 +43,22 @@ export type LvqrMetrics = {
   readonly ingestRejected: Counter<'code'>;
   /** LL-HLS blocking playlist requests currently held. */
   readonly hlsHeldRequests: Gauge;
+  /** Process memory by kind (`rss`, `heap_used`, `external`, `array_buffers`), read at scrape time. */
+  readonly processMemory: Gauge<'kind'>;
+};
+
+/** Process memory in bytes, as `process.memoryUsage()` reports it (every runtime has it). */
+export type MemoryUsage = { rss: number; heapUsed: number; external: number; arrayBuffers: number };
+
+/** Options of `createMetrics`. */
+export type MetricsOptions = {
+  /** Reads process memory for `lvqr_process_memory_bytes`; without it the gauge stays empty. */
+  memoryUsage?: () => MemoryUsage;
 };
 
 /** Creates every metric on `registry` (a fresh one by default). */
-export function createMetrics(registry: Registry = new Registry()): LvqrMetrics {
+export function createMetrics(registry: Registry = new Registry(), options: MetricsOptions = {}): LvqrMetrics {
+  const { memoryUsage } = options;
   const registers = [registry];
   const tr: TR[] = ['transcoder', 'rendition'];
   return {
@@ -146,6 +158,20 @@ export function createMetrics(registry: Registry = new Registry()): LvqrMetrics 
       name: 'lvqr_hls_held_requests',
       help: 'LL-HLS blocking playlist requests currently held.',
       registers,
+    }),
+    processMemory: new Gauge({
+      name: 'lvqr_process_memory_bytes',
+      help: 'Process memory by kind (rss, heap_used, external, array_buffers).',
+      labelNames: ['kind'],
+      registers,
+      collect() {
+        if (memoryUsage === undefined) return;
+        const m = memoryUsage();
+        this.set({ kind: 'rss' }, m.rss);
+        this.set({ kind: 'heap_used' }, m.heapUsed);
+        this.set({ kind: 'external' }, m.external);
+        this.set({ kind: 'array_buffers' }, m.arrayBuffers);
+      },
     }),
   };
 }

@@ -53,6 +53,7 @@ export const bunHost: RuntimeHost = {
   publish: runPublish,
   bench: runBench,
   gc: () => Bun.gc(false),
+  memoryUsage: () => process.memoryUsage(),
   onSignal(signals, handler) {
     for (const signal of signals) process.on(signal, handler);
   },

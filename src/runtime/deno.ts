@@ -23,6 +23,7 @@ type DenoGlobal = {
   ): DenoServer;
   addSignalListener(signal: string, handler: () => void): void;
   exit(code: number): never;
+  memoryUsage(): { rss: number; heapUsed: number; external: number; heapTotal: number };
   mainModule: string;
 };
 
@@ -54,6 +55,7 @@ export const denoHost: RuntimeHost = {
   publish: runPublish,
   bench: runBench,
   gc: typeof gc === 'function' ? () => gc() : undefined,
+  memoryUsage: () => ({ arrayBuffers: 0, ...Deno.memoryUsage() }),
   onSignal(signals, handler) {
     for (const signal of signals) Deno.addSignalListener(signal, handler);
   },

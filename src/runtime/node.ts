@@ -57,6 +57,7 @@ export const nodeHost: RuntimeHost = {
   publish: runPublish,
   bench: runBench,
   gc: typeof globalThis.gc === 'function' ? () => globalThis.gc?.({ type: 'minor' } as never) : undefined,
+  memoryUsage: () => process.memoryUsage(),
   onSignal(signals, handler) {
     for (const signal of signals) process.on(signal, handler);
   },

@@ -7,6 +7,7 @@ import type { Hono } from 'hono';
 import type { UpgradeWebSocket } from 'hono/ws';
 import { errorMessage, LvqrError } from '../core/errors.ts';
 import { consoleLogger, type Logger } from '../core/log.ts';
+import type { MemoryUsage } from '../metrics/index.ts';
 import type { VideoCodecs } from '../transcode/codecs.ts';
 import { type Command, parseCommand, type ServeConfig } from './config.ts';
 import { DASHBOARD_HTML } from './dashboard.ts';
@@ -38,6 +39,8 @@ export interface RuntimeHost {
   /** Runs `lvqr-transcode bench`. */
   bench?(command: Extract<Command, { kind: 'bench' }>): Promise<number>;
   gc: (() => void) | undefined;
+  /** Process memory (`process.memoryUsage()`), for metrics and `/healthz`. */
+  memoryUsage?: () => MemoryUsage;
   onSignal(signals: string[], handler: () => void): void;
   print(line: string): void;
 }
@@ -112,6 +115,7 @@ export async function startService(host: RuntimeHost, config: ServeConfig, logge
     codecsUnavailableReason: loaded.reason,
     logger,
     gc: host.gc,
+    memoryUsage: host.memoryUsage,
     upgradeWebSocket: host.upgradeWebSocket,
     assets: {
       '/': { body: DASHBOARD_HTML, contentType: 'text/html; charset=utf-8' },

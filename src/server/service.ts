@@ -10,7 +10,7 @@ import { type Logger, silentLogger } from '../core/log.ts';
 import { FragmentBroadcasterRegistry } from '../fragment/registry.ts';
 import { HlsBridge } from '../hls/index.ts';
 import { type IngestLimits, IngestManager } from '../ingest/index.ts';
-import { createMetrics, type LvqrMetrics } from '../metrics/index.ts';
+import { createMetrics, type LvqrMetrics, type MemoryUsage } from '../metrics/index.ts';
 import type { VideoCodecs } from '../transcode/codecs.ts';
 import { planLadder } from '../transcode/ladder.ts';
 import { type TaskStats, TranscodeRunner, type TranscodeRunnerHandle } from '../transcode/runner.ts';
@@ -28,6 +28,8 @@ export type ServiceDeps = {
   logger?: Logger;
   metrics?: LvqrMetrics;
   gc?: (() => void) | undefined;
+  /** Process memory, for `lvqr_process_memory_bytes` and `/healthz`. */
+  memoryUsage?: (() => MemoryUsage) | undefined;
   upgradeWebSocket?: UpgradeWebSocket<unknown>;
   assets?: Readonly<Record<string, StaticAsset>>;
   ingestLimits?: Partial<IngestLimits>;
@@ -56,7 +58,8 @@ export type Service = {
 export function createService(deps: ServiceDeps): Service {
   const { config } = deps;
   const logger = deps.logger ?? silentLogger;
-  const metrics = deps.metrics ?? createMetrics();
+  const metrics =
+    deps.metrics ?? createMetrics(undefined, deps.memoryUsage === undefined ? {} : { memoryUsage: deps.memoryUsage });
   const registry = new FragmentBroadcasterRegistry({
     broadcaster: { onLaggedSkip: (count, track) => metrics.laggedSkips.inc({ track }, count) },
     onCallbackError: (error, broadcast, track) =>
@@ -176,7 +179,14 @@ export function createService(deps: ServiceDeps): Service {
     logger,
     broadcasts: () => ({ broadcasts: hls.broadcasts(), publishers: ingest.list() }),
     transcode: transcodeStatus,
-    health: () => ({ broadcasts: ingest.list().length, ...deps.info }),
+    health: () => {
+      const memory = deps.memoryUsage?.();
+      return {
+        broadcasts: ingest.list().length,
+        ...(memory === undefined ? {} : { rssBytes: memory.rss, heapUsedBytes: memory.heapUsed }),
+        ...deps.info,
+      };
+    },
     ...(deps.upgradeWebSocket === undefined ? {} : { upgradeWebSocket: deps.upgradeWebSocket }),
     ...(deps.assets === undefined ? {} : { assets: deps.assets }),
   });
