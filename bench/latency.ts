@@ -8,9 +8,8 @@
  */
 
 import { readFileSync } from 'node:fs';
-import { describeInit, readBoxes } from '../src/container/index.ts';
 import { consoleLogger } from '../src/core/log.ts';
-import { planPieces } from '../src/runtime/publish.ts';
+import { loopPieces, planPieces } from '../src/runtime/publish.ts';
 import { loadVideoCodecs } from '../src/runtime/shared.ts';
 import { parseServe } from '../src/server/config.ts';
 import { createService } from '../src/server/service.ts';
@@ -92,37 +91,7 @@ service.registry.onEntryCreated((broadcast, track, bc) => {
   })();
 });
 
-const { pieces, durationS } = planPieces(new Uint8Array(readFileSync(sourcePath('source-720p30-ll.mp4'))));
-const timescales = new Map(describeInit(pieces[0]!.bytes).map((t) => [t.mp4TrackId, t.timescale]));
-
-/** The source looped: each pass shifts every tfdt by the source duration, so time keeps running. */
-function* looped(): Generator<{ bytes: Uint8Array; timeS: number }> {
-  yield pieces[0]!;
-  for (let pass = 0; ; pass++) {
-    for (const piece of pieces.slice(1)) {
-      if (pass === 0) {
-        yield piece;
-        continue;
-      }
-      const bytes = piece.bytes.slice();
-      for (const moof of readBoxes(bytes).filter((b) => b.type === 'moof')) {
-        for (const traf of readBoxes(moof.body).filter((b) => b.type === 'traf')) {
-          const boxes = readBoxes(traf.body);
-          const tfhd = boxes.find((b) => b.type === 'tfhd');
-          const tfdt = boxes.find((b) => b.type === 'tfdt');
-          if (tfhd === undefined || tfdt === undefined) continue;
-          const view = new DataView(bytes.buffer, bytes.byteOffset);
-          const trackId = view.getUint32(tfhd.body.byteOffset - bytes.byteOffset + 4);
-          const shift = Math.round(pass * durationS * (timescales.get(trackId) ?? 90_000));
-          const at = tfdt.body.byteOffset - bytes.byteOffset + 4;
-          if (tfdt.body[0] === 1) view.setBigUint64(at, view.getBigUint64(at) + BigInt(shift));
-          else view.setUint32(at, view.getUint32(at) + shift);
-        }
-      }
-      yield { bytes, timeS: piece.timeS + pass * durationS };
-    }
-  }
-}
+const looped = () => loopPieces(planPieces(new Uint8Array(readFileSync(sourcePath('source-720p30-ll.mp4')))));
 const connection = service.ingest.open(source, 'internal');
 const rss: number[] = [];
 const t0 = performance.now();

@@ -176,6 +176,8 @@ export class TrackWindow {
   #pendingDiscontinuity = false;
   #hasHistory = false;
   #lastDts: number | undefined;
+  /** Where the last fragment ended (dts + duration), to spot a jump forward. */
+  #lastEndDts: number | undefined;
   #timelineEndS = 0;
   #ended = false;
   #disposed = false;
@@ -271,8 +273,18 @@ export class TrackWindow {
         last: this.#lastDts,
       });
       this.#breakTimeline();
+    } else if (this.#lastEndDts !== undefined && fragment.dts - this.#lastEndDts > this.#partTargetS * ts) {
+      // More than a part target of media is missing (a paused rung, skipped GOPs, a publisher that
+      // jumped ahead): the playlist timeline would drift from the media, so start a new one.
+      this.#warn('timestamps jumped forward: discontinuity', {
+        kind: this.kind,
+        dts: fragment.dts,
+        expected: this.#lastEndDts,
+      });
+      this.#breakTimeline();
     }
     this.#lastDts = fragment.dts;
+    this.#lastEndDts = fragment.dts + fragment.duration;
     const timeS = fragment.pts / ts;
     const durationS = fragment.duration / ts;
     const startsPicture = this.kind === 'audio' || fragment.flags.keyframe;
@@ -332,6 +344,7 @@ export class TrackWindow {
     this.#ended = false;
     if (this.#hasHistory) this.#pendingDiscontinuity = true;
     this.#lastDts = undefined;
+    this.#lastEndDts = undefined;
     this.#changed();
   }
 
@@ -658,6 +671,7 @@ export class TrackWindow {
     if (this.#open !== undefined) this.#closeSegment();
     this.#pendingDiscontinuity = true;
     this.#lastDts = undefined;
+    this.#lastEndDts = undefined;
   }
 
   /** Frees segments that left the playlist more than a couple of target durations ago. */

@@ -29,6 +29,10 @@ export type LvqrMetrics = {
   readonly realtimeFactor: Gauge<TR>;
   /** Fragments waiting in a drain task's queue. */
   readonly queueDepth: Gauge<TR>;
+  /** Overload-policy steps per rung: `shed`, `pause`, `restore`, `resume`. */
+  readonly overloadActions: Counter<TR | 'action'>;
+  /** Rungs currently paused by the overload policy (summed over sources). */
+  readonly pausedRungs: Gauge<TR>;
   /** Encoder / decoder restarts after a failure. */
   readonly restarts: Counter<TR>;
   /** 1 for the encoder backend in use per rung (`software`, `nvenc`, ...). */
@@ -115,6 +119,18 @@ export function createMetrics(registry: Registry = new Registry(), options: Metr
     queueDepth: new Gauge({
       name: 'lvqr_transcode_queue_depth',
       help: 'Fragments waiting in a transcoder drain queue.',
+      labelNames: tr,
+      registers,
+    }),
+    overloadActions: new Counter({
+      name: 'lvqr_transcode_overload_actions_total',
+      help: 'Overload-policy steps per rung (shed, pause, restore, resume).',
+      labelNames: [...tr, 'action'],
+      registers,
+    }),
+    pausedRungs: new Gauge({
+      name: 'lvqr_transcode_paused_rungs',
+      help: 'Rungs paused by the overload policy, summed over sources.',
       labelNames: tr,
       registers,
     }),

@@ -118,6 +118,8 @@ export async function measureCapacity(options: {
       metrics,
       logger: silentLogger,
       gc: gc === undefined ? undefined : () => gc({ type: 'minor' }),
+      // Measure the raw ladder: shedding rungs would hide exactly the shortfall being measured.
+      overload: false,
     });
     const handle = new TranscodeRunner({ metrics })
       .withLadder(options.ladder, (spec) => new SoftwareTranscoderFactory(spec, ladder))

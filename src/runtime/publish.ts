@@ -52,6 +52,53 @@ export function planPieces(bytes: Uint8Array): { pieces: Piece[]; durationS: num
   return { pieces, durationS: durationS - t0 };
 }
 
+/**
+ * The planned file played in a loop, as one endless live stream: the init once, then the fragments
+ * again and again, each pass shifting every `tfdt` by the file's duration so time keeps running.
+ */
+export function* loopPieces(planned: { pieces: readonly Piece[]; durationS: number }): Generator<Piece> {
+  const [init, ...fragments] = planned.pieces;
+  if (init === undefined) return;
+  yield init;
+  if (fragments.length === 0) return;
+  const timescales = new Map<number, number>();
+  for (const box of readBoxes(init.bytes).filter((b) => b.type === 'moov')) {
+    for (const trak of readBoxes(box.body).filter((b) => b.type === 'trak')) {
+      const tkhd = readBoxes(trak.body).find((b) => b.type === 'tkhd');
+      const mdia = readBoxes(trak.body).find((b) => b.type === 'mdia');
+      const mdhd = mdia === undefined ? undefined : readBoxes(mdia.body).find((b) => b.type === 'mdhd');
+      if (tkhd === undefined || mdhd === undefined) continue;
+      const view = (b: Uint8Array) => new DataView(b.buffer, b.byteOffset, b.byteLength);
+      const trackId = view(tkhd.body).getUint32(tkhd.body[0] === 1 ? 20 : 12);
+      timescales.set(trackId, view(mdhd.body).getUint32(mdhd.body[0] === 1 ? 20 : 12));
+    }
+  }
+  for (let pass = 0; ; pass++) {
+    for (const piece of fragments) {
+      if (pass === 0) {
+        yield piece;
+        continue;
+      }
+      const bytes = piece.bytes.slice();
+      const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+      for (const moof of readBoxes(bytes).filter((b) => b.type === 'moof')) {
+        for (const traf of readBoxes(moof.body).filter((b) => b.type === 'traf')) {
+          const boxes = readBoxes(traf.body);
+          const tfhd = boxes.find((b) => b.type === 'tfhd');
+          const tfdt = boxes.find((b) => b.type === 'tfdt');
+          if (tfhd === undefined || tfdt === undefined) continue;
+          const trackId = view.getUint32(tfhd.body.byteOffset - bytes.byteOffset + 4);
+          const shift = Math.round(pass * planned.durationS * (timescales.get(trackId) ?? 90_000));
+          const at = tfdt.body.byteOffset - bytes.byteOffset + 4;
+          if (tfdt.body[0] === 1) view.setBigUint64(at, view.getBigUint64(at) + BigInt(shift));
+          else view.setUint32(at, view.getUint32(at) + shift);
+        }
+      }
+      yield { bytes, timeS: piece.timeS + pass * planned.durationS };
+    }
+  }
+}
+
 function concat(parts: Uint8Array[]): Uint8Array {
   const out = new Uint8Array(parts.reduce((a, p) => a + p.byteLength, 0));
   let offset = 0;

@@ -104,6 +104,8 @@ export function createService(deps: ServiceDeps): Service {
     describeInit,
     metrics,
     logger,
+    // A rung the overload policy paused is left out of the master until it resumes.
+    isRungHidden: (source, rendition) => ladder?.isRungPaused(source, rendition) ?? false,
     ...(config.sourceBandwidthKbps === undefined ? {} : { sourceBandwidthKbps: config.sourceBandwidthKbps }),
   });
   hls.start();

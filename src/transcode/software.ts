@@ -39,6 +39,7 @@ import type { FragmentBroadcasterRegistry } from '../fragment/registry.ts';
 import type { LvqrMetrics } from '../metrics/index.ts';
 import type { DecoderLike, EncodedChunk, EncoderLike, VideoCodecs, VideoFrameLike } from './codecs.ts';
 import { type PlannedRung, planRung, type SourceVideo } from './ladder.ts';
+import { OverloadGovernor, type OverloadOptions, type RungLoadState } from './overload.ts';
 import type { RenditionSpec } from './rendition.ts';
 import type { Transcoder, TranscoderContext, TranscoderFactory, TranscoderStats } from './transcoder.ts';
 
@@ -65,6 +66,11 @@ export type SoftwareLadderOptions = {
    * `wait` (offline, benchmarks): the shared decoder waits for the slowest rung; nothing is dropped.
    */
   overflow?: 'drop' | 'wait';
+  /**
+   * The overload policy (see overload.ts): tunables, or `false` to turn it off. On by default in
+   * `drop` mode; never active in `wait` mode (nothing is dropped there).
+   */
+  overload?: Partial<OverloadOptions> | false;
   /** First retry delay after an encoder or decoder failure (doubles up to `retryMaxMs`). */
   retryBaseMs?: number;
   retryMaxMs?: number;
@@ -126,6 +132,8 @@ export class SoftwareLadder {
   readonly #live = new Set<SourceDecoder>();
   readonly #sessions = new Map<string, { meta: FragmentMeta; token: object }>();
   readonly #unsupported = new Map<string, SourceLadderStatus>();
+  /** Rendition names in the order their factories were built: the overload policy's priority. */
+  readonly #ranks: string[] = [];
 
   /** Creates the shared state; build one `SoftwareTranscoderFactory` per rung on it. */
   constructor(options: SoftwareLadderOptions) {
@@ -135,11 +143,28 @@ export class SoftwareLadder {
       segmentTargetMs: 2000,
       maxQueuedFrames: 60,
       overflow: 'drop',
+      overload: {},
       retryBaseMs: 250,
       retryMaxMs: 8000,
       now: Date.now,
       ...options,
     };
+  }
+
+  /** @internal Registers a rung's rendition; earlier ones rank higher (shed last). */
+  _rank(rendition: string): void {
+    if (!this.#ranks.includes(rendition)) this.#ranks.push(rendition);
+  }
+
+  /** @internal Priority of a rendition: 0 is the most important. */
+  _priority(rendition: string): number {
+    const at = this.#ranks.indexOf(rendition);
+    return at === -1 ? this.#ranks.length : at;
+  }
+
+  /** Whether the overload policy paused `rendition` of `source` (such a rung is left out of the master). */
+  isRungPaused(source: string, rendition: string): boolean {
+    return this.#sources.get(source)?.source.loadState(rendition) === 'paused';
   }
 
   /** Status of every source being decoded (or refused). */
@@ -242,11 +267,52 @@ class SourceDecoder {
   /** Recent sample durations (ticks) of the current init, for the frame-rate estimate. */
   #durations: number[] = [];
   #frameRateWaiters: Array<() => void> = [];
+  /** The overload policy of this source's ladder (undefined when off). */
+  readonly #governor: OverloadGovernor | undefined;
+  #nextLoadCheckMs = 0;
 
   constructor(ladder: SoftwareLadder, broadcast: string, meta: FragmentMeta) {
     this.#ladder = ladder;
     this.broadcast = broadcast;
+    const { overflow, overload } = ladder.options;
+    this.#governor = overflow === 'drop' && overload !== false ? new OverloadGovernor(overload) : undefined;
     this.#configure(meta);
+  }
+
+  /** Load state of the rung `rendition` under the overload policy. */
+  loadState(rendition: string): RungLoadState {
+    return this.#governor?.state(rendition) ?? 'running';
+  }
+
+  /** Samples every rung once per interval and applies the overload policy's next step, if any. */
+  #checkLoad(): void {
+    const governor = this.#governor;
+    if (governor === undefined || this.#rungs.size === 0) return;
+    const { now, logger, metrics } = this.#ladder.options;
+    const nowMs = now();
+    if (nowMs < this.#nextLoadCheckMs) return;
+    this.#nextLoadCheckMs = nowMs + governor.options.intervalMs;
+    const rungs = [...this.#rungs].sort(
+      (a, b) => this.#ladder._priority(a.rendition.name) - this.#ladder._priority(b.rendition.name),
+    );
+    const samples = rungs.map((r) => r.takeLoadSample(nowMs, governor.options.behindLagMs));
+    for (const t of governor.evaluate(nowMs, samples)) {
+      const rung = rungs.find((r) => r.rendition.name === t.rung);
+      rung?.setLoadState(t.to);
+      const labels = { transcoder: NAME, rendition: t.rung };
+      metrics?.overloadActions.inc({ ...labels, action: t.action });
+      if (t.to === 'paused') metrics?.pausedRungs.inc(labels);
+      if (t.from === 'paused') metrics?.pausedRungs.dec(labels);
+      const fields = {
+        broadcast: this.broadcast,
+        rendition: t.rung,
+        action: t.action,
+        behind: samples.filter((x) => x.behind).map((x) => x.name),
+        nextHoldMs: governor.holdMs,
+      };
+      if (t.action === 'shed' || t.action === 'pause') logger.warn('ladder overloaded: shedding a rung', fields);
+      else logger.info('ladder has headroom: rung back', fields);
+    }
   }
 
   /** Source picture size and frame rate. */
@@ -311,6 +377,11 @@ class SourceDecoder {
 
   detach(rung: SoftwareTranscoder): number {
     this.#rungs.delete(rung);
+    const name = rung.rendition.name;
+    if (this.#governor?.state(name) === 'paused') {
+      this.#ladder.options.metrics?.pausedRungs.dec({ transcoder: NAME, rendition: name });
+    }
+    this.#governor?.forget(name);
     return this.#rungs.size;
   }
 
@@ -339,6 +410,7 @@ class SourceDecoder {
    * submitting rung believes in; fragments of a superseded init are ignored.
    */
   submit(fragment: Fragment, init: Uint8Array | undefined): Promise<void> {
+    this.#checkLoad();
     if (this.#closed || init !== this.#init) return this.#chain;
     if (fragment.dts <= this.#lastSubmittedDts) return this.#chain;
     this.#lastSubmittedDts = fragment.dts;
@@ -446,6 +518,12 @@ class SourceDecoder {
     const gap = this.#expectedDts !== undefined && fragment.dts !== this.#expectedDts;
     this.#expectedDts = fragment.dts + fragment.duration;
     if (gap) this.#needKeyframe = true;
+    if (this.#governor !== undefined && [...this.#rungs].every((r) => r.loadState === 'paused')) {
+      // Every rung is paused: decoding would feed no one. Resume at a keyframe.
+      this.#needKeyframe = true;
+      for (const rung of this.#rungs) rung.countDropped(samples.length);
+      return;
+    }
     if (this.#needKeyframe && !first.keyframe) {
       for (const rung of this.#rungs) rung.countDropped(samples.length);
       return;
@@ -524,7 +602,10 @@ class SourceDecoder {
         meta.forceKey = true;
         this.#lastForcedPts = meta.pts;
       }
-      for (const rung of this.#rungs) rung.enqueue(frame.clone(), meta);
+      for (const rung of this.#rungs) {
+        if (rung.loadState === 'paused') rung.countDropped(1);
+        else rung.enqueue(frame.clone(), meta);
+      }
       const gc = this.#ladder.options.gc;
       if (gc !== undefined && this.#decodedFrames % this.#ladder.options.gcEveryFrames === 0) gc();
     } finally {
@@ -568,8 +649,11 @@ class SourceDecoder {
 }
 
 type QueuedFrame = { frame: VideoFrameLike; meta: FrameMeta };
-/** A frame to encode, or the boundary where the source switched to a new init. */
-type QueueItem = QueuedFrame | { format: SourceFormat };
+/**
+ * A frame to encode, the boundary where the source switched to a new init, or the point where the
+ * overload policy paused the rung (its encoder is closed there).
+ */
+type QueueItem = QueuedFrame | { format: SourceFormat } | { suspend: true };
 
 function isFrame(item: QueueItem): item is QueuedFrame {
   return (item as QueuedFrame).frame !== undefined;
@@ -616,6 +700,13 @@ export class SoftwareTranscoder implements Transcoder {
   #window: Array<{ wallMs: number; mediaMs: number; bytes: number }> = [];
   #gaugeAtMs = 0;
   #stopping = false;
+  #loadState: RungLoadState = 'running';
+  /** Longest arrival-to-encoder wait this sampling interval, ms. */
+  #maxLagMs = 0;
+  /** The queue overflowed this sampling interval. */
+  #overflowed = false;
+  /** Shedding: the current GOP is being dropped (every other one is). */
+  #shedSkip = false;
 
   /** @internal Use `SoftwareTranscoderFactory.build`. */
   constructor(ladder: SoftwareLadder, rendition: RenditionSpec, session: object = {}) {
@@ -666,6 +757,35 @@ export class SoftwareTranscoder implements Transcoder {
     for (const resolve of this.#drained.splice(0)) resolve();
   }
 
+  /** Load state under the overload policy. */
+  get loadState(): RungLoadState {
+    return this.#loadState;
+  }
+
+  /** @internal This interval's overload sample (whether the rung fell behind); starts the next interval. */
+  takeLoadSample(nowMs: number, behindLagMs: number): { name: string; behind: boolean } {
+    const oldest = this.#queue.find(isFrame);
+    const waitingMs = oldest !== undefined && oldest.meta.ingestTimeMs > 0 ? nowMs - oldest.meta.ingestTimeMs : 0;
+    const behind = this.#overflowed || Math.max(this.#maxLagMs, waitingMs) > behindLagMs;
+    this.#overflowed = false;
+    this.#maxLagMs = 0;
+    return { name: this.rendition.name, behind };
+  }
+
+  /** @internal Applies an overload-policy step. */
+  setLoadState(state: RungLoadState): void {
+    if (state === this.#loadState) return;
+    this.#loadState = state;
+    this.#shedSkip = false;
+    if (state !== 'paused' || this.#stopping) return;
+    const dropped = this.#queue.filter(isFrame);
+    this.#queue = this.#queue.filter((item) => !isFrame(item));
+    for (const q of dropped) q.frame.close();
+    this.countDropped(dropped.length);
+    this.#queue.push({ suspend: true });
+    this.#pump();
+  }
+
   /** @internal Called by the source decoder with a frame clone this rung now owns. */
   enqueue(frame: VideoFrameLike, meta: FrameMeta): void {
     if (this.#queuedPlan === undefined || this.#stopping) {
@@ -673,6 +793,15 @@ export class SoftwareTranscoder implements Transcoder {
       return;
     }
     this.#framesIn += 1;
+    if (this.#loadState !== 'running') {
+      // Shedding drops every other GOP; a paused rung drops everything.
+      if (this.#loadState === 'shedding' && meta.forceKey) this.#shedSkip = !this.#shedSkip;
+      if (this.#loadState === 'paused' || this.#shedSkip) {
+        frame.close();
+        this.countDropped(1);
+        return;
+      }
+    }
     if (this.#waitingForKey) {
       if (!meta.forceKey) {
         frame.close();
@@ -688,6 +817,7 @@ export class SoftwareTranscoder implements Transcoder {
       this.#queue = this.#queue.filter((item) => !isFrame(item));
       for (const q of dropped) q.frame.close();
       this.countDropped(dropped.length);
+      this.#overflowed = true;
       this.#ladder.options.logger.warn('rung behind; dropping to the next keyframe', {
         broadcast: this.#ctx?.broadcast,
         rendition: this.rendition.name,
@@ -745,7 +875,8 @@ export class SoftwareTranscoder implements Transcoder {
   stats(): TranscoderStats {
     const { wallMs, mediaMs, bytes, frames } = this.#recent(this.#ladder.options.now());
     return {
-      state: this.#state,
+      state: this.#state === 'running' && this.#loadState === 'paused' ? 'paused' : this.#state,
+      load: this.#loadState,
       output: this.#outputName,
       width: this.#plan?.width,
       height: this.#plan?.height,
@@ -793,9 +924,19 @@ export class SoftwareTranscoder implements Transcoder {
   async #drain(): Promise<void> {
     const soft = Math.max(1, Math.floor(this.#ladder.options.maxQueuedFrames / 2));
     for (let item = this.#queue.shift(); item !== undefined; item = this.#queue.shift()) {
+      if ('suspend' in item) {
+        // Paused: free the encoder; the next session starts at a forced keyframe after resuming.
+        this.countDropped(this.#inFlight.size);
+        await this.#closeEncoder(false);
+        this.#needKey = true;
+        continue;
+      }
       if (!isFrame(item)) {
         await this.#switchFormat(item.format);
         continue;
+      }
+      if (item.meta.ingestTimeMs > 0) {
+        this.#maxLagMs = Math.max(this.#maxLagMs, this.#ladder.options.now() - item.meta.ingestTimeMs);
       }
       try {
         await this.#encode(item);
@@ -1067,6 +1208,7 @@ export class SoftwareTranscoderFactory implements TranscoderFactory {
   constructor(rendition: RenditionSpec, ladder: SoftwareLadder) {
     this.rendition = rendition;
     this.#ladder = ladder;
+    ladder._rank(rendition.name);
   }
 
   build(ctx: TranscoderContext): Transcoder | undefined {
