@@ -2,22 +2,36 @@
  * Load client of hls-load.ts (a separate process, so client work does not slow the server's event
  * loop): holds N blocking playlist requests for the next part, again and again, and reports when
  * each answer arrived; then measures plain playlist and segment requests per second.
- * Input (argv): base URL, N, rounds, rps seconds. Output: one JSON line.
+ * Input (argv): base URL, N, rounds, rps seconds (0: none), client (`request`: undici's
+ * `request()`, the default; `fetch`: WHATWG fetch, about three times the client CPU per answer).
+ * Output: one JSON line.
  */
 
-import { Agent, setGlobalDispatcher } from 'undici';
+import { Agent, request, setGlobalDispatcher } from 'undici';
 
-const [base, nArg, roundsArg, rpsArg] = process.argv.slice(2);
+const [base, nArg, roundsArg, rpsArg, clientArg] = process.argv.slice(2);
+const useFetch = clientArg === 'fetch';
 const n = Number(nArg);
 const rounds = Number(roundsArg);
 const rpsSeconds = Number(rpsArg);
-setGlobalDispatcher(new Agent({ connections: n + 64, pipelining: 0, keepAliveTimeout: 30_000 }));
+// pipelining 1 = keep-alive with one request in flight per connection (0 would send `Connection: close`).
+setGlobalDispatcher(new Agent({ connections: n + 64, pipelining: 1, keepAliveTimeout: 30_000 }));
 const now = () => performance.timeOrigin + performance.now();
 
+/** GETs `url`: the status and the body read to its end. */
+async function get(url: string): Promise<{ status: number; body: string }> {
+  if (useFetch) {
+    const res = await fetch(url);
+    return { status: res.status, body: await res.text() };
+  }
+  const res = await request(url);
+  return { status: res.statusCode, body: await res.body.text() };
+}
+
 async function playlist(query = ''): Promise<string> {
-  const res = await fetch(`${base}/playlist.m3u8${query}`);
+  const res = await get(`${base}/playlist.m3u8${query}`);
   if (res.status !== 200) throw new Error(`playlist ${res.status}`);
-  return res.text();
+  return res.body;
 }
 
 function nextPart(body: string): { msn: number; part: number } {
@@ -28,6 +42,8 @@ function nextPart(body: string): { msn: number; part: number } {
 
 const batches: Array<{ msn: number; part: number; arrivals: number[]; failures: number }> = [];
 let target = nextPart(await playlist());
+const cpuBefore = process.cpuUsage();
+const heldStart = now();
 for (let r = 0; r < rounds; r++) {
   const q = `?_HLS_msn=${target.msn}&_HLS_part=${target.part}`;
   const results = await Promise.allSettled(
@@ -42,14 +58,17 @@ for (let r = 0; r < rounds; r++) {
   target = nextPart(ok[0]!.value.body);
 }
 
+const heldEnd = now();
+const cpu = process.cpuUsage(cpuBefore);
+const heldCpuS = (cpu.user + cpu.system) / 1e6;
+
 async function rps(path: string): Promise<number> {
   const end = performance.now() + rpsSeconds * 1000;
   let count = 0;
   await Promise.all(
     Array.from({ length: 32 }, async () => {
       while (performance.now() < end) {
-        const res = await fetch(`${base}/${path}`);
-        await res.arrayBuffer();
+        const res = await get(`${base}/${path}`);
         if (res.status === 200) count += 1;
       }
     }),
@@ -58,7 +77,10 @@ async function rps(path: string): Promise<number> {
 }
 const body = await playlist();
 const segment = /(seg-\d+\.m4s)/.exec(body)?.[1] ?? 'init.mp4';
-const playlistRps = await rps('playlist.m3u8');
-const segmentRps = await rps(segment);
+// Zero seconds skips the requests-per-second phase (profiling the held rounds alone).
+const playlistRps = rpsSeconds > 0 ? await rps('playlist.m3u8') : Number.NaN;
+const segmentRps = rpsSeconds > 0 ? await rps(segment) : Number.NaN;
 // Exit only once the (large) line is flushed: a pipe write is asynchronous.
-process.stdout.write(`${JSON.stringify({ batches, playlistRps, segmentRps })}\n`, () => process.exit(0));
+process.stdout.write(`${JSON.stringify({ batches, heldStart, heldEnd, heldCpuS, playlistRps, segmentRps })}\n`, () =>
+  process.exit(0),
+);

@@ -4,16 +4,63 @@
  * process (hls-load-client.ts) holds N = 100 and N = 1,000 blocking playlist requests for the next
  * part, round after round. Wake-up = answer arrival minus the moment the fragment that completed
  * the part was emitted. Then plain playlist and segment requests per second.
- *   node --expose-gc --import tsx bench/hls-load.ts [--smoke]
+ *   node --expose-gc --import tsx bench/hls-load.ts [--smoke] [--held 1000] [--client fetch]
+ *     [--cpu-prof-dir <dir>]
+ * `--held` picks the held-request counts (comma-separated; default 100,1000). `--client fetch` makes
+ * the client use WHATWG fetch instead of undici's `request()`. `--cpu-prof-dir` writes V8 CPU
+ * profiles of this (the server) process for each count's rounds, `hls-held-<n>.cpuprofile`, and of
+ * the client process in `hls-client-<n>/` (its main thread's file ends `.0.001.cpuprofile`; the
+ * other is tsx's loader thread); read them with bench/profile-summary.ts. Any of these options
+ * leaves bench/RESULTS.md alone.
  */
 
 import { spawn } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { Session } from 'node:inspector';
+import { join } from 'node:path';
 import { consoleLogger } from '../src/core/log.ts';
 import { createFragment, FragmentFlags } from '../src/fragment/index.ts';
 import { nodeHost } from '../src/runtime/node.ts';
 import { parseServe } from '../src/server/config.ts';
 import { createService } from '../src/server/service.ts';
-import { fmtSummary, machine, percentile, ROOT, SMOKE, table, today, writeSection } from './lib.ts';
+import { arg, fmtSummary, machine, percentile, ROOT, SMOKE, table, today, writeSection } from './lib.ts';
+
+const heldCounts = arg('held')?.split(',').map(Number) ?? (SMOKE ? [20] : [100, 1000]);
+if (heldCounts.some((n) => !(Number.isInteger(n) && n > 0)))
+  throw new TypeError('--held: expected counts like 100,1000');
+const profileDir = arg('cpu-prof-dir');
+const clientKind = arg('client') ?? 'request';
+if (clientKind !== 'request' && clientKind !== 'fetch') throw new TypeError('--client: expected request or fetch');
+const partial = arg('held') !== undefined || profileDir !== undefined || arg('client') !== undefined;
+
+/** Profiles this process with the inspector between `start()` and `stop(file)`. */
+class Profiler {
+  readonly #session = new Session();
+
+  constructor() {
+    this.#session.connect();
+  }
+
+  #post(method: string, params?: object): Promise<unknown> {
+    return new Promise((resolve, reject) =>
+      this.#session.post(method, params, (error, result) => (error === null ? resolve(result) : reject(error))),
+    );
+  }
+
+  async start(): Promise<void> {
+    await this.#post('Profiler.enable');
+    await this.#post('Profiler.setSamplingInterval', { interval: 1000 });
+    await this.#post('Profiler.start');
+  }
+
+  async stop(file: string): Promise<void> {
+    const { profile } = (await this.#post('Profiler.stop')) as { profile: unknown };
+    writeFileSync(file, JSON.stringify(profile));
+    console.log(`wrote ${file}`);
+  }
+}
+const profiler = profileDir === undefined ? undefined : new Profiler();
+if (profileDir !== undefined) mkdirSync(profileDir, { recursive: true });
 
 const config = parseServe(['--test-pattern', 'off', '--transcode-rendition', 'none', '--port', '0'], {}, () => '');
 const service = createService({ config, logger: consoleLogger('warn') });
@@ -58,16 +105,43 @@ const producer = (async () => {
 // Let a few segments build up.
 await new Promise((r) => setTimeout(r, 4500));
 
+// This process's CPU time, sampled, to charge the server with its share of the held rounds alone.
+const cpuSamples: Array<{ at: number; cpuS: number }> = [];
+const sampleCpu = () => {
+  const u = process.cpuUsage();
+  cpuSamples.push({ at: now(), cpuS: (u.user + u.system) / 1e6 });
+};
+const cpuTimer = setInterval(sampleCpu, 50);
+/** CPU seconds this process used between two instants (nearest samples). */
+function cpuBetween(from: number, to: number): number {
+  const at = (t: number) => cpuSamples.reduce((best, s) => (Math.abs(s.at - t) < Math.abs(best.at - t) ? s : best));
+  return at(to).cpuS - at(from).cpuS;
+}
+
 type ClientResult = {
   batches: Array<{ arrivals: number[]; failures: number }>;
-  playlistRps: number;
-  segmentRps: number;
+  heldStart: number;
+  heldEnd: number;
+  heldCpuS: number;
+  /** Null when the phase was skipped. */
+  playlistRps: number | null;
+  segmentRps: number | null;
 };
 function client(n: number, rounds: number, rpsSeconds: number): Promise<ClientResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(
       process.execPath,
-      ['--import', 'tsx', 'bench/hls-load-client.ts', base, String(n), String(rounds), String(rpsSeconds)],
+      [
+        ...(profileDir === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${join(profileDir, `hls-client-${n}`)}`]),
+        '--import',
+        'tsx',
+        'bench/hls-load-client.ts',
+        base,
+        String(n),
+        String(rounds),
+        String(rpsSeconds),
+        clientKind,
+      ],
       {
         cwd: ROOT,
         stdio: ['ignore', 'pipe', 'inherit'],
@@ -95,12 +169,19 @@ function wakeups(batch: { arrivals: number[] }): number[] {
 
 const rows: string[][] = [];
 let p99At1000 = Number.NaN;
-let rps: { playlist: number; segment: number } | undefined;
-for (const n of SMOKE ? [20] : [100, 1000]) {
-  const result = await client(n, SMOKE ? 3 : 20, SMOKE ? 1 : 5);
+let rps: { playlist: number | null; segment: number | null } | undefined;
+for (const n of heldCounts) {
+  await profiler?.start();
+  // A profile covers the held rounds only: the client skips its requests-per-second phase.
+  const result = await client(n, SMOKE ? 3 : 20, profiler !== undefined ? 0 : SMOKE ? 1 : 5);
+  await profiler?.stop(join(profileDir!, `hls-held-${n}.cpuprofile`));
   const all = result.batches.slice(1).flatMap(wakeups);
   const failures = result.batches.reduce((a, b) => a + b.failures, 0);
   const perBatchP99 = result.batches.slice(1).map((b) => percentile(wakeups(b), 99));
+  sampleCpu();
+  const heldS = (result.heldEnd - result.heldStart) / 1000;
+  const serverCpuS = cpuBetween(result.heldStart, result.heldEnd);
+  const answers = result.batches.reduce((a, b) => a + b.arrivals.length, 0);
   rows.push([
     String(n),
     String(result.batches.length - 1),
@@ -108,10 +189,13 @@ for (const n of SMOKE ? [20] : [100, 1000]) {
     percentile(all, 99).toFixed(1),
     fmtSummary(perBatchP99),
     String(failures),
+    ((serverCpuS * 1e6) / answers).toFixed(0),
+    `${((100 * serverCpuS) / heldS).toFixed(0)} / ${((100 * result.heldCpuS) / heldS).toFixed(0)}`,
   ]);
   if (n === 1000) p99At1000 = percentile(all, 99);
   rps = { playlist: result.playlistRps, segment: result.segmentRps };
 }
+clearInterval(cpuTimer);
 running = false;
 await producer;
 await service.close();
@@ -122,11 +206,11 @@ Server: Node HTTP (@hono/node-server), in one process with a synthetic 30 fps li
 
 Blocking playlist requests (\`_HLS_msn\` / \`_HLS_part\` for the next part), wake-up in ms from the emit that completed the part to the answer arriving at the client:
 
-${table(['held requests', 'rounds', 'p50', 'p99', 'per-round p99 median (min-max)', 'failed'], rows)}
+${table(['held requests', 'rounds', 'p50', 'p99', 'per-round p99 median (min-max)', 'failed', 'server CPU µs per request', 'CPU % server / client'], rows)}
 
 Target: 1,000 held requests, p99 wake-up <= 20 ms: **${Number.isNaN(p99At1000) ? 'n/a' : `${p99At1000.toFixed(1)} ms`}**${Number.isNaN(p99At1000) ? '' : p99At1000 <= 20 ? ' (met)' : ' (missed: the 1,000 answers are written by one event loop; see the note below)'}.
-Plain requests per second (32 keep-alive connections): playlist ${rps?.playlist.toFixed(0)}/s, segment ${rps?.segment.toFixed(0)}/s.
+Plain requests per second (32 keep-alive connections): playlist ${rps?.playlist?.toFixed(0) ?? 'n/a'}/s, segment ${rps?.segment?.toFixed(0) ?? 'n/a'}/s.
 The bridge renders a playlist once per published part and shares it among all held requests; the time above is dominated by writing N HTTP responses and by the client process on the same two cores.`;
 console.log(text);
-writeSection('LL-HLS under load', text);
+if (!partial) writeSection('LL-HLS under load', text);
 process.exit(0);

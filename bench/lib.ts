@@ -1,7 +1,7 @@
 /** Shared benchmark helpers: stats, child-process measurement, machine facts, RESULTS.md sections. */
 
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -179,4 +179,83 @@ export function table(head: readonly string[], rows: ReadonlyArray<readonly (str
 /** Today's date (UTC) for the results file. */
 export function today(): string {
   return new Date().toISOString().slice(0, 10);
+}
+
+/** Clock ticks per second of /proc CPU times (USER_HZ). */
+const CLOCK_TICKS = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout) || 100;
+
+/**
+ * CPU seconds of each thread of this process, grouped by what started the thread (Linux /proc).
+ * Samples every `intervalMs` so that threads which exit before the end are still counted (up to
+ * one interval of their time is lost). A V8 CPU profile only sees the JavaScript thread; this
+ * accounts for the threads a native addon runs its codecs on.
+ */
+export class ThreadCpu {
+  readonly #cpuS = new Map<string, number>();
+  readonly #labels = new Map<string, string>();
+  readonly #timer: ReturnType<typeof setInterval>;
+
+  /** Starts sampling; threads alive now are labelled `atStartLabel`, this thread `main (JavaScript)`. */
+  constructor(atStartLabel = 'node (V8 platform, libuv, loader)', intervalMs = 100) {
+    for (const tid of this.#tids()) this.#labels.set(tid, atStartLabel);
+    this.#labels.set(String(process.pid), 'main (JavaScript)');
+    this.sample();
+    this.#timer = setInterval(() => this.sample(), intervalMs);
+    this.#timer.unref();
+  }
+
+  /** Reads every thread's CPU time now. */
+  sample(): void {
+    for (const tid of this.#tids()) {
+      try {
+        const stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
+        // Fields after the parenthesised name: state is field 3, utime 14, stime 15.
+        const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+        this.#cpuS.set(tid, (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS);
+      } catch {
+        // The thread exited between the listing and the read.
+      }
+    }
+  }
+
+  /** Runs `start` and labels the threads that appeared meanwhile (first label wins). */
+  label<T>(label: string, start: () => T): T {
+    const before = new Set(this.#tids());
+    const result = start();
+    this.#labelNew(before, label);
+    return result;
+  }
+
+  /** Like `label` for an asynchronous start: threads that appeared until `start()` settles. */
+  async labelAsync<T>(label: string, start: () => Promise<T>): Promise<T> {
+    const before = new Set(this.#tids());
+    try {
+      return await start();
+    } finally {
+      this.#labelNew(before, label);
+    }
+  }
+
+  /** Stops sampling; CPU seconds per label (threads never labelled are `other`), largest first. */
+  stop(): Array<{ label: string; threads: number; cpuS: number }> {
+    clearInterval(this.#timer);
+    this.sample();
+    const byLabel = new Map<string, { threads: number; cpuS: number }>();
+    for (const [tid, cpuS] of this.#cpuS) {
+      const label = this.#labels.get(tid) ?? 'other (started later)';
+      const entry = byLabel.get(label) ?? { threads: 0, cpuS: 0 };
+      entry.threads += 1;
+      entry.cpuS += cpuS;
+      byLabel.set(label, entry);
+    }
+    return [...byLabel].map(([label, e]) => ({ label, ...e })).sort((a, b) => b.cpuS - a.cpuS);
+  }
+
+  #tids(): string[] {
+    return readdirSync('/proc/self/task');
+  }
+
+  #labelNew(before: ReadonlySet<string>, label: string): void {
+    for (const tid of this.#tids()) if (!before.has(tid) && !this.#labels.has(tid)) this.#labels.set(tid, label);
+  }
 }

@@ -2,19 +2,24 @@
  * Runs our decode-once ladder on a source file as fast as it can go (no pacing, nothing dropped)
  * and writes each rung to `<outDir>/<rung>.mp4` (init + fragments). Prints one JSON line of
  * figures. Used by ladder-throughput.ts under /usr/bin/time; also usable alone:
- *   node --expose-gc --import tsx bench/run-ladder.ts <source.mp4> <outDir> [renditions]
+ *   node --expose-gc --import tsx bench/run-ladder.ts <source.mp4> <outDir> [renditions] [--thread-cpu]
+ * `--thread-cpu` adds the CPU seconds of every thread, grouped by what started it (the decoder,
+ * each rung's encoder, Node itself): a V8 profile (`node --cpu-prof`) sees only the JS thread.
  */
 
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { FragmentBroadcasterRegistry } from '../src/fragment/index.ts';
 import { IngestManager } from '../src/ingest/index.ts';
+import type { VideoCodecs } from '../src/transcode/codecs.ts';
 import { defaultLadder, resolveLadderArgs, TranscodeRunner } from '../src/transcode/index.ts';
 import { SoftwareLadder, SoftwareTranscoderFactory } from '../src/transcode/software.ts';
 import { bindWebCodecs } from '../src/transcode/webcodecs-binding.ts';
 import { napiProvider } from '../src/webcodecs/index.ts';
+import { ThreadCpu } from './lib.ts';
 
-const [source, outDir, renditions] = process.argv.slice(2);
+const [source, outDir, renditions] = process.argv.slice(2).filter((a) => !a.startsWith('--'));
+const threadCpu = process.argv.includes('--thread-cpu') ? new ThreadCpu() : undefined;
 if (source === undefined || outDir === undefined) {
   console.error('usage: run-ladder.ts <source.mp4> <outDir> [720p,480p,240p]');
   process.exit(2);
@@ -26,9 +31,10 @@ const started = performance.now();
 const registry = new FragmentBroadcasterRegistry({ broadcaster: { capacity: 1_000_000, maxBytes: 2 ** 32 } });
 const provider = await napiProvider();
 const gc = (globalThis as { gc?: (o?: unknown) => void }).gc;
+const codecs = bindWebCodecs(provider.codecs, { backend: 'software' });
 const ladder = new SoftwareLadder({
   registry,
-  codecs: bindWebCodecs(provider.codecs, { backend: 'software' }),
+  codecs: threadCpu === undefined ? codecs : labelThreads(codecs, threadCpu),
   gc: gc === undefined ? undefined : () => gc({ type: 'minor' }),
   overflow: 'wait',
 });
@@ -75,6 +81,7 @@ while (handle.stats().length === 0 || handle.stats().some((t) => t.endedAtMs ===
 await Promise.all([...outputs.values()].map((o) => o.done));
 const stats = handle.stats();
 await handle.close();
+const threads = threadCpu?.stop();
 const result: Record<string, unknown> = {
   sourceFragments: sourceFrames,
   wallS: (performance.now() - started) / 1000,
@@ -98,5 +105,32 @@ for (const [name, o] of outputs) {
     dropped: task?.transcoderStats?.['droppedFrames'],
   };
 }
+if (threads !== undefined) result['threadCpuS'] = threads;
 console.log(JSON.stringify(result));
 process.exit(0);
+
+/** `codecs` with the threads each decoder and encoder starts labelled in `cpu`. */
+function labelThreads(codecs: VideoCodecs, cpu: ThreadCpu): VideoCodecs {
+  return {
+    backend: codecs.backend,
+    createDecoder(config, onFrame, onError) {
+      const decoder = cpu.label('decoder', () => codecs.createDecoder(config, onFrame, onError));
+      let first = true;
+      return {
+        // The addon may start its decoding threads with the first sample.
+        decode: (sample) => {
+          if (!first) return decoder.decode(sample);
+          first = false;
+          return cpu.labelAsync('decoder', () => decoder.decode(sample));
+        },
+        flush: () => decoder.flush(),
+        close: () => decoder.close(),
+      };
+    },
+    createEncoder(config, onChunk, onError) {
+      return cpu.label(`encoder ${config.width}x${config.height} (scale + x264)`, () =>
+        codecs.createEncoder(config, onChunk, onError),
+      );
+    },
+  };
+}
