@@ -17,7 +17,7 @@ import type { Transcoder, TranscoderContext, TranscoderFactory } from './transco
 export type FailurePhase = 'start' | 'fragment' | 'meta' | 'stop';
 
 /** State of one drain task. */
-export type TaskState = 'waiting-init' | 'running' | 'ended' | 'failed';
+export type TaskState = 'waiting-init' | 'running' | 'backoff' | 'ended' | 'failed';
 
 /** Key of a drain task: (transcoder, rendition, broadcast, track). */
 export type TaskKey = readonly [transcoder: string, rendition: string, broadcast: string, track: string];
@@ -35,6 +35,10 @@ export type TaskStats = {
   timeouts: number;
   lagged: number;
   queued: number;
+  /** Fragments not delivered while the task backed off after failures. */
+  skipped: number;
+  /** Consecutive failed `onFragment` calls (0 after a success). */
+  consecutiveFailures: number;
   lastError: string | undefined;
   startedAtMs: number;
   endedAtMs: number | undefined;
@@ -52,6 +56,15 @@ export type TranscodeRunnerOptions = {
   callTimeoutMs?: number;
   /** Stats of ended tasks kept for inspection (oldest dropped first; default 256). */
   retainEnded?: number;
+  /**
+   * After a failed `onFragment` (exception or timeout) the task stops delivering fragments for this
+   * long, doubling per consecutive failure up to `retryMaxMs`, then resumes at the next independent
+   * fragment (default 250 ms).
+   */
+  retryBaseMs?: number;
+  /** Longest back-off (default 8000 ms). */
+  retryMaxMs?: number;
+  now?: () => number;
 };
 
 type Task = {
@@ -155,7 +168,14 @@ export class TranscodeRunner {
     const factories = [...this.#factories];
     const logger = this.#options.logger ?? silentLogger;
     const metrics = this.#options.metrics;
-    const callTimeoutMs = this.#options.callTimeoutMs ?? 30_000;
+    const env: DriveEnv = {
+      logger,
+      metrics,
+      callTimeoutMs: this.#options.callTimeoutMs ?? 30_000,
+      retryBaseMs: this.#options.retryBaseMs ?? 250,
+      retryMaxMs: this.#options.retryMaxMs ?? 8000,
+      now: this.#options.now ?? Date.now,
+    };
     const retainEnded = this.#options.retainEnded ?? 256;
     const tasks = new Map<string, Task>();
     const ended: string[] = [];
@@ -213,6 +233,8 @@ export class TranscodeRunner {
           timeouts: 0,
           lagged: 0,
           queued: 0,
+          skipped: 0,
+          consecutiveFailures: 0,
           lastError: undefined,
           startedAtMs: Date.now(),
           endedAtMs: undefined,
@@ -225,7 +247,7 @@ export class TranscodeRunner {
           if (at !== -1) ended.splice(at, 1);
         }
         tasks.set(id, task);
-        task.done = drive(task, ctx, { logger, metrics, callTimeoutMs }).finally(() => retire(id, task));
+        task.done = drive(task, ctx, env).finally(() => retire(id, task));
       }
     };
 
@@ -250,6 +272,9 @@ type DriveEnv = {
   logger: Logger;
   metrics: LvqrMetrics | undefined;
   callTimeoutMs: number;
+  retryBaseMs: number;
+  retryMaxMs: number;
+  now: () => number;
 };
 
 /** Runs `call` and waits for it, at most `timeoutMs` if it returns a Promise. */
@@ -318,6 +343,8 @@ async function drive(task: Task, buildCtx: TranscoderContext, env: DriveEnv): Pr
   }
 
   let metaVersion = sub.metaVersion;
+  /** While backing off: the time deliveries may start again. */
+  let retryAtMs: number | undefined;
   for (;;) {
     const fragment = await sub.next();
     if (fragment === undefined) break;
@@ -328,7 +355,26 @@ async function drive(task: Task, buildCtx: TranscoderContext, env: DriveEnv): Pr
     }
     stats.fragmentsSeen += 1;
     env.metrics?.fragments.inc(labels);
-    await guarded('fragment', () => transcoder.onFragment(fragment));
+    if (retryAtMs !== undefined) {
+      // Backing off: skip until the delay is over, then resume where a decoder can start.
+      const independent = fragment.flags.keyframe || fragment.flags.independent;
+      if (env.now() < retryAtMs || !independent) {
+        stats.skipped += 1;
+        env.metrics?.droppedFragments.inc(labels);
+        continue;
+      }
+      retryAtMs = undefined;
+      stats.state = 'running';
+    }
+    if (await guarded('fragment', () => transcoder.onFragment(fragment))) {
+      stats.consecutiveFailures = 0;
+    } else {
+      stats.consecutiveFailures += 1;
+      const delayMs = Math.min(env.retryMaxMs, env.retryBaseMs * 2 ** (stats.consecutiveFailures - 1));
+      retryAtMs = env.now() + delayMs;
+      stats.state = 'backoff';
+      env.logger.warn('transcoder backing off', { ...fields, failures: stats.consecutiveFailures, delayMs });
+    }
     env.metrics?.queueDepth.set(labels, sub.queued);
   }
   sub.close();

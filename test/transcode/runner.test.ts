@@ -305,6 +305,76 @@ describe('TranscodeRunner', () => {
     await handle.close();
   });
 
+  it('a transcoder that throws on every call is retried with a doubling back-off; fragments in between are skipped, counted, and delivery resumes at a keyframe', async () => {
+    const reg = new FragmentBroadcasterRegistry();
+    const metrics = createMetrics();
+    let now = 0;
+    const calls: number[] = [];
+    const handle = new TranscodeRunner({ metrics, retryBaseMs: 100, retryMaxMs: 400, now: () => now })
+      .withFactory(
+        factoryOf('broken', () => ({
+          onFragment(f) {
+            calls.push(f.dts / 3000);
+            throw new Error('broken encoder');
+          },
+        })),
+      )
+      .install(reg);
+    const bc = reg.getOrCreate('live/broken', '0.mp4', videoMeta(INIT));
+    const seen = () => handle.fragmentsSeen('broken', '720p', 'live/broken', '0.mp4');
+    // Fragment i at i * 50 ms of the fake clock, a keyframe every 5.
+    for (let i = 0; i < 40; i++) {
+      bc.emit(frag(i, { gop: 5 }));
+      await waitFor(() => seen() === i + 1, `fragment ${i}`);
+      now += 50;
+    }
+    // Calls at 0 ms; after 100 ms at the next keyframe (250 ms); after 200 ms (500 ms); after
+    // 400 ms (1000 ms), the cap; after 400 ms again (1500 ms).
+    expect(calls).toEqual([0, 5, 10, 20, 30]);
+    const [stats] = handle.stats();
+    expect(stats?.panics).toBe(calls.length);
+    expect(stats?.consecutiveFailures).toBe(calls.length);
+    expect(stats?.skipped).toBe(40 - calls.length);
+    expect(stats?.state).toBe('backoff');
+    const text = await metrics.registry.metrics();
+    expect(text).toMatch(
+      new RegExp(`lvqr_transcode_dropped_fragments_total\\{transcoder="broken",rendition="720p"\\} ${40 - calls.length}`),
+    );
+    expect(text).toMatch(/lvqr_transcode_panics_total\{transcoder="broken",rendition="720p",phase="fragment"\} 5/);
+    await handle.close();
+  });
+
+  it('a success after failures resets the back-off', async () => {
+    const reg = new FragmentBroadcasterRegistry();
+    let now = 0;
+    let failing = true;
+    const delivered: number[] = [];
+    const handle = new TranscodeRunner({ retryBaseMs: 100, now: () => now })
+      .withFactory(
+        factoryOf('flaky', () => ({
+          onFragment(f) {
+            delivered.push(f.dts / 3000);
+            if (failing) throw new Error('flaky');
+          },
+        })),
+      )
+      .install(reg);
+    const bc = reg.getOrCreate('live/flaky', '0.mp4', videoMeta(INIT));
+    for (let i = 0; i < 8; i++) {
+      if (i === 3) failing = false;
+      bc.emit(frag(i, { gop: 1 }));
+      await waitFor(() => handle.fragmentsSeen('flaky', '720p', 'live/flaky', '0.mp4') === i + 1, `fragment ${i}`);
+      now += 60;
+    }
+    // Fragment i at i * 60 ms: 0 fails (100 ms back-off), 1 is skipped, 2 fails (200 ms), 3 to 5
+    // are skipped, 6 succeeds (the clock is at 360 ms), and so does 7 without any wait.
+    expect(delivered).toEqual([0, 2, 6, 7]);
+    const [stats] = handle.stats();
+    expect(stats?.consecutiveFailures).toBe(0);
+    expect(stats?.state).toBe('running');
+    await handle.close();
+  });
+
   it('a throwing factory build is isolated to that factory', async () => {
     const reg = new FragmentBroadcasterRegistry();
     const handle = new TranscodeRunner()
