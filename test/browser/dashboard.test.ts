@@ -6,12 +6,12 @@
 
 import { existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
-import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { launchChromium, openPage } from '../support/browser.ts';
 import { ROOT, type RunningServer, startServer } from '../support/server.ts';
 import { waitFor } from '../support/wait.ts';
 
-const CHROMIUM = '/usr/bin/chromium';
 const ARTIFACTS = path.join(ROOT, 'artifacts');
 const RUNGS = ['720p', '480p', '240p'];
 
@@ -69,29 +69,9 @@ async function playsFor(seconds: number, what: string, ready: (s: PlayerState) =
 
 beforeAll(async () => {
   try {
-    if (!existsSync(CHROMIUM)) {
-      throw new Error(`${CHROMIUM} is missing: the browser tests need Debian chromium (apt-get install chromium)`);
-    }
     server = await startServer(['--test-pattern', 'live/demo']);
-    // launch() gives the browser a fresh temporary profile (user-data-dir) and removes it on close.
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-        '--autoplay-policy=no-user-gesture-required',
-      ],
-    });
-    context = await browser.newContext({ viewport: { width: 1280, height: 860 } });
-    page = await context.newPage();
-    page.on('console', (m) => browserLog.push(`[console.${m.type()}] ${m.text()}`));
-    page.on('pageerror', (e) => browserLog.push(`[pageerror] ${e.message}`));
+    browser = await launchChromium();
+    ({ context, page } = await openPage(browser, browserLog, { width: 1280, height: 860 }));
   } catch (error) {
     setupError = error instanceof Error ? error : new Error(String(error));
   }
