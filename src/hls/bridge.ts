@@ -198,7 +198,8 @@ export class HlsBridge {
   readonly #tombstones = new Map<string, TrackCursor>();
   readonly #descriptions = new WeakMap<InitVersion, Description>();
   readonly #probes = new WeakMap<InitVersion, FrameRateProbe>();
-  readonly #cache = new WeakMap<TrackWindow, { key: string; full?: string; delta?: string }>();
+  /** The media playlist answers of a window's current state (full and delta), shared by every request. */
+  readonly #cache = new WeakMap<TrackWindow, { key: string; full?: HlsResponse; delta?: HlsResponse }>();
   #offCreated: (() => void) | undefined;
   #started = false;
   #closed = false;
@@ -278,10 +279,6 @@ export class HlsBridge {
    * exists, `blockingTimeoutMs` passes (503) or `signal` aborts (499). Never throws.
    */
   handle(path: string, query?: URLSearchParams, signal?: AbortSignal): Promise<HlsResponse> {
-    const failed = (error: unknown): HlsResponse => {
-      this.#logger.error('hls request failed', { path, error: errorMessage(error) });
-      return errorResponse(503, 'hls.unavailable', 'internal error');
-    };
     try {
       const split = splitHlsPath(path);
       const file = split === undefined ? undefined : parseHlsFile(split.file);
@@ -294,10 +291,17 @@ export class HlsBridge {
       }
       // A held request resolves through one continuation: no async frames between its waiter and the caller.
       const response = this.#serve(b, file, query, signal);
-      return response instanceof Promise ? response.catch(failed) : Promise.resolve(response);
+      return response instanceof Promise
+        ? response.catch((error: unknown) => this.#failed(path, error))
+        : Promise.resolve(response);
     } catch (error) {
-      return Promise.resolve(failed(error));
+      return Promise.resolve(this.#failed(path, error));
     }
+  }
+
+  #failed(path: string, error: unknown): HlsResponse {
+    this.#logger.error('hls request failed', { path, error: errorMessage(error) });
+    return errorResponse(503, 'hls.unavailable', 'internal error');
   }
 
   /** Per-broadcast figures for `/api/v1/broadcasts`, sources first then rungs, by name. */
@@ -682,14 +686,15 @@ export class HlsBridge {
         }
       }
       if (!w.hasReached(msn, part)) {
-        const respond = (): HlsResponse => playlistResponse(this.#renderMedia(b, t, skipValue !== null));
+        const respond = (): HlsResponse => this.#renderMedia(b, t, skipValue !== null);
         return this.#hold(w, () => w.hasReached(msn, part), this.#timeoutMs(b), signal, respond);
       }
     }
-    return playlistResponse(this.#renderMedia(b, t, skipValue !== null));
+    return this.#renderMedia(b, t, skipValue !== null);
   }
 
-  #renderMedia(b: BroadcastState, t: TrackState, skip: boolean): string {
+  /** The playlist answer for the window's current state, rendered once and then shared. */
+  #renderMedia(b: BroadcastState, t: TrackState, skip: boolean): HlsResponse {
     const group = this.#groupOf(b);
     const reports = t.kind === 'video' ? this.#reports(b) : [];
     const key = `${group.version}|${t.window.version}|${reports.map((r) => r.uri).join(',')}`;
@@ -700,17 +705,19 @@ export class HlsBridge {
     }
     const cached = skip ? entry.delta : entry.full;
     if (cached !== undefined) return cached;
-    const text = renderMediaPlaylist({
-      window: t.window,
-      prefix: t.kind === 'audio' ? 'audio-' : '',
-      targetDurationS: group.targetDurationS,
-      partTargetS: group.partTargetS,
-      reports,
-      skip,
-    });
-    if (skip) entry.delta = text;
-    else entry.full = text;
-    return text;
+    const response = playlistResponse(
+      renderMediaPlaylist({
+        window: t.window,
+        prefix: t.kind === 'audio' ? 'audio-' : '',
+        targetDurationS: group.targetDurationS,
+        partTargetS: group.partTargetS,
+        reports,
+        skip,
+      }),
+    );
+    if (skip) entry.delta = response;
+    else entry.full = response;
+    return response;
   }
 
   /** EXT-X-RENDITION-REPORTs of a video playlist: the source and every rung in the master, but itself. */

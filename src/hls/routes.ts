@@ -2,10 +2,14 @@
 
 import type { TrackKind } from './window.ts';
 
-/** A framework-free HTTP response: the server copies it onto its own response type. */
+/**
+ * A framework-free HTTP response: the server copies it onto its own response type. Headers objects
+ * are shared between responses (frozen), and one rendered playlist answers every request woken by
+ * the same change with the same response object.
+ */
 export type HlsResponse = {
   readonly status: number;
-  readonly headers: Record<string, string>;
+  readonly headers: HeaderRecord;
   readonly body: string | Uint8Array;
 };
 
@@ -29,6 +33,19 @@ const CORS = { 'Access-Control-Allow-Origin': '*' } as const;
 export const IMMUTABLE = 'public, max-age=31536000, immutable';
 /** Content type of playlists. */
 export const PLAYLIST_TYPE = 'application/vnd.apple.mpegurl';
+
+type HeaderRecord = Readonly<Record<string, string>>;
+const PLAYLIST_HEADERS: HeaderRecord = Object.freeze({
+  ...CORS,
+  'Content-Type': PLAYLIST_TYPE,
+  'Cache-Control': 'no-cache',
+});
+const mediaHeaders = (contentType: string, cacheControl: string): HeaderRecord =>
+  Object.freeze({ ...CORS, 'Content-Type': contentType, 'Cache-Control': cacheControl });
+const MEDIA_HEADERS: Record<TrackKind, { immutable: HeaderRecord; live: HeaderRecord }> = {
+  video: { immutable: mediaHeaders('video/mp4', IMMUTABLE), live: mediaHeaders('video/mp4', 'no-cache') },
+  audio: { immutable: mediaHeaders('audio/mp4', IMMUTABLE), live: mediaHeaders('audio/mp4', 'no-cache') },
+};
 
 const NUMBER = '(0|[1-9][0-9]{0,14})';
 const FILE_PATTERNS: Array<[RegExp, (m: RegExpMatchArray) => HlsFile]> = [
@@ -71,13 +88,16 @@ export function splitHlsPath(path: string): { broadcast: string; file: string } 
   else if (rest.startsWith('/')) rest = rest.slice(1);
   const segments = rest.split('/');
   if (segments.length < 2) return undefined;
+  const escaped = rest.includes('%');
   const decoded: string[] = [];
   for (const segment of segments) {
-    let text: string;
-    try {
-      text = decodeURIComponent(segment);
-    } catch {
-      return undefined;
+    let text = segment;
+    if (escaped) {
+      try {
+        text = decodeURIComponent(segment);
+      } catch {
+        return undefined;
+      }
     }
     if (text === '' || text === '.' || text === '..' || text.includes('/')) return undefined;
     decoded.push(text);
@@ -108,18 +128,11 @@ export function errorResponse(status: number, code: HlsErrorCode, message: strin
 
 /** A playlist response (never cached: blocking reloads and live edges change it). */
 export function playlistResponse(text: string): HlsResponse {
-  return { status: 200, headers: { ...CORS, 'Content-Type': PLAYLIST_TYPE, 'Cache-Control': 'no-cache' }, body: text };
+  return { status: 200, headers: PLAYLIST_HEADERS, body: text };
 }
 
 /** A media response; `immutable` for segments, parts and versioned inits, else revalidated each time. */
 export function mediaResponse(track: TrackKind, bytes: Uint8Array, immutable: boolean): HlsResponse {
-  return {
-    status: 200,
-    headers: {
-      ...CORS,
-      'Content-Type': track === 'audio' ? 'audio/mp4' : 'video/mp4',
-      'Cache-Control': immutable ? IMMUTABLE : 'no-cache',
-    },
-    body: bytes,
-  };
+  const headers = MEDIA_HEADERS[track];
+  return { status: 200, headers: immutable ? headers.immutable : headers.live, body: bytes };
 }

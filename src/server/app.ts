@@ -101,28 +101,43 @@ export function parseByteRange(
 }
 
 /**
+ * Bytes and headers sent for a text answer, kept per answer object: the HLS layer answers every
+ * request one change wakes with the same playlist object, so it is encoded once.
+ */
+const encodedText = new WeakMap<HlsResponse, { bytes: Uint8Array; headers: Record<string, string> }>();
+
+/**
  * An HLS layer answer as an HTTP response: an explicit Content-Length (so HEAD, which the router
  * answers from the GET route without the body, reports the real size) and single byte ranges on
- * media (206 / 416).
+ * media (206 / 416). Headers go out as a plain record (no `Headers` object per response).
  */
 export function hlsHttpResponse(result: HlsResponse, rangeHeader: string | undefined): Response {
-  const bytes = typeof result.body === 'string' ? utf8.encode(result.body) : result.body;
-  const headers = new Headers(result.headers);
-  if (result.status === 200 && typeof result.body !== 'string') {
-    headers.set('accept-ranges', 'bytes');
+  if (typeof result.body === 'string') {
+    let sent = encodedText.get(result);
+    if (sent === undefined) {
+      const bytes = utf8.encode(result.body);
+      sent = { bytes, headers: { ...result.headers, 'content-length': String(bytes.byteLength) } };
+      encodedText.set(result, sent);
+    }
+    return new Response(sent.bytes as BodyInit, { status: result.status, headers: sent.headers });
+  }
+  const bytes = result.body;
+  const headers: Record<string, string> = { ...result.headers };
+  if (result.status === 200) {
+    headers['accept-ranges'] = 'bytes';
     const range = parseByteRange(rangeHeader, bytes.byteLength);
     if (range === 'unsatisfiable') {
-      headers.set('content-range', `bytes */${bytes.byteLength}`);
-      headers.set('content-length', '0');
+      headers['content-range'] = `bytes */${bytes.byteLength}`;
+      headers['content-length'] = '0';
       return new Response(null, { status: 416, headers });
     }
     if (range !== undefined) {
-      headers.set('content-range', `bytes ${range.start}-${range.end}/${bytes.byteLength}`);
-      headers.set('content-length', String(range.end - range.start + 1));
+      headers['content-range'] = `bytes ${range.start}-${range.end}/${bytes.byteLength}`;
+      headers['content-length'] = String(range.end - range.start + 1);
       return new Response(bytes.subarray(range.start, range.end + 1) as BodyInit, { status: 206, headers });
     }
   }
-  headers.set('content-length', String(bytes.byteLength));
+  headers['content-length'] = String(bytes.byteLength);
   return new Response(bytes as BodyInit, { status: result.status, headers });
 }
 
@@ -336,8 +351,11 @@ export function createApp(deps: AppDeps): Hono<Env> {
 
   app.get('/hls/*', async (c) => {
     if (deps.hls === undefined) return jsonError(404, 'hls.not_found', 'HLS is disabled');
-    const url = new URL(c.req.url);
-    const result = await deps.hls.handle(c.req.path, url.searchParams, c.req.raw.signal);
+    // Only the query is needed: split it off instead of parsing the whole URL again.
+    const url = c.req.url;
+    const q = url.indexOf('?');
+    const query = new URLSearchParams(q === -1 ? '' : url.slice(q + 1));
+    const result = await deps.hls.handle(c.req.path, query, c.req.raw.signal);
     return hlsHttpResponse(result, c.req.header('range'));
   });
   app.options('/hls/*', () => {
