@@ -96,6 +96,11 @@ export function avcCodecStringFromSps(sps: Uint8Array, fourcc: 'avc1' | 'avc3' =
 
 const HIGH_PROFILES = new Set([100, 110, 122, 244, 44, 83, 86, 118, 128, 138, 139, 134, 135]);
 
+/** MaxFS of the largest H.264 level (6.2), in macroblocks (Table A-1). */
+const MAX_FRAME_MBS = 139_264;
+/** Largest picture width or height in macroblocks at any level: Sqrt(MaxFS * 8) (A.3.1 f, g). */
+const MAX_SIDE_MBS = Math.floor(Math.sqrt(MAX_FRAME_MBS * 8));
+
 /** Parses an H.264 SPS NAL unit (with its NAL header byte) up to the frame cropping, giving the picture size. */
 export function parseSps(sps: Uint8Array): SpsInfo {
   const rbsp = unescapeRbsp(sps);
@@ -145,6 +150,10 @@ export function parseSps(sps: Uint8Array): SpsInfo {
   const widthMbs = r.ue() + 1;
   const heightMapUnits = r.ue() + 1;
   const frameMbsOnly = r.flag();
+  const frameHeightMbs = (frameMbsOnly ? 1 : 2) * heightMapUnits;
+  if (widthMbs > MAX_SIDE_MBS || frameHeightMbs > MAX_SIDE_MBS || widthMbs * frameHeightMbs > MAX_FRAME_MBS) {
+    malformed(`SPS: a ${widthMbs}x${frameHeightMbs}-macroblock picture exceeds every H.264 level`);
+  }
   if (!frameMbsOnly) r.skip(1); // mb_adaptive_frame_field_flag
   r.skip(1); // direct_8x8_inference_flag
   let cropLeft = 0;

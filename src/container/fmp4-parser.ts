@@ -22,7 +22,7 @@ import {
   readBoxHeader,
 } from './boxes.ts';
 import { allocateFragment } from './cmaf-writer.ts';
-import { parseMoof, SAMPLE_IS_NON_SYNC, type SampleDefaults, type TrafSamples } from './moof.ts';
+import { checkSampleBudget, parseMoof, SAMPLE_IS_NON_SYNC, type SampleDefaults, type TrafSamples } from './moof.ts';
 import { parseMoov, requireTracks, roundRate, singleTrackInit, type TrackInfo } from './moov.ts';
 
 /** Options of a parser. */
@@ -365,6 +365,7 @@ export class Fmp4StreamParser {
     const ingestTimeMs = this.#now();
     const dataStart = mdatPosition + mdat.headerSize;
     const dataEnd = mdatPosition + mdat.bytes.length;
+    checkSampleBudget(pending.trafs, { moofPosition: pending.position, dataStart, dataEnd });
     for (const traf of pending.trafs) {
       const track = this.#outputOf.get(traf.mp4TrackId);
       if (track === undefined || traf.samples.length === 0) continue;

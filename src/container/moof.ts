@@ -49,6 +49,12 @@ export type MoofContext = {
 /** Upper bound on the samples of one moof (a guard against tables that declare billions of samples). */
 export const MAX_SAMPLES_PER_MOOF = 1 << 18;
 
+/**
+ * Latest decode time a fragment may reach (its tfdt plus its sample durations): 2^53 - 1 less room
+ * for any 32-bit composition offset, so every dts and pts stays an exact integer.
+ */
+export const MAX_DECODE_TIME = Number.MAX_SAFE_INTEGER - 0xffff_ffff;
+
 /** The sample_is_non_sync_sample bit of sample flags. */
 export const SAMPLE_IS_NON_SYNC = 0x0001_0000;
 
@@ -122,6 +128,26 @@ export function parseMoof(moof: Box, context: MoofContext): TrafSamples[] {
         `traf of track ${h.trackId} has no 'tfdt': decode times are taken from tfdt only`,
       );
     }
+    let endTime = decodeTime ?? 0;
+    let negativeOffset = false;
+    let largeOffset = false;
+    for (const s of samples) {
+      endTime += s.duration;
+      if (s.compositionOffset < 0) negativeOffset = true;
+      else if (s.compositionOffset > 0x7fff_ffff) largeOffset = true;
+    }
+    if (negativeOffset && largeOffset) {
+      throw new ContainerError(
+        'ingest.bad_sample_table',
+        `traf of track ${h.trackId} mixes negative composition offsets with unsigned ones beyond 2^31 - 1`,
+      );
+    }
+    if (endTime > MAX_DECODE_TIME) {
+      throw new ContainerError(
+        'ingest.bad_sample_table',
+        `traf of track ${h.trackId} runs to decode time ${endTime}, past the largest exact one (${MAX_DECODE_TIME})`,
+      );
+    }
     out.push({
       mp4TrackId: h.trackId,
       baseMediaDecodeTime: decodeTime ?? 0,
@@ -130,6 +156,41 @@ export function parseMoof(moof: Box, context: MoofContext): TrafSamples[] {
     });
   }
   return out;
+}
+
+/**
+ * Checks that the samples of a moof fit the fragment that carries them before anything is copied:
+ * together they declare no more bytes than the mdat holds (samples never overlap, so output never
+ * exceeds input), and there are no more of them than the fragment (moof to mdat end) has bytes
+ * (every sample costs output table bytes; zero-size samples by the hundred thousand are not media).
+ * Throws `ingest.bad_sample_table`.
+ */
+export function checkSampleBudget(
+  trafs: readonly TrafSamples[],
+  fragment: { moofPosition: number; dataStart: number; dataEnd: number },
+): void {
+  let count = 0;
+  let bytes = 0;
+  for (const traf of trafs) {
+    count += traf.samples.length;
+    for (const s of traf.samples) bytes += s.size;
+  }
+  const { moofPosition, dataStart, dataEnd } = fragment;
+  if (bytes > dataEnd - dataStart) {
+    throw new ContainerError(
+      'ingest.bad_sample_table',
+      `the samples of the moof at ${moofPosition} declare ${bytes} bytes, more than the ${dataEnd - dataStart} ` +
+        'bytes of its mdat (they overlap or overrun it)',
+      { details: { moofPosition, sampleBytes: bytes, mdatBytes: dataEnd - dataStart } },
+    );
+  }
+  if (count > dataEnd - moofPosition) {
+    throw new ContainerError(
+      'ingest.bad_sample_table',
+      `the moof at ${moofPosition} declares ${count} samples in a fragment of ${dataEnd - moofPosition} bytes`,
+      { details: { moofPosition, samples: count, fragmentBytes: dataEnd - moofPosition } },
+    );
+  }
 }
 
 type Tfhd = {

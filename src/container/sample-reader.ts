@@ -5,7 +5,7 @@
 
 import { ContainerError } from '../core/errors.ts';
 import { asContainerError } from './boxes.ts';
-import { pairFragments, parseMoof, SAMPLE_IS_NON_SYNC, type SampleDefaults } from './moof.ts';
+import { checkSampleBudget, pairFragments, parseMoof, SAMPLE_IS_NON_SYNC, type SampleDefaults } from './moof.ts';
 
 /** One sample: a view of its bytes and its timing in the track timescale. */
 export type DecodableSample = {
@@ -37,6 +37,7 @@ export function readSamples(payload: Uint8Array, defaults?: SampleDefaults): Dec
       }
       const dataStart = mdat.offset + mdat.headerSize;
       const dataEnd = mdat.offset + mdat.bytes.length;
+      checkSampleBudget(trafs, { moofPosition: moof.offset, dataStart, dataEnd });
       for (const traf of trafs) {
         let dts = traf.baseMediaDecodeTime;
         for (const s of traf.samples) {

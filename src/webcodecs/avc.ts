@@ -42,11 +42,19 @@ export function parseAvcC(avcC: Uint8Array): AvcConfig {
   };
 }
 
-/** The RFC 6381 codec string (`avc1.PPCCLL`) an `avcC` describes (taken from its SPS when present). */
+/**
+ * The RFC 6381 codec string (`avc1.PPCCLL`) an `avcC` describes (taken from its SPS when present).
+ * A malformed record, or one whose first parameter set is not an SPS, is an argument error.
+ */
 export function avcCodecString(avcC: Uint8Array): string {
   const sps = parseAvcC(avcC).sps[0];
+  if (sps === undefined || sps.length < 4) return containerAvcCodecString(avcC);
   // The SPS is the stream's own truth (the encoder ignores the profile it was configured with).
-  return sps !== undefined && sps.length >= 4 ? avcCodecStringFromSps(sps) : containerAvcCodecString(avcC);
+  try {
+    return avcCodecStringFromSps(sps);
+  } catch (error) {
+    throw argumentError('avcC', `an AVCDecoderConfigurationRecord (${errorMessage(error)})`, `${avcC.length} bytes`);
+  }
 }
 
 /** NAL unit types of a length-prefixed access unit, in order; undefined when the framing is broken. */
