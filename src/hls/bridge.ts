@@ -594,14 +594,20 @@ export class HlsBridge {
     signal?: AbortSignal,
   ): HlsResponse | Promise<HlsResponse> {
     const w = t.window;
-    const respond = (): HlsResponse => {
-      const part = w.part(msn, index);
-      if (part === undefined) return errorResponse(404, 'hls.not_found', `no part ${msn}.${index}`);
-      return mediaResponse(t.kind, part.bytes, true);
-    };
-    if (w.partState(msn, index, PART_LOOKAHEAD) !== 'pending') return respond();
-    const check = (): boolean => w.partState(msn, index, PART_LOOKAHEAD) !== 'pending';
-    return this.#hold(w, check, this.#timeoutMs(b), signal, respond);
+    if (w.partState(msn, index, PART_LOOKAHEAD) !== 'pending') return this.#partResponse(t, msn, index);
+    return this.#hold(
+      w,
+      () => w.partState(msn, index, PART_LOOKAHEAD) !== 'pending',
+      this.#timeoutMs(b),
+      signal,
+      () => this.#partResponse(t, msn, index),
+    );
+  }
+
+  #partResponse(t: TrackState, msn: number, index: number): HlsResponse {
+    const part = t.window.part(msn, index);
+    if (part === undefined) return errorResponse(404, 'hls.not_found', `no part ${msn}.${index}`);
+    return mediaResponse(t.kind, part.bytes, true);
   }
 
   #timeoutMs(b: BroadcastState): number {
@@ -686,8 +692,14 @@ export class HlsBridge {
         }
       }
       if (!w.hasReached(msn, part)) {
-        const respond = (): HlsResponse => this.#renderMedia(b, t, skipValue !== null);
-        return this.#hold(w, () => w.hasReached(msn, part), this.#timeoutMs(b), signal, respond);
+        // Inline callbacks: a function bound to a name gets a name-setting wrapper under tsx, per request.
+        return this.#hold(
+          w,
+          () => w.hasReached(msn, part),
+          this.#timeoutMs(b),
+          signal,
+          () => this.#renderMedia(b, t, skipValue !== null),
+        );
       }
     }
     return this.#renderMedia(b, t, skipValue !== null);
