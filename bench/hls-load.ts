@@ -5,13 +5,14 @@
  * part, round after round. Wake-up = answer arrival minus the moment the fragment that completed
  * the part was emitted. Then plain playlist and segment requests per second.
  *   node --expose-gc --import tsx bench/hls-load.ts [--smoke] [--held 1000] [--client fetch]
- *     [--cpu-prof-dir <dir>]
- * `--held` picks the held-request counts (comma-separated; default 100,1000). `--client fetch` makes
- * the client use WHATWG fetch instead of undici's `request()`. `--cpu-prof-dir` writes V8 CPU
- * profiles of this (the server) process for each count's rounds, `hls-held-<n>.cpuprofile`, and of
- * the client process in `hls-client-<n>/` (its main thread's file ends `.0.001.cpuprofile`; the
- * other is tsx's loader thread); read them with bench/profile-summary.ts. Any of these options
- * leaves bench/RESULTS.md alone.
+ *     [--rps-seconds 5] [--rungs 3] [--cpu-prof-dir <dir>]
+ * `--held` picks the held-request counts (comma-separated; default 100,1000); `--rps-seconds 0`
+ * skips the requests-per-second phase; `--rungs 3` adds stand-in rungs (rendition reports in the
+ * source playlist); `--client fetch` makes the client use WHATWG fetch instead
+ * of undici's `request()`. `--cpu-prof-dir` writes V8 CPU profiles of this (the server) process for
+ * each count's rounds, `hls-held-<n>.cpuprofile`, and of the client process in `hls-client-<n>/`
+ * (its main thread's file ends `.0.001.cpuprofile`; the other is tsx's loader thread); read them
+ * with bench/profile-summary.ts. Any of these options leaves bench/RESULTS.md alone.
  */
 
 import { spawn } from 'node:child_process';
@@ -30,8 +31,11 @@ if (heldCounts.some((n) => !(Number.isInteger(n) && n > 0)))
   throw new TypeError('--held: expected counts like 100,1000');
 const profileDir = arg('cpu-prof-dir');
 const clientKind = arg('client') ?? 'request';
+const rpsSeconds = Number(arg('rps-seconds') ?? (SMOKE ? 1 : 5));
+const rungCount = Number(arg('rungs') ?? 0);
 if (clientKind !== 'request' && clientKind !== 'fetch') throw new TypeError('--client: expected request or fetch');
-const partial = arg('held') !== undefined || profileDir !== undefined || arg('client') !== undefined;
+const partial =
+  ['held', 'client', 'rps-seconds', 'rungs'].some((name) => arg(name) !== undefined) || profileDir !== undefined;
 
 /** Profiles this process with the inspector between `start()` and `stop(file)`. */
 class Profiler {
@@ -69,11 +73,18 @@ const base = `http://127.0.0.1:${listener.port}/hls/bench/load`;
 
 // A synthetic live source: tiny valid-looking fragments are enough for the packager.
 const now = () => performance.timeOrigin + performance.now();
-const bc = service.registry.getOrCreate('bench/load', '0.mp4', {
+const meta = {
   codec: 'avc1.64001f',
   timescale: 90_000,
   initSegment: new Uint8Array([0, 0, 0, 8, 0x66, 0x72, 0x65, 0x65]),
-});
+};
+const bc = service.registry.getOrCreate('bench/load', '0.mp4', meta);
+// Optional stand-in rungs: the source playlist then carries their rendition reports, as in production.
+const rungs = Array.from({ length: rungCount }, (_, i) =>
+  service.registry.getOrCreate(`bench/load/r${i}`, '0.mp4', meta, {
+    origin: { kind: 'rendition', source: 'bench/load', rendition: `r${i}`, transcoder: 'bench' },
+  }),
+);
 const emits: number[] = [];
 let frame = 0;
 const fps = 30;
@@ -85,20 +96,20 @@ const producer = (async () => {
     if (wait > 0) await new Promise((r) => setTimeout(r, wait));
     const key = frame % 60 === 0;
     emits.push(now());
-    bc.emit(
-      createFragment({
-        trackId: '0.mp4',
-        groupId: Math.floor(frame / 60),
-        objectId: frame % 60,
-        priority: key ? 0 : 1,
-        dts: frame * 3000,
-        pts: frame * 3000,
-        duration: 3000,
-        flags: key ? FragmentFlags.KEYFRAME : FragmentFlags.DELTA,
-        payload: new Uint8Array(6000),
-        ingestTimeMs: Date.now(),
-      }),
-    );
+    const fragment = createFragment({
+      trackId: '0.mp4',
+      groupId: Math.floor(frame / 60),
+      objectId: frame % 60,
+      priority: key ? 0 : 1,
+      dts: frame * 3000,
+      pts: frame * 3000,
+      duration: 3000,
+      flags: key ? FragmentFlags.KEYFRAME : FragmentFlags.DELTA,
+      payload: new Uint8Array(6000),
+      ingestTimeMs: Date.now(),
+    });
+    bc.emit(fragment);
+    for (const rung of rungs) rung.emit(fragment);
     frame += 1;
   }
 })();
@@ -173,7 +184,7 @@ let rps: { playlist: number | null; segment: number | null } | undefined;
 for (const n of heldCounts) {
   await profiler?.start();
   // A profile covers the held rounds only: the client skips its requests-per-second phase.
-  const result = await client(n, SMOKE ? 3 : 20, profiler !== undefined ? 0 : SMOKE ? 1 : 5);
+  const result = await client(n, SMOKE ? 3 : 20, profiler !== undefined ? 0 : rpsSeconds);
   await profiler?.stop(join(profileDir!, `hls-held-${n}.cpuprofile`));
   const all = result.batches.slice(1).flatMap(wakeups);
   const failures = result.batches.reduce((a, b) => a + b.failures, 0);

@@ -26,6 +26,9 @@ type FunctionTime = { name: string; where: string; category: string; selfUs: num
 /** Self time per function and per category, plus the profile's span. */
 export type ProfileSummary = {
   wallUs: number;
+  /** Samples times the sampling interval: less than `wallUs` when the thread waited for a core. */
+  sampledUs: number;
+  intervalUs: number;
   idleUs: number;
   functions: FunctionTime[];
   categories: Array<{ category: string; selfUs: number }>;
@@ -56,6 +59,13 @@ export function categoryOf(url: string): string | undefined {
   if (rel.startsWith('bench/')) return 'bench (harness)';
   if (rel.startsWith('test/')) return 'test';
   return 'other';
+}
+
+/** A script URL as a path relative to the repository, or from `node_modules/` on. */
+function shortPath(url: string): string {
+  const path = decodeURIComponent(url.replace(/^file:\/\//, ''));
+  const modules = path.lastIndexOf('/node_modules/');
+  return modules === -1 ? relative(ROOT, path) : path.slice(modules + 1);
 }
 
 /** Self time per function and category of `profile`. */
@@ -92,19 +102,13 @@ export function summarise(profile: Profile): ProfileSummary {
     return category;
   };
 
-  // Sample i stands for the time until sample i+1 (the last one until endTime).
+  // Each sample counts one sampling interval (the median gap between samples). Weighting a sample
+  // by the gap that follows it instead would charge a descheduled thread's wait (a busy machine)
+  // to whatever function it stopped in.
+  const deltas = [...profile.timeDeltas].sort((a, b) => a - b);
+  const intervalUs = deltas[Math.floor(deltas.length / 2)] ?? 1000;
   const selfUs = new Map<number, number>();
-  let at = profile.startTime;
-  const times: number[] = [];
-  for (const delta of profile.timeDeltas) {
-    at += delta;
-    times.push(at);
-  }
-  for (let i = 0; i < profile.samples.length; i++) {
-    const span = (times[i + 1] ?? profile.endTime) - times[i]!;
-    const id = profile.samples[i]!;
-    selfUs.set(id, (selfUs.get(id) ?? 0) + Math.max(0, span));
-  }
+  for (const id of profile.samples) selfUs.set(id, (selfUs.get(id) ?? 0) + intervalUs);
 
   const functions = new Map<string, FunctionTime>();
   const categories = new Map<string, number>();
@@ -118,8 +122,9 @@ export function summarise(profile: Profile): ProfileSummary {
     }
     categories.set(category, (categories.get(category) ?? 0) + us);
     const { functionName, url, lineNumber } = node.callFrame;
-    const file = url === '' ? '' : url.startsWith('node:') ? url : relative(ROOT, url.replace(/^file:\/\//, ''));
-    const where = file === '' ? '(native)' : `${file}:${lineNumber + 1}`;
+    const file = url === '' ? '' : url.startsWith('node:') ? url : shortPath(url);
+    // Files compiled on the fly (tsx) report every function on line 1: name the file alone.
+    const where = file === '' ? '(native)' : lineNumber > 0 ? `${file}:${lineNumber + 1}` : file;
     const key = `${functionName}@${where}@${category}`;
     const entry = functions.get(key) ?? { name: functionName || '(anonymous)', where, category, selfUs: 0 };
     entry.selfUs += us;
@@ -127,6 +132,8 @@ export function summarise(profile: Profile): ProfileSummary {
   }
   return {
     wallUs: profile.endTime - profile.startTime,
+    sampledUs: profile.samples.length * intervalUs,
+    intervalUs,
     idleUs,
     functions: [...functions.values()].sort((a, b) => b.selfUs - a.selfUs),
     categories: [...categories].map(([category, us]) => ({ category, selfUs: us })).sort((a, b) => b.selfUs - a.selfUs),
@@ -135,7 +142,7 @@ export function summarise(profile: Profile): ProfileSummary {
 
 /** Text (or markdown) tables of a summary. */
 export function formatSummary(name: string, s: ProfileSummary, top: number, markdown: boolean): string {
-  const busyUs = s.wallUs - s.idleUs;
+  const busyUs = s.sampledUs - s.idleUs;
   const ms = (us: number) => (us / 1000).toFixed(0);
   const pct = (us: number, of: number) => `${((100 * us) / of).toFixed(1)} %`;
   const render = (head: string[], rows: string[][]): string => {
@@ -144,7 +151,8 @@ export function formatSummary(name: string, s: ProfileSummary, top: number, mark
     return [head, ...rows].map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ')).join('\n');
   };
   const lines = [
-    `${name}: ${ms(s.wallUs)} ms profiled, ${ms(busyUs)} ms busy (${pct(busyUs, s.wallUs)}), ${ms(s.idleUs)} ms idle`,
+    `${name}: ${ms(s.wallUs)} ms profiled, ${ms(s.sampledUs)} ms sampled (every ${(s.intervalUs / 1000).toFixed(2)} ms): ` +
+      `${ms(busyUs)} ms busy, ${ms(s.idleUs)} ms idle`,
     '',
     render(
       ['category (self time)', 'ms', '% of busy'],
