@@ -110,8 +110,34 @@ export function printable(type: string): string {
     : `0x${Array.from(type, (c) => c.charCodeAt(0).toString(16).padStart(2, '0')).join('')}`;
 }
 
-/** Splits `bytes[start, end)` into boxes. A size-0 box runs to `end`; a box that overruns `end` throws. */
-export function readBoxes(bytes: Uint8Array, start = 0, end = bytes.length): Box[] {
+/**
+ * How many more boxes one parse of a `moov` or `moof` may read. Each box read costs a few hundred
+ * bytes of objects, so without a bound a 16 MiB moof of 8-byte boxes would take 600 MB and seconds.
+ */
+export type BoxBudget = { readonly limit: number; remaining: number };
+
+/** Boxes one `moov` or `moof` parse may read (muxers write a few dozen). */
+export const MAX_BOXES_PER_PARSE = 8192;
+
+/** A fresh budget of `limit` boxes. */
+export function boxBudget(limit = MAX_BOXES_PER_PARSE): BoxBudget {
+  return { limit, remaining: limit };
+}
+
+/** Options of `readBoxes`. */
+export type ReadBoxesOptions = {
+  /** Count the boxes read against this budget; throws once it is spent. */
+  budget?: BoxBudget;
+  /** Keep only boxes of these types; the others are stepped over (checked, not kept, not counted). */
+  only?: ReadonlySet<string>;
+};
+
+/**
+ * Splits `bytes[start, end)` into boxes. A size-0 box runs to `end`; a box that overruns `end` throws,
+ * and so does reading more boxes than a `budget` has left.
+ */
+export function readBoxes(bytes: Uint8Array, start = 0, end = bytes.length, options: ReadBoxesOptions = {}): Box[] {
+  const { budget, only } = options;
   const boxes: Box[] = [];
   let offset = start;
   while (offset < end) {
@@ -127,22 +153,27 @@ export function readBoxes(bytes: Uint8Array, start = 0, end = bytes.length): Box
         },
       );
     }
-    boxes.push({
-      type: header.type,
-      offset,
-      headerSize: header.headerSize,
-      bytes: bytes.subarray(offset, offset + size),
-      body: bytes.subarray(offset + header.headerSize, offset + size),
-    });
+    if (only === undefined || only.has(header.type)) {
+      if (budget !== undefined && --budget.remaining < 0) {
+        malformed(`the structure holds more than ${budget.limit} boxes`, { limit: budget.limit });
+      }
+      boxes.push({
+        type: header.type,
+        offset,
+        headerSize: header.headerSize,
+        bytes: bytes.subarray(offset, offset + size),
+        body: bytes.subarray(offset + header.headerSize, offset + size),
+      });
+    }
     offset += size;
   }
   return boxes;
 }
 
-/** Child boxes of a container box. */
-export function children(box: Box, skipBodyBytes = 0): Box[] {
+/** Child boxes of a container box, counted against `budget` when given. */
+export function children(box: Box, skipBodyBytes = 0, budget?: BoxBudget): Box[] {
   if (skipBodyBytes > box.body.length) malformed(`box '${box.type}' is too short (${box.body.length} bytes)`);
-  return readBoxes(box.body, skipBodyBytes);
+  return readBoxes(box.body, skipBodyBytes, box.body.length, { budget });
 }
 
 /** First child of the given type, or undefined. */

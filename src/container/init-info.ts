@@ -4,6 +4,8 @@ import { ContainerError } from '../core/errors.ts';
 import { asContainerError, readBoxes } from './boxes.ts';
 import { parseMoov, type TrackInfo } from './moov.ts';
 
+const MOOV: ReadonlySet<string> = new Set(['moov']);
+
 /**
  * Describes the audio and video tracks of an init segment (`ftyp`+`moov`, or a bare `moov`) in file
  * order: codec string, picture size, timescale, frame rate when the init says, audio parameters
@@ -12,7 +14,7 @@ import { parseMoov, type TrackInfo } from './moov.ts';
  */
 export function describeInit(init: Uint8Array): TrackInfo[] {
   try {
-    const moov = readBoxes(init).find((b) => b.type === 'moov');
+    const moov = readBoxes(init, 0, init.length, { only: MOOV }).at(0);
     if (moov === undefined) throw new ContainerError('ingest.no_init', 'the init segment has no moov box');
     return parseMoov(moov).tracks.map((t) => t.info);
   } catch (err) {

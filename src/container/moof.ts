@@ -5,7 +5,7 @@
  */
 
 import { ContainerError } from '../core/errors.ts';
-import { type Box, ByteReader, children, fullBoxHeader, malformed, readBoxes } from './boxes.ts';
+import { type Box, ByteReader, boxBudget, children, fullBoxHeader, malformed, readBoxes } from './boxes.ts';
 
 /** Per-track defaults from `trex` (all 0 when the init has no `trex` for the track). */
 export type SampleDefaults = {
@@ -58,14 +58,18 @@ export const MAX_DECODE_TIME = Number.MAX_SAFE_INTEGER - 0xffff_ffff;
 /** The sample_is_non_sync_sample bit of sample flags. */
 export const SAMPLE_IS_NON_SYNC = 0x0001_0000;
 
-/** Parses a whole `moof` box (`moof.bytes` must be the box including its header). */
+/**
+ * Parses a whole `moof` box (`moof.bytes` must be the box including its header), reading at most
+ * `MAX_BOXES_PER_PARSE` boxes.
+ */
 export function parseMoof(moof: Box, context: MoofContext): TrafSamples[] {
   const out: TrafSamples[] = [];
   let implicitEnd = context.moofPosition; // end of the previous traf's data: base of a traf without flags
   let total = 0;
-  for (const traf of children(moof)) {
+  const budget = boxBudget();
+  for (const traf of children(moof, 0, budget)) {
     if (traf.type !== 'traf') continue;
-    const parts = children(traf);
+    const parts = children(traf, 0, budget);
     let tfhd: Box | undefined;
     let tfdt: Box | undefined;
     for (const b of parts) {
@@ -228,11 +232,13 @@ function need(defaults: SampleDefaults | undefined, field: 'duration' | 'size' |
   return defaults[field];
 }
 
+const FRAGMENT_BOXES: ReadonlySet<string> = new Set(['moof', 'mdat']);
+
 /** Reads the top level of a buffer holding `moof`+`mdat` pairs, pairing each moof with the next mdat. */
 export function pairFragments(bytes: Uint8Array): Array<{ moof: Box; mdat: Box }> {
   const pairs: Array<{ moof: Box; mdat: Box }> = [];
   let moof: Box | undefined;
-  for (const b of readBoxes(bytes)) {
+  for (const b of readBoxes(bytes, 0, bytes.length, { only: FRAGMENT_BOXES })) {
     if (b.type === 'moof') {
       if (moof !== undefined) malformed(`moof at ${moof.offset} is not followed by an mdat`);
       moof = b;

@@ -7,8 +7,10 @@
 import { ContainerError, errorMessage } from '../core/errors.ts';
 import {
   type Box,
+  type BoxBudget,
   ByteReader,
   box,
+  boxBudget,
   children,
   concatBytes,
   findChild,
@@ -70,15 +72,16 @@ export type ParsedMoov = {
 
 const ZERO_DEFAULTS: SampleDefaults = { sampleDescriptionIndex: 0, duration: 0, size: 0, flags: 0 };
 
-/** Parses a whole `moov` box. */
+/** Parses a whole `moov` box (at most `MAX_BOXES_PER_PARSE` boxes in all). */
 export function parseMoov(moov: Box): ParsedMoov {
-  const top = children(moov);
+  const budget = boxBudget();
+  const top = children(moov, 0, budget);
   const mvhd = requireChild(top, 'mvhd', 'moov');
   const defaults = new Map<number, SampleDefaults>();
   const trexById = new Map<number, Box>();
   const mvex = findChild(top, 'mvex');
   if (mvex !== undefined) {
-    for (const trex of children(mvex)) {
+    for (const trex of children(mvex, 0, budget)) {
       if (trex.type !== 'trex') continue;
       const r = new ByteReader(trex.body, 'trex', 4);
       const trackId = r.u32();
@@ -89,38 +92,39 @@ export function parseMoov(moov: Box): ParsedMoov {
   const tracks: ParsedMoov['tracks'] = [];
   for (const trak of top) {
     if (trak.type !== 'trak') continue;
-    const info = parseTrak(trak, defaults);
+    const info = parseTrak(trak, defaults, budget);
     if (info !== undefined) tracks.push({ info, trak, trex: trexById.get(info.mp4TrackId) });
   }
   return { tracks, defaults, mvhd, pssh: top.filter((b) => b.type === 'pssh') };
 }
 
-function parseTrak(trak: Box, defaults: Map<number, SampleDefaults>): TrackInfo | undefined {
-  const parts = children(trak);
+function parseTrak(trak: Box, defaults: Map<number, SampleDefaults>, budget: BoxBudget): TrackInfo | undefined {
+  const parts = children(trak, 0, budget);
   const tkhd = requireChild(parts, 'tkhd', 'trak');
   const { version: tkhdVersion } = fullBoxHeader(tkhd.body, 'tkhd');
   const mp4TrackId = new ByteReader(tkhd.body, 'tkhd', tkhdVersion === 1 ? 20 : 12).u32();
-  const mdia = children(requireChild(parts, 'mdia', 'trak'));
+  const mdia = children(requireChild(parts, 'mdia', 'trak'), 0, budget);
   const mdhd = requireChild(mdia, 'mdhd', 'mdia');
   const { version: mdhdVersion } = fullBoxHeader(mdhd.body, 'mdhd');
   const timescale = new ByteReader(mdhd.body, 'mdhd', mdhdVersion === 1 ? 20 : 12).u32();
   const handler = new ByteReader(requireChild(mdia, 'hdlr', 'mdia').body, 'hdlr', 8).fourcc();
   if (handler !== 'vide' && handler !== 'soun') return undefined;
   if (timescale === 0) malformed(`track ${mp4TrackId}: mdhd timescale is 0`);
-  const stbl = children(requireChild(children(requireChild(mdia, 'minf', 'mdia')), 'stbl', 'minf'));
+  const minf = children(requireChild(mdia, 'minf', 'mdia'), 0, budget);
+  const stbl = children(requireChild(minf, 'stbl', 'minf'), 0, budget);
   const stsd = requireChild(stbl, 'stsd', 'stbl');
-  const entries = children(stsd, 8);
+  const entries = children(stsd, 8, budget);
   const entry = entries[0];
   if (entry === undefined) malformed(`track ${mp4TrackId}: stsd has no sample entry`);
   const trackDefaults = defaults.get(mp4TrackId) ?? ZERO_DEFAULTS;
   const base = { mp4TrackId, timescale, sampleEntry: entry.type, defaults: trackDefaults };
   if (handler === 'vide') {
-    const info: TrackInfo = { kind: 'video', ...base, ...readVideoEntry(entry) };
+    const info: TrackInfo = { kind: 'video', ...base, ...readVideoEntry(entry, budget) };
     const duration = trackDefaults.duration || singleSttsDelta(stbl);
     if (duration > 0) info.frameRate = roundRate(timescale / duration);
     return info;
   }
-  return { kind: 'audio', ...base, ...readAudioEntry(entry) };
+  return { kind: 'audio', ...base, ...readAudioEntry(entry, budget) };
 }
 
 type EntryInfo = Pick<
@@ -146,7 +150,7 @@ function unsupported(codec: string, reason: string, extra: Partial<EntryInfo> = 
   return { ...extra, codec, supported: false, unsupportedReason: reason };
 }
 
-function readVideoEntry(entry: Box): EntryInfo {
+function readVideoEntry(entry: Box, budget: BoxBudget): EntryInfo {
   const r = new ByteReader(entry.body, `${entry.type} sample entry`, 24);
   const entryWidth = r.u16();
   const entryHeight = r.u16();
@@ -155,7 +159,7 @@ function readVideoEntry(entry: Box): EntryInfo {
   if (type !== 'avc1' && type !== 'avc3' && type !== 'hvc1' && type !== 'hev1') {
     return unsupported(type, `video sample entry '${type}' is not H.264 or H.265`, size);
   }
-  const boxes = children(entry, 78);
+  const boxes = children(entry, 78, budget);
   if (type === 'avc1' || type === 'avc3') {
     const avcC = findChild(boxes, 'avcC');
     if (avcC === undefined) return unsupported(type, `'${type}' sample entry has no avcC`, size);
@@ -187,7 +191,7 @@ function pictureSizeFromSps(sps: Uint8Array, fallback: { width: number; height: 
   }
 }
 
-function readAudioEntry(entry: Box): EntryInfo {
+function readAudioEntry(entry: Box, budget: BoxBudget): EntryInfo {
   const r = new ByteReader(entry.body, `${entry.type} sample entry`, 8);
   const qtVersion = r.u16();
   r.skip(6);
@@ -200,7 +204,7 @@ function readAudioEntry(entry: Box): EntryInfo {
   if (type !== 'mp4a' && type !== 'Opus') {
     return unsupported(type, `audio sample entry '${type}' is not AAC or Opus`, basics);
   }
-  const boxes = children(entry, 28 + extra);
+  const boxes = children(entry, 28 + extra, budget);
   if (type === 'Opus') {
     const dOps = findChild(boxes, 'dOps');
     if (dOps === undefined) return unsupported(type, "'Opus' sample entry has no dOps", basics);
@@ -286,19 +290,31 @@ function readEsds(body: Uint8Array): { objectTypeIndication: number; specificInf
  * `mvex` with only its `trex`) out of a parsed moov, with the track renumbered to track_ID 1.
  */
 export function singleTrackInit(moov: ParsedMoov, track: ParsedMoov['tracks'][number]): Uint8Array {
-  const mvhd = moov.mvhd.bytes.slice();
+  const mvhd = withExplicitSize(moov.mvhd.bytes.slice());
   if (mvhd.length < 12) malformed('mvhd is too short');
   mvhd.set(u32(2), mvhd.length - 4); // next_track_ID
   const trakParts = children(track.trak)
     .filter((b) => b.type !== 'tref')
-    .map((b) => (b.type === 'tkhd' ? withTrackId(b, b.body[0] === 1 ? 20 : 12) : b.bytes));
+    .map((b) => withExplicitSize(b.type === 'tkhd' ? withTrackId(b, b.body[0] === 1 ? 20 : 12) : b.bytes));
   const d = track.info.defaults;
   const trex =
     track.trex === undefined
       ? fullBox('trex', 0, 0, u32(1), u32(d.sampleDescriptionIndex || 1), u32(d.duration), u32(d.size), u32(d.flags))
-      : withTrackId(track.trex, 4);
-  const moovBox = box('moov', mvhd, box('trak', ...trakParts), ...moov.pssh.map((b) => b.bytes), box('mvex', trex));
+      : withExplicitSize(withTrackId(track.trex, 4));
+  const pssh = moov.pssh.map((b) => withExplicitSize(b.bytes));
+  const moovBox = box('moov', mvhd, box('trak', ...trakParts), ...pssh, box('mvex', trex));
   return concatBytes([cmafFtyp(), moovBox]);
+}
+
+/**
+ * The box with its size written out when its size field is 0 ("to the end of the parent"): once
+ * copied elsewhere in a new parent, it would swallow the boxes after it. Returns a copy only then.
+ */
+function withExplicitSize(bytes: Uint8Array): Uint8Array {
+  if (bytes.length < 8 || bytes[0]! | bytes[1]! | bytes[2]! | bytes[3]!) return bytes;
+  const copy = bytes.slice();
+  copy.set(u32(copy.length), 0);
+  return copy;
 }
 
 /** A copy of a full box with its track_ID (at `bodyOffset` in the body) set to 1. */
