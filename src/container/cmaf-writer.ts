@@ -295,13 +295,15 @@ export type MoofSample = {
 /**
  * Allocates a whole single-track `moof`+`mdat` (track_ID 1, default-base-is-moof, `tfdt` v1, one `trun`)
  * with the sample bytes left for the caller to copy at `dataOffset`, in `samples` order.
+ * The `trun` entries start at `entriesOffset`, `entrySize` bytes each, the 32-bit duration first: a
+ * caller that learns a duration later can write it there.
  */
 export function allocateFragment(
   sequenceNumber: number,
   baseMediaDecodeTime: number,
   samples: readonly MoofSample[],
   sampleDescriptionIndex: number | undefined,
-): { payload: Uint8Array<ArrayBuffer>; dataOffset: number } {
+): { payload: Uint8Array<ArrayBuffer>; dataOffset: number; entriesOffset: number; entrySize: number } {
   let dataSize = 0;
   let hasCto = false;
   let negativeCto = false;
@@ -357,6 +359,7 @@ export function allocateFragment(
   v.setUint32(p, samples.length);
   v.setInt32(p + 4, moofSize + mdatHeader); // data_offset from the moof start
   p += 8;
+  const entriesOffset = p;
   for (const s of samples) {
     v.setUint32(p, s.duration);
     v.setUint32(p + 4, s.size);
@@ -368,7 +371,7 @@ export function allocateFragment(
     p += perSample;
   }
   header(mdatHeader + dataSize, 'mdat');
-  return { payload, dataOffset: p };
+  return { payload, dataOffset: p, entriesOffset, entrySize: perSample };
 }
 
 function checkPositiveInt(name: string, value: number, max = 0xffff_ffff): void {

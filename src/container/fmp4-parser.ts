@@ -7,6 +7,12 @@
  * input cut into 1-byte chunks costs linear time. Boxes other than ftyp/moov/moof/mdat are
  * dropped as they arrive, never buffered. A kept chunk tail is copied, so callers may reuse
  * their buffers after `push` returns.
+ *
+ * Timing: decode times come from every `tfdt`. A fragment that ends with zero-duration samples
+ * (a muxer that does not know them yet) is held until the track's next decode time, and those
+ * samples share the time until it; `flush`, `end` and a new `moov` release it with the median of
+ * the recent durations instead. A decode time that goes backwards within one init is
+ * `ingest.timestamp_regression`.
  */
 
 import { argumentError, ContainerError } from '../core/errors.ts';
@@ -79,6 +85,21 @@ type OpenBox = BoxHeader & { position: number };
 
 type PendingMoof = { position: number; trafs: TrafSamples[] };
 
+/**
+ * A fragment that ends with samples of zero duration: held until the track's next decode time says
+ * how long they last (a one-fragment delay, only for such streams).
+ */
+type HeldFragment = {
+  fields: Omit<Fragment, 'duration'>;
+  samples: SampleInfo[];
+  /** Where the payload's `trun` entries start and how long each is (duration first). */
+  entriesOffset: number;
+  entrySize: number;
+};
+
+/** Positive sample durations remembered per track, to estimate one that never gets a next decode time. */
+const RECENT_DURATIONS = 8;
+
 /** Per output track counters; they run on across inits so ids stay monotonic for a parser's life. */
 type OutputState = {
   sequence: number;
@@ -92,7 +113,8 @@ type OutputState = {
  *
  * Error policy: everything it is fed either parses or throws a `ContainerError`
  * (`ingest.malformed_box`, `ingest.box_too_large`, `ingest.truncated`, `ingest.no_init`,
- * `ingest.mdat_without_moof`, `ingest.no_tracks`, `ingest.bad_sample_table`); unexpected failures
+ * `ingest.mdat_without_moof`, `ingest.no_tracks`, `ingest.bad_sample_table`,
+ * `ingest.timestamp_regression`); unexpected failures
  * are wrapped as `ingest.malformed_box`. After a throw the parser is poisoned: `push` and `end`
  * rethrow the same error; bytes pushed after `end()` poison it too. Only a non-`Uint8Array` argument
  * throws a `TypeError` (and poisons nothing).
@@ -116,6 +138,16 @@ export class Fmp4StreamParser {
   #pendingMoof: PendingMoof | undefined;
   #states = new Map<OutputTrackId, OutputState>();
   #frameRateDurations: number[] | undefined;
+  /**
+   * Decode time of the last sample per output track since the latest moov on this parser. Not
+   * carried over by `continueFrom`: a reconnecting publisher may restart its clock (the HLS layer
+   * turns that into a discontinuity); within one connection and one init, time only moves forward.
+   */
+  #lastDts = new Map<OutputTrackId, number>();
+  #held = new Map<OutputTrackId, HeldFragment>();
+  #recentDurations = new Map<OutputTrackId, number[]>();
+  /** Events the failing `push`/`end` completed before its error, for `flush`. */
+  #completedBeforeError: ParserEvent[] = [];
   #error: ContainerError | undefined;
   #ended = false;
 
@@ -143,7 +175,8 @@ export class Fmp4StreamParser {
   /**
    * Starts this (unused) parser where `previous` left off, for a publisher that reconnects: it keeps
    * the previous init, track mapping and fragment counters (sequence, group and object ids run on)
-   * but none of its buffered bytes, pending moof or error. The new stream's offsets start at 0.
+   * but none of its buffered bytes, pending moof, held fragments (`flush` it first) or error. The
+   * new stream's offsets start at 0.
    */
   continueFrom(previous: Fmp4StreamParser): void {
     if (!(previous instanceof Fmp4StreamParser)) throw argumentError('previous', 'an Fmp4StreamParser', previous);
@@ -179,6 +212,7 @@ export class Fmp4StreamParser {
       return events;
     } catch (err) {
       this.#error = asContainerError(err);
+      this.#completedBeforeError = events;
       throw this.#error;
     }
   }
@@ -214,6 +248,7 @@ export class Fmp4StreamParser {
           `stream ended after the moof at ${pending.position}, before its mdat`,
         );
       }
+      this.#releaseAll(events);
       this.#learnFrameRate(2);
       this.#ended = true;
       this.#chunks = [];
@@ -222,8 +257,22 @@ export class Fmp4StreamParser {
       return events;
     } catch (err) {
       this.#error = asContainerError(err);
+      this.#completedBeforeError = events;
       throw this.#error;
     }
+  }
+
+  /**
+   * For a publisher that went away: returns what was complete but not yet returned. That is what the
+   * failing `push` or `end` completed before its error (the error discards its return value), then
+   * the fragments held for their durations (see the module doc), released with estimated ones (the
+   * median of the track's recent sample durations). Never throws.
+   */
+  flush(): ParserEvent[] {
+    const events = this.#completedBeforeError;
+    this.#completedBeforeError = [];
+    this.#releaseAll(events);
+    return events;
   }
 
   #process(events: ParserEvent[]): void {
@@ -339,6 +388,7 @@ export class Fmp4StreamParser {
     this.#dropPendingMoof('moov');
     const moov = parseMoov(b);
     requireTracks(moov);
+    this.#releaseAll(events);
     const video = moov.tracks.find((t) => t.info.kind === 'video');
     const audio = moov.tracks.find((t) => t.info.kind === 'audio');
     const tracks: ParsedTrack[] = [];
@@ -353,6 +403,8 @@ export class Fmp4StreamParser {
       outputOf.set(t.info.mp4TrackId, parsed);
     }
     this.#defaults = moov.defaults;
+    this.#lastDts.clear();
+    this.#recentDurations.clear();
     this.#tracks = tracks;
     this.#outputOf = outputOf;
     this.#frameRateDurations = video !== undefined && video.info.frameRate === undefined ? [] : undefined;
@@ -379,9 +431,12 @@ export class Fmp4StreamParser {
           );
         }
       }
+      this.#checkTimeline(track, traf, pending.position);
+      const held = this.#held.get(track.trackId);
+      if (held !== undefined) this.#release(held, traf.baseMediaDecodeTime, events);
       const state = this.#state(track.trackId);
       state.sequence++;
-      const { payload, dataOffset } = allocateFragment(
+      const { payload, dataOffset, entriesOffset, entrySize } = allocateFragment(
         state.sequence,
         traf.baseMediaDecodeTime,
         traf.samples,
@@ -428,23 +483,98 @@ export class Fmp4StreamParser {
         objectId = state.objectId;
       }
       state.fragments++;
-      const fragment = createFragment({
+      this.#lastDts.set(track.trackId, samples.at(-1)!.dts);
+      const fields: Omit<Fragment, 'duration'> = {
         trackId: track.trackId,
         groupId,
         objectId,
         priority: track.kind === 'audio' || first.keyframe ? 0 : 1,
         dts: first.dts,
         pts: first.pts,
-        duration: dts - first.dts,
         flags,
         payload,
         ingestTimeMs,
-      });
-      events.push({ type: 'fragment', fragment, samples });
-      if (track.kind === 'video' && this.#frameRateDurations !== undefined) {
-        for (const s of samples) this.#frameRateDurations.push(s.duration);
-        this.#learnFrameRate(FRAME_RATE_SAMPLES);
-      }
+      };
+      const pendingFragment: HeldFragment = { fields, samples, entriesOffset, entrySize };
+      if (samples.at(-1)!.duration === 0) this.#held.set(track.trackId, pendingFragment);
+      else this.#emit(pendingFragment, events);
+    }
+  }
+
+  /**
+   * Releases a held fragment. Its trailing zero-duration samples share the time until `nextDts`
+   * (the track's next decode time) evenly; without one, each gets the median of the track's
+   * recent durations. The durations are written into the payload's `trun`.
+   */
+  #release(held: HeldFragment, nextDts: number | undefined, events: ParserEvent[]): void {
+    this.#held.delete(held.fields.trackId as OutputTrackId);
+    const { samples } = held;
+    let run = samples.length;
+    while (run > 0 && samples[run - 1]!.duration === 0) run--;
+    const count = samples.length - run;
+    const start = samples[run]!.dts;
+    let total: number;
+    if (nextDts === undefined) {
+      const recent = [...(this.#recentDurations.get(held.fields.trackId as OutputTrackId) ?? [])].sort((a, b) => a - b);
+      total = (recent[Math.floor(recent.length / 2)] ?? 0) * count;
+    } else {
+      total = Math.max(0, Math.min(nextDts - start, 0xffff_ffff));
+    }
+    const view = new DataView(held.fields.payload.buffer, held.fields.payload.byteOffset);
+    let dts = start;
+    for (let i = run; i < samples.length; i++) {
+      const s = samples[i]!;
+      // Even shares; the rounding remainder goes to the last sample.
+      const duration = i === samples.length - 1 ? start + total - dts : Math.floor(total / count);
+      s.pts += dts - s.dts;
+      s.dts = dts;
+      s.duration = duration;
+      view.setUint32(held.entriesOffset + i * held.entrySize, duration);
+      dts += duration;
+    }
+    this.#emit(held, events);
+  }
+
+  /** Releases every held fragment (no next decode time is coming on this parser). */
+  #releaseAll(events: ParserEvent[]): void {
+    for (const held of [...this.#held.values()]) this.#release(held, undefined, events);
+  }
+
+  #emit({ fields, samples }: HeldFragment, events: ParserEvent[]): void {
+    const trackId = fields.trackId as OutputTrackId;
+    let duration = 0;
+    let recent = this.#recentDurations.get(trackId);
+    if (recent === undefined) {
+      recent = [];
+      this.#recentDurations.set(trackId, recent);
+    }
+    for (const s of samples) {
+      duration += s.duration;
+      if (s.duration > 0) recent.push(s.duration);
+    }
+    if (recent.length > RECENT_DURATIONS) recent.splice(0, recent.length - RECENT_DURATIONS);
+    events.push({ type: 'fragment', fragment: createFragment({ ...fields, duration }), samples });
+    if (trackId === VIDEO_TRACK && this.#frameRateDurations !== undefined) {
+      for (const s of samples) this.#frameRateDurations.push(s.duration);
+      this.#learnFrameRate(FRAME_RATE_SAMPLES);
+    }
+  }
+
+  /**
+   * Decode times never go backwards within one init: a fragment may not start before the previous
+   * fragment's last sample (the same time is tolerated: ffmpeg repeats it around zero-duration
+   * samples). A publisher restarting its clock sends a new moov first.
+   */
+  #checkTimeline(track: ParsedTrack, traf: TrafSamples, moofPosition: number): void {
+    const last = this.#lastDts.get(track.trackId);
+    if (last !== undefined && traf.baseMediaDecodeTime < last) {
+      throw new ContainerError(
+        'ingest.timestamp_regression',
+        `${track.kind} track ${traf.mp4TrackId}: the moof at stream offset ${moofPosition} starts at decode time ` +
+          `${traf.baseMediaDecodeTime} (timescale ${track.timescale}), before the previous sample at ${last}; ` +
+          'send a new init segment (moov) to restart the timeline',
+        { details: { track: traf.mp4TrackId, decodeTime: traf.baseMediaDecodeTime, previous: last, moofPosition } },
+      );
     }
   }
 

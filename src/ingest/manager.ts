@@ -158,6 +158,24 @@ export class IngestConnection {
     this.#fragments += this.#manager._publish(this.#state, events);
   }
 
+  /**
+   * The publisher's stream ended cleanly (an HTTP body that is complete): publishes what the
+   * parser still holds and ends the connection with `eof`. Throws the parser's `ContainerError`
+   * (`ingest.truncated`) when the stream stopped inside a box; the caller then calls `end('error')`.
+   */
+  finish(): void {
+    if (this.#ended) return;
+    let events: ParserEvent[];
+    try {
+      events = this.#state.parser.end();
+    } catch (error) {
+      this.#state.lastError = errorMessage(error);
+      throw error;
+    }
+    this.#fragments += this.#manager._publish(this.#state, events);
+    this.end('eof');
+  }
+
   /** Ends this connection; the broadcast enters its grace period. Idempotent. */
   end(reason: EndReason): void {
     if (this.#ended) return;
@@ -315,6 +333,8 @@ export class IngestManager {
   _disconnected(state: PublishState, connection: IngestConnection, reason: EndReason): void {
     if (state.active !== connection) return;
     state.active = undefined;
+    // Fragments held for their duration are published now (with an estimated one).
+    this._publish(state, state.parser.flush());
     // A cut mid-box leaves a partial box behind: start the next connection on a clean parser that
     // still knows the current init, so a segment-per-request publisher can go on.
     state.parser = this.#newParser(state.parser);

@@ -1,8 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { Fmp4StreamParser, readBoxes, readSamples } from '../../src/container/index.ts';
+import { Fmp4StreamParser, type ParserEvent, readBoxes, readSamples } from '../../src/container/index.ts';
 import { AUDIO_TRACK, VIDEO_TRACK } from '../../src/fragment/fragment.ts';
 import { decodeErrors, probeFrames, probePackets } from '../support/ffprobe.ts';
 import { fixtureInfo, fixturePath, readFixture } from '../support/fixtures.ts';
+import { decodeTimesOf, splitFmp4, trackIdsOf, withDecodeTimes, withZeroDurations } from '../support/mp4-edit.ts';
 import {
   collect,
   concat,
@@ -392,5 +393,79 @@ describe('Fmp4StreamParser on ffmpeg output', () => {
     expect(all.fragments.map((f) => digest(f.fragment.payload))).toEqual(
       parseAll(bytes).fragments.map((f) => digest(f.fragment.payload)),
     );
+  });
+});
+
+describe('Fmp4StreamParser timing', () => {
+  const clip = splitFmp4(readFixture('720p30-frag-every-frame.mp4'));
+  const gop = splitFmp4(readFixture('360p30.mp4')); // one moof per 1 s GOP, video and audio in each
+  const videoSamples = (events: ParserEvent[]) =>
+    collect(events).fragments.filter((f) => f.fragment.trackId === VIDEO_TRACK);
+
+  it('a fragment that ends in zero-duration samples is held until the next decode time, and those samples share it', () => {
+    const parser = new Fmp4StreamParser();
+    parser.push(gop.init);
+    const zeroed = gop.fragments.map((f) => withZeroDurations(f, 1));
+    // The first GOP waits for the second's decode time; then it comes out, before the second.
+    expect(videoSamples(parser.push(zeroed[0]!))).toEqual([]);
+    const [first] = videoSamples(parser.push(zeroed[1]!));
+    const next = decodeTimesOf(gop.fragments[1]!).get(1)!;
+    expect(first!.fragment.duration).toBe(next);
+    const durations = first!.samples.map((s) => s.duration);
+    expect(durations.every((d) => d === Math.floor(next / 30) || d === next - 29 * Math.floor(next / 30))).toBe(true);
+    expect(first!.samples.map((s) => s.dts)).toEqual(first!.samples.map((_, i) => i * Math.floor(next / 30)));
+    // The payload says the same as the event.
+    expect(readSamples(first!.fragment.payload).map((s) => [s.dts, s.duration])).toEqual(
+      first!.samples.map((s) => [s.dts, s.duration]),
+    );
+    // At the end, the last held one gets the median of the recent durations.
+    const rest = videoSamples([...parser.push(zeroed[2]!), ...parser.end()]);
+    expect(rest.map((f) => f.samples.every((s) => s.duration === 512))).toEqual([true, true]);
+  });
+
+  it('keeps a zero duration the next decode time confirms (ffmpeg repeats a decode time after one)', () => {
+    const audio = collect([...new Fmp4StreamParser().push(concat([clip.init, ...clip.fragments]))]).fragments.filter(
+      (f) => f.fragment.trackId === AUDIO_TRACK,
+    );
+    const zero = audio.findIndex((f) => f.fragment.duration === 0);
+    expect(zero).toBeGreaterThan(0);
+    expect(audio[zero + 1]!.fragment.dts).toBe(audio[zero]!.fragment.dts);
+  });
+
+  it('flush releases held fragments with an estimated duration and, after an error, what the failing push completed', () => {
+    const parser = new Fmp4StreamParser();
+    const video = clip.fragments.filter((f) => trackIdsOf(f).includes(1)).slice(0, 5);
+    const stream = concat([clip.init, ...video.slice(0, 4), withZeroDurations(video[4]!, 1)]);
+    expect(videoSamples(parser.push(stream))).toHaveLength(4);
+    // Recent durations 840 (ffmpeg's longer first frame), 512, 512, 512: the median is 512.
+    expect(videoSamples(parser.flush()).map((f) => f.fragment.duration)).toEqual([512]);
+    expect(parser.flush()).toEqual([]);
+
+    const failing = new Fmp4StreamParser();
+    const broken = concat([clip.init, clip.fragments[0]!, clip.fragments[1]!, Uint8Array.of(0, 0, 0, 9, 1, 2, 3, 4)]);
+    expect(() => failing.push(broken)).toThrowError(expect.objectContaining({ code: 'ingest.malformed_box' }));
+    const salvaged = collect(failing.flush());
+    expect(salvaged.inits).toHaveLength(1);
+    expect(salvaged.fragments).toHaveLength(2);
+    expect(failing.flush()).toEqual([]);
+  });
+
+  it('a decode time going backwards within one init is ingest.timestamp_regression; a new moov restarts the timeline', () => {
+    const back = new Fmp4StreamParser();
+    back.push(concat([gop.init, gop.fragments[1]!]));
+    expect(() => back.push(gop.fragments[0]!)).toThrowError(
+      expect.objectContaining({ code: 'ingest.timestamp_regression', message: expect.stringMatching(/new init/) }),
+    );
+    const restarted = parseAll(concat([gop.init, gop.fragments[1]!, gop.init, gop.fragments[0]!]));
+    expect(restarted.inits).toHaveLength(2);
+    // Over a reconnect (a parser continuing another), the clock may restart too.
+    const first = new Fmp4StreamParser();
+    first.push(concat([gop.init, gop.fragments[1]!]));
+    const second = new Fmp4StreamParser();
+    second.continueFrom(first);
+    expect(videoSamples(second.push(gop.fragments[0]!))).toHaveLength(1);
+    // Moving forward by any amount is fine.
+    const jump = withDecodeTimes(gop.fragments[2]!, (_, t) => t + 90_000);
+    expect(parseAll(concat([gop.init, ...gop.fragments, jump])).fragments).toHaveLength(8);
   });
 });
