@@ -5,8 +5,9 @@
  */
 
 import { readFileSync } from 'node:fs';
+import { STATUS_CODES } from 'node:http';
 import { createRequire } from 'node:module';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import { serve as serveNode, upgradeWebSocket } from '@hono/node-server';
 import type { UpgradeWebSocket } from 'hono/ws';
 import { WebSocketServer } from 'ws';
@@ -15,6 +16,37 @@ import { loadVideoCodecs } from './shared.ts';
 import { runBench, runPublish, startTestPattern } from './tools.ts';
 
 const require = createRequire(import.meta.url);
+
+/** What the adapter passes as `env` (HTTP/1 and HTTP/2 bindings alike). */
+type NodeEnv = { incoming: { socket: Socket }; outgoing?: unknown };
+
+/**
+ * @hono/node-server answers a refused WebSocket upgrade with its status and headers only (no body);
+ * this writes the whole answer, JSON error included, on the socket itself and closes it, so a
+ * publisher refused at the upgrade (409, 400, 401, ...) learns why, as over POST.
+ */
+function withUpgradeRefusalBodies(
+  fetch: (request: Request, env: NodeEnv) => Response | Promise<Response>,
+): (request: Request, env: NodeEnv) => Promise<Response> {
+  return async (request, env) => {
+    const response = await fetch(request, env);
+    const socket = env.incoming.socket;
+    // Upgrade requests come without `outgoing`.
+    if (env.outgoing !== undefined || response.status < 400 || socket.destroyed) return response;
+    const body = Buffer.from(await response.clone().arrayBuffer());
+    const head = [`HTTP/1.1 ${response.status} ${STATUS_CODES[response.status] ?? ''}`, 'Connection: close'];
+    response.headers.forEach((value, name) => {
+      if (name !== 'content-length' && name !== 'connection') head.push(`${name}: ${value}`);
+    });
+    head.push(`Content-Length: ${body.byteLength}`);
+    // Once flushed, the socket is destroyed: the adapter then leaves it alone.
+    await new Promise<void>((resolve) =>
+      socket.end(Buffer.concat([Buffer.from(`${head.join('\r\n')}\r\n\r\n`), body]), resolve),
+    );
+    socket.destroy();
+    return response;
+  };
+}
 
 /** The Node implementation of the runtime host. */
 export const nodeHost: RuntimeHost = {
@@ -28,7 +60,7 @@ export const nodeHost: RuntimeHost = {
     const wss = new WebSocketServer({ noServer: true, maxPayload: maxMessageBytes });
     return new Promise((resolve, reject) => {
       const server = serveNode(
-        { fetch: app.fetch, port, hostname: host, websocket: { server: wss } },
+        { fetch: withUpgradeRefusalBodies(app.fetch), port, hostname: host, websocket: { server: wss } },
         (info: AddressInfo) => {
           resolve({
             port: info.port,

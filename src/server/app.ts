@@ -8,7 +8,7 @@ import type { UpgradeWebSocket, WSContext } from 'hono/ws';
 import { errorMessage, LvqrError } from '../core/errors.ts';
 import { type Logger, silentLogger } from '../core/log.ts';
 import type { HlsResponse } from '../hls/index.ts';
-import type { IngestConnection, IngestManager } from '../ingest/index.ts';
+import { type IngestConnection, type IngestManager, validateBroadcastName } from '../ingest/index.ts';
 import type { LvqrMetrics } from '../metrics/index.ts';
 import { errorBody, toErrorResponse, wsCloseCodeFor } from './errors.ts';
 
@@ -47,6 +47,7 @@ const INGEST_PREFIX = '/ingest/';
 const WS_KEY = /^[+/0-9A-Za-z]{22}==$/;
 /** How long an accepted upgrade may take to open before its broadcast name is released. */
 const WS_OPEN_TIMEOUT_MS = 5_000;
+const IDLE_MESSAGE = 'no data received within the idle timeout';
 
 function jsonError(status: number, code: string, message: string): Response {
   return new Response(JSON.stringify(errorBody(code, message)), {
@@ -61,9 +62,52 @@ function errorResponse(error: unknown): Response {
 }
 
 function broadcastFromPath(path: string): string {
-  // Names are restricted to [A-Za-z0-9_-] segments, so no percent-decoding is needed; a
-  // percent sign simply fails validation.
+  // Names are restricted to [A-Za-z0-9_-] segments: a target with percent escapes or dot segments
+  // is refused on its raw form (see `rawTargetPath`).
   return path.slice(INGEST_PREFIX.length);
+}
+
+/**
+ * The path of the request target as the client sent it, when the runtime keeps it (Node:
+ * `env.incoming.url`). Request URLs are normalised (`live/../x` becomes `x`, `%2e%2e` is a dot
+ * segment), which would silently publish under another name; ingest names are checked on this.
+ */
+function rawTargetPath(env: unknown): string | undefined {
+  const url = (env as { incoming?: { url?: unknown } } | undefined)?.incoming?.url;
+  if (typeof url !== 'string') return undefined;
+  const query = url.indexOf('?');
+  return query === -1 ? url : url.slice(0, query);
+}
+
+/** How long a refused upload's remaining body is read (and dropped) before the answer goes out. */
+const DISCARD_BODY_MS = 500;
+
+/**
+ * Reads and drops the rest of a refused request body for up to `DISCARD_BODY_MS`, then lets it go.
+ * A publisher still sending when it is answered and disconnected gets a reset instead of the
+ * answer; a body that ends within the window is fully read, so the answer always arrives. An
+ * endless live upload is answered after the window (and its connection closed, see `createApp`).
+ */
+async function discardBody(reader: ReadableStreamDefaultReader<Uint8Array>): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<'timeout'>((resolve) => {
+    timer = setTimeout(() => resolve('timeout'), DISCARD_BODY_MS);
+  });
+  try {
+    for (;;) {
+      const next = await Promise.race([reader.read(), timeout]);
+      if (next === 'timeout' || next.done) break;
+    }
+  } catch {
+    // The client went away: nothing left to read.
+  } finally {
+    clearTimeout(timer);
+    try {
+      reader.releaseLock();
+    } catch {
+      // A read still pending: the runtime closes the connection after the answer anyway.
+    }
+  }
 }
 
 function toBytes(data: unknown): Uint8Array | undefined {
@@ -153,6 +197,29 @@ export function createApp(deps: AppDeps): Hono<Env> {
   });
   app.notFound((c) => jsonError(404, 'not_found', `no route for ${c.req.method} ${c.req.path}`));
 
+  app.use('*', async (c, next) => {
+    const raw = rawTargetPath(c.env);
+    const ingest = (raw ?? c.req.path).startsWith(INGEST_PREFIX);
+    let refused = false;
+    // An ingest target that normalisation changed (dot segments, percent escapes) is a bad name,
+    // not another broadcast.
+    if (ingest && raw !== undefined && raw !== c.req.path) {
+      try {
+        validateBroadcastName(broadcastFromPath(raw));
+      } catch (error) {
+        deps.metrics?.ingestRejected.inc({ code: 'ingest.bad_name' });
+        c.res = errorResponse(error);
+        refused = true;
+      }
+    }
+    if (!refused) await next();
+    // A refused upload may be answered before its body is read to the end (see `discardBody`):
+    // the connection is not reused, what is left of the body would be read as the next request.
+    if (ingest && (c.req.method === 'POST' || c.req.method === 'PUT') && c.res.status >= 400) {
+      c.res.headers.set('connection', 'close');
+    }
+  });
+
   /** Validates the name and token and opens the publisher connection, or answers with the error. */
   const openIngest = (
     path: string,
@@ -183,7 +250,11 @@ export function createApp(deps: AppDeps): Hono<Env> {
 
   const ingestPost = async (c: { req: { path: string; raw: Request; header(name: string): string | undefined } }) => {
     const opened = openIngest(c.req.path, c.req.header('authorization'), 'http');
-    if (opened instanceof Response) return opened;
+    if (opened instanceof Response) {
+      const unread = c.req.raw.body;
+      if (unread !== null) await discardBody(unread.getReader());
+      return opened;
+    }
     const connection = opened;
     const body = c.req.raw.body;
     if (body === null) {
@@ -193,13 +264,15 @@ export function createApp(deps: AppDeps): Hono<Env> {
     const reader = body.getReader();
     let idled = false;
     let shutdown = false;
+    // Releasing the reader ends the pending read without cancelling the body: a cancel resets the
+    // connection, and the publisher would never read the answer.
     connection.onIdle = () => {
       idled = true;
-      reader.cancel().catch(() => {});
+      reader.releaseLock();
     };
     connection.onShutdown = () => {
       shutdown = true;
-      reader.cancel().catch(() => {});
+      reader.releaseLock();
     };
     const shutdownResponse = () => jsonError(503, 'ingest.shutdown', 'the server is shutting down');
     try {
@@ -212,19 +285,28 @@ export function createApp(deps: AppDeps): Hono<Env> {
       if (shutdown) return shutdownResponse();
       if (error instanceof LvqrError) {
         connection.end('error');
-        reader.cancel().catch(() => {});
+        await discardBody(reader);
         deps.metrics?.ingestRejected.inc({ code: error.code });
         logger.warn('ingest rejected', { broadcast: connection.broadcast, code: error.code, error: error.message });
         return errorResponse(error);
       }
       // The publisher went away mid-body.
       connection.end(idled ? 'idle' : 'disconnect');
-      if (idled) return jsonError(408, 'ingest.idle_timeout', 'no data received within the idle timeout');
+      if (idled) return jsonError(408, 'ingest.idle_timeout', IDLE_MESSAGE);
       return jsonError(400, 'ingest.truncated', 'the request body ended abruptly');
     }
-    if (idled) return jsonError(408, 'ingest.idle_timeout', 'no data received within the idle timeout');
+    if (idled) return jsonError(408, 'ingest.idle_timeout', IDLE_MESSAGE);
     if (shutdown) return shutdownResponse();
-    connection.end('eof');
+    try {
+      // A body that stops inside a box is refused (nothing of the partial box is published).
+      connection.finish();
+    } catch (error) {
+      connection.end('error');
+      const code = error instanceof LvqrError ? error.code : 'internal';
+      deps.metrics?.ingestRejected.inc({ code });
+      logger.warn('ingest rejected', { broadcast: connection.broadcast, code, error: errorMessage(error) });
+      return errorResponse(error);
+    }
     return Response.json({ broadcast: connection.broadcast, bytes: connection.bytes, fragments: connection.fragments });
   };
 
@@ -267,6 +349,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
       const connection = c.get('ingestConnection');
       const maxMessageBytes = deps.ingest!.limits.maxMessageBytes;
       let socket: WSContext<unknown> | undefined;
+      let messageTooBig = false;
       let openTimer: ReturnType<typeof setTimeout> | undefined;
       const opened = (): void => clearTimeout(openTimer);
       const fail = (error: unknown): void => {
@@ -279,7 +362,10 @@ export function createApp(deps: AppDeps): Hono<Env> {
         }
       };
       connection.onIdle = () => {
-        if (socket !== undefined && socket.readyState === 1) socket.close(4408, 'ingest.idle_timeout');
+        if (socket !== undefined && socket.readyState === 1) {
+          socket.send(JSON.stringify(errorBody('ingest.idle_timeout', IDLE_MESSAGE)));
+          socket.close(4408, 'ingest.idle_timeout');
+        }
       };
       connection.onShutdown = () => {
         // 1001 "going away": the publisher may reconnect to another instance.
@@ -316,11 +402,24 @@ export function createApp(deps: AppDeps): Hono<Env> {
             fail(error);
           }
         },
-        onClose() {
+        onClose(event) {
+          // The runtime enforces the message limit itself as the frame header arrives, before
+          // buffering the message: it closes with 1009 (Message Too Big) and the app never sees it.
+          if ((event.code === 1009 || messageTooBig) && !connection.ended) {
+            deps.metrics?.ingestRejected.inc({ code: 'ingest.message_too_large' });
+            logger.warn('ingest rejected', {
+              broadcast: connection.broadcast,
+              code: 'ingest.message_too_large',
+              error: `a WebSocket message exceeded ${maxMessageBytes} bytes (closed with 1009)`,
+            });
+          }
           connection.end('disconnect');
         },
-        onError() {
-          connection.end('disconnect');
+        onError(event) {
+          // A close event always follows (WebSocket spec, ws, Bun, Deno) and ends the connection.
+          // ws reports its message limit here; the close event it sends then says 1006.
+          const error = (event as Event & { error?: { code?: unknown } }).error;
+          if (error?.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') messageTooBig = true;
         },
       }));
       let response: Response | undefined;

@@ -22,6 +22,10 @@ export type ServeConfig = {
   hlsPartTargetMs: number;
   hlsDvrWindowMs: number;
   ingestToken: string | undefined;
+  /** How long a broadcast outlives its publisher, waiting for a reconnect. */
+  ingestGraceMs: number;
+  /** A publisher that sends nothing for this long is closed (0 = never). */
+  ingestIdleTimeoutMs: number;
   /** Broadcast name of the built-in test pattern, or undefined when off. */
   testPattern: string | undefined;
   logLevel: LogLevel;
@@ -56,6 +60,10 @@ serve options (env var in brackets):
   --hls-part-target MS            part target in milliseconds (default 200) [LVQR_HLS_PART_TARGET]
   --hls-dvr-window S              sliding window in seconds (default 120) [LVQR_HLS_DVR_WINDOW]
   --ingest-token T                bearer token required to publish [LVQR_INGEST_TOKEN]
+  --ingest-grace S                how long a broadcast waits for its publisher to reconnect
+                                  (default 5) [LVQR_INGEST_GRACE]
+  --ingest-idle-timeout S         close a publisher that sends nothing for S seconds; 0 = never
+                                  (default 15) [LVQR_INGEST_IDLE_TIMEOUT]
   --test-pattern NAME|off         built-in 1280x720 30 fps test source (default live/demo)
                                   [LVQR_TEST_PATTERN]
   --log-level L                   debug | info | warn | error (default info) [LVQR_LOG_LEVEL]
@@ -114,6 +122,8 @@ const SERVE_FLAGS = new Set([
   '--hls-part-target',
   '--hls-dvr-window',
   '--ingest-token',
+  '--ingest-grace',
+  '--ingest-idle-timeout',
   '--test-pattern',
   '--log-level',
 ]);
@@ -185,6 +195,15 @@ export function parseServe(
         1000,
     ),
     ingestToken: last('--ingest-token', 'LVQR_INGEST_TOKEN'),
+    ingestGraceMs: Math.round(
+      number('--ingest-grace', last('--ingest-grace', 'LVQR_INGEST_GRACE') ?? '5', { min: 0, max: 3600 }) * 1000,
+    ),
+    ingestIdleTimeoutMs: Math.round(
+      number('--ingest-idle-timeout', last('--ingest-idle-timeout', 'LVQR_INGEST_IDLE_TIMEOUT') ?? '15', {
+        min: 0,
+        max: 3600,
+      }) * 1000,
+    ),
     testPattern: ['off', 'none', 'false', ''].includes(pattern) ? undefined : pattern,
     logLevel,
   };

@@ -116,6 +116,8 @@ export async function startService(host: RuntimeHost, config: ServeConfig, logge
     logger,
     gc: host.gc,
     memoryUsage: host.memoryUsage,
+    graceMs: config.ingestGraceMs,
+    idleTimeoutMs: config.ingestIdleTimeoutMs,
     upgradeWebSocket: host.upgradeWebSocket,
     assets: {
       '/': { body: DASHBOARD_HTML, contentType: 'text/html; charset=utf-8' },
