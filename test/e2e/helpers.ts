@@ -1,10 +1,13 @@
 /** Publishers (ffmpeg, WebSocket, the publish CLI), playlist parsing and metric reading for the end-to-end tests. */
 
 import { type ChildProcess, spawn } from 'node:child_process';
+import { connect } from 'node:net';
 import { Parser } from 'm3u8-parser';
 import WebSocket from 'ws';
-import { planPieces } from '../../src/runtime/publish.ts';
-import { cliCommand, ROOT } from '../support/server.ts';
+import { Fmp4StreamParser } from '../../src/container/index.ts';
+import { loopPieces, planPieces } from '../../src/runtime/publish.ts';
+import { trackIdsOf } from '../support/mp4-edit.ts';
+import { cliCommand, getJson, ROOT } from '../support/server.ts';
 
 /** A child process with its captured output. */
 export type Proc = {
@@ -208,4 +211,130 @@ export function metricSum(text: string, name: string): number | undefined {
 export function randomBytes(length: number, seed: number): Uint8Array {
   const random = rng(seed);
   return new Uint8Array(length).map(() => Math.floor(random() * 256));
+}
+
+/** Opens a WebSocket publisher on `url` expecting the upgrade to be refused; returns the refusal. */
+export async function refusedUpgrade(url: string): Promise<WsRefused> {
+  try {
+    const p = await openWsPublisher(url);
+    await p.close();
+  } catch (error) {
+    if (error instanceof WsRefused) return error;
+    throw error;
+  }
+  throw new Error(`the upgrade of ${url} was accepted`);
+}
+
+/** One track of `GET /api/v1/broadcasts`. */
+export type TrackSummary = {
+  track: string;
+  codec?: string;
+  width?: number;
+  height?: number;
+  frameRate?: number;
+  fragments: number;
+  droppedFragments: number;
+  lagGaps: number;
+  mediaSequence: number;
+  discontinuitySequence: number;
+  ended: boolean;
+};
+
+/** `GET /api/v1/broadcasts`. */
+export type BroadcastsApi = {
+  broadcasts: Array<{ name: string; origin: string; ended: boolean; inMaster: boolean; tracks: TrackSummary[] }>;
+  publishers: Array<{ broadcast: string; state: string; fragments: number; connections: number }>;
+};
+
+/** The summary of `track` (default the video track) of broadcast `name`, or undefined. */
+export async function trackSummary(base: string, name: string, track = '0.mp4'): Promise<TrackSummary | undefined> {
+  const api = await getJson<BroadcastsApi>(`${base}/api/v1/broadcasts`);
+  return api.broadcasts.find((b) => b.name === name)?.tracks.find((t) => t.track === track);
+}
+
+/** A publisher that plays a fragmented MP4 in a loop as one continuous live stream. */
+export type LoopingPublisher = {
+  readonly publisher: WsPublisher;
+  /** Video fragments sent so far. */
+  readonly videoSent: number;
+  /** Stops after the fragment in flight; resolves once nothing more will be sent. */
+  stop(): Promise<void>;
+};
+
+/**
+ * Publishes `bytes` (a fragmented MP4) over WebSocket at `url` in real time as one endless live
+ * stream (`loopPieces`: the init once, then the fragments again and again with their `tfdt`s moved
+ * on, so the server sees no new init and no discontinuity).
+ */
+export async function startLoopingPublisher(url: string, bytes: Uint8Array): Promise<LoopingPublisher> {
+  const planned = planPieces(bytes);
+  const init = new Fmp4StreamParser().push(planned.pieces[0]!.bytes).find((e) => e.type === 'init');
+  const video = init?.tracks.find((t) => t.kind === 'video')?.mp4TrackId;
+  const publisher = await openWsPublisher(url);
+  let videoSent = 0;
+  let stopped = false;
+  const started = performance.now();
+  const done = (async () => {
+    let first = true;
+    for (const piece of loopPieces(planned)) {
+      const wait = started + piece.timeS * 1000 - performance.now();
+      if (wait > 0) await sleep(wait);
+      if (stopped || publisher.ws.readyState !== WebSocket.OPEN) return;
+      publisher.send(piece.bytes);
+      if (!first && video !== undefined && trackIdsOf(piece.bytes).includes(video)) videoSent += 1;
+      first = false;
+    }
+  })();
+  return {
+    publisher,
+    get videoSent() {
+      return videoSent;
+    },
+    async stop() {
+      stopped = true;
+      await done;
+    },
+  };
+}
+
+/** An HTTP response read off a raw socket. */
+export type RawResponse = { status: number; head: string; body: string };
+
+/**
+ * Sends `request` as-is on a new TCP connection (no URL normalisation, any method or header; a
+ * string is sent as latin1) and resolves with the first response once its `Content-Length` body is
+ * in, or when the server closes. The request may leave its body unfinished: the connection stays
+ * open until the answer comes.
+ */
+export function rawRequest(port: number, request: string | Uint8Array, timeoutMs = 5000): Promise<RawResponse> {
+  const bytes = typeof request === 'string' ? Buffer.from(request, 'latin1') : request;
+  const line = Buffer.from(bytes.subarray(0, 200)).toString('latin1').split('\r\n')[0];
+  return new Promise((resolve, reject) => {
+    const socket = connect({ host: '127.0.0.1', port }, () => socket.write(bytes));
+    let text = '';
+    const parsed = (): RawResponse | undefined => {
+      const end = text.indexOf('\r\n\r\n');
+      if (end < 0) return undefined;
+      const head = text.slice(0, end);
+      const body = text.slice(end + 4);
+      const length = /^content-length:\s*(\d+)/im.exec(head);
+      if (length !== null && body.length < Number(length[1])) return undefined;
+      return { status: Number(/^HTTP\/1\.1 (\d{3})/.exec(head)?.[1]), head, body };
+    };
+    socket.on('data', (c: Buffer) => {
+      text += c.toString('latin1');
+      const response = parsed();
+      if (response !== undefined && /^content-length:/im.test(response.head)) {
+        socket.destroy();
+        resolve(response);
+      }
+    });
+    socket.on('close', () => {
+      const response = parsed();
+      if (response === undefined) reject(new Error(`no HTTP response to ${line}: ${text}`));
+      else resolve(response);
+    });
+    socket.on('error', reject);
+    socket.setTimeout(timeoutMs, () => socket.destroy());
+  });
 }
