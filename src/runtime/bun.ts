@@ -6,7 +6,7 @@
 
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { upgradeWebSocket, websocket } from 'hono/bun';
+import { getConnInfo, upgradeWebSocket, websocket } from 'hono/bun';
 import type { UpgradeWebSocket } from 'hono/ws';
 import { main, type RuntimeHost } from '../server/main.ts';
 import { loadVideoCodecs } from './shared.ts';
@@ -36,6 +36,7 @@ export const bunHost: RuntimeHost = {
   readFile: (path) => readFileSync(path, 'utf8'),
   readHlsJs: () => readFileSync(require.resolve('hls.js/dist/hls.min.js'), 'utf8'),
   upgradeWebSocket: upgradeWebSocket as unknown as UpgradeWebSocket<unknown>,
+  clientAddress: (c) => getConnInfo(c).remote.address,
   async serve(app, { port, host, maxMessageBytes }) {
     const server = Bun.serve({
       port,

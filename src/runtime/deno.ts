@@ -6,7 +6,7 @@
  */
 
 import { createRequire } from 'node:module';
-import { upgradeWebSocket } from 'hono/deno';
+import { getConnInfo, upgradeWebSocket } from 'hono/deno';
 import type { UpgradeWebSocket } from 'hono/ws';
 import { main, type RuntimeHost } from '../server/main.ts';
 import { loadVideoCodecs } from './shared.ts';
@@ -39,6 +39,7 @@ export const denoHost: RuntimeHost = {
   readFile: (path) => Deno.readTextFileSync(path),
   readHlsJs: () => Deno.readTextFileSync(require.resolve('hls.js/dist/hls.min.js')),
   upgradeWebSocket: upgradeWebSocket as unknown as UpgradeWebSocket<unknown>,
+  clientAddress: (c) => getConnInfo(c).remote.address,
   async serve(app, { port, host }) {
     let resolvePort: (port: number) => void = () => {};
     const listening = new Promise<number>((resolve) => {

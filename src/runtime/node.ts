@@ -9,6 +9,7 @@ import { STATUS_CODES } from 'node:http';
 import { createRequire } from 'node:module';
 import type { AddressInfo, Socket } from 'node:net';
 import { serve as serveNode, upgradeWebSocket } from '@hono/node-server';
+import { getConnInfo } from '@hono/node-server/conninfo';
 import type { UpgradeWebSocket } from 'hono/ws';
 import { WebSocketServer } from 'ws';
 import { main, type RuntimeHost } from '../server/main.ts';
@@ -56,6 +57,7 @@ export const nodeHost: RuntimeHost = {
   readFile: (path) => readFileSync(path, 'utf8'),
   readHlsJs: () => readFileSync(require.resolve('hls.js/dist/hls.min.js'), 'utf8'),
   upgradeWebSocket: upgradeWebSocket as unknown as UpgradeWebSocket<unknown>,
+  clientAddress: (c) => getConnInfo(c).remote.address,
   async serve(app, { port, host, maxMessageBytes }) {
     const wss = new WebSocketServer({ noServer: true, maxPayload: maxMessageBytes });
     return new Promise((resolve, reject) => {

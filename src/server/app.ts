@@ -3,13 +3,14 @@
  * (`src/runtime/*`) inject the WebSocket upgrader and static assets, then serve `app.fetch`.
  */
 
-import { Hono } from 'hono';
+import { type Context, Hono } from 'hono';
 import type { UpgradeWebSocket, WSContext } from 'hono/ws';
 import { errorMessage, LvqrError } from '../core/errors.ts';
 import { type Logger, silentLogger } from '../core/log.ts';
 import type { HlsResponse } from '../hls/index.ts';
 import { type IngestConnection, type IngestManager, validateBroadcastName } from '../ingest/index.ts';
 import type { LvqrMetrics } from '../metrics/index.ts';
+import { PerClientLimit, PerClientSet } from './client-limits.ts';
 import { errorBody, toErrorResponse, wsCloseCodeFor } from './errors.ts';
 
 export type { HlsResponse };
@@ -38,7 +39,22 @@ export type AppDeps = {
   upgradeWebSocket?: UpgradeWebSocket<unknown>;
   /** Static assets by path (`/` is the dashboard page). */
   assets?: Readonly<Record<string, StaticAsset>>;
+  /** The client's address as the runtime sees it (per-client limits); undefined when unknown. */
+  clientAddress?: (c: Context) => string | undefined;
+  /** Per-client limits (defaults: 16 publishers, 100 held blocking requests). */
+  clientLimits?: Partial<ClientLimits>;
 };
+
+/** What one client address may hold at once. */
+export type ClientLimits = {
+  /** Publisher connections (POST bodies in progress and open WebSockets). */
+  maxPublishers: number;
+  /** LL-HLS blocking playlist requests waiting for their part. */
+  maxHeldRequests: number;
+};
+
+/** Default per-client limits. */
+export const DEFAULT_CLIENT_LIMITS: ClientLimits = { maxPublishers: 16, maxHeldRequests: 100 };
 
 type Env = { Variables: { ingestConnection: IngestConnection } };
 
@@ -190,6 +206,16 @@ export function createApp(deps: AppDeps): Hono<Env> {
   const app = new Hono<Env>();
   const logger = deps.logger ?? silentLogger;
   const startedAt = Date.now();
+  const limits = { ...DEFAULT_CLIENT_LIMITS, ...deps.clientLimits };
+  const publishersByClient = new PerClientSet<IngestConnection>(limits.maxPublishers);
+  const heldByClient = new PerClientLimit(limits.maxHeldRequests);
+  const clientOf = (c: Context): string | undefined => {
+    try {
+      return deps.clientAddress?.(c);
+    } catch {
+      return undefined;
+    }
+  };
 
   app.onError((error) => {
     logger.error('request failed', { error: errorMessage(error) });
@@ -225,6 +251,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
     path: string,
     authorization: string | undefined,
     transport: 'http' | 'ws',
+    client: string | undefined,
   ): IngestConnection | Response => {
     const ingest = deps.ingest;
     if (ingest === undefined) return jsonError(404, 'not_found', 'ingest is disabled');
@@ -238,8 +265,18 @@ export function createApp(deps: AppDeps): Hono<Env> {
       deps.metrics?.ingestRejected.inc({ code: 'ingest.forbidden' });
       return jsonError(403, 'ingest.forbidden', 'the token is not valid for this broadcast');
     }
+    if (!publishersByClient.hasRoom(client)) {
+      deps.metrics?.ingestRejected.inc({ code: 'ingest.client_limit' });
+      return jsonError(
+        429,
+        'ingest.client_limit',
+        `this client already has ${limits.maxPublishers} publisher connections open (the per-client limit)`,
+      );
+    }
     try {
-      return ingest.open(broadcast, transport);
+      const connection = ingest.open(broadcast, transport);
+      publishersByClient.add(client, connection);
+      return connection;
     } catch (error) {
       if (error instanceof LvqrError && error.code === 'ingest.bad_name') {
         deps.metrics?.ingestRejected.inc({ code: error.code });
@@ -248,8 +285,8 @@ export function createApp(deps: AppDeps): Hono<Env> {
     }
   };
 
-  const ingestPost = async (c: { req: { path: string; raw: Request; header(name: string): string | undefined } }) => {
-    const opened = openIngest(c.req.path, c.req.header('authorization'), 'http');
+  const ingestPost = async (c: Context) => {
+    const opened = openIngest(c.req.path, c.req.header('authorization'), 'http', clientOf(c));
     if (opened instanceof Response) {
       const unread = c.req.raw.body;
       if (unread !== null) await discardBody(unread.getReader());
@@ -338,7 +375,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
         );
       }
       const token = c.req.header('authorization') ?? c.req.query('token');
-      const opened = openIngest(c.req.path, token, 'ws');
+      const opened = openIngest(c.req.path, token, 'ws', clientOf(c));
       if (opened instanceof Response) return opened;
       c.set('ingestConnection', opened);
       await next();
@@ -448,14 +485,38 @@ export function createApp(deps: AppDeps): Hono<Env> {
     },
   );
 
+  // Playback is the only cross-origin surface: players on other sites read playlists and media.
+  // Ingest, the APIs and metrics send no CORS headers, so browsers keep other origins out of them.
+  app.use('/hls/*', async (c, next) => {
+    await next();
+    c.res.headers.set('access-control-allow-origin', '*');
+  });
   app.get('/hls/*', async (c) => {
     if (deps.hls === undefined) return jsonError(404, 'hls.not_found', 'HLS is disabled');
     // Only the query is needed: split it off instead of parsing the whole URL again.
     const url = c.req.url;
     const q = url.indexOf('?');
     const query = new URLSearchParams(q === -1 ? '' : url.slice(q + 1));
-    const result = await deps.hls.handle(c.req.path, query, c.req.raw.signal);
-    return hlsHttpResponse(result, c.req.header('range'));
+    if (!query.has('_HLS_msn')) {
+      return hlsHttpResponse(await deps.hls.handle(c.req.path, query, c.req.raw.signal), c.req.header('range'));
+    }
+    // A blocking reload may be held for seconds: one client may hold only so many at once.
+    const release = heldByClient.acquire(clientOf(c));
+    if (release === undefined) {
+      const response = jsonError(
+        429,
+        'hls.too_many_held_requests',
+        `this client already has ${limits.maxHeldRequests} blocking playlist requests waiting (the per-client limit)`,
+      );
+      response.headers.set('retry-after', '1');
+      return response;
+    }
+    try {
+      const result = await deps.hls.handle(c.req.path, query, c.req.raw.signal);
+      return hlsHttpResponse(result, c.req.header('range'));
+    } finally {
+      release();
+    }
   });
   app.options('/hls/*', () => {
     return new Response(null, {

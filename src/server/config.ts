@@ -22,6 +22,10 @@ export type ServeConfig = {
   hlsPartTargetMs: number;
   hlsDvrWindowMs: number;
   ingestToken: string | undefined;
+  /** Publisher connections one client address may have open at once. */
+  maxPublishersPerClient: number;
+  /** LL-HLS blocking playlist requests one client address may have waiting at once. */
+  maxHeldRequestsPerClient: number;
   /** How long a broadcast outlives its publisher, waiting for a reconnect. */
   ingestGraceMs: number;
   /** A publisher that sends nothing for this long is closed (0 = never). */
@@ -64,6 +68,10 @@ serve options (env var in brackets):
                                   (default 5) [LVQR_INGEST_GRACE]
   --ingest-idle-timeout S         close a publisher that sends nothing for S seconds; 0 = never
                                   (default 15) [LVQR_INGEST_IDLE_TIMEOUT]
+  --max-publishers-per-client N   publisher connections one client address may have open
+                                  (default 16) [LVQR_MAX_PUBLISHERS_PER_CLIENT]
+  --max-held-per-client N         LL-HLS blocking requests one client address may have waiting
+                                  (default 100) [LVQR_MAX_HELD_PER_CLIENT]
   --test-pattern NAME|off         built-in 1280x720 30 fps test source (default live/demo)
                                   [LVQR_TEST_PATTERN]
   --log-level L                   debug | info | warn | error (default info) [LVQR_LOG_LEVEL]
@@ -122,6 +130,8 @@ const SERVE_FLAGS = new Set([
   '--hls-part-target',
   '--hls-dvr-window',
   '--ingest-token',
+  '--max-publishers-per-client',
+  '--max-held-per-client',
   '--ingest-grace',
   '--ingest-idle-timeout',
   '--test-pattern',
@@ -195,6 +205,16 @@ export function parseServe(
         1000,
     ),
     ingestToken: last('--ingest-token', 'LVQR_INGEST_TOKEN'),
+    maxPublishersPerClient: number(
+      '--max-publishers-per-client',
+      last('--max-publishers-per-client', 'LVQR_MAX_PUBLISHERS_PER_CLIENT') ?? '16',
+      { min: 1, max: 100_000 },
+    ),
+    maxHeldRequestsPerClient: number(
+      '--max-held-per-client',
+      last('--max-held-per-client', 'LVQR_MAX_HELD_PER_CLIENT') ?? '100',
+      { min: 1, max: 1_000_000 },
+    ),
     ingestGraceMs: Math.round(
       number('--ingest-grace', last('--ingest-grace', 'LVQR_INGEST_GRACE') ?? '5', { min: 0, max: 3600 }) * 1000,
     ),

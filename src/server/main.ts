@@ -3,7 +3,7 @@
  * on a `RuntimeHost` that each runtime file (`src/runtime/{node,bun,deno}.ts`) implements.
  */
 
-import type { Hono } from 'hono';
+import type { Context, Hono } from 'hono';
 import type { UpgradeWebSocket } from 'hono/ws';
 import { errorMessage, LvqrError } from '../core/errors.ts';
 import { consoleLogger, type Logger } from '../core/log.ts';
@@ -27,6 +27,8 @@ export interface RuntimeHost {
   /** Serves `app` on host:port; `maxMessageBytes` bounds WebSocket messages. */
   serve(app: Hono<never>, options: { port: number; host: string; maxMessageBytes: number }): Promise<Listener>;
   readonly upgradeWebSocket: UpgradeWebSocket<unknown>;
+  /** The client address of a request (per-client limits). */
+  clientAddress?: (c: Context) => string | undefined;
   /** Loads the WebCodecs-backed codecs, or says why they are unavailable. */
   loadCodecs(
     config: ServeConfig,
@@ -119,6 +121,8 @@ export async function startService(host: RuntimeHost, config: ServeConfig, logge
     graceMs: config.ingestGraceMs,
     idleTimeoutMs: config.ingestIdleTimeoutMs,
     upgradeWebSocket: host.upgradeWebSocket,
+    clientAddress: host.clientAddress,
+    clientLimits: { maxPublishers: config.maxPublishersPerClient, maxHeldRequests: config.maxHeldRequestsPerClient },
     assets: {
       '/': { body: DASHBOARD_HTML, contentType: 'text/html; charset=utf-8' },
       '/assets/hls.min.js': { body: host.readHlsJs(), contentType: 'text/javascript; charset=utf-8' },

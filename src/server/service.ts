@@ -4,6 +4,7 @@
  * WebCodecs provider and the assets.
  */
 
+import type { Context } from 'hono';
 import type { UpgradeWebSocket } from 'hono/ws';
 import { describeInit } from '../container/index.ts';
 import { type Logger, silentLogger } from '../core/log.ts';
@@ -13,9 +14,15 @@ import { type IngestLimits, IngestManager } from '../ingest/index.ts';
 import { createMetrics, type LvqrMetrics, type MemoryUsage } from '../metrics/index.ts';
 import type { VideoCodecs } from '../transcode/codecs.ts';
 import { planLadder } from '../transcode/ladder.ts';
-import { type TaskStats, TranscodeRunner, type TranscodeRunnerHandle } from '../transcode/runner.ts';
-import { SoftwareLadder, SoftwareTranscoderFactory } from '../transcode/software.ts';
-import { createApp, type StaticAsset } from './app.ts';
+import {
+  type TaskStats,
+  TranscodeRunner,
+  type TranscodeRunnerHandle,
+  type TranscodeRunnerOptions,
+} from '../transcode/runner.ts';
+import { SoftwareLadder, type SoftwareLadderOptions, SoftwareTranscoderFactory } from '../transcode/software.ts';
+import type { TranscoderFactory } from '../transcode/transcoder.ts';
+import { type ClientLimits, createApp, type StaticAsset } from './app.ts';
 import type { ServeConfig } from './config.ts';
 
 /** What the runtime hands to the service. */
@@ -31,10 +38,19 @@ export type ServiceDeps = {
   /** Process memory, for `lvqr_process_memory_bytes` and `/healthz`. */
   memoryUsage?: (() => MemoryUsage) | undefined;
   upgradeWebSocket?: UpgradeWebSocket<unknown>;
+  /** The client address of a request (per-client limits). */
+  clientAddress?: ((c: Context) => string | undefined) | undefined;
+  clientLimits?: Partial<ClientLimits>;
   assets?: Readonly<Record<string, StaticAsset>>;
   ingestLimits?: Partial<IngestLimits>;
   graceMs?: number;
   idleTimeoutMs?: number;
+  /** Transcoders run beside the ladder (embedders' own; shown under `transcoders` in the API). */
+  factories?: readonly TranscoderFactory[];
+  /** Runner tunables (hook timeout, back-off). */
+  runner?: Omit<TranscodeRunnerOptions, 'metrics' | 'logger'>;
+  /** Ladder tunables (queue bound, overload policy, retry delays). */
+  ladder?: Omit<SoftwareLadderOptions, 'registry' | 'codecs' | 'metrics' | 'logger' | 'gc' | 'segmentTargetMs'>;
   /** Extra fields for /healthz and /api/v1/transcode (runtime, probe results). */
   info?: Record<string, unknown>;
 };
@@ -81,9 +97,10 @@ export function createService(deps: ServiceDeps): Service {
   registry.onEntryRemoved(countBroadcasts);
 
   let ladder: SoftwareLadder | undefined;
-  const runner = new TranscodeRunner({ metrics, logger });
+  const runner = new TranscodeRunner({ ...deps.runner, metrics, logger });
   if (deps.codecs !== undefined && config.ladder.length > 0) {
     ladder = new SoftwareLadder({
+      ...deps.ladder,
       registry,
       codecs: deps.codecs,
       metrics,
@@ -94,6 +111,7 @@ export function createService(deps: ServiceDeps): Service {
     const shared = ladder;
     runner.withLadder(config.ladder, (spec) => new SoftwareTranscoderFactory(spec, shared));
   }
+  for (const factory of deps.factories ?? []) runner.withFactory(factory);
   const handle = runner.install(registry);
 
   const hls = new HlsBridge({
@@ -157,6 +175,7 @@ export function createService(deps: ServiceDeps): Service {
             taskState: t.state,
             fragmentsSeen: t.fragmentsSeen,
             panics: t.panics,
+            skipped: t.skipped,
             lagged: t.lagged,
             ...t.transcoderStats,
             state: t.state === 'running' ? (t.transcoderStats?.['state'] ?? t.state) : t.state,
@@ -164,6 +183,23 @@ export function createService(deps: ServiceDeps): Service {
           })),
       };
     });
+    // Every other transcoder's tasks (passthroughs, embedders' own), with their failure figures.
+    const transcoders = tasks
+      .filter((t) => t.transcoder !== 'software')
+      .map((t) => ({
+        transcoder: t.transcoder,
+        rendition: t.rendition,
+        broadcast: t.broadcast,
+        track: t.track,
+        state: t.state,
+        fragmentsSeen: t.fragmentsSeen,
+        panics: t.panics,
+        panicsByPhase: t.panicsByPhase,
+        timeouts: t.timeouts,
+        skipped: t.skipped,
+        consecutiveFailures: t.consecutiveFailures,
+        lastError: t.lastError,
+      }));
     return {
       backend: deps.codecs?.backend ?? 'none',
       encoderPolicy: config.encoder,
@@ -171,6 +207,7 @@ export function createService(deps: ServiceDeps): Service {
       ladder: config.ladder,
       ...deps.info,
       sources,
+      transcoders,
     };
   };
 
@@ -190,6 +227,8 @@ export function createService(deps: ServiceDeps): Service {
       };
     },
     ...(deps.upgradeWebSocket === undefined ? {} : { upgradeWebSocket: deps.upgradeWebSocket }),
+    ...(deps.clientAddress === undefined ? {} : { clientAddress: deps.clientAddress }),
+    ...(deps.clientLimits === undefined ? {} : { clientLimits: deps.clientLimits }),
     ...(deps.assets === undefined ? {} : { assets: deps.assets }),
   });
 

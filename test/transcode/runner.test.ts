@@ -338,7 +338,9 @@ describe('TranscodeRunner', () => {
     expect(stats?.state).toBe('backoff');
     const text = await metrics.registry.metrics();
     expect(text).toMatch(
-      new RegExp(`lvqr_transcode_dropped_fragments_total\\{transcoder="broken",rendition="720p"\\} ${40 - calls.length}`),
+      new RegExp(
+        `lvqr_transcode_dropped_fragments_total\\{transcoder="broken",rendition="720p"\\} ${40 - calls.length}`,
+      ),
     );
     expect(text).toMatch(/lvqr_transcode_panics_total\{transcoder="broken",rendition="720p",phase="fragment"\} 5/);
     await handle.close();
