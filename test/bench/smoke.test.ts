@@ -4,22 +4,25 @@ import { describe, expect, it } from 'vitest';
 
 const root = join(import.meta.dirname, '..', '..');
 
+/** Runs `node --expose-gc --import tsx <args>` in the repository root; resolves with the exit code and output. */
+function runNode(args: readonly string[]): Promise<{ code: number | null; output: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--expose-gc', '--import', 'tsx', ...args], { cwd: root });
+    let out = '';
+    child.stdout.on('data', (d) => {
+      out += d;
+    });
+    child.stderr.on('data', (d) => {
+      out += d;
+    });
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, output: out }));
+  });
+}
+
 describe('benchmarks', () => {
   it('every benchmark still runs end to end in its seconds-long smoke mode (npm run bench -- --smoke)', async () => {
-    const output = await new Promise<string>((resolve, reject) => {
-      const child = spawn(process.execPath, ['--expose-gc', '--import', 'tsx', 'bench/run-all.ts', '--smoke'], {
-        cwd: root,
-      });
-      let out = '';
-      child.stdout.on('data', (d) => {
-        out += d;
-      });
-      child.stderr.on('data', (d) => {
-        out += d;
-      });
-      child.on('error', reject);
-      child.on('close', () => resolve(out));
-    });
+    const { output } = await runNode(['bench/run-all.ts', '--smoke']);
     expect(output, output.slice(-4000)).toMatch(/^bench: 5 passed, 0 failed$/m);
     // Each benchmark printed its table with real figures.
     expect(output).toMatch(/\| 4 \| [\d.]+ \(/);
@@ -29,4 +32,16 @@ describe('benchmarks', () => {
     expect(output).toMatch(/This machine sustains \*\*\d+\*\*/);
     expect(output).toMatch(/\| ours \| [\d.]+ \(/);
   }, 240_000);
+
+  it('the soak runs a healthy and a reconnecting broadcast with players for seconds and loses no fragment of the healthy one (npm run soak -- --smoke)', async () => {
+    const { code, output } = await runNode(['bench/soak.ts', '--smoke']);
+    expect(code, output.slice(-6000)).toBe(0);
+    // The healthy broadcast's video and audio: every sample sent is in a source segment.
+    expect(output).toMatch(/^\| soak\/b0 \| video \| [1-9]\d* \| [1-9]\d* \| 0 \| 0 \|$/m);
+    expect(output).toMatch(/^\| soak\/b0 \| audio \| [1-9]\d* \| [1-9]\d* \| 0 \| 0 \|$/m);
+    // The other publisher did reconnect; every rung was audited.
+    expect(output).toMatch(/^\| soak\/b1 \| flaky \| ([2-9]|\d{2,}) \(/m);
+    for (const rung of ['720p', '480p', '240p']) expect(output).toContain(`| soak/b0 ${rung} |`);
+    expect(output).toMatch(/no crash: \*\*pass\*\*; 0 lost fragments on the healthy broadcast: \*\*pass\*\*/);
+  }, 120_000);
 });

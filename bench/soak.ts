@@ -1,0 +1,851 @@
+/**
+ * Soak: N paced live broadcasts against the real server (the CLI in a child process, as deployed)
+ * for a chosen time, with publishers that drop and come back and LL-HLS players that come and go.
+ *   npm run soak -- [--broadcasts 2] [--minutes 10] [--seed 1] [--players 6] [--hls-dvr-window 120] [--smoke]
+ *
+ * Source: bench/out/source-720p30-ll.mp4 (1280x720 30 fps, no B-frames, 2 s GOP, AAC, one fragment
+ * per frame), looped with its timestamps running on, paced in real time; default ladder.
+ *
+ * Broadcast roles:
+ * - healthy (broadcast 0 when N >= 2): one HTTP POST for the whole run that never drops, ended
+ *   cleanly at the end. Loss is judged on it: every video and audio sample the publisher sent must
+ *   be in a source segment (`seg-<msn>.m4s` of playlist.m3u8 / audio.m3u8), matched by track and
+ *   decode time. An auditor follows those playlists and the rung playlists with blocking reloads
+ *   and downloads every segment. Per rung it reports the source GOPs the rung is missing (the
+ *   overload policy drops whole GOPs): shown, not counted as loss.
+ * - flaky (the others): each connection lasts a random time, over HTTP POST or WebSocket at
+ *   random, then breaks off (between fragments or in the middle of one) or ends cleanly, and a new
+ *   connection comes within the grace period (5 s) after a random gap. It sends the init again,
+ *   then either restarts its clock at 0 (an encoder restart) or goes on with the running clock from
+ *   the next keyframe (a network blip). A refused reconnect (409: the server has not yet seen the
+ *   old connection go) is retried and counted.
+ * Players: `--players` slots; each runs sessions of random length on a random broadcast and a
+ * random variant of its master: blocking playlist reloads for the next part (sometimes as delta
+ * updates), fetching every new part and init. Statuses other than 200 are counted by kind; a 503
+ * (blocking request timed out) or a 404 (a hinted part that never came) is expected on a flaky
+ * broadcast and on a rung (the overload policy may pause it), and an error anywhere else.
+ *
+ * Memory: RSS from /healthz every 5 s. Warmed up = once the DVR window has filled (window + 30 s);
+ * the warmed-up level is the median over the 30 s from then, the end level the median over the last
+ * 30 s; the acceptance is end <= warmed-up + 10 %. `--hls-dvr-window` shortens the window (for
+ * short runs; the results say which was used). `--smoke` runs ~20 s with a 6 s window and never
+ * writes bench/RESULTS.md.
+ */
+
+import { readFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
+import WebSocket from 'ws';
+import { describeInit, readBoxes, readSamples } from '../src/container/index.ts';
+import { loopPieces, planPieces } from '../src/runtime/publish.ts';
+// The soak drives the CLI exactly as the end-to-end tests do.
+import { type RunningServer, startServer } from '../test/support/server.ts';
+import { arg, ensureSources, machine, SMOKE, sourcePath, table, today, writeSection } from './lib.ts';
+
+// ---- configuration -------------------------------------------------------------------------------
+
+const BROADCASTS = Number(arg('broadcasts') ?? 2);
+const MINUTES = Number(arg('minutes') ?? (SMOKE ? 0.35 : 10));
+const SEED = Number(arg('seed') ?? 1);
+const PLAYERS = Number(arg('players') ?? (SMOKE ? 2 : 6));
+const DVR_WINDOW_S = Number(arg('hls-dvr-window') ?? (SMOKE ? 6 : 120));
+for (const [name, value, min] of [
+  ['broadcasts', BROADCASTS, 1],
+  ['minutes', MINUTES, 0.1],
+  ['players', PLAYERS, 0],
+  ['hls-dvr-window', DVR_WINDOW_S, 6],
+] as const) {
+  if (!(Number.isFinite(value) && value >= min)) throw new TypeError(`--${name}: expected a number >= ${min}`);
+}
+const RUN_MS = MINUTES * 60_000;
+const GRACE_MS = 5000;
+/** A flaky connection lasts this long (ms), then drops. */
+const SESSION_MS: [number, number] = SMOKE ? [2500, 5000] : [10_000, 60_000];
+/** Gap before the reconnect, well inside the grace period. */
+const GAP_MS: [number, number] = SMOKE ? [200, 1000] : [200, 3000];
+/** A player session lasts this long. */
+const PLAYER_MS: [number, number] = SMOKE ? [3000, 8000] : [5000, 60_000];
+const RSS_EVERY_MS = SMOKE ? 1000 : 5000;
+const WARM_AT_MS = (DVR_WINDOW_S + 30) * 1000;
+const LEVEL_SPAN_MS = 30_000;
+const RUNGS = ['720p', '480p', '240p'];
+
+/** A seeded generator of floats in [0, 1) (splitmix32), so a run can be replayed with `--seed`. */
+function seeded(seed: number): () => number {
+  let state = seed >>> 0;
+  return () => {
+    state = (state + 0x9e3779b9) >>> 0;
+    let z = state;
+    z = Math.imul(z ^ (z >>> 16), 0x21f0aaad);
+    z = Math.imul(z ^ (z >>> 15), 0x735a2d97);
+    return ((z ^ (z >>> 15)) >>> 0) / 4294967296;
+  };
+}
+const random = seeded(SEED);
+const between = ([lo, hi]: [number, number]) => lo + random() * (hi - lo);
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+// ---- the source ----------------------------------------------------------------------------------
+
+ensureSources();
+const planned = planPieces(new Uint8Array(readFileSync(sourcePath('source-720p30-ll.mp4'))));
+const initBytes = planned.pieces[0]!.bytes;
+const kindOf = new Map(describeInit(initBytes).map((t) => [t.mp4TrackId, t.kind]));
+
+type Piece = { bytes: Uint8Array; timeS: number };
+type PieceInfo = { kind: string; samples: Array<{ dts: number; keyframe: boolean }> };
+
+/** Track kind and samples of one `moof`+`mdat` piece of the source (one track per moof). */
+function describePiece(bytes: Uint8Array): PieceInfo {
+  let trackId = 0;
+  for (const moof of readBoxes(bytes).filter((b) => b.type === 'moof')) {
+    for (const traf of readBoxes(moof.body).filter((b) => b.type === 'traf')) {
+      const tfhd = readBoxes(traf.body).find((b) => b.type === 'tfhd');
+      if (tfhd !== undefined) trackId = new DataView(tfhd.body.buffer, tfhd.body.byteOffset).getUint32(4);
+    }
+  }
+  return { kind: kindOf.get(trackId) ?? 'unknown', samples: readSamples(bytes) };
+}
+
+// ---- the server ----------------------------------------------------------------------------------
+
+let stopping = false;
+let crash: string | undefined;
+const server: RunningServer = await startServer([
+  '--test-pattern',
+  'off',
+  '--hls-dvr-window',
+  String(DVR_WINDOW_S),
+  '--log-level',
+  'warn',
+]);
+void server.exited.then((status) => {
+  if (!stopping) crash = `exited during the run: ${JSON.stringify(status)}\n${server.stdout().slice(-4000)}`;
+});
+const startedAt = Date.now();
+const loadAtStart = loadavg()[0]!;
+const elapsedMs = () => Date.now() - startedAt;
+const names = Array.from({ length: BROADCASTS }, (_, i) => `soak/b${i}`);
+const healthyNames = new Set(BROADCASTS >= 2 ? [names[0]!] : []);
+
+// ---- publishers ----------------------------------------------------------------------------------
+
+type Transport = 'http' | 'ws';
+
+/** One publisher connection. */
+type Sink = {
+  readonly transport: Transport;
+  write(bytes: Uint8Array): void;
+  /** Ends the stream cleanly; resolves with what the server answered. */
+  end(): Promise<string>;
+  /** Breaks the connection off (the server sees the transport go away). */
+  cut(): void;
+  /** Set when the server answered or closed early: refused (409) or an error. */
+  early(): { status: number; text: string } | undefined;
+};
+
+class Refused extends Error {}
+
+/** Opens an ingest connection; throws `Refused` on a 409 and an Error on any other refusal. */
+async function connect(name: string, transport: Transport): Promise<Sink> {
+  const url = `${server.url}/ingest/${name}`;
+  let early: { status: number; text: string } | undefined;
+  if (transport === 'ws') {
+    const ws = new WebSocket(url.replace('http:', 'ws:'));
+    await new Promise<void>((resolve, reject) => {
+      ws.once('open', () => resolve());
+      ws.once('unexpected-response', (_req, res) => {
+        const status = res.statusCode ?? 0;
+        res.resume();
+        reject(status === 409 ? new Refused('409') : new Error(`WebSocket upgrade refused with ${status}`));
+      });
+      ws.once('error', reject);
+    });
+    ws.on('error', () => {});
+    ws.on('message', (data) => {
+      early ??= { status: 0, text: String(data) };
+    });
+    let closing = false;
+    const closed = new Promise<string>((resolve) => {
+      ws.once('close', (code, reason) => {
+        if (!closing) early ??= { status: code >= 4000 ? code - 4000 : 0, text: `closed ${code} ${reason}` };
+        resolve(`close ${code}`);
+      });
+    });
+    return {
+      transport,
+      write: (bytes) => {
+        if (ws.readyState === WebSocket.OPEN) ws.send(bytes);
+      },
+      end: async () => {
+        closing = true;
+        ws.close(1000);
+        return closed;
+      },
+      cut: () => {
+        closing = true;
+        ws.terminate();
+      },
+      early: () => early,
+    };
+  }
+  let controller!: ReadableStreamDefaultController<Uint8Array>;
+  const body = new ReadableStream<Uint8Array>({
+    start(c) {
+      controller = c;
+    },
+  });
+  const abort = new AbortController();
+  let cut = false;
+  const response = fetch(url, {
+    method: 'POST',
+    body,
+    duplex: 'half',
+    signal: abort.signal,
+  } as RequestInit).then(
+    async (res) => {
+      const text = await res.text();
+      early = { status: res.status, text };
+      return `${res.status} ${text}`;
+    },
+    (error: unknown) => {
+      if (!cut) early = { status: 0, text: String(error) };
+      return `failed: ${String(error)}`;
+    },
+  );
+  // A refusal comes back at once; a live POST is answered only when its body ends.
+  await Promise.race([response, sleep(50)]);
+  if (early?.status === 409) throw new Refused('409');
+  return {
+    transport,
+    write: (bytes) => {
+      if (!cut && early === undefined) controller.enqueue(bytes);
+    },
+    end: async () => {
+      controller.close();
+      return response;
+    },
+    cut: () => {
+      cut = true;
+      abort.abort();
+    },
+    early: () => early,
+  };
+}
+
+/** What a publisher did and saw. */
+type PublisherStats = {
+  name: string;
+  healthy: boolean;
+  connections: number;
+  byTransport: Record<Transport, number>;
+  cleanEnds: number;
+  cutsBetween: number;
+  cutsMidFragment: number;
+  restartsAtZero: number;
+  continues: number;
+  refused409: number;
+  piecesSent: number;
+  errors: string[];
+  /** Healthy only: decode times of every sample sent, per track kind, and the video keyframes. */
+  sent: { video: number[]; audio: number[]; keyframes: number[] };
+  finalAnswer: string | undefined;
+};
+
+function newStats(name: string): PublisherStats {
+  return {
+    name,
+    healthy: healthyNames.has(name),
+    connections: 0,
+    byTransport: { http: 0, ws: 0 },
+    cleanEnds: 0,
+    cutsBetween: 0,
+    cutsMidFragment: 0,
+    restartsAtZero: 0,
+    continues: 0,
+    refused409: 0,
+    piecesSent: 0,
+    errors: [],
+    sent: { video: [], audio: [], keyframes: [] },
+    finalAnswer: undefined,
+  };
+}
+
+/** Connects, retrying a 409 until the grace period would be over. */
+async function connectWithRetry(stats: PublisherStats, transport: Transport): Promise<Sink | undefined> {
+  const deadline = Date.now() + GRACE_MS;
+  for (;;) {
+    try {
+      const sink = await connect(stats.name, transport);
+      stats.connections += 1;
+      stats.byTransport[transport] += 1;
+      return sink;
+    } catch (error) {
+      if (error instanceof Refused && Date.now() < deadline) {
+        stats.refused409 += 1;
+        await sleep(100);
+        continue;
+      }
+      stats.errors.push(`connect over ${transport} at ${(elapsedMs() / 1000).toFixed(1)} s: ${String(error)}`);
+      return undefined;
+    }
+  }
+}
+
+/** Sends `piece` once it is due (`t0` + its media time); returns false when the connection failed. */
+async function sendPaced(stats: PublisherStats, sink: Sink, piece: Piece, t0: number): Promise<boolean> {
+  const wait = t0 + piece.timeS * 1000 - Date.now();
+  if (wait > 0) await sleep(wait);
+  const early = sink.early();
+  if (early !== undefined) {
+    stats.errors.push(
+      `server ended the ${sink.transport} connection early: ${early.status} ${early.text.slice(0, 200)}`,
+    );
+    return false;
+  }
+  sink.write(piece.bytes);
+  stats.piecesSent += 1;
+  if (stats.healthy) {
+    const info = describePiece(piece.bytes);
+    for (const s of info.samples) {
+      if (info.kind === 'video') {
+        stats.sent.video.push(s.dts);
+        if (s.keyframe) stats.sent.keyframes.push(s.dts);
+      } else if (info.kind === 'audio') stats.sent.audio.push(s.dts);
+    }
+  }
+  return true;
+}
+
+/** The healthy publisher: one POST for the whole run, ended cleanly. */
+async function runHealthy(stats: PublisherStats, endAt: number): Promise<void> {
+  const sink = await connectWithRetry(stats, 'http');
+  if (sink === undefined) return;
+  const t0 = Date.now();
+  for (const piece of loopPieces(planned)) {
+    if (piece.bytes === initBytes) {
+      sink.write(piece.bytes);
+      continue;
+    }
+    if (t0 + piece.timeS * 1000 > endAt) break;
+    if (!(await sendPaced(stats, sink, piece, t0))) return;
+  }
+  stats.finalAnswer = await sink.end();
+  if (!stats.finalAnswer.startsWith('200 ')) stats.errors.push(`the POST ended with ${stats.finalAnswer}`);
+  stats.cleanEnds += 1;
+}
+
+/** A flaky publisher: connections of random length that drop and come back within the grace period. */
+async function runFlaky(stats: PublisherStats, endAt: number): Promise<void> {
+  let pieces = loopPieces(planned);
+  pieces.next(); // the init: sent at the start of every connection
+  let t0 = Date.now();
+  let continuing = false;
+  while (Date.now() < endAt) {
+    const transport: Transport = random() < 0.5 ? 'http' : 'ws';
+    const sink = await connectWithRetry(stats, transport);
+    if (sink === undefined) return;
+    sink.write(initBytes);
+    let failed = false;
+    if (continuing) {
+      // The clock ran on while away: go on from the next video keyframe that is not yet due.
+      for (;;) {
+        const next = pieces.next().value as Piece;
+        const info = describePiece(next.bytes);
+        if (info.kind === 'video' && info.samples[0]?.keyframe && t0 + next.timeS * 1000 >= Date.now()) {
+          failed = !(await sendPaced(stats, sink, next, t0));
+          break;
+        }
+      }
+    }
+    const sessionEnd = Math.min(endAt, Date.now() + between(SESSION_MS));
+    while (!failed && Date.now() < sessionEnd) {
+      if (!(await sendPaced(stats, sink, pieces.next().value as Piece, t0))) {
+        failed = true;
+        break;
+      }
+    }
+    if (failed || Date.now() >= endAt) {
+      if (!failed) {
+        const answer = await sink.end();
+        if (transport === 'http' && !answer.startsWith('200 ')) stats.errors.push(`a clean end got ${answer}`);
+        stats.cleanEnds += 1;
+      } else sink.cut();
+      return;
+    }
+    const how = random();
+    if (how < 1 / 3) {
+      const answer = await sink.end();
+      if (transport === 'http' && !answer.startsWith('200 ')) stats.errors.push(`a clean end got ${answer}`);
+      stats.cleanEnds += 1;
+    } else if (how < 2 / 3) {
+      sink.cut();
+      stats.cutsBetween += 1;
+    } else {
+      const next = pieces.next().value as Piece;
+      sink.write(next.bytes.subarray(0, 1 + Math.floor(random() * (next.bytes.byteLength - 1))));
+      await sleep(20);
+      sink.cut();
+      stats.cutsMidFragment += 1;
+    }
+    await sleep(between(GAP_MS));
+    continuing = random() < 0.5;
+    if (continuing) stats.continues += 1;
+    else {
+      stats.restartsAtZero += 1;
+      pieces = loopPieces(planned);
+      pieces.next();
+      t0 = Date.now();
+    }
+  }
+}
+
+// ---- the auditor (healthy broadcasts) ------------------------------------------------------------
+
+/** What following one media playlist segment by segment found. */
+type Followed = {
+  playlist: string;
+  segments: number;
+  /** MSNs that left the window before the auditor fetched them (the measure would be incomplete). */
+  missed: number[];
+  /** How many samples of every segment had each decode time. */
+  dts: Map<number, number>;
+  /** First sample decode time -> MSN of each segment. */
+  firstDts: Map<number, number>;
+  statuses: Map<string, number>;
+  ended: boolean;
+};
+
+const listedSegments = (text: string) =>
+  [...text.matchAll(/^(?:audio-)?seg-(\d+)\.m4s$/gm)].map((m) => ({ msn: Number(m[1]), uri: m[0] }));
+
+/** Follows a media playlist with blocking reloads (`_HLS_msn`) and downloads every segment once. */
+async function follow(url: string, until: () => boolean): Promise<Followed> {
+  const out: Followed = {
+    playlist: url.slice(server.url.length),
+    segments: 0,
+    missed: [],
+    dts: new Map(),
+    firstDts: new Map(),
+    statuses: new Map(),
+    ended: false,
+  };
+  const count = (key: string) => {
+    // After the run the broadcast waits out its grace period before its last segment closes.
+    const when = elapsedMs() > RUN_MS ? `${key} after the end` : key;
+    out.statuses.set(when, (out.statuses.get(when) ?? 0) + 1);
+  };
+  let next: number | undefined;
+  while (!until()) {
+    let res: Response;
+    try {
+      res = await fetch(next === undefined ? url : `${url}?_HLS_msn=${next}`);
+    } catch (error) {
+      count(`playlist: ${String(error)}`);
+      await sleep(200);
+      continue;
+    }
+    const text = await res.text();
+    if (res.status !== 200) {
+      count(`playlist ${res.status}`);
+      await sleep(200);
+      continue;
+    }
+    const listed = listedSegments(text);
+    // Before the first complete segment there is nothing to block on yet.
+    if (next === undefined && listed.length === 0) await sleep(200);
+    for (const seg of listed) {
+      next ??= seg.msn;
+      if (seg.msn < next) continue;
+      for (let m = next; m < seg.msn; m++) out.missed.push(m);
+      const media = await fetch(new URL(seg.uri, url));
+      if (media.status !== 200) {
+        count(`segment ${media.status}`);
+        out.missed.push(seg.msn);
+      } else {
+        const samples = readSamples(new Uint8Array(await media.arrayBuffer()));
+        if (samples[0] !== undefined) out.firstDts.set(samples[0].dts, seg.msn);
+        for (const s of samples) out.dts.set(s.dts, (out.dts.get(s.dts) ?? 0) + 1);
+        out.segments += 1;
+      }
+      next = seg.msn + 1;
+    }
+    if (text.includes('#EXT-X-ENDLIST')) {
+      out.ended = true;
+      break;
+    }
+  }
+  return out;
+}
+
+// ---- players -------------------------------------------------------------------------------------
+
+type PlayerTotals = {
+  sessions: number;
+  requests: number;
+  bytes: number;
+  parts: number;
+  /** `<role> <variant> <resource> <status>` -> count, for every answer that was not a 200. */
+  other: Map<string, number>;
+  unexpected: string[];
+};
+const players: PlayerTotals = { sessions: 0, requests: 0, bytes: 0, parts: 0, other: new Map(), unexpected: [] };
+
+/** One player session on a random broadcast and variant until `leaveAt` (or the run ends). */
+async function playerSession(leaveAt: number, signal: AbortSignal): Promise<void> {
+  players.sessions += 1;
+  const name = names[Math.floor(random() * names.length)]!;
+  const role = healthyNames.has(name) ? 'healthy' : 'flaky';
+  const masterUrl = `${server.url}/hls/${name}/master.m3u8`;
+  let variant = 'master';
+  const get = async (url: string | URL, resource: string): Promise<Response | undefined> => {
+    players.requests += 1;
+    try {
+      const res = await fetch(url, { signal });
+      if (res.status !== 200) {
+        await res.arrayBuffer();
+        const key = `${role} ${variant} ${resource} ${res.status}`;
+        players.other.set(key, (players.other.get(key) ?? 0) + 1);
+        const tolerated =
+          (role === 'flaky' || variant !== 'source') &&
+          ((res.status === 503 && resource === 'blocking playlist') || (res.status === 404 && resource === 'part'));
+        if (!tolerated) players.unexpected.push(`${key} at ${(elapsedMs() / 1000).toFixed(1)} s: ${url}`);
+        return undefined;
+      }
+      return res;
+    } catch (error) {
+      if (!signal.aborted) players.unexpected.push(`${role} ${variant} ${resource}: ${String(error)} (${url})`);
+      return undefined;
+    }
+  };
+  const master = await get(masterUrl, 'master');
+  if (master === undefined) return;
+  const uris = [...(await master.text()).matchAll(/^#EXT-X-STREAM-INF:[^\n]*\n([^\n#]+)$/gm)].map((m) => m[1]!);
+  const uri = uris[Math.floor(random() * uris.length)];
+  if (uri === undefined) return;
+  variant = uri === 'playlist.m3u8' ? 'source' : uri.split('/')[0]!;
+  const playlistUrl = new URL(uri, masterUrl);
+  let last: { msn: number; index: number } | undefined;
+  const maps = new Set<string>();
+  let query = '';
+  while (Date.now() < leaveAt && !signal.aborted) {
+    const res = await get(`${playlistUrl}${query}`, query === '' ? 'playlist' : 'blocking playlist');
+    if (res === undefined) {
+      query = '';
+      await sleep(500);
+      continue;
+    }
+    const text = await res.text();
+    players.bytes += text.length;
+    for (const m of text.matchAll(/#EXT-X-MAP:URI="([^"]+)"/g)) {
+      if (maps.has(m[1]!)) continue;
+      maps.add(m[1]!);
+      const init = await get(new URL(m[1]!, playlistUrl), 'init');
+      if (init !== undefined) players.bytes += (await init.arrayBuffer()).byteLength;
+    }
+    const parts = [...text.matchAll(/#EXT-X-PART:[^\n]*URI="((?:audio-)?part-(\d+)-(\d+)\.m4s)"/g)].map((m) => ({
+      uri: m[1]!,
+      msn: Number(m[2]),
+      index: Number(m[3]),
+    }));
+    // A player joins near the live edge: the last three parts, then every new one.
+    const fresh =
+      last === undefined
+        ? parts.slice(-3)
+        : parts.filter((p) => p.msn > last!.msn || (p.msn === last!.msn && p.index > last!.index));
+    for (const part of fresh) {
+      const media = await get(new URL(part.uri, playlistUrl), 'part');
+      if (media !== undefined) {
+        players.bytes += (await media.arrayBuffer()).byteLength;
+        players.parts += 1;
+      }
+      last = part;
+    }
+    if (text.includes('#EXT-X-ENDLIST')) return;
+    const hint = /#EXT-X-PRELOAD-HINT:TYPE=PART,URI="(?:audio-)?part-(\d+)-(\d+)\.m4s"/.exec(text);
+    query = hint === null ? '' : `?_HLS_msn=${hint[1]}&_HLS_part=${hint[2]}${random() < 0.2 ? '&_HLS_skip=YES' : ''}`;
+    if (hint === null) await sleep(200);
+  }
+}
+
+/** One player slot: sessions one after another with random pauses, until the run ends. */
+async function playerSlot(endAt: number, signal: AbortSignal): Promise<void> {
+  await sleep(between([1000, 5000]));
+  while (Date.now() < endAt && !signal.aborted) {
+    await playerSession(Math.min(endAt, Date.now() + between(PLAYER_MS)), signal);
+    await sleep(between([0, 3000]));
+  }
+}
+
+// ---- memory --------------------------------------------------------------------------------------
+
+const rss: Array<{ atMs: number; mb: number }> = [];
+const rssTimer = setInterval(() => {
+  void fetch(`${server.url}/healthz`)
+    .then((r) => r.json() as Promise<{ rssBytes?: number }>)
+    .then((h) => {
+      if (typeof h.rssBytes === 'number') rss.push({ atMs: elapsedMs(), mb: h.rssBytes / 2 ** 20 });
+    })
+    .catch(() => {});
+}, RSS_EVERY_MS);
+
+// ---- the run -------------------------------------------------------------------------------------
+
+console.log(
+  `soak: ${BROADCASTS} broadcast(s) (${healthyNames.size} healthy), ${MINUTES} min, seed ${SEED}, ${PLAYERS} player slot(s), DVR window ${DVR_WINDOW_S} s, server ${server.url}`,
+);
+const endAt = startedAt + RUN_MS;
+let auditing = true;
+const audits = [...healthyNames].map((name) =>
+  Promise.all(
+    ['playlist.m3u8', 'audio.m3u8', ...RUNGS.map((r) => `${r}/playlist.m3u8`)].map((p) =>
+      follow(`${server.url}/hls/${name}/${p}`, () => !auditing || crash !== undefined),
+    ),
+  ),
+);
+const publisherStats = names.map(newStats);
+const publishing = publisherStats.map((s) => (s.healthy ? runHealthy(s, endAt) : runFlaky(s, endAt)));
+const leave = new AbortController();
+const playing = Array.from({ length: PLAYERS }, () => playerSlot(endAt, leave.signal));
+const progress = setInterval(() => {
+  if (!process.stderr.isTTY) return;
+  const mb = rss.at(-1)?.mb.toFixed(0) ?? '?';
+  process.stderr.write(`\r${(elapsedMs() / 1000).toFixed(0)} / ${(RUN_MS / 1000).toFixed(0)} s  RSS ${mb} MB  `);
+}, 1000);
+
+await Promise.all(publishing);
+leave.abort();
+await Promise.all(playing);
+clearInterval(rssTimer);
+// The broadcasts end after their grace period; then every playlist gets EXT-X-ENDLIST.
+const auditDeadline = setTimeout(() => {
+  auditing = false;
+}, GRACE_MS + 60_000);
+const audited = await Promise.all(audits);
+clearTimeout(auditDeadline);
+clearInterval(progress);
+if (process.stderr.isTTY) process.stderr.write('\n');
+const metricsText = crash === undefined ? await (await fetch(`${server.url}/metrics`)).text() : '';
+stopping = true;
+const exit = await server.stop();
+const loadAtEnd = loadavg()[0]!;
+
+// ---- figures -------------------------------------------------------------------------------------
+
+/** Samples of `name` in Prometheus text, as `labels -> value`. */
+function metric(name: string): Array<{ labels: string; value: number }> {
+  const out: Array<{ labels: string; value: number }> = [];
+  for (const m of metricsText.matchAll(new RegExp(`^${name}(\\{[^}]*\\})? (\\S+)$`, 'gm'))) {
+    out.push({ labels: m[1] ?? '', value: Number(m[2]) });
+  }
+  return out;
+}
+const label = (labels: string, key: string) => new RegExp(`${key}="([^"]*)"`).exec(labels)?.[1];
+
+const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
+const runEndMs = RUN_MS;
+const warm = rss.filter((s) => s.atMs >= WARM_AT_MS && s.atMs < WARM_AT_MS + LEVEL_SPAN_MS).map((s) => s.mb);
+const tail = rss.filter((s) => s.atMs >= runEndMs - LEVEL_SPAN_MS && s.atMs <= runEndMs).map((s) => s.mb);
+const rssJudged =
+  !SMOKE && warm.length > 0 && tail.length > 0 && WARM_AT_MS + LEVEL_SPAN_MS <= runEndMs - LEVEL_SPAN_MS;
+const warmMb = median(warm);
+const endMb = median(tail);
+const growth = warmMb !== undefined && endMb !== undefined ? ((endMb - warmMb) / warmMb) * 100 : Number.NaN;
+const afterWarm = rss.filter((s) => s.atMs >= WARM_AT_MS).map((s) => s.mb);
+
+type Loss = { name: string; track: string; sent: number; listed: number; lost: number; extra: number };
+const losses: Loss[] = [];
+const rungRows: Array<Array<string | number>> = [];
+const auditProblems: string[] = [];
+audited.forEach((followed, i) => {
+  const name = [...healthyNames][i]!;
+  const stats = publisherStats.find((s) => s.name === name)!;
+  const [video, audio, ...rungs] = followed as [Followed, Followed, ...Followed[]];
+  for (const [track, sent, seen] of [
+    ['video', stats.sent.video, video],
+    ['audio', stats.sent.audio, audio],
+  ] as const) {
+    // Counted per decode time: a muxer may write two samples with one time (ffmpeg's AAC flush does).
+    const sentCount = new Map<number, number>();
+    for (const d of sent) sentCount.set(d, (sentCount.get(d) ?? 0) + 1);
+    let lost = 0;
+    let extra = 0;
+    let listed = 0;
+    for (const [d, n] of sentCount) lost += Math.max(0, n - (seen.dts.get(d) ?? 0));
+    for (const [d, n] of seen.dts) {
+      listed += n;
+      extra += Math.max(0, n - (sentCount.get(d) ?? 0));
+    }
+    losses.push({ name, track, sent: sent.length, listed, lost, extra });
+  }
+  for (const f of followed) {
+    if (f.missed.length > 0) auditProblems.push(`${f.playlist}: segments ${f.missed.join(', ')} were never fetched`);
+    if (!f.ended) auditProblems.push(`${f.playlist}: no EXT-X-ENDLIST within ${GRACE_MS / 1000 + 60} s of the end`);
+  }
+  // Per rung: the source GOPs (keyframe to keyframe) of which the rung lacks any frame.
+  const sourceFrames = [...stats.sent.video].sort((a, b) => a - b);
+  const keys = [...stats.sent.keyframes].sort((a, b) => a - b);
+  rungs.forEach((rung, r) => {
+    let gopsMissing = 0;
+    let gopsPartial = 0;
+    let framesMissing = 0;
+    let frame = 0;
+    for (let k = 0; k < keys.length; k++) {
+      const from = keys[k]!;
+      const to = keys[k + 1] ?? Number.POSITIVE_INFINITY;
+      let total = 0;
+      let have = 0;
+      while (frame < sourceFrames.length && sourceFrames[frame]! < to) {
+        if (sourceFrames[frame]! >= from) {
+          total += 1;
+          if (rung.dts.has(sourceFrames[frame]!)) have += 1;
+        }
+        frame += 1;
+      }
+      framesMissing += total - have;
+      if (have === 0 && total > 0) gopsMissing += 1;
+      else if (have < total) gopsPartial += 1;
+    }
+    // Shared boundaries: a rung segment starting at a source segment's first frame has its MSN.
+    let aligned = 0;
+    let misaligned = 0;
+    for (const [dts, msn] of rung.firstDts) {
+      const sourceMsn = video.firstDts.get(dts);
+      if (sourceMsn === undefined) continue;
+      if (sourceMsn === msn) aligned += 1;
+      else misaligned += 1;
+    }
+    rungRows.push([
+      `${name} ${RUNGS[r]}`,
+      [...rung.dts.values()].reduce((a, n) => a + n, 0),
+      sourceFrames.length,
+      framesMissing,
+      `${gopsMissing} / ${keys.length}`,
+      gopsPartial,
+      `${aligned} / ${misaligned}`,
+    ]);
+  });
+});
+
+const overloadRows = metric('lvqr_transcode_overload_actions_total').map((m) => [
+  label(m.labels, 'rendition') ?? '',
+  label(m.labels, 'action') ?? '',
+  m.value,
+]);
+const droppedRows = metric('lvqr_transcode_dropped_fragments_total').map((m) => [
+  label(m.labels, 'rendition') ?? '',
+  m.value,
+]);
+const lagged = metric('lvqr_fragment_lagged_skips_total').reduce((a, m) => a + m.value, 0);
+const rejected = metric('lvqr_ingest_rejected_total').map((m) => `${label(m.labels, 'code')}: ${m.value}`);
+
+const auditStatuses = audited.flat().flatMap((f) => [...f.statuses].map(([key, n]) => `${f.playlist} ${key}: ${n}`));
+const lostTotal = losses.reduce((a, l) => a + l.lost, 0);
+const publisherErrors = publisherStats.flatMap((s) => s.errors.map((e) => `${s.name}: ${e}`));
+const pass = {
+  crash: crash === undefined,
+  loss: healthyNames.size > 0 && lostTotal === 0 && auditProblems.length === 0,
+  rss: rssJudged && growth <= 10,
+};
+
+const publisherTable = table(
+  [
+    'broadcast',
+    'role',
+    'connections (http / ws)',
+    'clean ends',
+    'cut between / mid-fragment',
+    'clock restarts / continues',
+    '409 retries',
+    'fragments sent',
+    'errors',
+  ],
+  publisherStats.map((s) => [
+    s.name,
+    s.healthy ? 'healthy' : 'flaky',
+    `${s.connections} (${s.byTransport.http} / ${s.byTransport.ws})`,
+    s.cleanEnds,
+    `${s.cutsBetween} / ${s.cutsMidFragment}`,
+    `${s.restartsAtZero} / ${s.continues}`,
+    s.refused409,
+    s.piecesSent,
+    s.errors.length,
+  ]),
+);
+const lossTable = table(
+  ['broadcast', 'track', 'samples sent', 'in source segments', 'lost', 'not sent (extra)'],
+  losses.map((l) => [l.name, l.track, l.sent, l.listed, l.lost, l.extra]),
+);
+const rungTable = table(
+  [
+    'rung',
+    'frames in segments',
+    'source frames',
+    'frames missing',
+    'GOPs missing / source GOPs',
+    'GOPs partly missing',
+    'segments aligned / misaligned with the source MSN',
+  ],
+  rungRows,
+);
+const playerOther = [...players.other].sort((a, b) => b[1] - a[1]);
+const playerTable = table(
+  ['answer (role variant resource status)', 'count'],
+  playerOther.length === 0 ? [['(every answer was 200)', 0]] : playerOther,
+);
+const rssStepMs = RUN_MS >= 5 * 60_000 ? 60_000 : 15_000;
+const rssRows: Array<Array<string | number>> = [];
+for (let from = 0; from < RUN_MS; from += rssStepMs) {
+  const mbs = rss.filter((s) => s.atMs >= from && s.atMs < from + rssStepMs).map((s) => s.mb);
+  if (mbs.length === 0) continue;
+  rssRows.push([
+    `${(from / 60_000).toFixed(rssStepMs >= 60_000 ? 0 : 2)}-${((from + rssStepMs) / 60_000).toFixed(rssStepMs >= 60_000 ? 0 : 2)} min`,
+    `${median(mbs)!.toFixed(0)} (${Math.min(...mbs).toFixed(0)}-${Math.max(...mbs).toFixed(0)})`,
+  ]);
+}
+const rssTable = table(['time', 'RSS MB, median (min-max)'], rssRows);
+const verdict = (ok: boolean) => (ok ? 'pass' : 'FAIL');
+const command = `npm run soak -- --broadcasts ${BROADCASTS} --minutes ${MINUTES} --seed ${SEED} --players ${PLAYERS}${DVR_WINDOW_S === 120 ? '' : ` --hls-dvr-window ${DVR_WINDOW_S}`}`;
+
+const report = `Command: \`${command}\`. Machine: ${machine()}; load average (1 min) ${loadAtStart.toFixed(1)} at the start, ${loadAtEnd.toFixed(1)} at the end. Date: ${today()}.
+Server: the CLI (\`node --expose-gc --import tsx src/runtime/node.ts serve\`) in a child process, default ladder 720p/480p/240p, ${DVR_WINDOW_S} s DVR window${DVR_WINDOW_S === 120 ? '' : ' (shortened from 120 s for this run)'}, 5 s grace. Source: bench/out/source-720p30-ll.mp4 looped, paced in real time. Healthy broadcast: one POST that never drops; the others drop every ${SESSION_MS[0] / 1000}-${SESSION_MS[1] / 1000} s (clean end, cut between fragments or mid-fragment, at random) and reconnect after ${GAP_MS[0] / 1000}-${GAP_MS[1] / 1000} s, restarting their clock at 0 or going on from the next keyframe. ${PLAYERS} player slots: LL-HLS sessions of ${PLAYER_MS[0] / 1000}-${PLAYER_MS[1] / 1000} s on random variants.
+
+Publishers:
+
+${publisherTable}
+
+Fragments lost on the healthy broadcast (every sample the publisher sent, looked up by decode time in the source segments):
+
+${lossTable}
+
+Rungs of the healthy broadcast (what the overload policy dropped is shown here, not counted as loss):
+
+${rungTable}
+
+Server counters: dropped rung frames ${droppedRows.map((r) => `${r[0]} ${r[1]}`).join(', ') || 'none'} (all broadcasts); overload steps ${overloadRows.map((r) => `${r[0]} ${r[1]} ${r[2]}`).join(', ') || 'none'}; lagged registry skips ${lagged}; ingest refusals ${rejected.join(', ') || 'none'}.
+
+Players: ${players.sessions} sessions, ${players.requests} requests, ${players.parts} parts, ${(players.bytes / 2 ** 20).toFixed(0)} MiB. Answers other than 200 (503 on a blocking reload and 404 on a hinted part are expected on a flaky broadcast and on rungs; anything else is an error):
+
+${playerTable}
+
+Memory (RSS from /healthz every ${RSS_EVERY_MS / 1000} s):
+
+${rssTable}
+
+Warmed up (median of ${WARM_AT_MS / 1000}-${(WARM_AT_MS + LEVEL_SPAN_MS) / 1000} s: the DVR window is full): ${warmMb?.toFixed(0) ?? '-'} MB; end (median of the last ${LEVEL_SPAN_MS / 1000} s): ${endMb?.toFixed(0) ?? '-'} MB; max after warm-up ${afterWarm.length > 0 ? Math.max(...afterWarm).toFixed(0) : '-'} MB; growth **${Number.isFinite(growth) ? growth.toFixed(1) : '-'} %**.
+Server exit: ${crash === undefined ? `no crash; stopped with ${JSON.stringify(exit)}` : `CRASH ${crash.split('\n')[0]}`}.
+Auditor answers other than 200: ${auditStatuses.join(', ') || 'none'} (404 until a playlist exists; 503 when a paused rung has nothing new, or after the end while the broadcast waits out its grace period).
+Errors: ${publisherErrors.length} publisher, ${players.unexpected.length} player, ${auditProblems.length} auditor.${
+  [...publisherErrors, ...players.unexpected, ...auditProblems].length > 0
+    ? `\n\n${[...publisherErrors, ...players.unexpected, ...auditProblems]
+        .slice(0, 20)
+        .map((e) => `- ${e}`)
+        .join('\n')}`
+    : ''
+}
+
+Acceptance: no crash: **${verdict(pass.crash)}**; 0 lost fragments on the healthy broadcast: **${verdict(pass.loss)}** (${lostTotal} lost); RSS within 10 % of its warmed-up level: **${rssJudged ? verdict(pass.rss) : 'not judged (run too short)'}**.`;
+
+console.log(report);
+writeSection('Soak', report);
+const failed = !pass.crash || !pass.loss || (rssJudged && !pass.rss);
+process.exit(failed ? 1 : 0);
