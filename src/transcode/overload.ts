@@ -2,9 +2,11 @@
  * The overload policy of one source's ladder, as pure logic (no timers, no codecs): the ladder
  * feeds it one sample per rung every interval and applies the transitions it returns.
  *
- * Signal: a rung is "behind" in an interval when a frame waited longer than `behindLagMs` between
- * its arrival at ingest and its turn at the encoder, or when its queue overflowed. A growing lag is
- * what a realtime factor below 1 looks like from inside: frames arrive faster than they leave.
+ * Signal: a rung is "behind" in an interval when a frame reached its encoder more than
+ * `behindLagMs` after a realtime pipeline would have (its arrival at ingest plus its offset inside
+ * its source fragment, so a publisher that sends a whole GOP at once is not mistaken for overload),
+ * or when its queue overflowed. A growing lag is what a realtime factor below 1 looks like from
+ * inside: frames arrive faster than they leave.
  * The ladder is overloaded when more than half of its running rungs are behind: a shortage of CPU
  * slows every rung, while one slow encoder (a faulty session) only slows its own rung, which then
  * drops its own GOPs and never costs the others theirs.

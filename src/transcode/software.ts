@@ -100,6 +100,11 @@ type FrameMeta = {
   duration: number;
   timescale: number;
   ingestTimeMs: number;
+  /**
+   * When a realtime pipeline would reach this frame: its arrival plus its offset inside its source
+   * fragment (a fragment holding a whole GOP brings seconds of frames at once). 0 when unknown.
+   */
+  dueMs: number;
   sourceKey: boolean;
   forceKey: boolean;
 };
@@ -552,6 +557,7 @@ class SourceDecoder {
         duration: sample.duration,
         timescale,
         ingestTimeMs: fragment.ingestTimeMs,
+        dueMs: fragment.ingestTimeMs > 0 ? fragment.ingestTimeMs + ((sample.dts - first.dts) * 1000) / timescale : 0,
         sourceKey: sample.keyframe,
         forceKey: false,
       });
@@ -765,7 +771,7 @@ export class SoftwareTranscoder implements Transcoder {
   /** @internal This interval's overload sample (whether the rung fell behind); starts the next interval. */
   takeLoadSample(nowMs: number, behindLagMs: number): { name: string; behind: boolean } {
     const oldest = this.#queue.find(isFrame);
-    const waitingMs = oldest !== undefined && oldest.meta.ingestTimeMs > 0 ? nowMs - oldest.meta.ingestTimeMs : 0;
+    const waitingMs = oldest !== undefined && oldest.meta.dueMs > 0 ? nowMs - oldest.meta.dueMs : 0;
     const behind = this.#overflowed || Math.max(this.#maxLagMs, waitingMs) > behindLagMs;
     this.#overflowed = false;
     this.#maxLagMs = 0;
@@ -935,8 +941,8 @@ export class SoftwareTranscoder implements Transcoder {
         await this.#switchFormat(item.format);
         continue;
       }
-      if (item.meta.ingestTimeMs > 0) {
-        this.#maxLagMs = Math.max(this.#maxLagMs, this.#ladder.options.now() - item.meta.ingestTimeMs);
+      if (item.meta.dueMs > 0) {
+        this.#maxLagMs = Math.max(this.#maxLagMs, this.#ladder.options.now() - item.meta.dueMs);
       }
       try {
         await this.#encode(item);
