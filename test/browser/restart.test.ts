@@ -11,11 +11,9 @@
  * (the DVR window is shortened to its minimum for that). Both players must play well past the
  * first fragment of the new session without a fatal hls.js error.
  *
- * Load: the test must not push the ladder into its overload policy (a shed rung drops GOPs, which
- * starts timelines of its own). On a busy 2-vCPU box (load 5-6), 20 s probes of this ladder were
- * overloaded when ffmpeg sent whole 1 s GOPs (30 frames arrive at once, the last waits for the
- * rest) and with the fixtures' noisy 720p clip, and never with a clean 720p pattern cut into 200 ms
- * fragments, which is what this test publishes. Failure messages say when the ladder was overloaded.
+ * Load: the overload policy must not step in (a shed rung drops GOPs, which starts timelines of
+ * its own), so the published clip is light: a clean 720p pattern, cut into 200 ms fragments, on a
+ * machine that other jobs may share. Failure messages say when the ladder was overloaded.
  */
 
 import { mkdtemp, rm } from 'node:fs/promises';
