@@ -54,6 +54,7 @@ export const bunHost: RuntimeHost = {
   publish: runPublish,
   bench: runBench,
   gc: () => Bun.gc(false),
+  gcFull: () => Bun.gc(true),
   memoryUsage: () => process.memoryUsage(),
   onSignal(signals, handler) {
     for (const signal of signals) process.on(signal, handler);

@@ -56,6 +56,7 @@ export const denoHost: RuntimeHost = {
   publish: runPublish,
   bench: runBench,
   gc: typeof gc === 'function' ? () => gc() : undefined,
+  gcFull: typeof gc === 'function' ? () => gc() : undefined,
   memoryUsage: () => ({ arrayBuffers: 0, ...Deno.memoryUsage() }),
   onSignal(signals, handler) {
     for (const signal of signals) Deno.addSignalListener(signal, handler);

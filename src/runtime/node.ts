@@ -91,6 +91,7 @@ export const nodeHost: RuntimeHost = {
   publish: runPublish,
   bench: runBench,
   gc: typeof globalThis.gc === 'function' ? () => globalThis.gc?.({ type: 'minor' } as never) : undefined,
+  gcFull: typeof globalThis.gc === 'function' ? () => globalThis.gc?.() : undefined,
   memoryUsage: () => process.memoryUsage(),
   onSignal(signals, handler) {
     for (const signal of signals) process.on(signal, handler);

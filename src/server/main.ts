@@ -41,6 +41,8 @@ export interface RuntimeHost {
   /** Runs `lvqr-transcode bench`. */
   bench?(command: Extract<Command, { kind: 'bench' }>): Promise<number>;
   gc: (() => void) | undefined;
+  /** A full garbage collection (native codec memory is freed only by one). */
+  gcFull?: () => void;
   /** Process memory (`process.memoryUsage()`), for metrics and `/healthz`. */
   memoryUsage?: () => MemoryUsage;
   onSignal(signals: string[], handler: () => void): void;
@@ -117,6 +119,7 @@ export async function startService(host: RuntimeHost, config: ServeConfig, logge
     codecsUnavailableReason: loaded.reason,
     logger,
     gc: host.gc,
+    gcFull: host.gcFull,
     memoryUsage: host.memoryUsage,
     graceMs: config.ingestGraceMs,
     idleTimeoutMs: config.ingestIdleTimeoutMs,

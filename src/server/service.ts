@@ -35,6 +35,8 @@ export type ServiceDeps = {
   logger?: Logger;
   metrics?: LvqrMetrics;
   gc?: (() => void) | undefined;
+  /** A full collection, run when a source's decoder closes (frees the codec addon's memory). */
+  gcFull?: (() => void) | undefined;
   /** Process memory, for `lvqr_process_memory_bytes` and `/healthz`. */
   memoryUsage?: (() => MemoryUsage) | undefined;
   upgradeWebSocket?: UpgradeWebSocket<unknown>;
@@ -50,7 +52,7 @@ export type ServiceDeps = {
   /** Runner tunables (hook timeout, back-off). */
   runner?: Omit<TranscodeRunnerOptions, 'metrics' | 'logger'>;
   /** Ladder tunables (queue bound, overload policy, retry delays). */
-  ladder?: Omit<SoftwareLadderOptions, 'registry' | 'codecs' | 'metrics' | 'logger' | 'gc' | 'segmentTargetMs'>;
+  ladder?: Omit<SoftwareLadderOptions, 'registry' | 'codecs' | 'metrics' | 'logger' | 'gc' | 'gcFull' | 'segmentTargetMs'>;
   /** Extra fields for /healthz and /api/v1/transcode (runtime, probe results). */
   info?: Record<string, unknown>;
 };
@@ -106,6 +108,7 @@ export function createService(deps: ServiceDeps): Service {
       metrics,
       logger,
       gc: deps.gc,
+      gcFull: deps.gcFull,
       segmentTargetMs: config.hlsTargetDurationMs,
     });
     const shared = ladder;

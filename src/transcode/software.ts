@@ -57,6 +57,11 @@ export type SoftwareLadderOptions = {
   /** Called every `gcEveryFrames` decoded frames: native frame memory is freed only on GC. */
   gc?: () => void;
   gcEveryFrames?: number;
+  /**
+   * A full collection, run when a source's decoder closes: the addon's frame and codec memory
+   * survives minor collections, and a finished session is the moment to give it back.
+   */
+  gcFull?: () => void;
   /** Segment target: forced-keyframe cadence when the source GOP is longer (default 2000 ms). */
   segmentTargetMs?: number;
   /** A rung's frame-queue bound; at the bound it drops whole GOPs (default 60 frames). */
@@ -129,8 +134,8 @@ function percentile(values: readonly number[], p: number): number | undefined {
 
 /** Shared state of one ladder: the per-source decoders and their status. */
 export class SoftwareLadder {
-  readonly options: Required<Omit<SoftwareLadderOptions, 'metrics' | 'gc'>> &
-    Pick<SoftwareLadderOptions, 'metrics' | 'gc'>;
+  readonly options: Required<Omit<SoftwareLadderOptions, 'metrics' | 'gc' | 'gcFull'>> &
+    Pick<SoftwareLadderOptions, 'metrics' | 'gc' | 'gcFull'>;
   /** The current decoder per source name, with the session token of the entry it serves. */
   readonly #sources = new Map<string, { token: object; source: SourceDecoder }>();
   /** Every decoder not yet closed (a restarted source may overlap its predecessor briefly). */
@@ -215,6 +220,7 @@ export class SoftwareLadder {
     }
     this.#live.delete(source);
     source.close();
+    this.options.gcFull?.();
   }
 
   /** @internal Records a source that cannot be decoded, so the API can say why it has no rungs. */
