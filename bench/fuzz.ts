@@ -13,11 +13,12 @@ import { join } from 'node:path';
 import {
   caseFromJson,
   caseToJson,
+  DEFAULT_WORK_LIMIT,
   type FuzzReport,
   fuzz,
   loadCorpus,
   minimize,
-  runCase,
+  runTimed,
 } from '../test/container/fuzz.ts';
 import setupFixtures from '../test/global-setup.ts';
 import { arg, machine, OUT_DIR, table, today, writeSection } from './lib.ts';
@@ -51,8 +52,8 @@ function outcomeRows(report: FuzzReport): string[][] {
 
 function replay(file: string): void {
   const c = caseFromJson(readFileSync(file, 'utf8'));
-  const verdict = runCase(c);
-  console.log(`${file}: ${c.target}, ${c.bytes.length} bytes -> ${verdict.outcome}`);
+  const { verdict, ms } = runTimed(c, DEFAULT_WORK_LIMIT);
+  console.log(`${file}: ${c.target}, ${c.bytes.length} bytes -> ${verdict.outcome} in ${ms.toFixed(1)} ms`);
   if (verdict.problem === undefined) {
     console.log('no problem (fixed?)');
     return;

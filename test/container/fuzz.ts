@@ -15,7 +15,7 @@
  * an invariant: emitted init segments and fragments must read back to the same tracks and samples,
  * timestamps must be safe integers, and the sample bytes emitted never exceed the bytes fed (a
  * declared size or overlapping sample table must not make the parser allocate more than it received).
- * Work per case is bounded by the caller's clock (`maxCaseMs`).
+ * Work per case is bounded by the clock, relative to the input's size (`workLimit`).
  */
 
 import fc from 'fast-check';
@@ -174,7 +174,7 @@ function connections(c: FuzzCase): Uint8Array[][] {
   });
 }
 
-/** The parser's `flush` and the connection's `finish`, where this version of the product has them. */
+/** The parser's `flush` (publishes fragments held for a duration), where this version of the parser has it. */
 function flushable(parser: Fmp4StreamParser): { flush?: () => ParserEvent[] } {
   return parser as { flush?: () => ParserEvent[] };
 }
@@ -243,6 +243,7 @@ function runIngest(c: FuzzCase): Verdict {
       const connection = ingest.open('fuzz/stream', 'http');
       try {
         for (const chunk of parts[i]!) connection.push(chunk);
+        // A complete body ends the parser's stream (`finish`, where this version of ingest has it).
         const finish = (connection as { finish?: () => void }).finish;
         if (i === parts.length - 1 && finish !== undefined) finish.call(connection);
         else connection.end('disconnect');
@@ -268,12 +269,13 @@ function runIngest(c: FuzzCase): Verdict {
  * top-level moofs and mdats. Emitted sample bytes may not exceed the first (samples do not overlap),
  * nor emitted samples the second (each costs output table bytes, so each must cost input bytes).
  */
+const MEDIA_BOXES: ReadonlySet<string> = new Set(['moof', 'mdat']);
+
 function mediaBytes(inputs: readonly Uint8Array[]): { data: number; media: number } {
   let data = 0;
   let media = 0;
   for (const input of inputs) {
-    for (const b of boxMap(input)) {
-      if (b.parent !== -1 || (b.type !== 'mdat' && b.type !== 'moof')) continue;
+    for (const b of boxMap(input, { maxDepth: 0, only: MEDIA_BOXES })) {
       media += b.size;
       if (b.type === 'mdat') data += b.size - b.headerSize;
     }
@@ -743,7 +745,8 @@ const CONTAINERS: Readonly<Record<string, number>> = {
 };
 
 /** Every box that can be read in `bytes`, parents before children; stops quietly at the first bad header. */
-export function boxMap(bytes: Uint8Array): BoxNode[] {
+export function boxMap(bytes: Uint8Array, options: { maxDepth?: number; only?: ReadonlySet<string> } = {}): BoxNode[] {
+  const { maxDepth = 8, only } = options;
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const out: BoxNode[] = [];
   const walk = (start: number, end: number, parent: number, depth: number): void => {
@@ -761,10 +764,12 @@ export function boxMap(bytes: Uint8Array): BoxNode[] {
         size = end - at;
       }
       if (size < headerSize || at + size > end) return;
-      const index = out.length;
-      out.push({ type, offset: at, size, headerSize, parent, large: size32 === 1 });
-      const skip = CONTAINERS[type];
-      if (skip !== undefined && depth < 8) walk(at + headerSize + skip, at + size, index, depth + 1);
+      if (only === undefined || only.has(type)) {
+        const index = out.length;
+        out.push({ type, offset: at, size, headerSize, parent, large: size32 === 1 });
+        const skip = CONTAINERS[type];
+        if (skip !== undefined && depth < maxDepth) walk(at + headerSize + skip, at + size, index, depth + 1);
+      }
       at += size;
     }
   };
@@ -772,10 +777,10 @@ export function boxMap(bytes: Uint8Array): BoxNode[] {
   return out;
 }
 
-/** Adds `delta` to the size field of every ancestor of `map[index]` (after bytes were added or removed inside it). */
-function resizeAncestors(bytes: Uint8Array, map: readonly BoxNode[], index: number, delta: number): void {
+/** Adds `delta` to the size field of `map[index]` and of its ancestors (after bytes were added or removed in it). */
+function resize(bytes: Uint8Array, map: readonly BoxNode[], index: number, delta: number): void {
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  for (let p = map[index]!.parent; p >= 0; p = map[p]!.parent) {
+  for (let p = index; p >= 0; p = map[p]!.parent) {
     const node = map[p]!;
     const size = node.size + delta;
     if (node.large) {
@@ -858,7 +863,6 @@ export function mutate(rng: Rng, input: Uint8Array, others: readonly Uint8Array[
     case 5: {
       // The same box with a 64-bit size: honest (parents fixed up) or declaring far more than there is.
       if (node === undefined || node.large) return bytes;
-      const index = map.indexOf(node);
       const honest = rng.chance(0.6);
       const declared = honest ? node.size + 8 : rng.pick([2 ** 32, 2 ** 40, 2 ** 53 - 1, node.size + 7, 15, 16]);
       const header = new Uint8Array(16);
@@ -868,7 +872,7 @@ export function mutate(rng: Rng, input: Uint8Array, others: readonly Uint8Array[
       view.setUint32(8, Math.min(0xffff_ffff, Math.floor(declared / 0x1_0000_0000)));
       view.setUint32(12, declared >>> 0);
       const out = splice(bytes, node.offset, 8, header);
-      if (honest) resizeAncestors(out, map, index, 8);
+      if (honest) resize(out, map, node.parent, 8);
       return out;
     }
     case 6:
@@ -879,14 +883,14 @@ export function mutate(rng: Rng, input: Uint8Array, others: readonly Uint8Array[
       // Duplicate a box next to itself, parents fixed up.
       if (node === undefined || node.size > 64 * 1024) return bytes;
       const out = splice(bytes, node.offset + node.size, 0, bytes.slice(node.offset, node.offset + node.size));
-      resizeAncestors(out, map, map.indexOf(node), node.size);
+      resize(out, map, node.parent, node.size);
       return out;
     }
     case 8: {
       // Remove a box, parents fixed up.
       if (node === undefined) return bytes;
       const out = splice(bytes, node.offset, node.size);
-      resizeAncestors(out, map, map.indexOf(node), -node.size);
+      resize(out, map, node.parent, -node.size);
       return out;
     }
     case 9: {
@@ -986,11 +990,35 @@ function withStreamOptions(rng: Rng, c: FuzzCase): FuzzCase {
   return c;
 }
 
+/**
+ * Many copies of one small box inside a container (or at the top level), parents fixed up: the input
+ * whose cost is in the number of boxes, not in their size.
+ */
+export function flood(rng: Rng, input: Uint8Array): Uint8Array {
+  const map = boxMap(input);
+  const containers = map.filter((b) => CONTAINERS[b.type] !== undefined);
+  const parent = containers.length > 0 && rng.chance(0.8) ? rng.pick(containers) : undefined;
+  const parentIndex = parent === undefined ? -1 : map.indexOf(parent);
+  const small = map.filter((b) => b.size <= 32 && b.parent === parentIndex);
+  const copied = small.length > 0 && rng.chance(0.5) ? rng.pick(small) : undefined;
+  const one =
+    copied !== undefined
+      ? input.slice(copied.offset, copied.offset + copied.size)
+      : box(rng.pick(['free', 'skip', 'trun', 'traf', 'uuid']));
+  const copies = rng.pick([100, 1000, 10_000, 100_000, 200_000]);
+  const run = new Uint8Array(one.length * copies);
+  for (let i = 0; i < copies; i++) run.set(one, i * one.length);
+  const at = parent === undefined ? rng.int(input.length + 1) : parent.offset + parent.size;
+  const out = splice(input, at, 0, run);
+  resize(out, map, parentIndex, run.length); // the run ends `parent`: it and its ancestors grow
+  return out;
+}
+
 function mutated(rng: Rng, items: readonly Uint8Array[], maxMutations: number): Uint8Array {
   let bytes = rng.pick(items);
   const n = rng.chance(0.05) ? 0 : 1 + rng.int(maxMutations);
   for (let i = 0; i < n; i++) bytes = mutate(rng, bytes, items);
-  return bytes;
+  return rng.chance(0.004) ? flood(rng, bytes) : bytes;
 }
 
 /** A byte-level mutation for codec records and access units (no box structure). */
@@ -1569,13 +1597,20 @@ export type FuzzReport = {
   slowest: { index: number; target: FuzzTarget; ms: number; bytes: number };
 };
 
+/** Time a case may take: `baseMs` plus `nsPerByte` per input byte. */
+export type WorkLimit = { baseMs: number; nsPerByte: number };
+
 /** Options of `fuzz`. */
 export type FuzzOptions = {
   corpus: FuzzCorpus;
   seed: number;
   runs: number;
-  /** A case taking longer than this is a failure (`slow`); default 2,000 ms. */
-  maxCaseMs?: number;
+  /**
+   * Work bound: a case is `slow` when the fastest of three runs takes more than `baseMs` plus
+   * `nsPerByte` per input byte. Default 250 ms + 30 ns/byte: parsing costs under 10 ns/byte, while
+   * keeping an object per box of 8 to 32 bytes costs 75 to 300.
+   */
+  workLimit?: WorkLimit;
   /** Stop after this many failures (default 1). */
   maxFailures?: number;
   /** Called every `progressEvery` cases. */
@@ -1583,10 +1618,31 @@ export type FuzzOptions = {
   progressEvery?: number;
 };
 
+/** See `FuzzOptions.workLimit`. */
+export const DEFAULT_WORK_LIMIT: WorkLimit = { baseMs: 250, nsPerByte: 30 };
+
+/**
+ * Runs a case and judges it, work included: `slow` when it takes longer than `limit` allows, every
+ * time of three (timing is noisy: GC, other processes). `ms` is the first run's time.
+ */
+export function runTimed(c: FuzzCase, limit: WorkLimit): { verdict: Verdict; ms: number } {
+  const allowedMs = limit.baseMs + (c.bytes.length * limit.nsPerByte) / 1e6;
+  const t0 = performance.now();
+  const verdict = runCase(c);
+  const ms = performance.now() - t0;
+  if (verdict.problem !== undefined || ms <= allowedMs) return { verdict, ms };
+  for (let i = 0; i < 2; i++) {
+    const t = performance.now();
+    runCase(c);
+    if (performance.now() - t <= allowedMs) return { verdict, ms };
+  }
+  return { verdict: { ...verdict, problem: 'slow' }, ms };
+}
+
 /** Runs `runs` cases of the sequence for `seed`. */
 export function fuzz(options: FuzzOptions): FuzzReport {
   const { corpus, seed, runs } = options;
-  const maxCaseMs = options.maxCaseMs ?? 2000;
+  const workLimit = options.workLimit ?? DEFAULT_WORK_LIMIT;
   const report: FuzzReport = {
     seed,
     runs: 0,
@@ -1599,10 +1655,7 @@ export function fuzz(options: FuzzOptions): FuzzReport {
   let index = 0;
   for (const c of cases(corpus, seed)) {
     if (index >= runs) break;
-    const t0 = performance.now();
-    let verdict = runCase(c);
-    const ms = performance.now() - t0;
-    if (verdict.problem === undefined && ms > maxCaseMs) verdict = { ...verdict, problem: 'slow' };
+    const { verdict, ms } = runTimed(c, workLimit);
     const key = `${c.target} ${verdict.outcome}`;
     report.outcomes.set(key, (report.outcomes.get(key) ?? 0) + 1);
     if (ms > report.slowest.ms) report.slowest = { index, target: c.target, ms, bytes: c.bytes.length };
@@ -1625,11 +1678,11 @@ export function fuzz(options: FuzzOptions): FuzzReport {
  * A smaller case with the same problem: one chunk, no reconnect, default limits where the problem
  * stays, then byte spans removed while it stays (at most `budget` tries).
  */
-export function minimize(c: FuzzCase, problem: string, budget = 4000): FuzzCase {
+export function minimize(c: FuzzCase, problem: string, budget = 4000, workLimit = DEFAULT_WORK_LIMIT): FuzzCase {
   let tries = 0;
   const same = (x: FuzzCase) => {
     tries++;
-    return runCase(x).problem === problem;
+    return (problem === 'slow' ? runTimed(x, workLimit).verdict : runCase(x)).problem === problem;
   };
   let best = c;
   for (const drop of ['chunks', 'reconnectAt', 'limits', 'defaults'] as const) {
