@@ -165,6 +165,8 @@ export function parseByteRange(
  * request one change wakes with the same playlist object, so it is encoded once.
  */
 const encodedText = new WeakMap<HlsResponse, { bytes: Uint8Array; headers: Record<string, string> }>();
+/** Responses made from HLS layer answers, which carry their CORS header already. */
+const hlsResponses = new WeakSet<Response>();
 
 /**
  * An HLS layer answer as an HTTP response: an explicit Content-Length (so HEAD, which the router
@@ -172,6 +174,12 @@ const encodedText = new WeakMap<HlsResponse, { bytes: Uint8Array; headers: Recor
  * media (206 / 416). Headers go out as a plain record (no `Headers` object per response).
  */
 export function hlsHttpResponse(result: HlsResponse, rangeHeader: string | undefined): Response {
+  const response = buildHlsResponse(result, rangeHeader);
+  hlsResponses.add(response);
+  return response;
+}
+
+function buildHlsResponse(result: HlsResponse, rangeHeader: string | undefined): Response {
   if (typeof result.body === 'string') {
     let sent = encodedText.get(result);
     if (sent === undefined) {
@@ -489,7 +497,8 @@ export function createApp(deps: AppDeps): Hono<Env> {
   // Ingest, the APIs and metrics send no CORS headers, so browsers keep other origins out of them.
   app.use('/hls/*', async (c, next) => {
     await next();
-    c.res.headers.set('access-control-allow-origin', '*');
+    // HLS layer answers have it already; reading `headers` would build a Headers object per answer.
+    if (!hlsResponses.has(c.res)) c.res.headers.set('access-control-allow-origin', '*');
   });
   app.get('/hls/*', async (c) => {
     if (deps.hls === undefined) return jsonError(404, 'hls.not_found', 'HLS is disabled');
