@@ -54,6 +54,31 @@ export function machine(): string {
   return `${cpus().length} vCPU ${cpu.trim()}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}, ${ffmpeg}`;
 }
 
+/** Busy and total jiffies of all CPUs (Linux /proc/stat), or undefined elsewhere. */
+function cpuJiffies(): { busy: number; total: number } | undefined {
+  try {
+    const fields = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+    const total = fields.reduce((a, b) => a + b, 0);
+    const idle = (fields[3] ?? 0) + (fields[4] ?? 0);
+    return { busy: total - idle, total };
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * How busy the machine's cores are over the next `ms` (call it while the benchmark itself is idle):
+ * e.g. "4 % of the cores busy", flagged as a busy machine above a quarter.
+ */
+export async function machineBusy(ms = 1000): Promise<string> {
+  const before = cpuJiffies();
+  await new Promise((resolve) => setTimeout(resolve, ms));
+  const after = cpuJiffies();
+  if (before === undefined || after === undefined || after.total === before.total) return 'machine load unknown';
+  const share = (after.busy - before.busy) / (after.total - before.total);
+  return `${(100 * share).toFixed(0)} % of the cores busy${share > 0.25 ? ' (busy machine: other jobs were running)' : ''}`;
+}
+
 /** What `/usr/bin/time` measured of a child process. */
 export type Measured = { wallS: number; cpuS: number; peakRssMb: number; stdout: string; stderr: string; code: number };
 
