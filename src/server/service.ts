@@ -52,7 +52,10 @@ export type ServiceDeps = {
   /** Runner tunables (hook timeout, back-off). */
   runner?: Omit<TranscodeRunnerOptions, 'metrics' | 'logger'>;
   /** Ladder tunables (queue bound, overload policy, retry delays). */
-  ladder?: Omit<SoftwareLadderOptions, 'registry' | 'codecs' | 'metrics' | 'logger' | 'gc' | 'gcFull' | 'segmentTargetMs'>;
+  ladder?: Omit<
+    SoftwareLadderOptions,
+    'registry' | 'codecs' | 'metrics' | 'logger' | 'gc' | 'gcFull' | 'segmentTargetMs'
+  >;
   /** Extra fields for /healthz and /api/v1/transcode (runtime, probe results). */
   info?: Record<string, unknown>;
 };
