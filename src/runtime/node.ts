@@ -62,7 +62,15 @@ export const nodeHost: RuntimeHost = {
     const wss = new WebSocketServer({ noServer: true, maxPayload: maxMessageBytes });
     return new Promise((resolve, reject) => {
       const server = serveNode(
-        { fetch: withUpgradeRefusalBodies(app.fetch), port, hostname: host, websocket: { server: wss } },
+        {
+          fetch: withUpgradeRefusalBodies(app.fetch),
+          port,
+          hostname: host,
+          websocket: { server: wss },
+          // Node answers 408 to any request still arriving after 5 minutes by default, which would
+          // cut every long chunked ingest POST; stalled publishers meet the ingest idle timeout instead.
+          serverOptions: { requestTimeout: 0 },
+        },
         (info: AddressInfo) => {
           resolve({
             port: info.port,
