@@ -171,6 +171,11 @@ async function connect(name: string, transport: Transport): Promise<Sink> {
         resolve(`close ${code}`);
       });
     });
+    // A refusal (409 while the old connection is still live) comes as a message and close 4409 at once.
+    await Promise.race([closed, sleep(50)]);
+    if (early !== undefined && (early.status === 409 || early.text.includes('ingest.already_publishing'))) {
+      throw new Refused('409');
+    }
     return {
       transport,
       write: (bytes) => {

@@ -56,7 +56,24 @@ export type ClientLimits = {
 /** Default per-client limits. */
 export const DEFAULT_CLIENT_LIMITS: ClientLimits = { maxPublishers: 16, maxHeldRequests: 100 };
 
-type Env = { Variables: { ingestConnection: IngestConnection } };
+/** An ingest refusal to deliver over the WebSocket once it is open: the JSON error, then close 4000 + status. */
+type WsRefusal = { status: number; body: string };
+
+type Env = { Variables: { ingestConnection: IngestConnection; ingestRefusal: WsRefusal } };
+
+function isUpgrade(c: Context): boolean {
+  return c.req.method === 'GET' && c.req.header('upgrade')?.toLowerCase() === 'websocket';
+}
+
+/** The `error.code` of a JSON error body (a close reason), or `internal`. */
+function codeOf(body: string): string {
+  try {
+    const code = (JSON.parse(body) as { error?: { code?: unknown } }).error?.code;
+    return typeof code === 'string' ? code.slice(0, 120) : 'internal';
+  } catch {
+    return 'internal';
+  }
+}
 
 const INGEST_PREFIX = '/ingest/';
 /** A Sec-WebSocket-Key: 16 bytes in base64 (RFC 6455 4.1). */
@@ -242,8 +259,14 @@ export function createApp(deps: AppDeps): Hono<Env> {
         validateBroadcastName(broadcastFromPath(raw));
       } catch (error) {
         deps.metrics?.ingestRejected.inc({ code: 'ingest.bad_name' });
-        c.res = errorResponse(error);
-        refused = true;
+        if (isUpgrade(c)) {
+          // Refused on the WebSocket itself (see the upgrade route).
+          const { status, body } = toErrorResponse(error);
+          c.set('ingestRefusal', { status, body: JSON.stringify(body) });
+        } else {
+          c.res = errorResponse(error);
+          refused = true;
+        }
       }
     }
     if (!refused) await next();
@@ -382,10 +405,31 @@ export function createApp(deps: AppDeps): Hono<Env> {
           'a WebSocket upgrade needs a valid Sec-WebSocket-Key and Sec-WebSocket-Version: 13',
         );
       }
-      const token = c.req.header('authorization') ?? c.req.query('token');
-      const opened = openIngest(c.req.path, token, 'ws', clientOf(c));
-      if (opened instanceof Response) return opened;
-      c.set('ingestConnection', opened);
+      let refusal = c.get('ingestRefusal');
+      if (refusal === undefined) {
+        const token = c.req.header('authorization') ?? c.req.query('token');
+        const opened = openIngest(c.req.path, token, 'ws', clientOf(c));
+        if (opened instanceof Response) refusal = { status: opened.status, body: await opened.text() };
+        else c.set('ingestConnection', opened);
+      }
+      if (refusal !== undefined) {
+        // A browser cannot read the HTTP answer to a refused upgrade (it sees only a failed
+        // connection): accept the upgrade, send the JSON error, close with 4000 + status.
+        const { status, body } = refusal;
+        const refuse = deps.upgradeWebSocket(() => ({
+          onOpen(_event, ws) {
+            ws.send(body);
+            ws.close(4000 + status, codeOf(body));
+          },
+        }));
+        try {
+          const response = await refuse(c, next);
+          if (response instanceof Response && response.status < 400) return response;
+        } catch {
+          // The runtime refused the handshake: answer over HTTP.
+        }
+        return new Response(body, { status, headers: { 'content-type': 'application/json; charset=utf-8' } });
+      }
       await next();
       return undefined;
     },

@@ -15,7 +15,7 @@ import { readFixture } from '../support/fixtures.ts';
 import { boxHeader, splitFmp4, withDataOffsetMoved, withHandlers } from '../support/mp4-edit.ts';
 import { getText } from '../support/server.ts';
 import { waitFor } from '../support/wait.ts';
-import { randomBytes, rawRequest, trackSummary } from './helpers.ts';
+import { randomBytes, rawRequest, rawWsRefusal, trackSummary } from './helpers.ts';
 import {
   expectCleanAfterMatrix,
   expectHealthyBroadcastIntact,
@@ -164,7 +164,7 @@ describe('broadcast names', () => {
     ['live/%C3%BC', 'a non-ASCII letter'],
   ];
 
-  it('bad names get 400 ingest.bad_name with the reason over POST and over the WebSocket upgrade, and publish nothing', async () => {
+  it('bad names get 400 ingest.bad_name with the reason over POST, and close 4400 with it over the WebSocket, and publish nothing', async () => {
     const { server, http } = matrix();
     const before = await rejectedCount('ingest.bad_name');
     const body = String.fromCharCode(...small.ftyp);
@@ -176,21 +176,17 @@ describe('broadcast names', () => {
           server.port,
           `POST ${target} HTTP/1.1\r\nHost: x\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`,
         ),
-        rawRequest(
-          server.port,
-          `GET ${target} HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n` +
-            'Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n',
-        ),
+        rawWsRefusal(server.port, target),
       ]);
-      for (const [transport, res] of [
-        ['POST', postRes],
-        ['upgrade', upgrade],
-      ] as const) {
-        expect(res.status, `${transport}, ${why}: ${res.head}`).toBe(400);
-        expect(JSON.parse(res.body), `${transport}, ${why}`).toEqual({
-          error: { code: 'ingest.bad_name', message: expect.stringContaining('invalid broadcast name') },
-        });
-      }
+      const expected = {
+        error: { code: 'ingest.bad_name', message: expect.stringContaining('invalid broadcast name') },
+      };
+      expect(postRes.status, `POST, ${why}: ${postRes.head}`).toBe(400);
+      expect(JSON.parse(postRes.body), `POST, ${why}`).toEqual(expected);
+      expect(upgrade.status, `upgrade, ${why}: ${upgrade.head}`).toBe(101);
+      expect(upgrade.closeCode, `upgrade, ${why}`).toBe(4400);
+      expect(upgrade.closeReason).toBe('ingest.bad_name');
+      expect(JSON.parse(upgrade.message), `upgrade, ${why}`).toEqual(expected);
     }
     expect(await rejectedCount('ingest.bad_name')).toBe(before + 2 * BAD_NAMES.length);
     // No publisher appeared under any name (earlier cases' names may still be in their grace period).

@@ -3,6 +3,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { connect } from 'node:net';
 import { Parser } from 'm3u8-parser';
+import { expect } from 'vitest';
 import WebSocket from 'ws';
 import { Fmp4StreamParser } from '../../src/container/index.ts';
 import { loopPieces, planPieces } from '../../src/runtime/publish.ts';
@@ -213,16 +214,18 @@ export function randomBytes(length: number, seed: number): Uint8Array {
   return new Uint8Array(length).map(() => Math.floor(random() * 256));
 }
 
-/** Opens a WebSocket publisher on `url` expecting the upgrade to be refused; returns the refusal. */
+/**
+ * Opens a WebSocket publisher on `url` that the server refuses. The refusal arrives on the open
+ * socket (browsers cannot read an HTTP refusal of an upgrade): one JSON error message, then close
+ * code 4000 + HTTP status. Returned as that status and body; an HTTP refusal fails.
+ */
 export async function refusedUpgrade(url: string): Promise<WsRefused> {
-  try {
-    const p = await openWsPublisher(url);
-    await p.close();
-  } catch (error) {
-    if (error instanceof WsRefused) return error;
-    throw error;
-  }
-  throw new Error(`the upgrade of ${url} was accepted`);
+  const publisher = await openWsPublisher(url);
+  const closed = await publisher.closed;
+  if (closed.code < 4000) throw new Error(`the WebSocket of ${url} was not refused: it closed with ${closed.code}`);
+  expect(closed.messages).toHaveLength(1);
+  expect(closed.reason).toBe(JSON.parse(closed.messages[0]!).error.code);
+  return new WsRefused(closed.code - 4000, closed.messages[0]!);
 }
 
 /** One track of `GET /api/v1/broadcasts`. */
@@ -336,5 +339,61 @@ export function rawRequest(port: number, request: string | Uint8Array, timeoutMs
     });
     socket.on('error', reject);
     socket.setTimeout(timeoutMs, () => socket.destroy());
+  });
+}
+
+/** What a raw WebSocket upgrade got: the status line, then (after a 101) the text message and close frame. */
+export type RawWsRefusal = { status: number; head: string; message: string; closeCode: number; closeReason: string };
+
+/**
+ * Sends a WebSocket upgrade for `target` as-is on a new TCP connection (no URL normalisation) and
+ * reads the server's frames until its close frame: how a refusal on the open socket looks on the wire.
+ */
+export function rawWsRefusal(port: number, target: string, timeoutMs = 5000): Promise<RawWsRefusal> {
+  const request =
+    `GET ${target} HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n` +
+    'Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n';
+  return new Promise((resolve, reject) => {
+    const socket = connect({ host: '127.0.0.1', port }, () => socket.write(Buffer.from(request, 'latin1')));
+    let data = Buffer.alloc(0);
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(new Error(`no close frame for the upgrade of ${target}: ${data.toString('latin1')}`));
+    }, timeoutMs);
+    socket.on('data', (chunk: Buffer) => {
+      data = Buffer.concat([data, chunk]);
+      const end = data.indexOf('\r\n\r\n');
+      if (end < 0) return;
+      const head = data.subarray(0, end).toString('latin1');
+      let message = '';
+      // Server frames are unmasked: opcode, 7-bit length (126: 16-bit length follows), payload.
+      for (let at = end + 4; at + 2 <= data.length; ) {
+        const opcode = data[at]! & 0x0f;
+        let length = data[at + 1]! & 0x7f;
+        let start = at + 2;
+        if (length === 126) {
+          if (start + 2 > data.length) return;
+          length = data.readUInt16BE(start);
+          start += 2;
+        }
+        if (start + length > data.length) return;
+        const payload = data.subarray(start, start + length);
+        if (opcode === 1) message = payload.toString('utf8');
+        if (opcode === 8) {
+          clearTimeout(timer);
+          socket.destroy();
+          resolve({
+            status: Number(/^HTTP\/1\.1 (\d{3})/.exec(head)?.[1]),
+            head,
+            message,
+            closeCode: payload.readUInt16BE(0),
+            closeReason: payload.subarray(2).toString('utf8'),
+          });
+          return;
+        }
+        at = start + length;
+      }
+    });
+    socket.on('error', reject);
   });
 }

@@ -17,7 +17,7 @@ import { ffmpeg } from '../support/ffprobe.ts';
 import { fixtureInfo, fixturePath, readFixture } from '../support/fixtures.ts';
 import { getJson, getText, type RunningServer, startServer } from '../support/server.ts';
 import { waitFor } from '../support/wait.ts';
-import { cliPublish, openWsPublisher, type Proc, parseM3u8, rawRequest, run } from './helpers.ts';
+import { type BroadcastsApi, cliPublish, openWsPublisher, type Proc, parseM3u8, rawRequest, run } from './helpers.ts';
 
 const RUNGS = ['720p', '480p', '240p'];
 
@@ -106,11 +106,15 @@ describe('WebSocket ingest', () => {
     );
     // ...and the client goes away before reading the answer.
     socket.destroy();
-    const publisher = await waitFor(
-      () => openWsPublisher(`${ws}/ingest/live/vanish`).catch(() => undefined),
+    await waitFor(
+      async () =>
+        !(await getJson<Broadcasts>(`${http}/api/v1/broadcasts`)).publishers.some(
+          (p) => p.broadcast === 'live/vanish' && p.state === 'live',
+        ),
       'the name to be free again',
       { timeoutMs: 8_000, intervalMs: 200 },
     );
+    const publisher = await openWsPublisher(`${ws}/ingest/live/vanish`);
     cleanup.push(() => publisher.ws.terminate());
     expect((await publisher.close()).code).toBe(1000);
   });
@@ -121,10 +125,16 @@ describe('WebSocket ingest', () => {
     big.send(new Uint8Array(9 * 1024 * 1024)); // the limit is 8 MiB
     const closed = await big.closed;
     expect([1009, 4413]).toContain(closed.code);
-    const again = await waitFor(
-      () => openWsPublisher(`${ws}/ingest/live/big`).catch(() => undefined),
-      'a new publisher on the name',
+    // Once the server has let the old socket go (the name waits in its grace period), a new
+    // publisher continues it; before that it would be refused with 4409.
+    await waitFor(
+      async () =>
+        !(await getJson<BroadcastsApi>(`${http}/api/v1/broadcasts`)).publishers.some(
+          (p) => p.broadcast === 'live/big' && p.state === 'live',
+        ),
+      'the old publisher to be gone',
     );
+    const again = await openWsPublisher(`${ws}/ingest/live/big`);
     again.send(readFixture('360p30.mp4'));
     await waitFor(async () => (await getText(`${http}/hls/live/big/playlist.m3u8`)) !== undefined, 'big playlist');
     expect((await again.close()).code).toBe(1000);

@@ -6,7 +6,6 @@
  * the entry module).
  */
 
-import { connect } from 'node:net';
 import { consoleLogger } from '../../src/core/log.ts';
 import { parseServe } from '../../src/server/config.ts';
 import type { RuntimeHost, StartedService } from '../../src/server/main.ts';
@@ -54,36 +53,6 @@ async function openPublisher(Ws: WebSocketCtor, url: string): Promise<Publisher>
     socket.addEventListener('error', () => reject(new Error(`WebSocket ${url} failed to open`)));
   });
   return { socket, closed };
-}
-
-/** The status line of a raw WebSocket upgrade request (the WebSocket clients hide refused statuses). */
-function upgradeStatus(port: number, path: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const socket = connect({ host: '127.0.0.1', port }, () => {
-      socket.write(
-        `GET ${path} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n` +
-          'Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n',
-      );
-    });
-    let head = '';
-    const timer = setTimeout(() => {
-      socket.destroy();
-      reject(new Error(`no answer to the upgrade of ${path}: ${JSON.stringify(head)}`));
-    }, 5000);
-    socket.on('data', (chunk: Uint8Array) => {
-      head += new TextDecoder().decode(chunk);
-      const match = /^HTTP\/1\.1 (\d{3})/.exec(head);
-      if (match !== null) {
-        clearTimeout(timer);
-        resolve(Number(match[1]));
-        socket.destroy();
-      }
-    });
-    socket.on('error', (error) => {
-      clearTimeout(timer);
-      reject(error);
-    });
-  });
 }
 
 /** `promise`, or `fallback` after `ms` (the timer never outlives the race). */
@@ -181,12 +150,20 @@ export function serverSmokeCases(runtime: string): Case[] {
       },
     },
     {
-      name: `${runtime}: a second publisher's WebSocket upgrade is refused with HTTP 409`,
+      name: `${runtime}: a second publisher's WebSocket gets the 409 JSON error, then close 4409`,
       async run() {
         server();
         check(publisher !== undefined, 'the first publisher is connected');
-        const status = await upgradeStatus(server().listener.port, '/ingest/live/smoke');
-        check(status === 409, `upgrade answered ${status}`);
+        const second = new Ws(`${wsBase}/ingest/live/smoke`);
+        const messages: string[] = [];
+        second.addEventListener('message', (e) => messages.push(String(e.data)));
+        const code = await within(
+          new Promise<number>((resolve) => second.addEventListener('close', (e) => resolve(e.code ?? 0))),
+          5000,
+          -1,
+        );
+        check(code === 4409, `closed with ${code}`);
+        check(messages.length === 1 && messages[0]!.includes('"ingest.already_publishing"'), `got ${messages}`);
       },
     },
     {
