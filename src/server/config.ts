@@ -17,6 +17,8 @@ export type ServeConfig = {
   host: string;
   ladder: RenditionSpec[];
   encoder: EncoderPolicy;
+  /** Whether the overload policy may shed and pause rungs (off: rungs fall behind and drop GOPs on their own). */
+  overloadPolicy: boolean;
   sourceBandwidthKbps: number | undefined;
   hlsTargetDurationMs: number;
   hlsPartTargetMs: number;
@@ -57,6 +59,8 @@ serve options (env var in brackets):
   --transcode-rendition LIST      720p,480p,240p or .toml files; repeatable; "none" for no ladder
                                   (default 720p,480p,240p) [LVQR_TRANSCODE_RENDITION]
   --transcode-encoder P           software | prefer-hardware | hardware-only (default software)
+  --transcode-overload on|off     shed and pause the lowest rungs when the ladder cannot keep
+                                  realtime (default on) [LVQR_TRANSCODE_OVERLOAD]
                                   [LVQR_TRANSCODE_ENCODER]
   --source-bandwidth-kbps N       BANDWIDTH advertised for the source variant (default: measured)
                                   [LVQR_SOURCE_BANDWIDTH_KBPS]
@@ -125,6 +129,7 @@ const SERVE_FLAGS = new Set([
   '--host',
   '--transcode-rendition',
   '--transcode-encoder',
+  '--transcode-overload',
   '--source-bandwidth-kbps',
   '--hls-target-duration',
   '--hls-part-target',
@@ -177,6 +182,11 @@ export function parseServe(
     fail(`--transcode-encoder must be software, prefer-hardware or hardware-only, got ${JSON.stringify(encoderRaw)}`);
   }
 
+  const overloadRaw = (last('--transcode-overload', 'LVQR_TRANSCODE_OVERLOAD') ?? 'on').toLowerCase();
+  if (!['on', 'off'].includes(overloadRaw)) {
+    fail(`--transcode-overload must be on or off, got ${JSON.stringify(overloadRaw)}`);
+  }
+
   const bw = last('--source-bandwidth-kbps', 'LVQR_SOURCE_BANDWIDTH_KBPS');
   const pattern = last('--test-pattern', 'LVQR_TEST_PATTERN') ?? 'live/demo';
   const logLevel = (last('--log-level', 'LVQR_LOG_LEVEL') ?? 'info') as LogLevel;
@@ -197,6 +207,7 @@ export function parseServe(
     host: last('--host', 'LVQR_HOST') ?? '0.0.0.0',
     ladder,
     encoder,
+    overloadPolicy: overloadRaw === 'on',
     sourceBandwidthKbps: bw === undefined ? undefined : number('--source-bandwidth-kbps', bw, { min: 1, max: 1e6 }),
     hlsTargetDurationMs: Math.round(targetDurationS * 1000),
     hlsPartTargetMs: Math.round(partTargetMs),

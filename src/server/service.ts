@@ -112,6 +112,7 @@ export function createService(deps: ServiceDeps): Service {
       logger,
       gc: deps.gc,
       gcFull: deps.gcFull,
+      ...(config.overloadPolicy ? {} : { overload: false as const }),
       segmentTargetMs: config.hlsTargetDurationMs,
     });
     const shared = ladder;

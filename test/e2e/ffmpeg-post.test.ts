@@ -51,7 +51,8 @@ const errorLines = (progress: string): string[] =>
   progress.split('\n').filter((l) => l.trim() !== '' && !/^[a-z_0-9]+=/.test(l.trim()));
 
 beforeAll(async () => {
-  server = await startServer(['--test-pattern', 'off']);
+  // Every source frame is checked in every rung: no overload shedding on a busy test machine.
+  server = await startServer(['--test-pattern', 'off', '--transcode-overload', 'off']);
   base = `${server.url}/hls/live/e2e`;
   publisher = ffmpegPublish(fixturePath(FIXTURE), `${server.url}/ingest/live/e2e`, { loops: LOOPS });
 });

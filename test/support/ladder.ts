@@ -145,6 +145,8 @@ export async function createHarness(options: HarnessOptions = {}): Promise<Ladde
     metrics,
     ...(gc === undefined ? {} : { gc: () => gc({ type: 'minor' }) }),
     retryBaseMs: 50,
+    // These tests judge every frame: overload shedding (tested on its own) stays off unless asked for.
+    overload: false,
     ...options.ladder,
   });
   const handle = new TranscodeRunner({ metrics })
