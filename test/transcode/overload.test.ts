@@ -7,6 +7,7 @@
 import { describe, expect, it } from 'vitest';
 import { HlsBridge } from '../../src/hls/index.ts';
 import { loopPieces, planPieces } from '../../src/runtime/publish.ts';
+import { createRendition } from '../../src/transcode/index.ts';
 import { OverloadGovernor, type OverloadTransition } from '../../src/transcode/overload.ts';
 import { concat } from '../container/helpers.ts';
 import { readFixture } from '../support/fixtures.ts';
@@ -14,6 +15,12 @@ import { createHarness, publish, wrapCodecs } from '../support/ladder.ts';
 import { waitFor } from '../support/wait.ts';
 
 const RUNGS = ['720p', '480p', '240p'];
+/** Cheap rungs with the default ladder's names, in its order. */
+const SMALL = [
+  createRendition('720p', 320, 180, 300, 64),
+  createRendition('480p', 256, 144, 200, 64),
+  createRendition('240p', 192, 108, 100, 64),
+];
 
 /** Drives a governor on a fake clock, one evaluation per second. */
 function drive(governor: OverloadGovernor) {
@@ -101,6 +108,8 @@ describe('overload policy on the real ladder', () => {
   it('with every encoder too slow, the lowest rung sheds GOPs, then pauses and leaves the master; it resumes with a discontinuity once there is headroom', async () => {
     let slow = true;
     const harness = await createHarness({
+      // Small rungs: the injected slowness, not the machine's load, decides when the ladder is behind.
+      renditions: SMALL,
       ladder: {
         maxQueuedFrames: 30,
         overload: { intervalMs: 200, behindLagMs: 400, sustainMs: 1200, resumeAfterMs: 1500 },

@@ -225,15 +225,17 @@ describe('H264Encoder', () => {
     expect(chunks).toHaveLength(30);
     expect(chunks[0]?.decoderConfig).toMatchObject({ codedWidth: 320, codedHeight: 180 });
     const config = chunks[0]?.decoderConfig;
-    const lumas: Uint8Array[] = [];
+    // By timestamp: the copies complete asynchronously, not necessarily in output order.
+    const lumas = new Map<number, Uint8Array>();
     const decoder = new H264Decoder(codecs, {
       codec: config?.codec ?? '',
       description: config?.description ?? new Uint8Array(),
       onFrame: async (frame) => {
         expect([frame.codedWidth, frame.codedHeight]).toEqual([320, 180]);
+        const timestamp = frame.timestamp;
         const bytes = new Uint8Array(frame.allocationSize());
         await frame.copyTo(bytes);
-        lumas.push(bytes.subarray(0, 320 * 180));
+        lumas.set(timestamp, bytes.subarray(0, 320 * 180));
       },
       onError: (error) => {
         throw error;
@@ -242,10 +244,11 @@ describe('H264Encoder', () => {
     for (const chunk of chunks) await decoder.decode(chunk);
     await decoder.flush();
     decoder.close();
-    expect(lumas).toHaveLength(30);
+    expect(lumas.size).toBe(30);
     // Against ffmpeg's own 320x180 rendering of the same pattern: a sane downscale, not garbage.
     const reference = await testsrcI420(320, 180, 30);
-    const quality = psnr(lumas[29] as Uint8Array, (reference[29] as Uint8Array).subarray(0, 320 * 180));
+    const last = lumas.get(Math.max(...lumas.keys()));
+    const quality = psnr(last as Uint8Array, (reference[29] as Uint8Array).subarray(0, 320 * 180));
     expect(quality).toBeGreaterThan(20);
   });
 
