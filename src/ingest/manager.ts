@@ -88,6 +88,8 @@ export class IngestConnection {
   onIdle: (() => void) | undefined;
   /** Called when the server shuts down (`IngestManager.close`); the transport should close itself. */
   onShutdown: (() => void) | undefined;
+  /** Called once when the connection ends, whatever the reason (e.g. to release a per-client slot). */
+  onEnded: (() => void) | undefined;
   readonly #manager: IngestManager;
   readonly #state: PublishState;
   readonly #idleTimeoutMs: number;
@@ -182,6 +184,7 @@ export class IngestConnection {
     this.#ended = true;
     clearTimeout(this.#idleTimer);
     this.#manager._disconnected(this.#state, this, reason);
+    this.onEnded?.();
     // The transport did not end this connection itself: tell it to let the publisher go.
     if (reason === 'shutdown') this.onShutdown?.();
   }

@@ -23,8 +23,9 @@ type NodeEnv = { incoming: { socket: Socket }; outgoing?: unknown };
 
 /**
  * @hono/node-server answers a refused WebSocket upgrade with its status and headers only (no body);
- * this writes the whole answer, JSON error included, on the socket itself and closes it, so a
- * publisher refused at the upgrade (409, 400, 401, ...) learns why, as over POST.
+ * this writes the whole answer, JSON error included, on the socket itself and closes it. Publishers
+ * refused for a reason (auth, name, 409, limits) get it on the open socket instead (see the app's
+ * upgrade route); what is left here is a malformed handshake or ingest being off.
  */
 function withUpgradeRefusalBodies(
   fetch: (request: Request, env: NodeEnv) => Response | Promise<Response>,

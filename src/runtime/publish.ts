@@ -7,7 +7,7 @@
 
 import { readFileSync } from 'node:fs';
 import WebSocket from 'ws';
-import { Fmp4StreamParser, readBoxes, toFragmentedMp4 } from '../container/index.ts';
+import { describeInit, Fmp4StreamParser, readBoxes, toFragmentedMp4 } from '../container/index.ts';
 import { errorMessage } from '../core/errors.ts';
 
 /** One unit to send: the init, or a `moof`+`mdat` pair with its media time in seconds. */
@@ -61,18 +61,7 @@ export function* loopPieces(planned: { pieces: readonly Piece[]; durationS: numb
   if (init === undefined) return;
   yield init;
   if (fragments.length === 0) return;
-  const timescales = new Map<number, number>();
-  for (const box of readBoxes(init.bytes).filter((b) => b.type === 'moov')) {
-    for (const trak of readBoxes(box.body).filter((b) => b.type === 'trak')) {
-      const tkhd = readBoxes(trak.body).find((b) => b.type === 'tkhd');
-      const mdia = readBoxes(trak.body).find((b) => b.type === 'mdia');
-      const mdhd = mdia === undefined ? undefined : readBoxes(mdia.body).find((b) => b.type === 'mdhd');
-      if (tkhd === undefined || mdhd === undefined) continue;
-      const view = (b: Uint8Array) => new DataView(b.buffer, b.byteOffset, b.byteLength);
-      const trackId = view(tkhd.body).getUint32(tkhd.body[0] === 1 ? 20 : 12);
-      timescales.set(trackId, view(mdhd.body).getUint32(mdhd.body[0] === 1 ? 20 : 12));
-    }
-  }
+  const timescales = new Map(describeInit(init.bytes).map((t) => [t.mp4TrackId, t.timescale]));
   for (let pass = 0; ; pass++) {
     for (const piece of fragments) {
       if (pass === 0) {
@@ -153,25 +142,26 @@ export async function runPublish(command: {
   });
 
   async function* paced(): AsyncGenerator<Uint8Array> {
-    let loop = 0;
-    do {
-      const start = performance.now();
-      let sent = 0;
-      for (const piece of pieces) {
-        if (stopped) return;
-        const wait = start + piece.timeS * 1000 - performance.now();
-        if (wait > 0) await sleep(wait);
-        sent += piece.bytes.byteLength;
-        write(
-          progressBar(
-            durationS > 0 ? piece.timeS / durationS : 1,
-            `${piece.timeS.toFixed(1)}/${durationS.toFixed(1)} s  ${(sent / 1e6).toFixed(1)} MB${command.loop ? `  loop ${loop + 1}` : ''}`,
-          ),
-        );
-        yield piece.bytes;
-      }
-      loop += 1;
-    } while (command.loop && !stopped);
+    // Looping plays the file as one endless live stream (timestamps keep running, one init), not
+    // as a restart per pass.
+    const source = command.loop ? loopPieces({ pieces, durationS }) : pieces;
+    const start = performance.now();
+    let sent = 0;
+    for (const piece of source) {
+      if (stopped) return;
+      const wait = start + piece.timeS * 1000 - performance.now();
+      if (wait > 0) await sleep(wait);
+      sent += piece.bytes.byteLength;
+      const loop = durationS > 0 ? Math.floor(piece.timeS / durationS) : 0;
+      const inPassS = piece.timeS - loop * durationS;
+      write(
+        progressBar(
+          durationS > 0 ? inPassS / durationS : 1,
+          `${inPassS.toFixed(1)}/${durationS.toFixed(1)} s  ${(sent / 1e6).toFixed(1)} MB${command.loop ? `  loop ${loop + 1}` : ''}`,
+        ),
+      );
+      yield piece.bytes;
+    }
   }
 
   try {

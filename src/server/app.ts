@@ -8,9 +8,9 @@ import type { UpgradeWebSocket, WSContext } from 'hono/ws';
 import { errorMessage, LvqrError } from '../core/errors.ts';
 import { type Logger, silentLogger } from '../core/log.ts';
 import type { HlsResponse } from '../hls/index.ts';
-import { type IngestConnection, type IngestManager, validateBroadcastName } from '../ingest/index.ts';
+import { IngestConnection, type IngestManager, validateBroadcastName } from '../ingest/index.ts';
 import type { LvqrMetrics } from '../metrics/index.ts';
-import { PerClientLimit, PerClientSet } from './client-limits.ts';
+import { PerClientLimit } from './client-limits.ts';
 import { errorBody, toErrorResponse, wsCloseCodeFor } from './errors.ts';
 
 export type { HlsResponse };
@@ -56,23 +56,25 @@ export type ClientLimits = {
 /** Default per-client limits. */
 export const DEFAULT_CLIENT_LIMITS: ClientLimits = { maxPublishers: 16, maxHeldRequests: 100 };
 
-/** An ingest refusal to deliver over the WebSocket once it is open: the JSON error, then close 4000 + status. */
-type WsRefusal = { status: number; body: string };
+/**
+ * Why a publisher is not let in: answered as a JSON error over HTTP, or on the open WebSocket as
+ * that JSON message and close code 4000 + status.
+ */
+type Refusal = { status: number; code: string; message: string };
 
-type Env = { Variables: { ingestConnection: IngestConnection; ingestRefusal: WsRefusal } };
+type Env = { Variables: { ingestConnection: IngestConnection; ingestRefusal: Refusal } };
 
 function isUpgrade(c: Context): boolean {
   return c.req.method === 'GET' && c.req.header('upgrade')?.toLowerCase() === 'websocket';
 }
 
-/** The `error.code` of a JSON error body (a close reason), or `internal`. */
-function codeOf(body: string): string {
-  try {
-    const code = (JSON.parse(body) as { error?: { code?: unknown } }).error?.code;
-    return typeof code === 'string' ? code.slice(0, 120) : 'internal';
-  } catch {
-    return 'internal';
-  }
+function refusalOf(error: unknown): Refusal {
+  const { status, body } = toErrorResponse(error);
+  return { status, ...body.error };
+}
+
+function refusalResponse(r: Refusal): Response {
+  return jsonError(r.status, r.code, r.message);
 }
 
 const INGEST_PREFIX = '/ingest/';
@@ -182,8 +184,6 @@ export function parseByteRange(
  * request one change wakes with the same playlist object, so it is encoded once.
  */
 const encodedText = new WeakMap<HlsResponse, { bytes: Uint8Array; headers: Record<string, string> }>();
-/** Responses made from HLS layer answers, which carry their CORS header already. */
-const hlsResponses = new WeakSet<Response>();
 
 /**
  * An HLS layer answer as an HTTP response: an explicit Content-Length (so HEAD, which the router
@@ -191,12 +191,6 @@ const hlsResponses = new WeakSet<Response>();
  * media (206 / 416). Headers go out as a plain record (no `Headers` object per response).
  */
 export function hlsHttpResponse(result: HlsResponse, rangeHeader: string | undefined): Response {
-  const response = buildHlsResponse(result, rangeHeader);
-  hlsResponses.add(response);
-  return response;
-}
-
-function buildHlsResponse(result: HlsResponse, rangeHeader: string | undefined): Response {
   if (typeof result.body === 'string') {
     let sent = encodedText.get(result);
     if (sent === undefined) {
@@ -232,7 +226,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
   const logger = deps.logger ?? silentLogger;
   const startedAt = Date.now();
   const limits = { ...DEFAULT_CLIENT_LIMITS, ...deps.clientLimits };
-  const publishersByClient = new PerClientSet<IngestConnection>(limits.maxPublishers);
+  const publishersByClient = new PerClientLimit(limits.maxPublishers);
   const heldByClient = new PerClientLimit(limits.maxHeldRequests);
   const clientOf = (c: Context): string | undefined => {
     try {
@@ -261,8 +255,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
         deps.metrics?.ingestRejected.inc({ code: 'ingest.bad_name' });
         if (isUpgrade(c)) {
           // Refused on the WebSocket itself (see the upgrade route).
-          const { status, body } = toErrorResponse(error);
-          c.set('ingestRefusal', { status, body: JSON.stringify(body) });
+          c.set('ingestRefusal', refusalOf(error));
         } else {
           c.res = errorResponse(error);
           refused = true;
@@ -283,22 +276,22 @@ export function createApp(deps: AppDeps): Hono<Env> {
     authorization: string | undefined,
     transport: 'http' | 'ws',
     client: string | undefined,
-  ): IngestConnection | Response => {
+  ): IngestConnection | Refusal => {
     const ingest = deps.ingest;
-    if (ingest === undefined) return jsonError(404, 'not_found', 'ingest is disabled');
+    if (ingest === undefined) return { status: 404, code: 'not_found', message: 'ingest is disabled' };
     const broadcast = broadcastFromPath(path);
     const auth = ingest.authorize(broadcast, authorization);
+    const refuse = (status: number, code: string, message: string): Refusal => {
+      deps.metrics?.ingestRejected.inc({ code });
+      return { status, code, message };
+    };
     if (auth === 'missing') {
-      deps.metrics?.ingestRejected.inc({ code: 'ingest.unauthorized' });
-      return jsonError(401, 'ingest.unauthorized', 'ingest needs a bearer token (Authorization: Bearer <token>)');
+      return refuse(401, 'ingest.unauthorized', 'ingest needs a bearer token (Authorization: Bearer <token>)');
     }
-    if (auth === 'wrong') {
-      deps.metrics?.ingestRejected.inc({ code: 'ingest.forbidden' });
-      return jsonError(403, 'ingest.forbidden', 'the token is not valid for this broadcast');
-    }
-    if (!publishersByClient.hasRoom(client)) {
-      deps.metrics?.ingestRejected.inc({ code: 'ingest.client_limit' });
-      return jsonError(
+    if (auth === 'wrong') return refuse(403, 'ingest.forbidden', 'the token is not valid for this broadcast');
+    const release = publishersByClient.acquire(client);
+    if (release === undefined) {
+      return refuse(
         429,
         'ingest.client_limit',
         `this client already has ${limits.maxPublishers} publisher connections open (the per-client limit)`,
@@ -306,22 +299,23 @@ export function createApp(deps: AppDeps): Hono<Env> {
     }
     try {
       const connection = ingest.open(broadcast, transport);
-      publishersByClient.add(client, connection);
+      connection.onEnded = release;
       return connection;
     } catch (error) {
+      release();
       if (error instanceof LvqrError && error.code === 'ingest.bad_name') {
         deps.metrics?.ingestRejected.inc({ code: error.code });
       }
-      return errorResponse(error);
+      return refusalOf(error);
     }
   };
 
   const ingestPost = async (c: Context) => {
     const opened = openIngest(c.req.path, c.req.header('authorization'), 'http', clientOf(c));
-    if (opened instanceof Response) {
+    if (!(opened instanceof IngestConnection)) {
       const unread = c.req.raw.body;
       if (unread !== null) await discardBody(unread.getReader());
-      return opened;
+      return refusalResponse(opened);
     }
     const connection = opened;
     const body = c.req.raw.body;
@@ -409,17 +403,17 @@ export function createApp(deps: AppDeps): Hono<Env> {
       if (refusal === undefined) {
         const token = c.req.header('authorization') ?? c.req.query('token');
         const opened = openIngest(c.req.path, token, 'ws', clientOf(c));
-        if (opened instanceof Response) refusal = { status: opened.status, body: await opened.text() };
-        else c.set('ingestConnection', opened);
+        if (opened instanceof IngestConnection) c.set('ingestConnection', opened);
+        else refusal = opened;
       }
       if (refusal !== undefined) {
         // A browser cannot read the HTTP answer to a refused upgrade (it sees only a failed
         // connection): accept the upgrade, send the JSON error, close with 4000 + status.
-        const { status, body } = refusal;
+        const { status, code, message } = refusal;
         const refuse = deps.upgradeWebSocket(() => ({
           onOpen(_event, ws) {
-            ws.send(body);
-            ws.close(4000 + status, codeOf(body));
+            ws.send(JSON.stringify(errorBody(code, message)));
+            ws.close(4000 + status, code);
           },
         }));
         try {
@@ -428,7 +422,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
         } catch {
           // The runtime refused the handshake: answer over HTTP.
         }
-        return new Response(body, { status, headers: { 'content-type': 'application/json; charset=utf-8' } });
+        return refusalResponse(refusal);
       }
       await next();
       return undefined;
@@ -538,14 +532,15 @@ export function createApp(deps: AppDeps): Hono<Env> {
   );
 
   // Playback is the only cross-origin surface: players on other sites read playlists and media.
-  // Ingest, the APIs and metrics send no CORS headers, so browsers keep other origins out of them.
-  app.use('/hls/*', async (c, next) => {
-    await next();
-    // HLS layer answers have it already; reading `headers` would build a Headers object per answer.
-    if (!hlsResponses.has(c.res)) c.res.headers.set('access-control-allow-origin', '*');
-  });
+  // The HLS layer's answers carry CORS; so do the few this route makes itself. Ingest, the APIs and
+  // metrics send no CORS headers, so browsers keep other origins out of them.
+  const playbackError = (status: number, code: string, message: string): Response => {
+    const response = jsonError(status, code, message);
+    response.headers.set('access-control-allow-origin', '*');
+    return response;
+  };
   app.get('/hls/*', async (c) => {
-    if (deps.hls === undefined) return jsonError(404, 'hls.not_found', 'HLS is disabled');
+    if (deps.hls === undefined) return playbackError(404, 'hls.not_found', 'HLS is disabled');
     // Only the query is needed: split it off instead of parsing the whole URL again.
     const url = c.req.url;
     const q = url.indexOf('?');
@@ -556,7 +551,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
     // A blocking reload may be held for seconds: one client may hold only so many at once.
     const release = heldByClient.acquire(clientOf(c));
     if (release === undefined) {
-      const response = jsonError(
+      const response = playbackError(
         429,
         'hls.too_many_held_requests',
         `this client already has ${limits.maxHeldRequests} blocking playlist requests waiting (the per-client limit)`,

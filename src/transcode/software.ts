@@ -295,6 +295,13 @@ class SourceDecoder {
     return this.#governor?.state(rendition) ?? 'running';
   }
 
+  /** Whether the overload policy paused every rung (then nothing needs decoding). */
+  #allPaused(): boolean {
+    if (this.#governor === undefined || this.#rungs.size === 0) return false;
+    for (const rung of this.#rungs) if (rung.loadState !== 'paused') return false;
+    return true;
+  }
+
   /** Samples every rung once per interval and applies the overload policy's next step, if any. */
   #checkLoad(): void {
     const governor = this.#governor;
@@ -529,7 +536,7 @@ class SourceDecoder {
     const gap = this.#expectedDts !== undefined && fragment.dts !== this.#expectedDts;
     this.#expectedDts = fragment.dts + fragment.duration;
     if (gap) this.#needKeyframe = true;
-    if (this.#governor !== undefined && [...this.#rungs].every((r) => r.loadState === 'paused')) {
+    if (this.#allPaused()) {
       // Every rung is paused: decoding would feed no one. Resume at a keyframe.
       this.#needKeyframe = true;
       for (const rung of this.#rungs) rung.countDropped(samples.length);
@@ -790,10 +797,7 @@ export class SoftwareTranscoder implements Transcoder {
     this.#loadState = state;
     this.#shedSkip = false;
     if (state !== 'paused' || this.#stopping) return;
-    const dropped = this.#queue.filter(isFrame);
-    this.#queue = this.#queue.filter((item) => !isFrame(item));
-    for (const q of dropped) q.frame.close();
-    this.countDropped(dropped.length);
+    this.#dropQueuedFrames();
     this.#queue.push({ suspend: true });
     this.#pump();
   }
@@ -825,15 +829,12 @@ export class SoftwareTranscoder implements Transcoder {
     if (this.#queue.length >= this.#ladder.options.maxQueuedFrames) {
       // Cannot keep up: drop the queued frames and everything up to the next forced keyframe
       // (format boundaries stay: they are not media).
-      const dropped = this.#queue.filter(isFrame);
-      this.#queue = this.#queue.filter((item) => !isFrame(item));
-      for (const q of dropped) q.frame.close();
-      this.countDropped(dropped.length);
+      const dropped = this.#dropQueuedFrames();
       this.#overflowed = true;
       this.#ladder.options.logger.warn('rung behind; dropping to the next keyframe', {
         broadcast: this.#ctx?.broadcast,
         rendition: this.rendition.name,
-        dropped: dropped.length,
+        dropped,
       });
       if (!meta.forceKey) {
         this.#waitingForKey = true;
@@ -844,6 +845,15 @@ export class SoftwareTranscoder implements Transcoder {
     }
     this.#queue.push({ frame, meta });
     this.#pump();
+  }
+
+  /** Drops (and counts) every queued frame; format and suspend markers stay, they are not media. */
+  #dropQueuedFrames(): number {
+    const dropped = this.#queue.filter(isFrame);
+    this.#queue = this.#queue.filter((item) => !isFrame(item));
+    for (const q of dropped) q.frame.close();
+    this.countDropped(dropped.length);
+    return dropped.length;
   }
 
   /** @internal Called by the source decoder between the last frame of an init and the first of the next. */
