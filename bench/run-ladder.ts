@@ -13,7 +13,7 @@ import { FragmentBroadcasterRegistry } from '../src/fragment/index.ts';
 import { IngestManager } from '../src/ingest/index.ts';
 import type { VideoCodecs } from '../src/transcode/codecs.ts';
 import { defaultLadder, resolveLadderArgs, TranscodeRunner } from '../src/transcode/index.ts';
-import { SoftwareLadder, SoftwareTranscoderFactory } from '../src/transcode/software.ts';
+import { SoftwareLadder, SoftwareTranscoderFactory } from '../src/transcode/ladder/index.ts';
 import { bindWebCodecs } from '../src/transcode/webcodecs-binding.ts';
 import { napiProvider } from '../src/webcodecs/index.ts';
 import { ThreadCpu } from './lib.ts';

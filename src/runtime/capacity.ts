@@ -12,9 +12,9 @@ import { FragmentFlags, VIDEO_TRACK } from '../fragment/fragment.ts';
 import { FragmentBroadcasterRegistry } from '../fragment/registry.ts';
 import { IngestManager } from '../ingest/index.ts';
 import { createMetrics } from '../metrics/index.ts';
+import { SoftwareLadder, SoftwareTranscoderFactory } from '../transcode/ladder/index.ts';
 import type { RenditionSpec } from '../transcode/rendition.ts';
 import { TranscodeRunner } from '../transcode/runner.ts';
-import { SoftwareLadder, SoftwareTranscoderFactory } from '../transcode/software.ts';
 import { bindWebCodecs } from '../transcode/webcodecs-binding.ts';
 import { H264Encoder, napiProvider, type WebCodecs } from '../webcodecs/index.ts';
 

@@ -13,14 +13,18 @@ import { HlsBridge } from '../hls/index.ts';
 import { type IngestLimits, IngestManager } from '../ingest/index.ts';
 import { createMetrics, type LvqrMetrics, type MemoryUsage } from '../metrics/index.ts';
 import type { VideoCodecs } from '../transcode/codecs.ts';
-import { planLadder } from '../transcode/ladder.ts';
+import {
+  planLadder,
+  SoftwareLadder,
+  type SoftwareLadderOptions,
+  SoftwareTranscoderFactory,
+} from '../transcode/ladder/index.ts';
 import {
   type TaskStats,
   TranscodeRunner,
   type TranscodeRunnerHandle,
   type TranscodeRunnerOptions,
 } from '../transcode/runner.ts';
-import { SoftwareLadder, type SoftwareLadderOptions, SoftwareTranscoderFactory } from '../transcode/software.ts';
 import type { TranscoderFactory } from '../transcode/transcoder.ts';
 import { type ClientLimits, createApp, type StaticAsset } from './app.ts';
 import type { ServeConfig } from './config.ts';

@@ -22,13 +22,22 @@ export type {
 } from './codecs.ts';
 export {
   evenSize,
+  type LadderOptions,
   type LadderPlan,
+  LadderTranscoderFactory,
   type PlannedRung,
   planLadder,
   planRung,
+  RungTranscoder,
   type SkippedRung,
+  SoftwareLadder,
+  type SoftwareLadderOptions,
+  SoftwareTranscoder,
+  SoftwareTranscoderFactory,
+  type SourceLadderStatus,
   type SourceVideo,
-} from './ladder.ts';
+  VideoLadder,
+} from './ladder/index.ts';
 export { PassthroughTranscoder, PassthroughTranscoderFactory } from './passthrough.ts';
 export {
   createRendition,
@@ -58,12 +67,5 @@ export {
   TranscodeRunnerHandle,
   type TranscodeRunnerOptions,
 } from './runner.ts';
-export {
-  SoftwareLadder,
-  type SoftwareLadderOptions,
-  SoftwareTranscoder,
-  SoftwareTranscoderFactory,
-  type SourceLadderStatus,
-} from './software.ts';
 export type { Transcoder, TranscoderContext, TranscoderFactory, TranscoderStats } from './transcoder.ts';
 export { bindWebCodecs, type WebCodecsBindingOptions } from './webcodecs-binding.ts';

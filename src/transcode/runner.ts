@@ -5,6 +5,7 @@
  * transcoder throws reaches the registry, the producer or another task.
  */
 
+import { backoffDelayMs } from '../core/backoff.ts';
 import { errorMessage } from '../core/errors.ts';
 import { type Logger, silentLogger } from '../core/log.ts';
 import type { FragmentBroadcaster, FragmentSubscription } from '../fragment/broadcaster.ts';
@@ -370,7 +371,7 @@ async function drive(task: Task, buildCtx: TranscoderContext, env: DriveEnv): Pr
       stats.consecutiveFailures = 0;
     } else {
       stats.consecutiveFailures += 1;
-      const delayMs = Math.min(env.retryMaxMs, env.retryBaseMs * 2 ** (stats.consecutiveFailures - 1));
+      const delayMs = backoffDelayMs(stats.consecutiveFailures, env.retryBaseMs, env.retryMaxMs);
       retryAtMs = env.now() + delayMs;
       stats.state = 'backoff';
       env.logger.warn('transcoder backing off', { ...fields, failures: stats.consecutiveFailures, delayMs });

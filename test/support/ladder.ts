@@ -21,7 +21,7 @@ import {
   type SoftwareLadderOptions,
   SoftwareTranscoderFactory,
   type SourceLadderStatus,
-} from '../../src/transcode/software.ts';
+} from '../../src/transcode/ladder/index.ts';
 import { bindWebCodecs } from '../../src/transcode/webcodecs-binding.ts';
 import { napiProvider } from '../../src/webcodecs/index.ts';
 import { concat } from '../container/helpers.ts';

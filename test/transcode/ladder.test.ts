@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { defaultLadder, PRESET_240P, PRESET_720P } from '../../src/transcode/index.ts';
-import { evenSize, planLadder, planRung } from '../../src/transcode/ladder.ts';
+import { evenSize, planLadder, planRung } from '../../src/transcode/ladder/plan.ts';
 
 const sizes = (source: { width: number; height: number }) =>
   planLadder(source, defaultLadder()).rungs.map((r) => `${r.rendition.name}:${r.width}x${r.height}`);

@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { HlsBridge } from '../../src/hls/index.ts';
 import { loopPieces, planPieces } from '../../src/runtime/publish.ts';
 import { createRendition } from '../../src/transcode/index.ts';
-import { OverloadGovernor, type OverloadTransition } from '../../src/transcode/overload.ts';
+import { OverloadGovernor, type OverloadTransition } from '../../src/transcode/ladder/overload.ts';
 import { concat } from '../container/helpers.ts';
 import { readFixture } from '../support/fixtures.ts';
 import { createHarness, publish, wrapCodecs } from '../support/ladder.ts';

@@ -3,7 +3,7 @@
  * sources get portrait rungs, rung frame rate = source frame rate.
  */
 
-import type { RenditionSpec } from './rendition.ts';
+import type { RenditionSpec } from '../rendition.ts';
 
 /** What the planner needs to know of the source video. */
 export type SourceVideo = { width: number; height: number; frameRate?: number | undefined };

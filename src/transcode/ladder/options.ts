@@ -1,0 +1,75 @@
+/** Options of a video ladder, their defaults, and the label its metrics carry. */
+
+import { type Logger, silentLogger } from '../../core/log.ts';
+import type { FragmentBroadcasterRegistry } from '../../fragment/registry.ts';
+import type { LvqrMetrics } from '../../metrics/index.ts';
+import type { VideoCodecs } from '../codecs.ts';
+import type { OverloadOptions } from './overload.ts';
+
+/**
+ * The factory name of every rung, as in LVQR (`SoftwareTranscoderFactory`): the `transcoder` label
+ * of the metrics and the origin of the outputs. It names the factory, not the encoder, which may be
+ * hardware (see `VideoCodecs.backend`).
+ */
+export const LADDER_TRANSCODER_NAME = 'software';
+
+/** Options shared by every rung of a ladder. */
+export type LadderOptions = {
+  /** Where outputs are published (the registry the runner is installed on). */
+  registry: FragmentBroadcasterRegistry;
+  /** Decoder and encoder factory. */
+  codecs: VideoCodecs;
+  metrics?: LvqrMetrics;
+  logger?: Logger;
+  /** Called every `gcEveryFrames` decoded frames: native frame memory is freed only on GC. */
+  gc?: () => void;
+  gcEveryFrames?: number;
+  /**
+   * A full collection, run when a source's decoder closes: the addon's frame and codec memory
+   * survives minor collections, and a finished session is the moment to give it back.
+   */
+  gcFull?: () => void;
+  /** Segment target: forced-keyframe cadence when the source GOP is longer (default 2000 ms). */
+  segmentTargetMs?: number;
+  /** A rung's frame-queue bound; at the bound it drops whole GOPs (default 60 frames). */
+  maxQueuedFrames?: number;
+  /**
+   * `drop` (live, default): a rung that falls behind drops whole GOPs and the others go on.
+   * `wait` (offline, benchmarks): the shared decoder waits for the slowest rung; nothing is dropped.
+   */
+  overflow?: 'drop' | 'wait';
+  /**
+   * The overload policy (see overload.ts): tunables, or `false` to turn it off. On by default in
+   * `drop` mode; never active in `wait` mode (nothing is dropped there).
+   */
+  overload?: Partial<OverloadOptions> | false;
+  /** First retry delay after an encoder or decoder failure (doubles up to `retryMaxMs`). */
+  retryBaseMs?: number;
+  retryMaxMs?: number;
+  now?: () => number;
+};
+
+/** `LadderOptions` with every default filled in. */
+export type ResolvedLadderOptions = Required<Omit<LadderOptions, 'metrics' | 'gc' | 'gcFull'>> &
+  Pick<LadderOptions, 'metrics' | 'gc' | 'gcFull'>;
+
+/** Fills in the defaults of `options`. */
+export function resolveLadderOptions(options: LadderOptions): ResolvedLadderOptions {
+  return {
+    logger: silentLogger,
+    gcEveryFrames: 30,
+    segmentTargetMs: 2000,
+    maxQueuedFrames: 60,
+    overflow: 'drop',
+    overload: {},
+    retryBaseMs: 250,
+    retryMaxMs: 8000,
+    now: Date.now,
+    ...options,
+  };
+}
+
+/** The queue length above which a rung holds its producer (half the bound). */
+export function softQueueLimit(options: ResolvedLadderOptions): number {
+  return Math.max(1, Math.floor(options.maxQueuedFrames / 2));
+}

@@ -1,0 +1,416 @@
+/**
+ * One rung of one source: its frame queue, its encoder's life (created at a forced keyframe,
+ * rebuilt with back-off after a failure, closed at a format change, a pause or the end), and the
+ * glue between the shared decoder, the encoder and the rung's output.
+ *
+ * Back-pressure: `onFragment` waits while the queue is above half its bound; a queue that reaches
+ * the bound drops whole GOPs (resumes at the next forced keyframe) and counts them.
+ */
+
+import { Backoff } from '../../core/backoff.ts';
+import { errorMessage } from '../../core/errors.ts';
+import type { Fragment, FragmentMeta } from '../../fragment/fragment.ts';
+import type { EncodedChunk, EncoderLike, VideoFrameLike } from '../codecs.ts';
+import type { RenditionSpec } from '../rendition.ts';
+import type { Transcoder, TranscoderContext, TranscoderStats } from '../transcoder.ts';
+import { type FrameMeta, isFrame, type QueuedFrame, type QueueItem, type SourceFormat, ticksToUs } from './frames.ts';
+import { RungLoad } from './load.ts';
+import { type ResolvedLadderOptions, softQueueLimit } from './options.ts';
+import type { RungLoadState, RungSample } from './overload.ts';
+import { type PlannedRung, planRung, type SourceVideo } from './plan.ts';
+import { RungOutput } from './rung-output.ts';
+import { RungStats } from './rung-stats.ts';
+import type { DecodedSource, RungSink } from './shared-decoder.ts';
+
+/** How a rung reaches its source's shared decoder: attach on start, release on stop. */
+export type SourceAttach = (broadcast: string, meta: FragmentMeta, rung: RungSink) => SourceLease;
+
+/** A rung's hold on its source's decoder. */
+export type SourceLease = {
+  readonly source: DecodedSource;
+  /** Lets go of the decoder (the last rung to let go closes it). */
+  release(): void;
+};
+
+/** One rung of one source: encoder, CMAF packaging, publication. */
+export class RungTranscoder implements Transcoder, RungSink {
+  readonly rendition: RenditionSpec;
+  readonly #options: ResolvedLadderOptions;
+  readonly #attach: SourceAttach;
+  readonly #stats: RungStats;
+  readonly #load = new RungLoad();
+  readonly #backoff: Backoff;
+  #lease: SourceLease | undefined;
+  #broadcast: string | undefined;
+  #output: RungOutput | undefined;
+  #init: Uint8Array | undefined;
+  /** Plan of the encoder session (the format of the frames being encoded). */
+  #plan: PlannedRung | undefined;
+  #skipReason: string | undefined;
+  /** Plan of the newest format enqueued (decides which incoming frames are kept). */
+  #queuedPlan: PlannedRung | undefined;
+  #encoder: EncoderLike | undefined;
+  #encoderConfigKey = '';
+  #queue: QueueItem[] = [];
+  #draining = false;
+  #drained: Array<() => void> = [];
+  #waitingForKey = false;
+  #needKey = true;
+  #inFlight = new Map<number, FrameMeta>();
+  #state: 'starting' | 'running' | 'failed' | 'skipped' | 'ended' = 'starting';
+  #lastError: string | undefined;
+  #stopping = false;
+
+  /** A rung for `rendition` that reaches its source's decoder through `attach`. */
+  constructor(rendition: RenditionSpec, options: ResolvedLadderOptions, attach: SourceAttach) {
+    this.rendition = rendition;
+    this.#options = options;
+    this.#attach = attach;
+    this.#stats = new RungStats(rendition.name, options.metrics);
+    this.#backoff = new Backoff({ baseMs: options.retryBaseMs, maxMs: options.retryMaxMs, now: options.now });
+  }
+
+  /** Rendition name. */
+  get name(): string {
+    return this.rendition.name;
+  }
+
+  onStart(ctx: TranscoderContext): void {
+    this.#broadcast = ctx.broadcast;
+    this.#output = new RungOutput({
+      registry: this.#options.registry,
+      logger: this.#options.logger,
+      source: ctx.broadcast,
+      rendition: this.rendition.name,
+      onRefused: (message) => {
+        this.#lastError = message;
+      },
+    });
+    this.#lease = this.#attach(ctx.broadcast, ctx.meta, this);
+    this.#init = ctx.meta.initSegment;
+    this.#replan(this.#lease.source.video);
+    this.#queuedPlan = this.#plan;
+  }
+
+  async onFragment(fragment: Fragment): Promise<void> {
+    const source = this.#lease?.source;
+    if (source === undefined) return;
+    await source.submit(fragment, this.#init);
+    // Back-pressure: hold the drain loop while this rung's queue is above half its bound.
+    const soft = softQueueLimit(this.#options);
+    while (this.#queue.length > soft && !this.#stopping) await this.#nextDrained();
+  }
+
+  async onMetaChange(meta: FragmentMeta): Promise<void> {
+    const source = this.#lease?.source;
+    if (source === undefined) return;
+    // The decoder marks the format boundary in this rung's queue; the switch happens there, in order.
+    await source.reconfigure(meta);
+    this.#init = meta.initSegment;
+  }
+
+  async onStop(): Promise<void> {
+    const lease = this.#lease;
+    if (lease === undefined) return;
+    await lease.source.finish();
+    await this.#waitDrained();
+    this.#stopping = true;
+    await this.#closeEncoder(true);
+    lease.release();
+    this.#lease = undefined;
+    this.#output?.end();
+    if (this.#state !== 'skipped') this.#state = 'ended';
+    this.#wakeDrained();
+  }
+
+  /** Load state under the overload policy. */
+  get loadState(): RungLoadState {
+    return this.#load.state;
+  }
+
+  /** This interval's overload sample (whether the rung fell behind); starts the next interval. */
+  takeLoadSample(nowMs: number, behindLagMs: number): RungSample {
+    const oldest = this.#queue.find(isFrame);
+    const waitingMs = oldest !== undefined && oldest.meta.dueMs > 0 ? nowMs - oldest.meta.dueMs : 0;
+    return this.#load.sample(this.rendition.name, waitingMs, behindLagMs);
+  }
+
+  /** Applies an overload-policy step (a pause closes the encoder at that point of the queue). */
+  setLoadState(state: RungLoadState): void {
+    if (!this.#load.set(state) || state !== 'paused' || this.#stopping) return;
+    this.#dropQueuedFrames();
+    this.#queue.push({ suspend: true });
+    this.#pump();
+  }
+
+  /** A frame clone from the shared decoder, which this rung now owns. */
+  enqueue(frame: VideoFrameLike, meta: FrameMeta): void {
+    if (this.#queuedPlan === undefined || this.#stopping) {
+      frame.close();
+      return;
+    }
+    this.#stats.countIn();
+    if (this.#load.drops(meta.forceKey)) {
+      frame.close();
+      this.countDropped(1);
+      return;
+    }
+    if (this.#waitingForKey) {
+      if (!meta.forceKey) {
+        frame.close();
+        this.countDropped(1);
+        return;
+      }
+      this.#waitingForKey = false;
+    }
+    if (this.#queue.length >= this.#options.maxQueuedFrames) {
+      // Cannot keep up: drop the queued frames and everything up to the next forced keyframe
+      // (format boundaries stay: they are not media).
+      const dropped = this.#dropQueuedFrames();
+      this.#load.noteOverflow();
+      this.#options.logger.warn('rung behind; dropping to the next keyframe', {
+        broadcast: this.#broadcast,
+        rendition: this.rendition.name,
+        dropped,
+      });
+      if (!meta.forceKey) {
+        this.#waitingForKey = true;
+        frame.close();
+        this.countDropped(1);
+        return;
+      }
+    }
+    this.#queue.push({ frame, meta });
+    this.#pump();
+  }
+
+  /** Drops (and counts) every queued frame; format and suspend markers stay, they are not media. */
+  #dropQueuedFrames(): number {
+    const dropped = this.#queue.filter(isFrame);
+    this.#queue = this.#queue.filter((item) => !isFrame(item));
+    for (const q of dropped) q.frame.close();
+    this.countDropped(dropped.length);
+    return dropped.length;
+  }
+
+  /** The boundary between the last frame of an init and the first of the next. */
+  enqueueFormat(format: SourceFormat): void {
+    if (this.#stopping) return;
+    const planned = planRung(format.video, this.rendition);
+    this.#queuedPlan = typeof planned === 'string' ? undefined : planned;
+    // The first frame of the new format is a forced keyframe: no GOP of the old one to wait out.
+    this.#waitingForKey = false;
+    this.#queue.push({ format });
+    this.#pump();
+  }
+
+  /** Resolves once this rung's frame queue is below `limit` (or the rung stops). */
+  async waitForRoom(limit: number): Promise<void> {
+    while (this.#queue.length >= limit && !this.#stopping) await this.#nextDrained();
+  }
+
+  /** Counts source frames this rung did not encode. */
+  countDropped(frames: number): void {
+    this.#stats.countDropped(frames);
+  }
+
+  stats(): TranscoderStats {
+    const source = this.#lease?.source;
+    return {
+      state: this.#state === 'running' && this.#load.state === 'paused' ? 'paused' : this.#state,
+      load: this.#load.state,
+      output: this.#output?.name ?? '',
+      width: this.#plan?.width,
+      height: this.#plan?.height,
+      frameRate: this.#plan?.frameRate ?? source?.frameRate(),
+      backend: this.#options.codecs.backend,
+      skippedReason: this.#skipReason,
+      queuedFrames: this.#queue.length,
+      lastError: this.#lastError,
+      ...this.#stats.snapshot(this.#options.now()),
+    };
+  }
+
+  #replan(video: SourceVideo): void {
+    const planned = planRung(video, this.rendition);
+    if (typeof planned === 'string') {
+      this.#plan = undefined;
+      this.#skipReason = planned;
+      this.#state = 'skipped';
+    } else {
+      this.#plan = planned;
+      this.#skipReason = undefined;
+      if (this.#state === 'skipped' || this.#state === 'starting') this.#state = 'running';
+    }
+  }
+
+  #nextDrained(): Promise<void> {
+    return new Promise<void>((resolve) => this.#drained.push(resolve));
+  }
+
+  #wakeDrained(): void {
+    for (const resolve of this.#drained.splice(0)) resolve();
+  }
+
+  #pump(): void {
+    if (this.#draining) return;
+    this.#draining = true;
+    void this.#drain().finally(() => {
+      this.#draining = false;
+      if (this.#queue.length > 0 && !this.#stopping) this.#pump();
+      else this.#wakeDrained();
+    });
+  }
+
+  async #drain(): Promise<void> {
+    const soft = softQueueLimit(this.#options);
+    for (let item = this.#queue.shift(); item !== undefined; item = this.#queue.shift()) {
+      if ('suspend' in item) {
+        // Paused: free the encoder; the next session starts at a forced keyframe after resuming.
+        this.countDropped(this.#inFlight.size);
+        await this.#closeEncoder(false);
+        this.#needKey = true;
+        continue;
+      }
+      if (!isFrame(item)) {
+        await this.#switchFormat(item.format);
+        continue;
+      }
+      if (item.meta.dueMs > 0) this.#load.noteLag(this.#options.now() - item.meta.dueMs);
+      try {
+        await this.#encode(item);
+      } finally {
+        item.frame.close();
+      }
+      if (this.#queue.length <= soft) this.#wakeDrained();
+    }
+  }
+
+  /**
+   * The source switched to a new init: finish the encoder session (its tail is published under the
+   * old plan), re-plan, and start the next session with a new init, or end the output.
+   */
+  async #switchFormat(format: SourceFormat): Promise<void> {
+    await this.#closeEncoder(true);
+    this.#output?.restart();
+    this.#needKey = true;
+    this.#replan(format.video);
+    if (this.#plan === undefined) this.#output?.end();
+  }
+
+  async #encode({ frame, meta }: QueuedFrame): Promise<void> {
+    const source = this.#lease?.source;
+    // A new session takes its frame rate from the source: wait until a few samples tell it.
+    if (this.#encoder === undefined && meta.forceKey && source !== undefined) await source.frameRateSettled();
+    const encoder = this.#ensureEncoder(meta);
+    if (encoder === undefined) {
+      this.countDropped(1);
+      return;
+    }
+    const keyFrame = meta.forceKey || this.#needKey;
+    if (this.#needKey && !meta.forceKey) {
+      // After a (re)start the encoder must begin at a point every rung agrees on.
+      this.countDropped(1);
+      return;
+    }
+    this.#needKey = false;
+    this.#inFlight.set(frame.timestamp, meta);
+    try {
+      await encoder.encode(frame, { keyFrame, durationUs: ticksToUs(meta.duration, meta.timescale) });
+    } catch (error) {
+      if (this.#inFlight.delete(frame.timestamp)) this.countDropped(1);
+      this.#fail(error, encoder);
+    }
+  }
+
+  #ensureEncoder(meta: FrameMeta): EncoderLike | undefined {
+    const plan = this.#plan;
+    const source = this.#lease?.source;
+    if (plan === undefined || source === undefined) return undefined;
+    const framerate = plan.frameRate ?? source.frameRate() ?? (meta.duration > 0 ? meta.timescale / meta.duration : 30);
+    const key = `${plan.width}x${plan.height}@${plan.videoBitrateBps}`;
+    if (this.#encoder !== undefined && this.#encoderConfigKey === key) return this.#encoder;
+    if (this.#backoff.waiting) return undefined;
+    if (!meta.forceKey) return undefined;
+    const { codecs } = this.#options;
+    let created: EncoderLike | undefined;
+    try {
+      created = codecs.createEncoder(
+        { width: plan.width, height: plan.height, bitrateBps: plan.videoBitrateBps, framerate },
+        (chunk) => this.#onChunk(chunk),
+        (error) => this.#fail(error, created),
+      );
+      this.#encoder = created;
+      this.#encoderConfigKey = key;
+      this.#needKey = true;
+      this.#stats.noteBackend(codecs.backend);
+    } catch (error) {
+      this.#fail(error, undefined);
+      return undefined;
+    }
+    return this.#encoder;
+  }
+
+  #onChunk(chunk: EncodedChunk): void {
+    const meta = this.#inFlight.get(chunk.timestampUs);
+    if (meta === undefined) return;
+    this.#inFlight.delete(chunk.timestampUs);
+    const source = this.#lease?.source;
+    const plan = this.#plan;
+    if (source === undefined || plan === undefined || this.#output === undefined) return;
+    const bytes = this.#output.publish(chunk, meta, plan, plan.frameRate ?? source.frameRate());
+    if (bytes === undefined) return;
+    this.#stats.countOutput(this.#options.now(), meta, bytes);
+    this.#backoff.succeed();
+    if (this.#state === 'failed') this.#state = 'running';
+  }
+
+  /** A failure of `encoder` (ignored when that encoder was already replaced: one fault, one restart). */
+  #fail(error: unknown, encoder: EncoderLike | undefined): void {
+    if (encoder !== undefined && encoder !== this.#encoder) return;
+    this.#lastError = errorMessage(error);
+    this.#state = 'failed';
+    this.#stats.countRestart();
+    const delay = this.#backoff.fail();
+    this.#options.logger.warn('rung encoder failed; rebuilding', {
+      output: this.#output?.name,
+      error: this.#lastError,
+      retryMs: delay,
+    });
+    const failed = this.#encoder;
+    this.#encoder = undefined;
+    this.#encoderConfigKey = '';
+    // Frames the failed encoder took but never returned are lost.
+    this.countDropped(this.#inFlight.size);
+    this.#inFlight.clear();
+    this.#needKey = true;
+    try {
+      failed?.close();
+    } catch {
+      // A failed encoder may refuse to close; it is dropped either way.
+    }
+  }
+
+  async #closeEncoder(flush: boolean): Promise<void> {
+    const encoder = this.#encoder;
+    this.#encoder = undefined;
+    this.#encoderConfigKey = '';
+    if (encoder === undefined) return;
+    try {
+      if (flush) await encoder.flush();
+    } catch (error) {
+      this.#lastError = errorMessage(error);
+    } finally {
+      try {
+        encoder.close();
+      } catch {
+        // already closed
+      }
+      this.#inFlight.clear();
+    }
+  }
+
+  async #waitDrained(): Promise<void> {
+    while (this.#queue.length > 0 || this.#draining) await this.#nextDrained();
+  }
+}

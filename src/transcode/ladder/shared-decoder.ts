@@ -1,0 +1,464 @@
+/**
+ * The one decoder of a source, shared by its rungs: the first submission of a fragment decodes it
+ * (later ones are no-ops), each decoded frame is handed to every rung as a clone, and forced
+ * keyframes are decided here once per frame, so every rung cuts at the same points.
+ *
+ * Source format changes: the decoder puts a format marker into every rung queue exactly between
+ * the last frame of the old init and the first of the new one.
+ */
+
+import { describeInit, readSamples } from '../../container/index.ts';
+import { Backoff } from '../../core/backoff.ts';
+import { errorMessage } from '../../core/errors.ts';
+import type { Fragment, FragmentMeta } from '../../fragment/fragment.ts';
+import type { DecoderLike, VideoFrameLike } from '../codecs.ts';
+import type { RenditionSpec } from '../rendition.ts';
+import type { FrameMeta, SourceFormat } from './frames.ts';
+import { ticksToUs } from './frames.ts';
+import { type LoadSampled, SourceLoadMonitor } from './load.ts';
+import type { ResolvedLadderOptions } from './options.ts';
+import type { RungLoadState } from './overload.ts';
+import { planRung, type SourceVideo } from './plan.ts';
+
+/** Per-source ladder status for the API. */
+export type SourceLadderStatus = {
+  broadcast: string;
+  codec: string;
+  width: number | undefined;
+  height: number | undefined;
+  frameRate: number | undefined;
+  decoderState: 'running' | 'failed' | 'unsupported';
+  reason: string | undefined;
+  decodedFrames: number;
+  restarts: number;
+  lastError: string | undefined;
+  rungs: string[];
+  /** Rungs left out for this source, and why (e.g. no upscaling). */
+  skipped: Array<{ rendition: string; reason: string }>;
+};
+
+/** What the shared decoder needs of each rung it feeds. */
+export interface RungSink extends LoadSampled {
+  readonly rendition: RenditionSpec;
+  /** Load state under the overload policy. */
+  readonly loadState: RungLoadState;
+  /** A frame clone the rung now owns (and must close). */
+  enqueue(frame: VideoFrameLike, meta: FrameMeta): void;
+  /** The source switched to a new init after the frames enqueued so far. */
+  enqueueFormat(format: SourceFormat): void;
+  /** Counts source frames the rung did not get. */
+  countDropped(frames: number): void;
+  /** Resolves once the rung's queue is below `limit` (or the rung stops). */
+  waitForRoom(limit: number): Promise<void>;
+}
+
+/** What a rung needs of its source's decoder. */
+export interface DecodedSource {
+  /** Source picture size and stated frame rate. */
+  readonly video: SourceVideo;
+  /** The frame rate the init states, else the one the median sample duration gives (once known). */
+  frameRate(): number | undefined;
+  /** Resolves once the frame rate is trustworthy (or the source ends, or `maxMs` passes). */
+  frameRateSettled(maxMs?: number): Promise<void>;
+  /** Decodes `fragment` unless another rung already submitted it. */
+  submit(fragment: Fragment, init: Uint8Array | undefined): Promise<void>;
+  /** Switches to a new init once; later calls for it are no-ops. */
+  reconfigure(meta: FragmentMeta): Promise<void>;
+  /** Flushes the decoder once at the end of the source. */
+  finish(): Promise<void>;
+}
+
+/** Sample durations needed before the median is trusted as the source frame rate. */
+const FRAME_RATE_SAMPLES = 3;
+/** Longest a new encoder session waits for that many samples, ms. */
+const FRAME_RATE_WAIT_MS = 250;
+
+/** The one decoder of a source, shared by its rungs. */
+export class SharedDecoder implements DecodedSource {
+  readonly broadcast: string;
+  readonly #options: ResolvedLadderOptions;
+  readonly #rungs = new Set<RungSink>();
+  readonly #load: SourceLoadMonitor;
+  readonly #backoff: Backoff;
+  #init: Uint8Array | undefined;
+  #timescale = 90_000;
+  #codec = '';
+  #video: SourceVideo = { width: 0, height: 0 };
+  #description: Uint8Array | undefined;
+  #decoder: DecoderLike | undefined;
+  #chain: Promise<void> = Promise.resolve();
+  #lastSubmittedDts = -Infinity;
+  #expectedDts: number | undefined;
+  #needKeyframe = true;
+  #decodedSinceFlush = false;
+  #pending = new Map<number, FrameMeta>();
+  #lastForcedPts: number | undefined;
+  #decodedFrames = 0;
+  #restarts = 0;
+  #lastError: string | undefined;
+  #state: 'running' | 'failed' = 'running';
+  #finishing: Promise<void> | undefined;
+  #closed = false;
+  #generation = 0;
+  /** Recent sample durations (ticks) of the current init, for the frame-rate estimate. */
+  #durations: number[] = [];
+  #frameRateWaiters: Array<() => void> = [];
+
+  /** A decoder for `broadcast`, configured from `meta`; `priority` ranks renditions for the policy. */
+  constructor(
+    broadcast: string,
+    meta: FragmentMeta,
+    options: ResolvedLadderOptions,
+    priority: (rendition: string) => number,
+  ) {
+    this.broadcast = broadcast;
+    this.#options = options;
+    const { overflow, overload, now, logger, metrics, retryBaseMs, retryMaxMs } = options;
+    this.#load = new SourceLoadMonitor({
+      broadcast,
+      // Nothing is dropped in `wait` mode: no policy there.
+      overload: overflow === 'drop' ? overload : false,
+      priority,
+      now,
+      logger,
+      metrics,
+    });
+    this.#backoff = new Backoff({ baseMs: retryBaseMs, maxMs: retryMaxMs, now });
+    this.#configure(meta);
+  }
+
+  /** Load state of the rung `rendition` under the overload policy. */
+  loadState(rendition: string): RungLoadState {
+    return this.#load.state(rendition);
+  }
+
+  /** Whether the overload policy paused every rung (then nothing needs decoding). */
+  #allPaused(): boolean {
+    if (!this.#load.active || this.#rungs.size === 0) return false;
+    for (const rung of this.#rungs) if (rung.loadState !== 'paused') return false;
+    return true;
+  }
+
+  /** Source picture size and frame rate. */
+  get video(): SourceVideo {
+    return this.#video;
+  }
+
+  /** The current format (bumps at every new init). */
+  get format(): SourceFormat {
+    return { generation: this.#generation, video: this.#video };
+  }
+
+  frameRate(): number | undefined {
+    if (this.#video.frameRate !== undefined) return this.#video.frameRate;
+    if (this.#durations.length === 0) return undefined;
+    const sorted = [...this.#durations].sort((a, b) => a - b);
+    const median = sorted[Math.floor(sorted.length / 2)]!;
+    return Math.round((this.#timescale / median) * 1000) / 1000;
+  }
+
+  /**
+   * Resolves once the frame rate is trustworthy: stated by the init, or measured over a few
+   * samples (the first sample of a stream is often longer), or the source ends, or `maxMs` passes.
+   */
+  frameRateSettled(maxMs = FRAME_RATE_WAIT_MS): Promise<void> {
+    if (this.#frameRateKnown() || this.#closed || this.#finishing !== undefined) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      const timer = setTimeout(done, maxMs);
+      const waiters = this.#frameRateWaiters;
+      function done(): void {
+        clearTimeout(timer);
+        const at = waiters.indexOf(done);
+        if (at !== -1) waiters.splice(at, 1);
+        resolve();
+      }
+      waiters.push(done);
+    });
+  }
+
+  #frameRateKnown(): boolean {
+    return this.#video.frameRate !== undefined || this.#durations.length >= FRAME_RATE_SAMPLES;
+  }
+
+  #wakeFrameRateWaiters(): void {
+    for (const wake of this.#frameRateWaiters.splice(0)) wake();
+  }
+
+  /** Starts feeding `rung`. */
+  attach(rung: RungSink): void {
+    this.#rungs.add(rung);
+  }
+
+  /** Stops feeding `rung`; returns how many rungs remain. */
+  detach(rung: RungSink): number {
+    this.#rungs.delete(rung);
+    this.#load.forget(rung.name);
+    return this.#rungs.size;
+  }
+
+  /** This source's status for the API. */
+  status(): SourceLadderStatus {
+    return {
+      broadcast: this.broadcast,
+      codec: this.#codec,
+      width: this.#video.width,
+      height: this.#video.height,
+      frameRate: this.#video.frameRate,
+      decoderState: this.#state,
+      reason: undefined,
+      decodedFrames: this.#decodedFrames,
+      restarts: this.#restarts,
+      lastError: this.#lastError,
+      rungs: [...this.#rungs].map((r) => r.name),
+      skipped: [...this.#rungs].flatMap((r) => {
+        const planned = planRung(this.#video, r.rendition);
+        return typeof planned === 'string' ? [{ rendition: r.name, reason: planned }] : [];
+      }),
+    };
+  }
+
+  /**
+   * Decodes `fragment` unless another rung already submitted it. `init` is the init segment the
+   * submitting rung believes in; fragments of a superseded init are ignored.
+   */
+  submit(fragment: Fragment, init: Uint8Array | undefined): Promise<void> {
+    this.#load.check(this.#rungs);
+    if (this.#closed || init !== this.#init) return this.#chain;
+    if (fragment.dts <= this.#lastSubmittedDts) return this.#chain;
+    this.#lastSubmittedDts = fragment.dts;
+    return this.#step(() => this.#decodeFragment(fragment));
+  }
+
+  /** Switches to a new init segment once (flushing the old stream first); later calls for it are no-ops. */
+  reconfigure(meta: FragmentMeta): Promise<void> {
+    if (meta.initSegment === this.#init || this.#closed) return this.#chain;
+    const previousInit = this.#init;
+    this.#init = meta.initSegment;
+    // Fragments of the new init restart their timestamps: never dedupe them against the old stream.
+    this.#lastSubmittedDts = -Infinity;
+    return this.#step(async () => {
+      if (previousInit !== undefined) await this.#flushDecoder();
+      this.#closeDecoder();
+      this.#configure(meta);
+      // Every frame of the old init is in the rung queues now: mark the boundary in each of them.
+      const format = this.format;
+      for (const rung of this.#rungs) rung.enqueueFormat(format);
+    });
+  }
+
+  /** Flushes the decoder once at the end of the source; every rung awaits the same promise. */
+  finish(): Promise<void> {
+    if (this.#finishing === undefined) {
+      this.#finishing = this.#step(() => this.#flushDecoder());
+      this.#wakeFrameRateWaiters();
+    }
+    return this.#finishing;
+  }
+
+  /** Closes the decoder for good (idempotent). */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#closeDecoder();
+    this.#pending.clear();
+    this.#wakeFrameRateWaiters();
+  }
+
+  /** Chains `task` after every earlier one; a failing task is recorded and never poisons the chain. */
+  #step(task: () => Promise<void>): Promise<void> {
+    this.#chain = this.#chain.then(task).catch((error: unknown) => {
+      if (!this.#closed) this.#fail(error, this.#decoder);
+    });
+    return this.#chain;
+  }
+
+  #configure(meta: FragmentMeta): void {
+    this.#generation += 1;
+    this.#init = meta.initSegment;
+    this.#timescale = meta.timescale;
+    this.#codec = meta.codec;
+    this.#description = undefined;
+    this.#lastSubmittedDts = -Infinity;
+    this.#expectedDts = undefined;
+    this.#needKeyframe = true;
+    this.#lastForcedPts = undefined;
+    this.#pending.clear();
+    this.#durations = [];
+    if (meta.initSegment === undefined) return;
+    const track = describeInit(meta.initSegment).find((t) => t.kind === 'video');
+    if (track === undefined) return;
+    this.#codec = track.codec;
+    this.#timescale = track.timescale;
+    this.#description = track.description;
+    this.#video = { width: track.width ?? 0, height: track.height ?? 0, frameRate: track.frameRate };
+  }
+
+  #ensureDecoder(): DecoderLike | undefined {
+    if (this.#decoder !== undefined) return this.#decoder;
+    if (this.#description === undefined) return undefined;
+    if (this.#backoff.waiting) return undefined;
+    let created: DecoderLike | undefined;
+    try {
+      created = this.#options.codecs.createDecoder(
+        {
+          codec: this.#codec,
+          description: this.#description,
+          codedWidth: this.#video.width,
+          codedHeight: this.#video.height,
+        },
+        (frame) => this.#onFrame(frame),
+        (error) => this.#fail(error, created),
+      );
+      this.#decoder = created;
+      this.#state = 'running';
+    } catch (error) {
+      this.#fail(error, undefined);
+      return undefined;
+    }
+    return this.#decoder;
+  }
+
+  /** Counts `frames` source frames as lost for every rung. */
+  #dropForAll(frames: number): void {
+    for (const rung of this.#rungs) rung.countDropped(frames);
+  }
+
+  async #decodeFragment(fragment: Fragment): Promise<void> {
+    if (this.#closed) return;
+    const samples = readSamples(fragment.payload);
+    if (samples.length === 0) return;
+    for (const sample of samples) {
+      if (sample.duration > 0) this.#durations.push(sample.duration);
+    }
+    if (this.#durations.length > 64) this.#durations.splice(0, this.#durations.length - 64);
+    if (this.#frameRateKnown()) this.#wakeFrameRateWaiters();
+    const first = samples[0]!;
+    const gap = this.#expectedDts !== undefined && fragment.dts !== this.#expectedDts;
+    this.#expectedDts = fragment.dts + fragment.duration;
+    if (gap) this.#needKeyframe = true;
+    if (this.#allPaused()) {
+      // Every rung is paused: decoding would feed no one. Resume at a keyframe.
+      this.#needKeyframe = true;
+      this.#dropForAll(samples.length);
+      return;
+    }
+    if (this.#needKeyframe && !first.keyframe) {
+      this.#dropForAll(samples.length);
+      return;
+    }
+    const decoder = this.#ensureDecoder();
+    if (decoder === undefined) {
+      this.#needKeyframe = true;
+      this.#dropForAll(samples.length);
+      return;
+    }
+    // The decoder holds reordered frames until more input comes: flushing before a keyframe
+    // releases the end of the previous GOP at once (after a flush the next sample must be a key).
+    if (first.keyframe && this.#decodedSinceFlush) await this.#flushDecoder();
+    this.#needKeyframe = false;
+    const timescale = this.#timescale;
+    for (const [index, sample] of samples.entries()) {
+      if (this.#options.overflow === 'wait') await this.#roomInRungs();
+      if (this.#decoder !== decoder) {
+        // The decoder failed meanwhile: the rest of this fragment is lost until the next keyframe.
+        this.#dropForAll(samples.length - index);
+        return;
+      }
+      const timestampUs = ticksToUs(sample.pts, timescale);
+      this.#pending.set(timestampUs, {
+        pts: sample.pts,
+        duration: sample.duration,
+        timescale,
+        ingestTimeMs: fragment.ingestTimeMs,
+        dueMs: fragment.ingestTimeMs > 0 ? fragment.ingestTimeMs + ((sample.dts - first.dts) * 1000) / timescale : 0,
+        sourceKey: sample.keyframe,
+        forceKey: false,
+      });
+      try {
+        await decoder.decode({
+          data: sample.data,
+          timestampUs,
+          durationUs: ticksToUs(sample.duration, timescale),
+          keyframe: sample.keyframe,
+        });
+        this.#decodedSinceFlush = true;
+      } catch (error) {
+        // This sample is lost (unless the failure already counted it), and so is the rest of the fragment.
+        const lost = this.#pending.delete(timestampUs) ? 1 : 0;
+        this.#fail(error, decoder);
+        this.#dropForAll(lost + samples.length - index - 1);
+        return;
+      }
+    }
+  }
+
+  /** In `wait` mode: holds decoding while any rung's queue is three quarters full. */
+  async #roomInRungs(): Promise<void> {
+    const limit = Math.max(1, Math.floor((this.#options.maxQueuedFrames * 3) / 4));
+    for (const rung of this.#rungs) await rung.waitForRoom(limit);
+  }
+
+  async #flushDecoder(): Promise<void> {
+    const decoder = this.#decoder;
+    if (decoder === undefined || !this.#decodedSinceFlush) return;
+    this.#decodedSinceFlush = false;
+    try {
+      await decoder.flush();
+    } catch (error) {
+      this.#fail(error, decoder);
+    }
+  }
+
+  #onFrame(frame: VideoFrameLike): void {
+    try {
+      const meta = this.#pending.get(frame.timestamp);
+      if (meta === undefined || this.#closed) return;
+      this.#pending.delete(frame.timestamp);
+      this.#decodedFrames += 1;
+      this.#backoff.succeed();
+      const cadence = Math.round((this.#options.segmentTargetMs * this.#timescale) / 1000);
+      if (meta.sourceKey || this.#lastForcedPts === undefined || meta.pts - this.#lastForcedPts >= cadence) {
+        meta.forceKey = true;
+        this.#lastForcedPts = meta.pts;
+      }
+      for (const rung of this.#rungs) {
+        if (rung.loadState === 'paused') rung.countDropped(1);
+        else rung.enqueue(frame.clone(), meta);
+      }
+      const { gc, gcEveryFrames } = this.#options;
+      if (gc !== undefined && this.#decodedFrames % gcEveryFrames === 0) gc();
+    } finally {
+      frame.close();
+    }
+  }
+
+  /** A failure of `decoder` (ignored when that decoder was already replaced: one fault, one restart). */
+  #fail(error: unknown, decoder: DecoderLike | undefined): void {
+    if (decoder !== undefined && decoder !== this.#decoder) return;
+    this.#lastError = errorMessage(error);
+    this.#state = 'failed';
+    this.#restarts += 1;
+    const delay = this.#backoff.fail();
+    this.#needKeyframe = true;
+    // Samples the decoder took but never returned are lost for every rung.
+    this.#dropForAll(this.#pending.size);
+    this.#closeDecoder();
+    this.#options.logger.warn('source decoder failed; retrying', {
+      broadcast: this.broadcast,
+      error: this.#lastError,
+      retryMs: delay,
+    });
+  }
+
+  #closeDecoder(): void {
+    const decoder = this.#decoder;
+    this.#decoder = undefined;
+    this.#decodedSinceFlush = false;
+    this.#pending.clear();
+    try {
+      decoder?.close();
+    } catch {
+      // Closing a failed decoder may throw; it is gone either way.
+    }
+  }
+}

@@ -1,0 +1,161 @@
+/**
+ * The ladder's shared state: one `SharedDecoder` per source session (created by its first rung,
+ * closed by its last), the renditions in priority order, and the sources that cannot be decoded.
+ * `LadderTranscoderFactory` builds one rung per (rendition, source) on it.
+ */
+
+import type { FragmentMeta } from '../../fragment/fragment.ts';
+import { VIDEO_TRACK } from '../../fragment/fragment.ts';
+import type { RenditionSpec } from '../rendition.ts';
+import type { Transcoder, TranscoderContext, TranscoderFactory } from '../transcoder.ts';
+import {
+  LADDER_TRANSCODER_NAME,
+  type LadderOptions,
+  type ResolvedLadderOptions,
+  resolveLadderOptions,
+} from './options.ts';
+import { RungTranscoder, type SourceLease } from './rung.ts';
+import { type RungSink, SharedDecoder, type SourceLadderStatus } from './shared-decoder.ts';
+
+const DECODABLE = /^(avc1|avc3)\./;
+/** Source sessions remembered (for rungs built later for the same entry). */
+const MAX_SESSIONS = 1024;
+/** Refused sources remembered for the API. */
+const MAX_REFUSED = 64;
+
+/** Shared state of one ladder: the per-source decoders and their status. */
+export class VideoLadder {
+  /** The options with their defaults. */
+  readonly options: ResolvedLadderOptions;
+  /** The current decoder per source name, with the session token of the entry it serves. */
+  readonly #sources = new Map<string, { token: object; source: SharedDecoder }>();
+  /** Every decoder not yet closed (a restarted source may overlap its predecessor briefly). */
+  readonly #live = new Set<SharedDecoder>();
+  readonly #sessions = new Map<string, { meta: FragmentMeta; token: object }>();
+  readonly #unsupported = new Map<string, SourceLadderStatus>();
+  /** Rendition names in the order their factories were built: the overload policy's priority. */
+  readonly #ranks: string[] = [];
+
+  /** Creates the shared state; build one `LadderTranscoderFactory` per rung on it. */
+  constructor(options: LadderOptions) {
+    this.options = resolveLadderOptions(options);
+  }
+
+  /** Whether the overload policy paused `rendition` of `source` (such a rung is left out of the master). */
+  isRungPaused(source: string, rendition: string): boolean {
+    return this.#sources.get(source)?.source.loadState(rendition) === 'paused';
+  }
+
+  /** Status of every source being decoded (or refused). */
+  sources(): SourceLadderStatus[] {
+    return [...[...this.#live].map((s) => s.status()), ...this.#unsupported.values()];
+  }
+
+  /** Adds `rendition` to the ladder; earlier renditions rank higher (shed last). */
+  addRendition(rendition: RenditionSpec): void {
+    if (!this.#ranks.includes(rendition.name)) this.#ranks.push(rendition.name);
+  }
+
+  /** A rung of `rendition` for the source track of `ctx`, or `undefined` when it cannot be decoded. */
+  buildRung(rendition: RenditionSpec, ctx: TranscoderContext): RungTranscoder | undefined {
+    if (ctx.track !== VIDEO_TRACK) return undefined;
+    // At build time the codec may still be unknown (entry created before its init).
+    if (ctx.meta.codec !== '' && !DECODABLE.test(ctx.meta.codec)) {
+      this.#refuse(ctx.broadcast, ctx.meta.codec, `codec ${ctx.meta.codec} cannot be decoded here (H.264 only)`);
+      return undefined;
+    }
+    this.#unsupported.delete(ctx.broadcast);
+    const token = this.#session(ctx.broadcast, ctx.meta);
+    return new RungTranscoder(rendition, this.options, (broadcast, meta, rung) =>
+      this.#attach(broadcast, token, meta, rung),
+    );
+  }
+
+  #priority(rendition: string): number {
+    const at = this.#ranks.indexOf(rendition);
+    return at === -1 ? this.#ranks.length : at;
+  }
+
+  /**
+   * The session token of a source entry. Every factory builds its transcoder for a new registry
+   * entry in one synchronous pass with the same `meta` object, so equal meta = same entry; a
+   * restarted source (a new entry under the same name) gets a new token, hence its own decoder.
+   */
+  #session(broadcast: string, meta: FragmentMeta): object {
+    const last = this.#sessions.get(broadcast);
+    if (last !== undefined && last.meta === meta) return last.token;
+    const token = {};
+    this.#sessions.delete(broadcast);
+    this.#sessions.set(broadcast, { meta, token });
+    while (this.#sessions.size > MAX_SESSIONS) this.#sessions.delete(this.#sessions.keys().next().value!);
+    return token;
+  }
+
+  /** The decoder of `broadcast` for session `token` (created on first use), held by `rung`. */
+  #attach(broadcast: string, token: object, meta: FragmentMeta, rung: RungSink): SourceLease {
+    let entry = this.#sources.get(broadcast);
+    if (entry === undefined || entry.token !== token) {
+      // A new session never shares a decoder with the (possibly still finishing) previous one.
+      const source = new SharedDecoder(broadcast, meta, this.options, (name) => this.#priority(name));
+      entry = { token, source };
+      this.#sources.set(broadcast, entry);
+      this.#live.add(source);
+    }
+    const { source } = entry;
+    source.attach(rung);
+    return { source, release: () => this.#release(broadcast, source, rung) };
+  }
+
+  /** Drops a rung; the last one closes the decoder. */
+  #release(broadcast: string, source: SharedDecoder, rung: RungSink): void {
+    if (source.detach(rung) > 0) return;
+    const entry = this.#sources.get(broadcast);
+    if (entry?.source === source) {
+      this.#sources.delete(broadcast);
+      if (this.#sessions.get(broadcast)?.token === entry.token) this.#sessions.delete(broadcast);
+    }
+    this.#live.delete(source);
+    source.close();
+    this.options.gcFull?.();
+  }
+
+  /** Records a source that cannot be decoded, so the API can say why it has no rungs. */
+  #refuse(broadcast: string, codec: string, reason: string): void {
+    this.#unsupported.set(broadcast, {
+      broadcast,
+      codec,
+      width: undefined,
+      height: undefined,
+      frameRate: undefined,
+      decoderState: 'unsupported',
+      reason,
+      decodedFrames: 0,
+      restarts: 0,
+      lastError: undefined,
+      rungs: [],
+      skipped: [],
+    });
+    while (this.#unsupported.size > MAX_REFUSED) this.#unsupported.delete(this.#unsupported.keys().next().value!);
+  }
+}
+
+/**
+ * Builds one rung of the ladder (factory name `software`, one per rendition, as in LVQR's
+ * `SoftwareTranscoderFactory`; the encoder behind it may be hardware).
+ */
+export class LadderTranscoderFactory implements TranscoderFactory {
+  readonly name = LADDER_TRANSCODER_NAME;
+  readonly rendition: RenditionSpec;
+  readonly #ladder: VideoLadder;
+
+  /** A factory for `rendition` sharing `ladder`'s per-source decoders. */
+  constructor(rendition: RenditionSpec, ladder: VideoLadder) {
+    this.rendition = rendition;
+    this.#ladder = ladder;
+    ladder.addRendition(rendition);
+  }
+
+  build(ctx: TranscoderContext): Transcoder | undefined {
+    return this.#ladder.buildRung(this.rendition, ctx);
+  }
+}
