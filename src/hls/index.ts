@@ -26,14 +26,8 @@
  * ranges, I-frame playlists, byte-range parts, persistence across restarts.
  */
 
-export {
-  HlsBridge,
-  type HlsBridgeOptions,
-  type HlsBroadcastSummary,
-  type HlsTrackSummary,
-  type InitDescriber,
-  type InitTrackDescription,
-} from './bridge.ts';
+export { HlsBridge, type HlsBridgeOptions, type HlsBroadcastSummary, type HlsTrackSummary } from './bridge.ts';
+export type { InitDescriber, InitTrackDescription } from './init-description.ts';
 export {
   formatDateTime,
   formatSeconds,
@@ -57,16 +51,15 @@ export {
   relativeUri,
   splitHlsPath,
 } from './routes.ts';
-export {
-  type GroupTiming,
-  type HlsPart,
-  type HlsSegment,
-  type InitVersion,
-  type Listing,
-  type PartState,
-  type TrackCursor,
-  type TrackKind,
-  TrackWindow,
-  type TrackWindowOptions,
-  type WaitOutcome,
-} from './window.ts';
+export type {
+  GroupTiming,
+  HlsPart,
+  HlsSegment,
+  InitVersion,
+  Listing,
+  PartState,
+  TrackCursor,
+  TrackKind,
+} from './track-media.ts';
+export type { WaitOutcome } from './waiter.ts';
+export { TrackWindow, type TrackWindowOptions } from './window.ts';

@@ -1,6 +1,7 @@
 /** LL-HLS playlist text: media playlists (full or delta) from a `TrackWindow`, and the master playlist. */
 
-import type { HlsSegment, TrackWindow } from './window.ts';
+import type { HlsSegment } from './track-media.ts';
+import type { TrackWindow } from './window.ts';
 
 /** Protocol version written in media playlists (EXT-X-SKIP needs 9). */
 export const HLS_VERSION = 9;

@@ -1,6 +1,6 @@
 /** URL layout of `/hls/<broadcast>/<file>` and the response shapes (headers, JSON errors) of the bridge. */
 
-import type { TrackKind } from './window.ts';
+import type { TrackKind } from './track-media.ts';
 
 /**
  * A framework-free HTTP response: the server copies it onto its own response type. Headers objects

@@ -1,93 +1,24 @@
 /**
  * `TrackWindow`: the LL-HLS state of one (broadcast, track). It groups fragments into parts and
- * segments, keeps a sliding DVR window of them with every init version they use, measures bitrate,
- * and holds the waiters of blocking requests. Synchronous and transport-free; the bridge feeds it.
+ * segments and keeps a sliding DVR window of them with every init version they use; blocking
+ * requests wait on it. Synchronous and transport-free; the bridge feeds it.
  */
 
 import type { Fragment, FragmentMeta } from '../fragment/fragment.ts';
-
-/** Which playlist a track feeds. */
-export type TrackKind = 'video' | 'audio';
-
-/** Timing shared by a source and its rungs: every playlist of one master advertises the same values. */
-export interface GroupTiming {
-  /** EXT-X-TARGETDURATION in whole seconds; never decreases. */
-  readonly targetDurationS: number;
-  /** PART-TARGET in seconds; never decreases. */
-  readonly partTargetS: number;
-  /** Records the duration of a completed segment. */
-  observeSegment(durationS: number): void;
-  /** Records the duration of a completed part. */
-  observePart(durationS: number): void;
-  /** Marks a change that may alter any playlist of the group. */
-  touch(): void;
-}
-
-/** One init segment version of a track (`init-<version>.mp4`). */
-export type InitVersion = {
-  readonly version: number;
-  readonly bytes: Uint8Array;
-  readonly codec: string;
-  readonly timescale: number;
-};
-
-/** A published part: consecutive fragments of one segment. */
-export type HlsPart = {
-  readonly msn: number;
-  readonly index: number;
-  readonly durationS: number;
-  /** Starts with a keyframe (video) or an independent frame (audio). */
-  readonly independent: boolean;
-  /** The part bytes; a view into the segment bytes once the segment is complete. */
-  bytes: Uint8Array;
-};
-
-/** A segment: complete, or the one being built (whose closed parts are already published). */
-export type HlsSegment = {
-  readonly msn: number;
-  /** An EXT-X-DISCONTINUITY precedes this segment. */
-  readonly discontinuity: boolean;
-  /** Discontinuity Sequence Number of this segment (counts its own discontinuity). */
-  readonly discontinuitySequence: number;
-  readonly init: InitVersion;
-  /** EXT-X-PROGRAM-DATE-TIME, ms since the epoch. */
-  readonly programDateTimeMs: number;
-  /** Presentation time of the first fragment, seconds (for boundary alignment across tracks). */
-  readonly startTimeS: number;
-  /** Start on the track's continuous timeline (sum of earlier segment durations), seconds. */
-  readonly timelineS: number;
-  /** Sum of the durations of its closed parts, seconds. */
-  durationS: number;
-  byteLength: number;
-  readonly parts: HlsPart[];
-  /** The segment bytes (concatenated parts), set when complete. */
-  bytes: Uint8Array | undefined;
-};
-
-/** Where a track's numbering continues (a republished name never re-uses an immutable URL). */
-export type TrackCursor = {
-  readonly nextMsn: number;
-  readonly discontinuitySequence: number;
-  readonly nextInitVersion: number;
-};
-
-/** What a blocking wait ended with. */
-export type WaitOutcome = 'ready' | 'timeout' | 'aborted' | 'closed';
-
-/** State of a requested part. */
-export type PartState = 'ready' | 'pending' | 'never';
-
-/** The segments a playlist lists right now. */
-export type Listing = {
-  /** Complete segments inside the DVR window, oldest first. */
-  readonly segments: readonly HlsSegment[];
-  /** The segment being built, when it has at least one published part. */
-  readonly open: HlsSegment | undefined;
-  readonly mediaSequence: number;
-  readonly discontinuitySequence: number;
-  /** End of the listed media on the track timeline, seconds. */
-  readonly endTimelineS: number;
-};
+import { type Bitrate, measureBitrate } from './bitrate.ts';
+import { SegmentStore } from './segment-store.ts';
+import {
+  EPS_S,
+  type GroupTiming,
+  type HlsPart,
+  type HlsSegment,
+  type InitVersion,
+  type Listing,
+  type PartState,
+  type TrackCursor,
+  type TrackKind,
+} from './track-media.ts';
+import { WaiterSet, type WaitOutcome } from './waiter.ts';
 
 /** Options of a track window. */
 export type TrackWindowOptions = {
@@ -106,20 +37,12 @@ export type TrackWindowOptions = {
   onWarning?: (message: string, fields: Record<string, unknown>) => void;
 };
 
-/** Tolerance of time comparisons, seconds. */
-const EPS_S = 0.001;
 /** Segments are force-cut (without a keyframe) past this many target durations. */
 const MAX_SEGMENT_TARGETS = 10;
 /** A follower waits at most this many target durations for its leader's boundary. */
 const FOLLOW_CAP_TARGETS = 2;
 /** How many recent leader segments a boundary lookup scans. */
 const LEADER_SCAN = 8;
-/** Parts stay listed for segments ending within this many target durations of the end (RFC 8216bis 6.2.2). */
-const PART_LIST_TARGETS = 3;
-/** Segments stay downloadable this many target durations after they leave the playlist. */
-const RETAIN_AFTER_REMOVAL_TARGETS = 2;
-/** Below this fraction of the target, a segment is left out of the peak bitrate (first/last segments). */
-const PEAK_MIN_FRACTION = 0.5;
 
 type PartBuilder = {
   payloads: Uint8Array[];
@@ -127,58 +50,6 @@ type PartBuilder = {
   ticks: number;
   independent: boolean;
 };
-
-/**
- * A held request: released by a change that satisfies `check`, its timeout, its signal (it is the
- * abort listener itself) or disposal. One object per request, no closures: a wake-up releases
- * hundreds at once.
- */
-class Waiter {
-  readonly check: () => boolean;
-  readonly #waiters: Set<Waiter>;
-  readonly #signal: AbortSignal | undefined;
-  #resolve: ((outcome: WaitOutcome) => void) | undefined;
-  #timer: ReturnType<typeof setTimeout> | undefined;
-
-  constructor(
-    waiters: Set<Waiter>,
-    check: () => boolean,
-    signal: AbortSignal | undefined,
-    resolve: (outcome: WaitOutcome) => void,
-  ) {
-    this.#waiters = waiters;
-    this.check = check;
-    this.#signal = signal;
-    this.#resolve = resolve;
-  }
-
-  /** Joins the waiter set and starts the timeout and the abort watch. */
-  hold(timeoutMs: number): void {
-    this.#waiters.add(this);
-    this.#timer = setTimeout(expire, timeoutMs, this);
-    this.#signal?.addEventListener('abort', this, { once: true });
-  }
-
-  /** The signal's abort listener. */
-  handleEvent(): void {
-    this.finish('aborted');
-  }
-
-  /** Settles the wait once; later calls do nothing. */
-  finish(outcome: WaitOutcome): void {
-    const resolve = this.#resolve;
-    if (resolve === undefined) return;
-    this.#resolve = undefined;
-    this.#waiters.delete(this);
-    clearTimeout(this.#timer);
-    this.#signal?.removeEventListener('abort', this);
-    resolve(outcome);
-  }
-}
-
-function expire(waiter: Waiter): void {
-  waiter.finish('timeout');
-}
 
 /** Concatenates byte arrays. */
 export function concatBytes(chunks: readonly Uint8Array[], total?: number): Uint8Array {
@@ -204,19 +75,16 @@ export class TrackWindow {
   readonly kind: TrackKind;
   readonly #targetS: number;
   readonly #partTargetS: number;
-  readonly #dvrS: number;
   readonly #group: GroupTiming;
   readonly #leader: (() => TrackWindow | undefined) | undefined;
   readonly #now: () => number;
   readonly #warn: (message: string, fields: Record<string, unknown>) => void;
-  /** Complete segments, oldest first (includes those kept briefly after leaving the playlist). */
-  #segments: HlsSegment[] = [];
+  readonly #store: SegmentStore;
   #open: HlsSegment | undefined;
   #part: PartBuilder | undefined;
   /** Ticks of the closed parts of the open segment. */
   #segmentTicks = 0;
   #init: InitVersion | undefined;
-  #inits: InitVersion[] = [];
   #nextMsn: number;
   #discSeq: number;
   #nextInitVersion: number;
@@ -225,10 +93,9 @@ export class TrackWindow {
   #lastDts: number | undefined;
   /** Where the last fragment ended (dts + duration), to spot a jump forward. */
   #lastEndDts: number | undefined;
-  #timelineEndS = 0;
   #ended = false;
   #disposed = false;
-  #waiters = new Set<Waiter>();
+  readonly #waiters = new WaiterSet();
   #version = 0;
   #fragments = 0;
   #dropped = 0;
@@ -240,8 +107,8 @@ export class TrackWindow {
     this.kind = options.kind;
     this.#targetS = options.targetDurationMs / 1000;
     this.#partTargetS = options.partTargetMs / 1000;
-    this.#dvrS = options.dvrWindowMs / 1000;
     this.#group = options.group;
+    this.#store = new SegmentStore(options.dvrWindowMs / 1000, options.group);
     this.#leader = options.leader;
     this.#now = options.now ?? Date.now;
     this.#warn = options.onWarning ?? (() => {});
@@ -298,8 +165,7 @@ export class TrackWindow {
     ) {
       this.#init = { version: this.#nextInitVersion, bytes: initSegment, codec: meta.codec, timescale: meta.timescale };
       this.#nextInitVersion += 1;
-      this.#inits.push(this.#init);
-      this.#pruneInits();
+      this.#store.addInit(this.#init, this.#open);
     }
     this.#changed();
   }
@@ -400,13 +266,10 @@ export class TrackWindow {
     if (this.#disposed) return;
     this.#disposed = true;
     this.#ended = true;
-    this.#segments = [];
+    this.#store.clear();
     this.#open = undefined;
     this.#part = undefined;
-    this.#inits = [];
-    const waiters = [...this.#waiters];
-    this.#waiters.clear();
-    for (const w of waiters) w.finish('closed');
+    this.#waiters.closeAll();
   }
 
   /**
@@ -415,14 +278,12 @@ export class TrackWindow {
    */
   waitUntil(check: () => boolean, timeoutMs: number, signal?: AbortSignal): Promise<WaitOutcome> {
     if (this.#disposed) return Promise.resolve('closed');
-    if (check()) return Promise.resolve('ready');
-    if (signal?.aborted) return Promise.resolve('aborted');
-    return new Promise<WaitOutcome>((resolve) => new Waiter(this.#waiters, check, signal, resolve).hold(timeoutMs));
+    return this.#waiters.wait(check, timeoutMs, signal);
   }
 
   /** MSN of the last complete segment (one below the first MSN when there is none). */
   get lastCompleteMsn(): number {
-    const last = this.#segments.at(-1);
+    const last = this.#store.last;
     if (last !== undefined) return last.msn;
     return (this.#open?.msn ?? this.#nextMsn) - 1;
   }
@@ -431,7 +292,7 @@ export class TrackWindow {
   latestPart(): { msn: number; index: number } | undefined {
     const open = this.#open;
     if (open !== undefined && open.parts.length > 0) return { msn: open.msn, index: open.parts.length - 1 };
-    const last = this.#segments.at(-1);
+    const last = this.#store.last;
     return last === undefined ? undefined : { msn: last.msn, index: last.parts.length - 1 };
   }
 
@@ -447,7 +308,7 @@ export class TrackWindow {
     if (lastComplete > msn) return true;
     const open = this.#open;
     if (lastComplete === msn) {
-      const seg = this.#segments.at(-1);
+      const seg = this.#store.last;
       if (seg !== undefined && part < seg.parts.length) return true;
       return open !== undefined && open.parts.length > 0;
     }
@@ -456,9 +317,7 @@ export class TrackWindow {
 
   /** A complete segment still retained, or undefined. */
   segment(msn: number): HlsSegment | undefined {
-    const first = this.#segments[0];
-    if (first === undefined) return undefined;
-    return this.#segments[msn - first.msn];
+    return this.#store.segment(msn);
   }
 
   /** A published part, or undefined. */
@@ -486,7 +345,7 @@ export class TrackWindow {
 
   /** The init version `version` if a retained segment (or the current init) uses it. */
   initVersion(version: number): InitVersion | undefined {
-    return this.#inits.find((i) => i.version === version);
+    return this.#store.initVersion(version);
   }
 
   /** Where the next part will appear (EXT-X-PRELOAD-HINT), or undefined once ended. */
@@ -501,50 +360,20 @@ export class TrackWindow {
   /** The segments the playlist lists now: the DVR window (at least four target durations). */
   listing(): Listing {
     const open = this.#open !== undefined && this.#open.parts.length > 0 ? this.#open : undefined;
-    const endS = open !== undefined ? open.timelineS + open.durationS : this.#timelineEndS;
-    const windowS = Math.max(this.#dvrS, 4 * this.#group.targetDurationS);
-    let start = 0;
-    while (start < this.#segments.length - 1 && endS - this.#segments[start]!.timelineS > windowS + EPS_S) start += 1;
-    const segments = this.#segments.slice(start);
-    const first = segments[0] ?? open;
-    const mediaSequence = first?.msn ?? this.#nextMsn;
-    const discontinuitySequence =
-      first === undefined ? this.#discSeq : first.discontinuitySequence - (first.discontinuity ? 1 : 0);
-    return { segments, open, mediaSequence, discontinuitySequence, endTimelineS: endS };
+    return this.#store.listing(open, this.#nextMsn, this.#discSeq);
   }
 
   /** Whether a listed segment's parts are still listed (it ends within three target durations of the end). */
   listsParts(segment: HlsSegment, endTimelineS: number): boolean {
-    const fromEndS = endTimelineS - (segment.timelineS + segment.durationS);
-    return fromEndS < PART_LIST_TARGETS * this.#group.targetDurationS - EPS_S;
+    return this.#store.listsParts(segment, endTimelineS);
   }
 
   /**
    * Peak and average bitrate in bits/s over the listed complete segments (the peak ignores short
    * first/last segments); before the first complete segment, an estimate from the parts so far.
    */
-  bitrate(): { peakBps: number; averageBps: number; estimated: boolean } {
-    const { segments } = this.listing();
-    if (segments.length === 0) {
-      const open = this.#open;
-      if (open === undefined || open.durationS <= 0) return { peakBps: 0, averageBps: 0, estimated: true };
-      const bps = (open.byteLength * 8) / open.durationS;
-      return { peakBps: bps, averageBps: bps, estimated: true };
-    }
-    let bytes = 0;
-    let seconds = 0;
-    let peak = 0;
-    let peakAny = 0;
-    for (const seg of segments) {
-      bytes += seg.byteLength;
-      seconds += seg.durationS;
-      if (seg.durationS <= 0) continue;
-      const bps = (seg.byteLength * 8) / seg.durationS;
-      peakAny = Math.max(peakAny, bps);
-      if (seg.durationS >= PEAK_MIN_FRACTION * this.#targetS) peak = Math.max(peak, bps);
-    }
-    const averageBps = seconds > 0 ? (bytes * 8) / seconds : 0;
-    return { peakBps: peak > 0 ? peak : peakAny, averageBps, estimated: false };
+  bitrate(): Bitrate {
+    return measureBitrate(this.listing().segments, this.#open, this.#targetS);
   }
 
   /**
@@ -578,7 +407,7 @@ export class TrackWindow {
   /** The open segment then up to `limit` recent complete ones, newest first. */
   *#recent(limit: number): Generator<HlsSegment> {
     if (this.#open !== undefined) yield this.#open;
-    for (let i = this.#segments.length - 1, n = 0; i >= 0 && n < limit; i--, n++) yield this.#segments[i]!;
+    yield* this.#store.recent(limit);
   }
 
   #activeLeader(): TrackWindow | undefined {
@@ -629,7 +458,7 @@ export class TrackWindow {
     }
     const discontinuity = this.#pendingDiscontinuity && this.#hasHistory;
     if (discontinuity) this.#discSeq += 1;
-    const previous = this.#segments.at(-1);
+    const previous = this.#store.last;
     let pdt = fragment.ingestTimeMs;
     if (!(pdt > 0)) {
       pdt =
@@ -642,7 +471,7 @@ export class TrackWindow {
       init,
       programDateTimeMs: pdt,
       startTimeS: timeS,
-      timelineS: this.#timelineEndS,
+      timelineS: this.#store.timelineEndS,
       durationS: 0,
       byteLength: 0,
       parts: [],
@@ -691,10 +520,9 @@ export class TrackWindow {
       offset += length;
     }
     seg.bytes = bytes;
-    this.#segments.push(seg);
-    this.#timelineEndS = seg.timelineS + seg.durationS;
+    this.#store.add(seg);
     this.#group.observeSegment(seg.durationS);
-    this.#trim();
+    this.#store.trim(this.#open, this.#init);
     this.#changed();
   }
 
@@ -706,34 +534,9 @@ export class TrackWindow {
     this.#lastEndDts = undefined;
   }
 
-  /** Frees segments that left the playlist more than a couple of target durations ago. */
-  #trim(): void {
-    const td = this.#group.targetDurationS;
-    const keepS = Math.max(this.#dvrS, 4 * td) + RETAIN_AFTER_REMOVAL_TARGETS * td;
-    let drop = 0;
-    while (drop < this.#segments.length - 1 && this.#timelineEndS - this.#segments[drop]!.timelineS > keepS + EPS_S) {
-      drop += 1;
-    }
-    if (drop > 0) {
-      this.#segments.splice(0, drop);
-      this.#pruneInits();
-    }
-  }
-
-  #pruneInits(): void {
-    const used = new Set<InitVersion>();
-    for (const seg of this.#segments) used.add(seg.init);
-    if (this.#open !== undefined) used.add(this.#open.init);
-    if (this.#init !== undefined) used.add(this.#init);
-    this.#inits = this.#inits.filter((i) => used.has(i));
-  }
-
   #changed(): void {
     this.#version += 1;
     this.#group.touch();
-    if (this.#waiters.size === 0) return;
-    for (const waiter of this.#waiters) {
-      if (waiter.check()) waiter.finish('ready');
-    }
+    this.#waiters.wake();
   }
 }

@@ -1,0 +1,84 @@
+/** The media a track window publishes: init versions, parts, segments, listings and numbering. */
+
+/** Tolerance of time comparisons, seconds. */
+export const EPS_S = 0.001;
+
+/** Which playlist a track feeds. */
+export type TrackKind = 'video' | 'audio';
+
+/** Timing shared by a source and its rungs: every playlist of one master advertises the same values. */
+export interface GroupTiming {
+  /** EXT-X-TARGETDURATION in whole seconds; never decreases. */
+  readonly targetDurationS: number;
+  /** PART-TARGET in seconds; never decreases. */
+  readonly partTargetS: number;
+  /** Records the duration of a completed segment. */
+  observeSegment(durationS: number): void;
+  /** Records the duration of a completed part. */
+  observePart(durationS: number): void;
+  /** Marks a change that may alter any playlist of the group. */
+  touch(): void;
+}
+
+/** One init segment version of a track (`init-<version>.mp4`). */
+export type InitVersion = {
+  readonly version: number;
+  readonly bytes: Uint8Array;
+  readonly codec: string;
+  readonly timescale: number;
+};
+
+/** A published part: consecutive fragments of one segment. */
+export type HlsPart = {
+  readonly msn: number;
+  readonly index: number;
+  readonly durationS: number;
+  /** Starts with a keyframe (video) or an independent frame (audio). */
+  readonly independent: boolean;
+  /** The part bytes; a view into the segment bytes once the segment is complete. */
+  bytes: Uint8Array;
+};
+
+/** A segment: complete, or the one being built (whose closed parts are already published). */
+export type HlsSegment = {
+  readonly msn: number;
+  /** An EXT-X-DISCONTINUITY precedes this segment. */
+  readonly discontinuity: boolean;
+  /** Discontinuity Sequence Number of this segment (counts its own discontinuity). */
+  readonly discontinuitySequence: number;
+  readonly init: InitVersion;
+  /** EXT-X-PROGRAM-DATE-TIME, ms since the epoch. */
+  readonly programDateTimeMs: number;
+  /** Presentation time of the first fragment, seconds (for boundary alignment across tracks). */
+  readonly startTimeS: number;
+  /** Start on the track's continuous timeline (sum of earlier segment durations), seconds. */
+  readonly timelineS: number;
+  /** Sum of the durations of its closed parts, seconds. */
+  durationS: number;
+  byteLength: number;
+  readonly parts: HlsPart[];
+  /** The segment bytes (concatenated parts), set when complete. */
+  bytes: Uint8Array | undefined;
+};
+
+/** Where a track's numbering continues (a republished name never re-uses an immutable URL). */
+export type TrackCursor = {
+  readonly nextMsn: number;
+  readonly discontinuitySequence: number;
+  readonly nextInitVersion: number;
+};
+
+/** State of a requested part. */
+export type PartState = 'ready' | 'pending' | 'never';
+
+/** The segments a playlist lists right now. */
+export type Listing = {
+  /** Complete segments inside the DVR window, oldest first. */
+  readonly segments: readonly HlsSegment[];
+  /** The segment being built, when it has at least one published part. */
+  readonly open: HlsSegment | undefined;
+  readonly mediaSequence: number;
+  readonly discontinuitySequence: number;
+  /** End of the listed media on the track timeline, seconds. */
+  readonly endTimelineS: number;
+};
