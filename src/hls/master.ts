@@ -1,7 +1,8 @@
 /**
  * `MasterBuilder`: the master playlist of a broadcast (its own variant, then its visible rungs by
  * bandwidth, with the audio group while it is live) and the EXT-X-RENDITION-REPORTs of its video
- * playlists. Rungs the overload policy hides, and rungs without a complete segment, are left out.
+ * playlists. Rungs the overload policy hides, rungs without a complete segment, and rungs that
+ * ended while their source went on are left out; rungs that ended with their source stay.
  */
 
 import { errorMessage } from '../core/errors.ts';
@@ -147,13 +148,27 @@ export class MasterBuilder {
     const origin = b.origin;
     if (origin.kind !== 'rendition') return false;
     const w = b.tracks.get('video')?.window;
-    if (w === undefined || w.ended || w.init === undefined || w.listing().segments.length === 0) return false;
+    if (w === undefined || w.init === undefined || w.listing().segments.length === 0) return false;
+    if (w.ended && !this.#endedWithSource(w, origin.source)) return false;
     try {
       return !this.#isRungHidden(origin.source, origin.rendition);
     } catch (error) {
       this.#logger.warn('isRungHidden threw; showing the rung', { broadcast: b.name, error: errorMessage(error) });
       return true;
     }
+  }
+
+  /**
+   * Whether an ended rung ended with its source: the source has ended too, and the rung reached
+   * the source's last segment (rung and source share media sequence numbers). Such a rung stays listed as long as its
+   * playlist is served, so a broadcast opened after its end still offers its whole ladder; a rung
+   * that ended while its source went on (a format change left it out) is not listed.
+   */
+  #endedWithSource(rung: TrackWindow, sourceName: string): boolean {
+    const source = this.#broadcasts.get(sourceName);
+    const main = source?.tracks.get('video')?.window ?? source?.tracks.get('audio')?.window;
+    if (main === undefined || !main.ended) return false;
+    return rung.lastCompleteMsn >= main.lastCompleteMsn;
   }
 
   #visibleRungs(source: string): HlsBroadcast[] {

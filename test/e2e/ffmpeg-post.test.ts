@@ -236,6 +236,20 @@ describe('ffmpeg publishes fMP4 with one long chunked POST', () => {
     expect(ended.endList).toBe(true);
   });
 
+  it('after the end, the master still lists the source and every rung, and ffprobe reads each variant it names', async () => {
+    await waitFor(async () => (await getText(`${base}/720p/playlist.m3u8`))?.includes('#EXT-X-ENDLIST'), 'ended', {
+      timeoutMs: 20_000,
+      intervalMs: 200,
+    });
+    const master = parseM3u8((await getText(`${base}/master.m3u8`))!);
+    const uris = (master.playlists as Array<{ uri: string }>).map((p) => p.uri);
+    expect(uris).toEqual(['playlist.m3u8', ...RUNGS.map((r) => `${r.name}/playlist.m3u8`)]);
+    for (const r of RUNGS) {
+      const [video] = (await probeStreams(`${base}/${r.name}/playlist.m3u8`)).filter((s) => s.codecType === 'video');
+      expect({ width: video?.width, height: video?.height }, r.name).toEqual({ width: r.width, height: r.height });
+    }
+  });
+
   it('every rung, decoded live by ffmpeg from its first segment to the end, has no decode error and every source frame at the planned size', async () => {
     const results = new Map<string, { code: number | null; output: string }>();
     for (const [name, proc] of decodes) results.set(name, { code: await proc.exited, output: proc.output() });

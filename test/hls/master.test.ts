@@ -138,6 +138,34 @@ describe('HLS master playlist', () => {
     expect(text(await get(bridge, '/hls/live/demo/720p/playlist.m3u8'))).toContain('#EXT-X-ENDLIST');
   });
 
+  it('keeps every rung that ended with its source in the master of the ended broadcast, but not one that ended before', async () => {
+    const { registry, bridge } = setup();
+    const s = stage(registry, ['720p', '480p', '240p']);
+    s.frames(61);
+    await settle(bridge, s);
+    const master = async (): Promise<string[]> =>
+      parse(text(await get(bridge, '/hls/live/demo/master.m3u8'))).playlists!.map((p) => p.uri);
+    expect(await master()).toHaveLength(4);
+    // 240p ends while the source goes on (a format change left it out): it leaves the master.
+    registry.remove('live/demo/240p', '0.mp4');
+    s.outputs.delete('240p');
+    s.frames(60);
+    await settle(bridge, s);
+    expect(await master()).toEqual(['playlist.m3u8', '720p/playlist.m3u8', '480p/playlist.m3u8']);
+    // The source ends, its rungs end with it: the ended broadcast keeps its ladder.
+    for (const name of ['live/demo', 'live/demo/720p', 'live/demo/480p']) registry.remove(name, '0.mp4');
+    registry.remove('live/demo', '1.mp4');
+    await waitFor(
+      () =>
+        ['live/demo', 'live/demo/720p', 'live/demo/480p'].every(
+          (n) => bridge.broadcasts().find((b) => b.name === n)?.ended,
+        ),
+      'everything ended',
+    );
+    expect(await master()).toEqual(['playlist.m3u8', '720p/playlist.m3u8', '480p/playlist.m3u8']);
+    expect(text(await get(bridge, '/hls/live/demo/480p/playlist.m3u8'))).toContain('#EXT-X-ENDLIST');
+  });
+
   it('numbers a late rung like its source: the same MSN, PROGRAM-DATE-TIME and boundaries for the same media', async () => {
     const { registry, bridge } = setup();
     const s = stage(registry, []);
