@@ -1,4 +1,4 @@
-# lvqr-transcode service image: Node 20, production dependencies only.
+# lvqr-transcode service image: Node 20 (20.19 or newer), production dependencies only.
 # The WebCodecs addon ships a static FFmpeg+x264 as an optional dependency: never --omit=optional.
 FROM node:20-bookworm-slim
 WORKDIR /app
@@ -9,5 +9,5 @@ COPY src ./src
 COPY bin ./bin
 EXPOSE 8080
 USER node
-ENTRYPOINT ["node", "--expose-gc", "--import", "tsx", "src/runtime/node.ts"]
+ENTRYPOINT ["node", "bin/lvqr-transcode.mjs"]
 CMD ["serve", "--host", "0.0.0.0", "--port", "8080"]
