@@ -31,11 +31,18 @@ import {
   sessionFile,
   wrapCodecs,
 } from '../support/ladder.ts';
+import { type FramePsnr, psnrPerFrame } from '../support/psnr.ts';
 import { waitFor } from '../support/wait.ts';
 
 const SIXTEEN_NINE = { '720p': [1280, 720], '480p': [854, 480], '240p': [426, 240] } as const;
 const PORTRAIT = { '720p': [720, 1280], '480p': [480, 854], '240p': [240, 426] } as const;
 const SPEC_KBPS: Record<string, number> = { '720p': 2500, '480p': 1200, '240p': 400 };
+/**
+ * Lowest PSNR-Y any frame of a rung may have against the source scaled to its size (bicubic). A
+ * wrong picture (another frame, shifted, wrong plane order, a blank or a corrupt decode) scores
+ * far below these; the encodes of the fixtures score several dB above (see the log lines).
+ */
+const PSNR_FLOOR_DB: Record<string, number> = { '720p': 30, '480p': 28, '240p': 26 };
 
 /** The rungs each fixture must get (and no others). */
 const PLANNED: Record<string, Record<string, readonly [number, number]>> = {
@@ -51,7 +58,7 @@ const FIXTURES = Object.keys(PLANNED);
 /** Source frames as ffprobe sees them (presentation order), timestamps in seconds. */
 type SourceTruth = { info: FixtureInfo; timescale: number; frames: ProbedFrame[]; ptsS: number[]; keyS: number[] };
 
-type Rung = { output: CollectedOutput; judged: JudgedOutput; fragments: Fragment[] };
+type Rung = { output: CollectedOutput; judged: JudgedOutput; fragments: Fragment[]; psnr: FramePsnr[] };
 
 type FixtureRun = {
   name: string;
@@ -144,13 +151,19 @@ async function runFixture(name: string): Promise<FixtureRun> {
     const rungs = new Map<string, Rung>();
     for (const output of harness.outputs.values()) {
       if (output.sessions.length !== 1) throw new Error(`${output.broadcast}: ${output.sessions.length} init sessions`);
-      const judged = await judge(sessionFile(output.sessions[0]!));
-      rungs.set(output.rendition, { output, judged, fragments: allFragments(output) });
+      const file = sessionFile(output.sessions[0]!);
+      const judged = await judge(file);
+      const psnr =
+        judged.width !== undefined && judged.height !== undefined
+          ? await psnrPerFrame(file, fixturePath(name), judged.width, judged.height)
+          : [];
+      rungs.set(output.rendition, { output, judged, fragments: allFragments(output), psnr });
     }
     const line = [...rungs.entries()]
       .map(([r, { judged }]) => {
         const br = esBitrate(judged.packets, judged.timescale, source.info.video.keyframePts[1]);
-        return `${r} ${judged.width}x${judged.height} ${judged.frames.length}/${source.frames.length} frames ${mbps(br)}`;
+        const minY = Math.min(...rungs.get(r)!.psnr.map((p) => p.y));
+        return `${r} ${judged.width}x${judged.height} ${judged.frames.length}/${source.frames.length} frames ${mbps(br)} min PSNR-Y ${minY.toFixed(1)} dB`;
       })
       .join(' | ');
     console.log(`[ladder] ${name}: ${line} | wall ${(wallMs / 1000).toFixed(1)} s for ${clipSeconds(source.info)} s`);
@@ -257,6 +270,17 @@ describe('software ladder: fixtures through ingest -> decode once -> ladder -> C
         ).toBe(true);
         const keyPts = new Set(keys.map((f) => f.pts));
         expect(fragments.filter((f) => f.flags.keyframe).map((f) => f.pts)).toEqual([...keyPts]);
+      }
+    });
+
+    it('every frame of every rung looks like the source frame scaled to the rung size (PSNR-Y floor per rung)', async () => {
+      const run = await fixtureRun(name);
+      for (const [rendition, { psnr }] of run.rungs) {
+        expect(psnr.length, `${rendition}: frames compared`).toBe(run.source.frames.length);
+        const worst = psnr.reduce((at, p, i) => (p.y < psnr[at]!.y ? i : at), 0);
+        expect(psnr[worst]!.y, `${rendition}: PSNR-Y of frame ${worst}`).toBeGreaterThanOrEqual(
+          PSNR_FLOOR_DB[rendition]!,
+        );
       }
     });
 
