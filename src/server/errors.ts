@@ -45,6 +45,19 @@ export function errorBody(code: string, message: string): ErrorBody {
   return { error: { code, message } };
 }
 
+/** A JSON error response with `status`, `code` and `message`. */
+export function jsonError(status: number, code: string, message: string): Response {
+  return new Response(JSON.stringify(errorBody(code, message)), { status, headers: JSON_HEADERS });
+}
+
+/** The JSON error response for any thrown value (see `toErrorResponse`). */
+export function errorResponse(error: unknown): Response {
+  const { status, body } = toErrorResponse(error);
+  return new Response(JSON.stringify(body), { status, headers: JSON_HEADERS });
+}
+
+const JSON_HEADERS = { 'content-type': 'application/json; charset=utf-8' };
+
 /** WebSocket close code for an error: 4000 + its HTTP status (e.g. 4400, 4409, 4413). */
 export function wsCloseCodeFor(error: unknown): number {
   return 4000 + toErrorResponse(error).status;
