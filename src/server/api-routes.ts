@@ -25,7 +25,7 @@ export function apiRoutes(deps: ApiRoutesDeps): Hono {
   routes.get('/api/v1/broadcasts', (c) => c.json(deps.broadcasts?.() ?? { broadcasts: [] }));
   routes.get('/api/v1/transcode', (c) => c.json(deps.transcode?.() ?? { sources: [] }));
   routes.get('/metrics', async () => {
-    if (deps.metrics === undefined) return jsonError(404, 'not_found', 'metrics are disabled');
+    if (deps.metrics === undefined) return jsonError('not_found', 'metrics are disabled');
     const registry = deps.metrics.registry;
     return new Response(await registry.metrics(), { headers: { 'content-type': registry.contentType } });
   });

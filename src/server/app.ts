@@ -65,7 +65,7 @@ export function createApp(deps: AppDeps): Hono<IngestEnv> {
     logger.error('request failed', { error: errorMessage(error) });
     return errorResponse(error);
   });
-  app.notFound((c) => jsonError(404, 'not_found', `no route for ${c.req.method} ${c.req.path}`));
+  app.notFound((c) => jsonError('not_found', `no route for ${c.req.method} ${c.req.path}`));
   app.use('*', ingestTargetGuard({ metrics, runtime }));
   app.route('/', ingestHttpRoutes({ open, metrics, logger, runtime }));
   app.route('/', ingestWsRoutes({ open, ingest: deps.ingest, metrics, logger, runtime }));

@@ -20,7 +20,7 @@ export function assetRoutes(deps: AssetRoutesDeps): Hono {
   const routes = new Hono();
   routes.get('*', (c) => {
     const asset = deps.assets?.[c.req.path];
-    if (asset === undefined) return jsonError(404, 'not_found', `no route for GET ${c.req.path}`);
+    if (asset === undefined) return jsonError('not_found', `no route for GET ${c.req.path}`);
     return new Response(asset.body as BodyInit, {
       headers: { 'content-type': asset.contentType, 'cache-control': 'no-cache' },
     });

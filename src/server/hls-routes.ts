@@ -7,6 +7,7 @@
  */
 
 import { Hono } from 'hono';
+import type { ErrorCode } from '../core/error-codes.ts';
 import type { HlsResponse } from '../hls/index.ts';
 import { PerClientLimit } from './client-limits.ts';
 import { jsonError } from './errors.ts';
@@ -94,8 +95,8 @@ export function hlsHttpResponse(result: HlsResponse, rangeHeader: string | undef
   return new Response(bytes as BodyInit, { status: result.status, headers });
 }
 
-function playbackError(status: number, code: string, message: string): Response {
-  const response = jsonError(status, code, message);
+function playbackError(code: ErrorCode, message: string): Response {
+  const response = jsonError(code, message);
   response.headers.set('access-control-allow-origin', '*');
   return response;
 }
@@ -105,7 +106,7 @@ export function hlsRoutes(deps: HlsRoutesDeps): Hono {
   const heldByClient = new PerClientLimit(deps.maxHeldRequestsPerClient);
   const routes = new Hono();
   routes.get('/hls/*', async (c) => {
-    if (deps.hls === undefined) return playbackError(404, 'hls.not_found', 'HLS is disabled');
+    if (deps.hls === undefined) return playbackError('hls.not_found', 'HLS is disabled');
     // Only the query is needed: split it off instead of parsing the whole URL again.
     const url = c.req.url;
     const q = url.indexOf('?');
@@ -117,7 +118,6 @@ export function hlsRoutes(deps: HlsRoutesDeps): Hono {
     const release = heldByClient.acquire(clientAddressOf(deps.runtime, c));
     if (release === undefined) {
       const response = playbackError(
-        429,
         'hls.too_many_held_requests',
         `this client already has ${deps.maxHeldRequestsPerClient} blocking playlist requests waiting (the per-client limit)`,
       );

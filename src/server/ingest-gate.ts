@@ -5,6 +5,7 @@
  */
 
 import type { Context, MiddlewareHandler } from 'hono';
+import type { ErrorCode } from '../core/error-codes.ts';
 import { LvqrError } from '../core/errors.ts';
 import { type IngestConnection, type IngestManager, validateBroadcastName } from '../ingest/index.ts';
 import type { LvqrMetrics } from '../metrics/index.ts';
@@ -19,10 +20,10 @@ export const INGEST_PREFIX = '/ingest/';
 export const IDLE_MESSAGE = 'no data received within the idle timeout';
 
 /**
- * Why a publisher is not let in: answered as a JSON error over HTTP, or on the open WebSocket as
- * that JSON message and close code 4000 + status.
+ * Why a publisher is not let in: answered as a JSON error over HTTP (the code's status), or on the
+ * open WebSocket as that JSON message and close code 4000 + status.
  */
-export type Refusal = { status: number; code: string; message: string };
+export type Refusal = { code: ErrorCode; message: string };
 
 /** Hono variables the ingest routes share: the opened connection, or why the target was refused. */
 export type IngestEnv = { Variables: { ingestConnection: IngestConnection; ingestRefusal: Refusal } };
@@ -43,15 +44,14 @@ export type IngestGateDeps = {
   maxPublishersPerClient: number;
 };
 
-/** The refusal for any thrown value (its code and HTTP status). */
+/** The refusal for any thrown value (its code and message; `internal` for anything untyped). */
 export function refusalOf(error: unknown): Refusal {
-  const { status, body } = toErrorResponse(error);
-  return { status, ...body.error };
+  return toErrorResponse(error).body.error;
 }
 
 /** A refusal as a JSON error response. */
 export function refusalResponse(r: Refusal): Response {
-  return jsonError(r.status, r.code, r.message);
+  return jsonError(r.code, r.message);
 }
 
 /** Whether the request asks for a WebSocket upgrade. */
@@ -70,21 +70,20 @@ export function createIngestGate(deps: IngestGateDeps): OpenIngest {
   const publishersByClient = new PerClientLimit(deps.maxPublishersPerClient);
   return (path, authorization, transport, client) => {
     const ingest = deps.ingest;
-    if (ingest === undefined) return { status: 404, code: 'not_found', message: 'ingest is disabled' };
+    if (ingest === undefined) return { code: 'not_found', message: 'ingest is disabled' };
     const broadcast = broadcastFromPath(path);
     const auth = ingest.authorize(broadcast, authorization);
-    const refuse = (status: number, code: string, message: string): Refusal => {
+    const refuse = (code: ErrorCode, message: string): Refusal => {
       deps.metrics?.ingestRejected.inc({ code });
-      return { status, code, message };
+      return { code, message };
     };
     if (auth === 'missing') {
-      return refuse(401, 'ingest.unauthorized', 'ingest needs a bearer token (Authorization: Bearer <token>)');
+      return refuse('ingest.unauthorized', 'ingest needs a bearer token (Authorization: Bearer <token>)');
     }
-    if (auth === 'wrong') return refuse(403, 'ingest.forbidden', 'the token is not valid for this broadcast');
+    if (auth === 'wrong') return refuse('ingest.forbidden', 'the token is not valid for this broadcast');
     const release = publishersByClient.acquire(client);
     if (release === undefined) {
       return refuse(
-        429,
         'ingest.client_limit',
         `this client already has ${deps.maxPublishersPerClient} publisher connections open (the per-client limit)`,
       );

@@ -81,7 +81,7 @@ export function ingestHttpRoutes(deps: IngestHttpDeps): Hono<IngestEnv> {
       shutdown = true;
       reader.releaseLock();
     };
-    const shutdownResponse = () => jsonError(503, 'ingest.shutdown', 'the server is shutting down');
+    const shutdownResponse = () => jsonError('ingest.shutdown', 'the server is shutting down');
     try {
       for (;;) {
         const { done, value } = await reader.read();
@@ -99,10 +99,10 @@ export function ingestHttpRoutes(deps: IngestHttpDeps): Hono<IngestEnv> {
       }
       // The publisher went away mid-body.
       connection.end(idled ? 'idle' : 'disconnect');
-      if (idled) return jsonError(408, 'ingest.idle_timeout', IDLE_MESSAGE);
-      return jsonError(400, 'ingest.truncated', 'the request body ended abruptly');
+      if (idled) return jsonError('ingest.idle_timeout', IDLE_MESSAGE);
+      return jsonError('ingest.truncated', 'the request body ended abruptly');
     }
-    if (idled) return jsonError(408, 'ingest.idle_timeout', IDLE_MESSAGE);
+    if (idled) return jsonError('ingest.idle_timeout', IDLE_MESSAGE);
     if (shutdown) return shutdownResponse();
     try {
       // A body that stops inside a box is refused (nothing of the partial box is published).

@@ -11,7 +11,7 @@ import { errorMessage, LvqrError } from '../core/errors.ts';
 import type { Logger } from '../core/log.ts';
 import { IngestConnection, type IngestManager } from '../ingest/index.ts';
 import type { LvqrMetrics } from '../metrics/index.ts';
-import { errorBody, jsonError, toErrorResponse, wsCloseCodeFor } from './errors.ts';
+import { errorBody, jsonError, toErrorResponse, wsCloseCode, wsCloseCodeFor } from './errors.ts';
 import { IDLE_MESSAGE, INGEST_PREFIX, type IngestEnv, type OpenIngest, refusalResponse } from './ingest-gate.ts';
 import { clientAddressOf, type HttpRuntime } from './runtime-adapter.ts';
 
@@ -49,13 +49,11 @@ export function ingestWsRoutes(deps: IngestWsDeps): Hono<IngestEnv> {
     async (c, next) => {
       if (c.req.header('upgrade')?.toLowerCase() !== 'websocket') {
         return jsonError(
-          426,
           'ingest.upgrade_required',
           'GET /ingest/<broadcast> needs a WebSocket upgrade; use POST for HTTP',
         );
       }
-      if (upgradeWebSocket === undefined)
-        return jsonError(501, 'ingest.no_websocket', 'WebSocket ingest is not available');
+      if (upgradeWebSocket === undefined) return jsonError('ingest.no_websocket', 'WebSocket ingest is not available');
       // Checked before the name is taken: a handshake the runtime would refuse (after this handler
       // returns, by throwing, or by answering nothing) must not reserve it.
       const key = c.req.header('sec-websocket-key')?.trim();
@@ -63,7 +61,6 @@ export function ingestWsRoutes(deps: IngestWsDeps): Hono<IngestEnv> {
       if (key === undefined || !WS_KEY.test(key) || (version !== '13' && version !== '8')) {
         metrics?.ingestRejected.inc({ code: 'ingest.bad_handshake' });
         return jsonError(
-          400,
           'ingest.bad_handshake',
           'a WebSocket upgrade needs a valid Sec-WebSocket-Key and Sec-WebSocket-Version: 13',
         );
@@ -78,11 +75,11 @@ export function ingestWsRoutes(deps: IngestWsDeps): Hono<IngestEnv> {
       if (refusal !== undefined) {
         // A browser cannot read the HTTP answer to a refused upgrade (it sees only a failed
         // connection): accept the upgrade, send the JSON error, close with 4000 + status.
-        const { status, code, message } = refusal;
+        const { code, message } = refusal;
         const refuse = upgradeWebSocket(() => ({
           onOpen(_event, ws) {
             ws.send(JSON.stringify(errorBody(code, message)));
-            ws.close(4000 + status, code);
+            ws.close(wsCloseCode(code), code);
           },
         }));
         try {
@@ -115,7 +112,7 @@ export function ingestWsRoutes(deps: IngestWsDeps): Hono<IngestEnv> {
       connection.onIdle = () => {
         if (socket !== undefined && socket.readyState === 1) {
           socket.send(JSON.stringify(errorBody('ingest.idle_timeout', IDLE_MESSAGE)));
-          socket.close(4408, 'ingest.idle_timeout');
+          socket.close(wsCloseCode('ingest.idle_timeout'), 'ingest.idle_timeout');
         }
       };
       connection.onShutdown = () => {
@@ -182,7 +179,7 @@ export function ingestWsRoutes(deps: IngestWsDeps): Hono<IngestEnv> {
         // The upgrade did not happen: release the name.
         connection.end('error');
         metrics?.ingestRejected.inc({ code: 'ingest.bad_handshake' });
-        return response ?? jsonError(400, 'ingest.bad_handshake', 'the WebSocket upgrade failed');
+        return response ?? jsonError('ingest.bad_handshake', 'the WebSocket upgrade failed');
       }
       if (socket === undefined && !connection.ended) {
         // A runtime may answer before the handshake completes (status 200 here, 101 on the wire); a

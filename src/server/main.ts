@@ -139,7 +139,9 @@ export async function startService(host: RuntimeHost, config: ServeConfig, logge
     });
   } catch (error) {
     await service.close();
-    throw new Error(`cannot listen on ${config.host}:${config.port}: ${errorMessage(error)}`, { cause: error });
+    throw new LvqrError('config.invalid', `cannot listen on ${config.host}:${config.port}: ${errorMessage(error)}`, {
+      cause: error,
+    });
   }
 
   let stopPattern: (() => Promise<void>) | undefined;
