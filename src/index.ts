@@ -8,6 +8,8 @@ export {
   argumentError,
   CodecError,
   ContainerError,
+  ERROR_CODES,
+  type ErrorCode,
   LvqrError,
   type LvqrErrorCode,
   RenditionError,

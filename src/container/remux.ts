@@ -5,6 +5,7 @@
  */
 
 import { ALL_FORMATS, BufferSource, BufferTarget, Conversion, Input, Mp4OutputFormat, Output } from 'mediabunny';
+import { ContainerError, LvqrError } from '../core/errors.ts';
 
 /** Remuxes any MP4/MOV/MKV/WebM file to fragmented MP4 without re-encoding. */
 export async function toFragmentedMp4(bytes: Uint8Array): Promise<Uint8Array> {
@@ -12,10 +13,11 @@ export async function toFragmentedMp4(bytes: Uint8Array): Promise<Uint8Array> {
   const output = new Output({ format: new Mp4OutputFormat({ fastStart: 'fragmented' }), target: new BufferTarget() });
   const conversion = await Conversion.init({ input, output });
   if (!conversion.isValid) {
-    throw new Error(`cannot remux: ${conversion.discardedTracks.map((t) => t.reason).join(', ') || 'no usable track'}`);
+    const reasons = conversion.discardedTracks.map((t) => t.reason).join(', ');
+    throw new ContainerError('ingest.no_tracks', `cannot remux: ${reasons || 'no usable track'}`);
   }
   await conversion.execute();
   const buffer = output.target.buffer;
-  if (buffer === null) throw new Error('remux produced no output');
+  if (buffer === null) throw new LvqrError('internal', 'remux produced no output');
   return new Uint8Array(buffer);
 }

@@ -1,36 +1,14 @@
 /**
  * One error base class with stable string codes. Callers branch on `code`, never on message text.
- * HTTP status mapping lives in `server/` only.
+ * The codes are catalogued in `error-codes.ts`; HTTP status mapping lives in `server/` only.
  */
 
-/** Stable machine-readable error codes, grouped by area. */
-export type LvqrErrorCode =
-  | 'ingest.malformed_box'
-  | 'ingest.box_too_large'
-  | 'ingest.message_too_large'
-  | 'ingest.text_message'
-  | 'ingest.truncated'
-  | 'ingest.no_init'
-  | 'ingest.mdat_without_moof'
-  | 'ingest.no_tracks'
-  | 'ingest.bad_sample_table'
-  | 'ingest.timestamp_regression'
-  | 'ingest.already_publishing'
-  | 'ingest.bad_name'
-  | 'ingest.limit'
-  | 'ingest.unauthorized'
-  | 'ingest.forbidden'
-  | 'ingest.idle_timeout'
-  | 'codec.unsupported'
-  | 'codec.config'
-  | 'codec.encode_failed'
-  | 'codec.decode_failed'
-  | 'codec.closed'
-  | 'rendition.invalid'
-  | 'config.invalid'
-  | 'transcode.timeout'
-  | 'transcode.overload'
-  | 'internal';
+import type { ErrorCode } from './error-codes.ts';
+
+export { ERROR_CODES, type ErrorCode, isErrorCode } from './error-codes.ts';
+
+/** Stable machine-readable error codes: the catalogue in `error-codes.ts`. */
+export type LvqrErrorCode = ErrorCode;
 
 /** Base of every error this library throws on purpose. */
 export class LvqrError extends Error {

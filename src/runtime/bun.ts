@@ -9,6 +9,7 @@ import { createRequire } from 'node:module';
 import { getConnInfo, upgradeWebSocket, websocket } from 'hono/bun';
 import type { UpgradeWebSocket } from 'hono/ws';
 import { main, type RuntimeHost } from '../server/main.ts';
+import type { HttpRuntime } from '../server/runtime-adapter.ts';
 import { loadVideoCodecs } from './shared.ts';
 import { runBench, runPublish, startTestPattern } from './tools.ts';
 
@@ -28,6 +29,15 @@ type BunGlobal = {
 const Bun = (globalThis as unknown as { Bun: BunGlobal }).Bun;
 const require = createRequire(import.meta.url);
 
+/**
+ * Bun's side of the HTTP surface: Hono's Bun WebSocket adapter (it reports its message limit as a
+ * close with 1009) and connection info. Request URLs arrive already normalised: no raw target.
+ */
+const bunHttp: HttpRuntime = {
+  upgradeWebSocket: upgradeWebSocket as unknown as UpgradeWebSocket<unknown>,
+  clientAddress: (c) => getConnInfo(c).remote.address,
+};
+
 /** The Bun implementation of the runtime host. */
 export const bunHost: RuntimeHost = {
   name: 'bun',
@@ -35,8 +45,7 @@ export const bunHost: RuntimeHost = {
   env: process.env,
   readFile: (path) => readFileSync(path, 'utf8'),
   readHlsJs: () => readFileSync(require.resolve('hls.js/dist/hls.min.js'), 'utf8'),
-  upgradeWebSocket: upgradeWebSocket as unknown as UpgradeWebSocket<unknown>,
-  clientAddress: (c) => getConnInfo(c).remote.address,
+  http: bunHttp,
   async serve(app, { port, host, maxMessageBytes }) {
     const server = Bun.serve({
       port,

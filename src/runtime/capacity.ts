@@ -7,6 +7,7 @@
  */
 
 import { buildMediaSegment, buildVideoInitSegment, describeInit, type ParsedTrack } from '../container/index.ts';
+import { CodecError } from '../core/errors.ts';
 import { silentLogger } from '../core/log.ts';
 import { FragmentFlags, VIDEO_TRACK } from '../fragment/fragment.ts';
 import { FragmentBroadcasterRegistry } from '../fragment/registry.ts';
@@ -85,7 +86,8 @@ async function makeClip(codecs: WebCodecs, frames: number): Promise<Clip> {
   }
   await encoder.flush();
   encoder.close();
-  if (avcC === undefined) throw new Error('capacity: the encoder produced no decoder configuration');
+  if (avcC === undefined)
+    throw new CodecError('codec.encode_failed', 'capacity: the encoder produced no decoder configuration');
   const init = buildVideoInitSegment({
     timescale: TIMESCALE,
     width: WIDTH,

@@ -9,6 +9,7 @@ import { createRequire } from 'node:module';
 import { getConnInfo, upgradeWebSocket } from 'hono/deno';
 import type { UpgradeWebSocket } from 'hono/ws';
 import { main, type RuntimeHost } from '../server/main.ts';
+import type { HttpRuntime } from '../server/runtime-adapter.ts';
 import { loadVideoCodecs } from './shared.ts';
 import { runBench, runPublish, startTestPattern } from './tools.ts';
 
@@ -31,6 +32,16 @@ const Deno = (globalThis as unknown as { Deno: DenoGlobal }).Deno;
 const require = createRequire(import.meta.url);
 const gc = (globalThis as { gc?: () => void }).gc;
 
+/**
+ * Deno's side of the HTTP surface: Hono's Deno WebSocket adapter (Deno sets no message limit of
+ * its own; the app checks each message) and connection info. Request URLs arrive already
+ * normalised: no raw target.
+ */
+const denoHttp: HttpRuntime = {
+  upgradeWebSocket: upgradeWebSocket as unknown as UpgradeWebSocket<unknown>,
+  clientAddress: (c) => getConnInfo(c).remote.address,
+};
+
 /** The Deno implementation of the runtime host. */
 export const denoHost: RuntimeHost = {
   name: 'deno',
@@ -38,8 +49,7 @@ export const denoHost: RuntimeHost = {
   env: Deno.env.toObject(),
   readFile: (path) => Deno.readTextFileSync(path),
   readHlsJs: () => Deno.readTextFileSync(require.resolve('hls.js/dist/hls.min.js')),
-  upgradeWebSocket: upgradeWebSocket as unknown as UpgradeWebSocket<unknown>,
-  clientAddress: (c) => getConnInfo(c).remote.address,
+  http: denoHttp,
   async serve(app, { port, host }) {
     let resolvePort: (port: number) => void = () => {};
     const listening = new Promise<number>((resolve) => {

@@ -5,50 +5,16 @@
  */
 
 import { readFileSync } from 'node:fs';
-import { STATUS_CODES } from 'node:http';
 import { createRequire } from 'node:module';
-import type { AddressInfo, Socket } from 'node:net';
-import { serve as serveNode, upgradeWebSocket } from '@hono/node-server';
-import { getConnInfo } from '@hono/node-server/conninfo';
-import type { UpgradeWebSocket } from 'hono/ws';
+import type { AddressInfo } from 'node:net';
+import { serve as serveNode } from '@hono/node-server';
 import { WebSocketServer } from 'ws';
 import { main, type RuntimeHost } from '../server/main.ts';
+import { nodeHttp, withUpgradeRefusalBodies } from './node-http.ts';
 import { loadVideoCodecs } from './shared.ts';
 import { runBench, runPublish, startTestPattern } from './tools.ts';
 
 const require = createRequire(import.meta.url);
-
-/** What the adapter passes as `env` (HTTP/1 and HTTP/2 bindings alike). */
-type NodeEnv = { incoming: { socket: Socket }; outgoing?: unknown };
-
-/**
- * @hono/node-server answers a refused WebSocket upgrade with its status and headers only (no body);
- * this writes the whole answer, JSON error included, on the socket itself and closes it. Publishers
- * refused for a reason (auth, name, 409, limits) get it on the open socket instead (see the app's
- * upgrade route); what is left here is a malformed handshake or ingest being off.
- */
-function withUpgradeRefusalBodies(
-  fetch: (request: Request, env: NodeEnv) => Response | Promise<Response>,
-): (request: Request, env: NodeEnv) => Promise<Response> {
-  return async (request, env) => {
-    const response = await fetch(request, env);
-    const socket = env.incoming.socket;
-    // Upgrade requests come without `outgoing`.
-    if (env.outgoing !== undefined || response.status < 400 || socket.destroyed) return response;
-    const body = Buffer.from(await response.clone().arrayBuffer());
-    const head = [`HTTP/1.1 ${response.status} ${STATUS_CODES[response.status] ?? ''}`, 'Connection: close'];
-    response.headers.forEach((value, name) => {
-      if (name !== 'content-length' && name !== 'connection') head.push(`${name}: ${value}`);
-    });
-    head.push(`Content-Length: ${body.byteLength}`);
-    // Once flushed, the socket is destroyed: the adapter then leaves it alone.
-    await new Promise<void>((resolve) =>
-      socket.end(Buffer.concat([Buffer.from(`${head.join('\r\n')}\r\n\r\n`), body]), resolve),
-    );
-    socket.destroy();
-    return response;
-  };
-}
 
 /** The Node implementation of the runtime host. */
 export const nodeHost: RuntimeHost = {
@@ -57,8 +23,7 @@ export const nodeHost: RuntimeHost = {
   env: process.env,
   readFile: (path) => readFileSync(path, 'utf8'),
   readHlsJs: () => readFileSync(require.resolve('hls.js/dist/hls.min.js'), 'utf8'),
-  upgradeWebSocket: upgradeWebSocket as unknown as UpgradeWebSocket<unknown>,
-  clientAddress: (c) => getConnInfo(c).remote.address,
+  http: nodeHttp,
   async serve(app, { port, host, maxMessageBytes }) {
     const wss = new WebSocketServer({ noServer: true, maxPayload: maxMessageBytes });
     return new Promise((resolve, reject) => {

@@ -8,7 +8,7 @@
 import { readFileSync } from 'node:fs';
 import WebSocket from 'ws';
 import { describeInit, Fmp4StreamParser, readBoxes, toFragmentedMp4 } from '../container/index.ts';
-import { errorMessage } from '../core/errors.ts';
+import { ContainerError, errorMessage } from '../core/errors.ts';
 
 /** One unit to send: the init, or a `moof`+`mdat` pair with its media time in seconds. */
 type Piece = { bytes: Uint8Array; timeS: number };
@@ -46,7 +46,7 @@ export function planPieces(bytes: Uint8Array): { pieces: Piece[]; durationS: num
       pieces.push({ bytes: chunk, timeS: Number.isFinite(timeS) ? timeS : (pieces.at(-1)?.timeS ?? 0) });
     }
   }
-  if (!initDone) throw new Error('no moov box: not an MP4 file');
+  if (!initDone) throw new ContainerError('ingest.no_init', 'no moov box: not an MP4 file');
   const t0 = pieces[1]?.timeS ?? 0;
   for (const p of pieces) p.timeS = Math.max(0, p.timeS - t0);
   return { pieces, durationS: durationS - t0 };

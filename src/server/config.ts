@@ -4,9 +4,11 @@
  * passes argv, env and a file reader.
  */
 
+import { parseArgs } from 'node:util';
 import { LvqrError } from '../core/errors.ts';
 import type { LogLevel } from '../core/log.ts';
 import { defaultLadder, type RenditionSpec, resolveLadderArgs } from '../transcode/rendition.ts';
+import { SERVE_OPTIONS, type ServeOption, type ServeOptionName, serveOptionsUsage } from './serve-options.ts';
 
 /** Encoder policy for the ladder. */
 export type EncoderPolicy = 'software' | 'prefer-hardware' | 'hardware-only';
@@ -54,31 +56,7 @@ Usage:
   lvqr-transcode bench [--transcode-rendition ...] [--max-sources N] [--seconds S]
 
 serve options (env var in brackets):
-  --port N                        HTTP port (default 8080) [PORT, LVQR_PORT]
-  --host H                        bind address (default 0.0.0.0) [LVQR_HOST]
-  --transcode-rendition LIST      720p,480p,240p or .toml files; repeatable; "none" for no ladder
-                                  (default 720p,480p,240p) [LVQR_TRANSCODE_RENDITION]
-  --transcode-encoder P           software | prefer-hardware | hardware-only (default software)
-  --transcode-overload on|off     shed and pause the lowest rungs when the ladder cannot keep
-                                  realtime (default on) [LVQR_TRANSCODE_OVERLOAD]
-                                  [LVQR_TRANSCODE_ENCODER]
-  --source-bandwidth-kbps N       BANDWIDTH advertised for the source variant (default: measured)
-                                  [LVQR_SOURCE_BANDWIDTH_KBPS]
-  --hls-target-duration S         segment target in seconds (default 2) [LVQR_HLS_TARGET_DURATION]
-  --hls-part-target MS            part target in milliseconds (default 200) [LVQR_HLS_PART_TARGET]
-  --hls-dvr-window S              sliding window in seconds (default 120) [LVQR_HLS_DVR_WINDOW]
-  --ingest-token T                bearer token required to publish [LVQR_INGEST_TOKEN]
-  --ingest-grace S                how long a broadcast waits for its publisher to reconnect
-                                  (default 5) [LVQR_INGEST_GRACE]
-  --ingest-idle-timeout S         close a publisher that sends nothing for S seconds; 0 = never
-                                  (default 15) [LVQR_INGEST_IDLE_TIMEOUT]
-  --max-publishers-per-client N   publisher connections one client address may have open
-                                  (default 16) [LVQR_MAX_PUBLISHERS_PER_CLIENT]
-  --max-held-per-client N         LL-HLS blocking requests one client address may have waiting
-                                  (default 100) [LVQR_MAX_HELD_PER_CLIENT]
-  --test-pattern NAME|off         built-in 1280x720 30 fps test source (default live/demo)
-                                  [LVQR_TEST_PATTERN]
-  --log-level L                   debug | info | warn | error (default info) [LVQR_LOG_LEVEL]
+${serveOptionsUsage()}
 `;
 
 function fail(message: string): never {
@@ -93,55 +71,41 @@ function number(flag: string, value: string | undefined, { min, max }: { min: nu
   return n;
 }
 
-type Flags = { values: Map<string, string[]>; positional: string[]; booleans: Set<string> };
+/** A command line split into flag values (by `--name`, every occurrence), positionals and switches. */
+type Flags = { values: Map<string, string[]>; positional: string[]; booleans: Set<string>; unknown: string[] };
 
-const BOOLEAN_FLAGS = new Set(['--loop', '--help', '-h', '--version']);
+/** Switches every command accepts (and ignores where they mean nothing). */
+const BOOLEAN_OPTIONS = {
+  loop: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+  version: { type: 'boolean' },
+} as const;
 
-function splitFlags(argv: readonly string[]): Flags {
-  const values = new Map<string, string[]>();
-  const positional: string[] = [];
-  const booleans = new Set<string>();
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i]!;
-    if (!arg.startsWith('-') || arg === '-') {
-      positional.push(arg);
-      continue;
-    }
-    if (BOOLEAN_FLAGS.has(arg)) {
-      booleans.add(arg);
-      continue;
-    }
-    const eq = arg.indexOf('=');
-    const name = eq === -1 ? arg : arg.slice(0, eq);
-    let value: string | undefined = eq === -1 ? undefined : arg.slice(eq + 1);
-    if (value === undefined) {
-      value = argv[i + 1];
-      if (value === undefined) fail(`${name} needs a value`);
-      i += 1;
-    }
-    values.set(name, [...(values.get(name) ?? []), value]);
+/**
+ * Splits `argv` with `node:util`'s `parseArgs` (runtime-free: Node, Bun and Deno ship it, and it
+ * does no I/O). `valueFlags` take a value (`--name value` or `--name=value`; the next argument is
+ * the value even when it starts with `-`); a value flag without one is refused at once. Options
+ * not declared are listed in `unknown` for the command to refuse or ignore.
+ */
+function splitFlags(argv: readonly string[], valueFlags: readonly string[]): Flags {
+  const options: Record<string, { type: 'string'; multiple: true } | { type: 'boolean'; short?: string }> = {
+    ...BOOLEAN_OPTIONS,
+  };
+  for (const name of valueFlags) options[name] = { type: 'string', multiple: true };
+  const { tokens } = parseArgs({ args: [...argv], options, strict: false, allowPositionals: true, tokens: true });
+  const flags: Flags = { values: new Map(), positional: [], booleans: new Set(), unknown: [] };
+  for (const token of tokens) {
+    if (token.kind === 'positional') flags.positional.push(token.value);
+    if (token.kind !== 'option') continue;
+    if (!Object.hasOwn(options, token.name)) flags.unknown.push(token.rawName);
+    else if (options[token.name]?.type === 'boolean') flags.booleans.add(`--${token.name}`);
+    else if (token.value === undefined) fail(`${token.rawName} needs a value`);
+    else flags.values.set(`--${token.name}`, [...(flags.values.get(`--${token.name}`) ?? []), token.value]);
   }
-  return { values, positional, booleans };
+  return flags;
 }
 
-const SERVE_FLAGS = new Set([
-  '--port',
-  '--host',
-  '--transcode-rendition',
-  '--transcode-encoder',
-  '--transcode-overload',
-  '--source-bandwidth-kbps',
-  '--hls-target-duration',
-  '--hls-part-target',
-  '--hls-dvr-window',
-  '--ingest-token',
-  '--max-publishers-per-client',
-  '--max-held-per-client',
-  '--ingest-grace',
-  '--ingest-idle-timeout',
-  '--test-pattern',
-  '--log-level',
-]);
+const SERVE_FLAGS = Object.keys(SERVE_OPTIONS) as ServeOptionName[];
 
 /** Parses `serve` flags over env defaults. */
 export function parseServe(
@@ -149,27 +113,39 @@ export function parseServe(
   env: Readonly<Record<string, string | undefined>>,
   readFile: (path: string) => string,
 ): ServeConfig {
-  const flags = splitFlags(argv);
-  for (const name of flags.values.keys()) {
-    if (!SERVE_FLAGS.has(name)) fail(`unknown option ${name} (see --help)`);
-  }
+  const flags = splitFlags(argv, SERVE_FLAGS);
+  const [unknown] = flags.unknown;
+  if (unknown !== undefined) fail(`unknown option ${unknown} (see --help)`);
   if (flags.positional.length > 0) fail(`unexpected argument ${JSON.stringify(flags.positional[0])}`);
-  const last = (flag: string, ...envNames: string[]): string | undefined => {
-    const v = flags.values.get(flag);
-    if (v !== undefined) return v.at(-1);
-    for (const e of envNames) if (env[e] !== undefined && env[e] !== '') return env[e];
+  /** Every value of the flag, else the first non-empty environment variable; undefined when neither is set. */
+  const given = (name: ServeOptionName): string[] | undefined => {
+    const v = flags.values.get(`--${name}`);
+    if (v !== undefined) return v;
+    for (const e of SERVE_OPTIONS[name].env) if (env[e] !== undefined && env[e] !== '') return [env[e]];
     return undefined;
   };
+  /** The last value given, else the option's default. */
+  const read = (name: ServeOptionName): string | undefined => {
+    const option: ServeOption = SERVE_OPTIONS[name];
+    return given(name)?.at(-1) ?? option.default;
+  };
+  /** A number option within its bounds; undefined when it has no value and no default. */
+  const num = (name: ServeOptionName): number | undefined => {
+    const option: ServeOption = SERVE_OPTIONS[name];
+    const value = read(name);
+    if (value === undefined) return undefined;
+    return number(`--${name}`, value, { min: option.min ?? -Infinity, max: option.max ?? Infinity });
+  };
+  /** A number option that has a default. */
+  const numOf = (name: ServeOptionName): number => num(name)!;
 
-  const renditionValues =
-    flags.values.get('--transcode-rendition') ??
-    (env['LVQR_TRANSCODE_RENDITION'] ? [env['LVQR_TRANSCODE_RENDITION']] : undefined);
+  const renditionValues = given('transcode-rendition');
   let ladder: RenditionSpec[];
   if (renditionValues === undefined) ladder = defaultLadder();
   else if (renditionValues.length === 1 && ['none', 'off', ''].includes(renditionValues[0]!.trim())) ladder = [];
   else ladder = resolveLadderArgs(renditionValues, readFile);
 
-  const encoderRaw = (last('--transcode-encoder', 'LVQR_TRANSCODE_ENCODER') ?? 'software').toLowerCase();
+  const encoderRaw = read('transcode-encoder')!.toLowerCase();
   const encoderAliases: Record<string, EncoderPolicy> = {
     software: 'software',
     x264: 'software',
@@ -182,59 +158,33 @@ export function parseServe(
     fail(`--transcode-encoder must be software, prefer-hardware or hardware-only, got ${JSON.stringify(encoderRaw)}`);
   }
 
-  const overloadRaw = (last('--transcode-overload', 'LVQR_TRANSCODE_OVERLOAD') ?? 'on').toLowerCase();
+  const overloadRaw = read('transcode-overload')!.toLowerCase();
   if (!['on', 'off'].includes(overloadRaw)) {
     fail(`--transcode-overload must be on or off, got ${JSON.stringify(overloadRaw)}`);
   }
 
-  const bw = last('--source-bandwidth-kbps', 'LVQR_SOURCE_BANDWIDTH_KBPS');
-  const pattern = last('--test-pattern', 'LVQR_TEST_PATTERN') ?? 'live/demo';
-  const logLevel = (last('--log-level', 'LVQR_LOG_LEVEL') ?? 'info') as LogLevel;
+  const pattern = read('test-pattern')!;
+  const logLevel = read('log-level') as LogLevel;
   if (!['debug', 'info', 'warn', 'error'].includes(logLevel)) fail(`--log-level must be debug, info, warn or error`);
-  const partTargetMs = number('--hls-part-target', last('--hls-part-target', 'LVQR_HLS_PART_TARGET') ?? '200', {
-    min: 50,
-    max: 5000,
-  });
-  const targetDurationS = number(
-    '--hls-target-duration',
-    last('--hls-target-duration', 'LVQR_HLS_TARGET_DURATION') ?? '2',
-    { min: 0.5, max: 30 },
-  );
+  const partTargetMs = numOf('hls-part-target');
+  const targetDurationS = numOf('hls-target-duration');
   if (partTargetMs >= targetDurationS * 1000) fail('--hls-part-target must be shorter than --hls-target-duration');
 
   return {
-    port: number('--port', last('--port', 'PORT', 'LVQR_PORT') ?? '8080', { min: 0, max: 65535 }),
-    host: last('--host', 'LVQR_HOST') ?? '0.0.0.0',
+    port: numOf('port'),
+    host: read('host')!,
     ladder,
     encoder,
     overloadPolicy: overloadRaw === 'on',
-    sourceBandwidthKbps: bw === undefined ? undefined : number('--source-bandwidth-kbps', bw, { min: 1, max: 1e6 }),
+    sourceBandwidthKbps: num('source-bandwidth-kbps'),
     hlsTargetDurationMs: Math.round(targetDurationS * 1000),
     hlsPartTargetMs: Math.round(partTargetMs),
-    hlsDvrWindowMs: Math.round(
-      number('--hls-dvr-window', last('--hls-dvr-window', 'LVQR_HLS_DVR_WINDOW') ?? '120', { min: 6, max: 86_400 }) *
-        1000,
-    ),
-    ingestToken: last('--ingest-token', 'LVQR_INGEST_TOKEN'),
-    maxPublishersPerClient: number(
-      '--max-publishers-per-client',
-      last('--max-publishers-per-client', 'LVQR_MAX_PUBLISHERS_PER_CLIENT') ?? '16',
-      { min: 1, max: 100_000 },
-    ),
-    maxHeldRequestsPerClient: number(
-      '--max-held-per-client',
-      last('--max-held-per-client', 'LVQR_MAX_HELD_PER_CLIENT') ?? '100',
-      { min: 1, max: 1_000_000 },
-    ),
-    ingestGraceMs: Math.round(
-      number('--ingest-grace', last('--ingest-grace', 'LVQR_INGEST_GRACE') ?? '5', { min: 0, max: 3600 }) * 1000,
-    ),
-    ingestIdleTimeoutMs: Math.round(
-      number('--ingest-idle-timeout', last('--ingest-idle-timeout', 'LVQR_INGEST_IDLE_TIMEOUT') ?? '15', {
-        min: 0,
-        max: 3600,
-      }) * 1000,
-    ),
+    hlsDvrWindowMs: Math.round(numOf('hls-dvr-window') * 1000),
+    ingestToken: read('ingest-token'),
+    maxPublishersPerClient: numOf('max-publishers-per-client'),
+    maxHeldRequestsPerClient: numOf('max-held-per-client'),
+    ingestGraceMs: Math.round(numOf('ingest-grace') * 1000),
+    ingestIdleTimeoutMs: Math.round(numOf('ingest-idle-timeout') * 1000),
     testPattern: ['off', 'none', 'false', ''].includes(pattern) ? undefined : pattern,
     logLevel,
   };
@@ -252,8 +202,9 @@ export function parseCommand(
   if (rest.includes('--help') || rest.includes('-h')) return { kind: 'help', text: USAGE };
   if (sub === 'serve') return { kind: 'serve', config: parseServe(rest, env, readFile) };
   if (sub === 'publish') {
-    const flags = splitFlags(rest);
-    for (const name of flags.values.keys()) if (name !== '--token') fail(`unknown option ${name} for publish`);
+    const flags = splitFlags(rest, ['token']);
+    const [unknown] = flags.unknown;
+    if (unknown !== undefined) fail(`unknown option ${unknown} for publish`);
     const [file, url] = flags.positional;
     if (file === undefined || url === undefined) fail('publish needs <file.mp4> <url>');
     return {
@@ -265,7 +216,8 @@ export function parseCommand(
     };
   }
   if (sub === 'bench') {
-    const flags = splitFlags(rest);
+    // Options bench does not know are ignored.
+    const flags = splitFlags(rest, ['transcode-rendition', 'max-sources', 'seconds']);
     const r = flags.values.get('--transcode-rendition');
     return {
       kind: 'bench',

@@ -3,14 +3,14 @@
  * on a `RuntimeHost` that each runtime file (`src/runtime/{node,bun,deno}.ts`) implements.
  */
 
-import type { Context, Hono } from 'hono';
-import type { UpgradeWebSocket } from 'hono/ws';
+import type { Hono } from 'hono';
 import { errorMessage, LvqrError } from '../core/errors.ts';
 import { consoleLogger, type Logger } from '../core/log.ts';
 import type { MemoryUsage } from '../metrics/index.ts';
 import type { VideoCodecs } from '../transcode/codecs.ts';
 import { type Command, parseCommand, type ServeConfig } from './config.ts';
 import { DASHBOARD_HTML } from './dashboard.ts';
+import type { HttpRuntime } from './runtime-adapter.ts';
 import { createService, type Service } from './service.ts';
 
 /** A listening server. */
@@ -26,9 +26,8 @@ export interface RuntimeHost {
   readHlsJs(): string;
   /** Serves `app` on host:port; `maxMessageBytes` bounds WebSocket messages. */
   serve(app: Hono<never>, options: { port: number; host: string; maxMessageBytes: number }): Promise<Listener>;
-  readonly upgradeWebSocket: UpgradeWebSocket<unknown>;
-  /** The client address of a request (per-client limits). */
-  clientAddress?: (c: Context) => string | undefined;
+  /** The runtime's part of the HTTP surface: WebSocket upgrader, client addresses, raw request targets. */
+  readonly http: HttpRuntime;
   /** Loads the WebCodecs-backed codecs, or says why they are unavailable. */
   loadCodecs(
     config: ServeConfig,
@@ -123,8 +122,7 @@ export async function startService(host: RuntimeHost, config: ServeConfig, logge
     memoryUsage: host.memoryUsage,
     graceMs: config.ingestGraceMs,
     idleTimeoutMs: config.ingestIdleTimeoutMs,
-    upgradeWebSocket: host.upgradeWebSocket,
-    clientAddress: host.clientAddress,
+    runtime: host.http,
     clientLimits: { maxPublishers: config.maxPublishersPerClient, maxHeldRequests: config.maxHeldRequestsPerClient },
     assets: {
       '/': { body: DASHBOARD_HTML, contentType: 'text/html; charset=utf-8' },
@@ -141,7 +139,9 @@ export async function startService(host: RuntimeHost, config: ServeConfig, logge
     });
   } catch (error) {
     await service.close();
-    throw new Error(`cannot listen on ${config.host}:${config.port}: ${errorMessage(error)}`, { cause: error });
+    throw new LvqrError('config.invalid', `cannot listen on ${config.host}:${config.port}: ${errorMessage(error)}`, {
+      cause: error,
+    });
   }
 
   let stopPattern: (() => Promise<void>) | undefined;

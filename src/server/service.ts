@@ -4,8 +4,6 @@
  * WebCodecs provider and the assets.
  */
 
-import type { Context } from 'hono';
-import type { UpgradeWebSocket } from 'hono/ws';
 import { describeInit } from '../container/index.ts';
 import { type Logger, silentLogger } from '../core/log.ts';
 import { FragmentBroadcasterRegistry } from '../fragment/registry.ts';
@@ -26,7 +24,7 @@ import {
   type TranscodeRunnerOptions,
 } from '../transcode/runner.ts';
 import type { TranscoderFactory } from '../transcode/transcoder.ts';
-import { type ClientLimits, createApp, type StaticAsset } from './app.ts';
+import { type ClientLimits, createApp, type HttpRuntime, type StaticAsset } from './app.ts';
 import type { ServeConfig } from './config.ts';
 
 /** What the runtime hands to the service. */
@@ -43,9 +41,8 @@ export type ServiceDeps = {
   gcFull?: (() => void) | undefined;
   /** Process memory, for `lvqr_process_memory_bytes` and `/healthz`. */
   memoryUsage?: (() => MemoryUsage) | undefined;
-  upgradeWebSocket?: UpgradeWebSocket<unknown>;
-  /** The client address of a request (per-client limits). */
-  clientAddress?: ((c: Context) => string | undefined) | undefined;
+  /** The runtime's part of the HTTP surface: WebSocket upgrader, client addresses, raw request targets. */
+  runtime?: HttpRuntime | undefined;
   clientLimits?: Partial<ClientLimits>;
   assets?: Readonly<Record<string, StaticAsset>>;
   ingestLimits?: Partial<IngestLimits>;
@@ -237,8 +234,7 @@ export function createService(deps: ServiceDeps): Service {
         ...deps.info,
       };
     },
-    ...(deps.upgradeWebSocket === undefined ? {} : { upgradeWebSocket: deps.upgradeWebSocket }),
-    ...(deps.clientAddress === undefined ? {} : { clientAddress: deps.clientAddress }),
+    ...(deps.runtime === undefined ? {} : { runtime: deps.runtime }),
     ...(deps.clientLimits === undefined ? {} : { clientLimits: deps.clientLimits }),
     ...(deps.assets === undefined ? {} : { assets: deps.assets }),
   });

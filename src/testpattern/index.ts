@@ -10,7 +10,7 @@
 
 import type { ParsedTrack, ParserEvent } from '../container/index.ts';
 import { buildAudioInitSegment, buildMediaSegment, buildVideoInitSegment, describeInit } from '../container/index.ts';
-import { errorMessage } from '../core/errors.ts';
+import { errorMessage, LvqrError } from '../core/errors.ts';
 import { type Logger, silentLogger } from '../core/log.ts';
 import { AUDIO_TRACK, FragmentFlags, VIDEO_TRACK } from '../fragment/fragment.ts';
 import { type H264Chunk, H264Encoder, type VideoFramePort, type WebCodecs } from '../webcodecs/index.ts';
@@ -60,7 +60,7 @@ type Ctx = {
 
 function trackFrom(init: Uint8Array, trackId: typeof VIDEO_TRACK | typeof AUDIO_TRACK): ParsedTrack {
   const info = describeInit(init)[0];
-  if (info === undefined) throw new Error('test pattern: init segment without a track');
+  if (info === undefined) throw new LvqrError('internal', 'test pattern: init segment without a track');
   return { ...info, trackId, initSegment: init };
 }
 

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { parseServe } from '../../src/server/config.ts';
+import { parseCommand, parseServe, USAGE } from '../../src/server/config.ts';
+import { SERVE_OPTIONS } from '../../src/server/serve-options.ts';
 import { createService } from '../../src/server/service.ts';
 import { realCodecs } from '../support/ladder.ts';
 
@@ -37,5 +38,88 @@ describe('serve configuration', () => {
       ingestIdleTimeoutMs: 0,
     });
     expect(() => parseServe(['--max-held-per-client', '0'], {}, () => '')).toThrow(/--max-held-per-client/);
+  });
+
+  it('the usage text lists every serve option from the table with its default and environment variables, each under its own flag', () => {
+    const block = (flag: string) => {
+      const start = USAGE.indexOf(`  --${flag} `);
+      const next = USAGE.slice(start + 1).search(/\n {2}--|\n$/);
+      return USAGE.slice(start, start + 1 + next);
+    };
+    for (const [name, option] of Object.entries(SERVE_OPTIONS)) {
+      const text = block(name).replace(/\s+/g, ' ');
+      expect(text, name).toContain(`--${name} ${option.value}`);
+      expect(text, name).toContain(`[${option.env.join(', ')}]`);
+      if ('default' in option) expect(text, name).toContain(`(default ${option.default})`);
+    }
+    expect(block('transcode-encoder')).toContain('[LVQR_TRANSCODE_ENCODER]');
+    expect(block('transcode-overload')).not.toContain('LVQR_TRANSCODE_ENCODER');
+    for (const line of USAGE.split('\n')) expect(line.length).toBeLessThanOrEqual(100);
+  });
+
+  it('defaults come from the table; flags win over the environment, the last flag wins, empty variables are skipped', () => {
+    const config = parseServe([], {}, () => '');
+    expect(config).toMatchObject({
+      port: 8080,
+      host: '0.0.0.0',
+      encoder: 'software',
+      sourceBandwidthKbps: undefined,
+      hlsTargetDurationMs: 2000,
+      hlsPartTargetMs: 200,
+      hlsDvrWindowMs: 120_000,
+      ingestToken: undefined,
+      maxPublishersPerClient: 16,
+      maxHeldRequestsPerClient: 100,
+      ingestGraceMs: 5000,
+      ingestIdleTimeoutMs: 15_000,
+      testPattern: 'live/demo',
+      logLevel: 'info',
+    });
+    expect(config.ladder.map((r) => r.name)).toEqual(['720p', '480p', '240p']);
+    expect(parseServe([], { PORT: '', LVQR_PORT: '7001' }, () => '').port).toBe(7001);
+    expect(parseServe(['--port=9001', '--port', '9002'], { PORT: '7000' }, () => '').port).toBe(9002);
+    expect(parseServe(['--ingest-token', '-starts-with-a-dash'], {}, () => '').ingestToken).toBe('-starts-with-a-dash');
+    const ladder = parseServe(['--transcode-rendition', '720p', '--transcode-rendition', '240p'], {}, () => '').ladder;
+    expect(ladder.map((r) => r.name)).toEqual(['720p', '240p']);
+    expect(parseServe([], { LVQR_TRANSCODE_RENDITION: 'off' }, () => '').ladder).toEqual([]);
+    expect(parseServe(['--transcode-encoder', 'X264'], {}, () => '').encoder).toBe('software');
+    expect(parseServe([], { LVQR_TEST_PATTERN: 'none' }, () => '').testPattern).toBeUndefined();
+  });
+
+  it('a bad command line is refused with config.invalid and a message naming the flag', () => {
+    const refused = (argv: string[]) => {
+      try {
+        parseCommand(argv, {}, () => '');
+      } catch (error) {
+        expect(error).toMatchObject({ code: 'config.invalid' });
+        return (error as Error).message;
+      }
+      throw new Error(`${argv.join(' ')} was accepted`);
+    };
+    expect(refused(['serve', '--port'])).toBe('--port needs a value');
+    expect(refused(['serve', '--port='])).toBe('--port needs a value');
+    expect(refused(['serve', '--port', '70000'])).toBe('--port must be a number between 0 and 65535, got "70000"');
+    expect(refused(['serve', '--bogus', 'x'])).toBe('unknown option --bogus (see --help)');
+    expect(refused(['serve', '-p', '3'])).toBe('unknown option -p (see --help)');
+    expect(refused(['serve', 'extra'])).toBe('unexpected argument "extra"');
+    expect(refused(['serve', '--transcode-encoder', 'gpu'])).toBe(
+      '--transcode-encoder must be software, prefer-hardware or hardware-only, got "gpu"',
+    );
+    expect(refused(['serve', '--log-level', 'loud'])).toBe('--log-level must be debug, info, warn or error');
+    expect(refused(['serve', '--hls-target-duration', '1', '--hls-part-target', '1000'])).toBe(
+      '--hls-part-target must be shorter than --hls-target-duration',
+    );
+    expect(refused(['publish', 'a.mp4', 'http://x', '--bogus', '1'])).toBe('unknown option --bogus for publish');
+    expect(refused(['publish', 'a.mp4', 'http://x', '--token'])).toBe('--token needs a value');
+    expect(refused(['publish', 'a.mp4'])).toBe('publish needs <file.mp4> <url>');
+    expect(refused(['nope'])).toBe('unknown command "nope" (serve, publish, bench)');
+    expect(parseCommand(['publish', 'a.mp4', 'http://x', '--loop'], { LVQR_INGEST_TOKEN: 'E' }, () => '')).toEqual({
+      kind: 'publish',
+      file: 'a.mp4',
+      url: 'http://x',
+      loop: true,
+      token: 'E',
+    });
+    expect(parseCommand(['serve', '--help'], {}, () => '')).toEqual({ kind: 'help', text: USAGE });
   });
 });
