@@ -285,18 +285,8 @@ export function fullBoxHeader(body: Uint8Array, type: string): { version: number
 
 // ---- writing ----
 
-/** Concatenates byte arrays. */
-export function concatBytes(parts: readonly Uint8Array[]): Uint8Array<ArrayBuffer> {
-  let total = 0;
-  for (const p of parts) total += p.length;
-  const out = new Uint8Array(total);
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-}
+/** Byte joining lives in core; re-exported for the box builders' users. */
+export { concatBytes } from '../core/bytes.ts';
 
 /** Encodes an unsigned 8-bit integer. */
 export function u8(n: number): Uint8Array {

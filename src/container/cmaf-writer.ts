@@ -5,8 +5,9 @@
  * can cut a fragment per frame. Bad arguments throw `TypeError`.
  */
 
+import { concatBytes } from '../core/bytes.ts';
 import { argumentError } from '../core/errors.ts';
-import { box, concatBytes, fourcc, fullBox, u8, u16, u24, u32 } from './boxes.ts';
+import { box, fourcc, fullBox, u8, u16, u24, u32 } from './boxes.ts';
 import { dOpsFromOpusHead, isOpusHead, parseAudioSpecificConfig, parseAvcC, parseDOps } from './codec-string.ts';
 
 /** Options of a video init segment. */

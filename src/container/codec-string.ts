@@ -7,14 +7,17 @@
 import { BitReader, unescapeRbsp } from './bit-reader.ts';
 import { ByteReader, malformed } from './boxes.ts';
 
-/** The fields of an AVCDecoderConfigurationRecord (`avcC` payload) that users need. */
+/**
+ * The fields of an AVCDecoderConfigurationRecord (ISO/IEC 14496-15 `avcC` payload) that users need;
+ * the one parsed form of an `avcC`, for the container and the codec layer alike.
+ */
 export type AvcConfig = {
   /** AVCProfileIndication (e.g. 100 = High). */
-  readonly profile: number;
+  readonly profileIdc: number;
   /** profile_compatibility (the constraint_set flags byte). */
-  readonly compat: number;
+  readonly profileCompatibility: number;
   /** AVCLevelIndication (e.g. 31 = level 3.1). */
-  readonly level: number;
+  readonly levelIdc: number;
   /** Sequence parameter set NAL units, each with its NAL header byte. */
   readonly sps: Uint8Array[];
   /** Picture parameter set NAL units. */
@@ -66,9 +69,9 @@ export function parseAvcC(avcC: Uint8Array): AvcConfig {
   const r = new ByteReader(avcC, 'avcC');
   const version = r.u8();
   if (version !== 1) malformed(`avcC: configurationVersion is ${version}, expected 1`);
-  const profile = r.u8();
-  const compat = r.u8();
-  const level = r.u8();
+  const profileIdc = r.u8();
+  const profileCompatibility = r.u8();
+  const levelIdc = r.u8();
   const nalLengthSize = (r.u8() & 0x03) + 1;
   if (nalLengthSize === 3) malformed('avcC: NAL length size 3 is not allowed');
   const spsCount = r.u8() & 0x1f;
@@ -77,13 +80,13 @@ export function parseAvcC(avcC: Uint8Array): AvcConfig {
   const ppsCount = r.u8();
   const pps: Uint8Array[] = [];
   for (let i = 0; i < ppsCount; i++) pps.push(r.view(r.u16()));
-  return { profile, compat, level, sps, pps, nalLengthSize };
+  return { profileIdc, profileCompatibility, levelIdc, sps, pps, nalLengthSize };
 }
 
 /** `avc1.PPCCLL` (lowercase hex) from an `avcC` payload; `fourcc` may be `avc3`. */
 export function avcCodecString(avcC: Uint8Array, fourcc: 'avc1' | 'avc3' = 'avc1'): string {
   const c = parseAvcC(avcC);
-  return `${fourcc}.${hex2(c.profile)}${hex2(c.compat)}${hex2(c.level)}`;
+  return avcCodec(fourcc, c.profileIdc, c.profileCompatibility, c.levelIdc);
 }
 
 /** `avc1.PPCCLL` from an SPS NAL unit (with its NAL header byte). */
@@ -91,7 +94,12 @@ export function avcCodecStringFromSps(sps: Uint8Array, fourcc: 'avc1' | 'avc3' =
   const rbsp = unescapeRbsp(sps);
   if (rbsp.length < 4) malformed(`SPS is too short (${rbsp.length} bytes)`);
   if ((rbsp[0]! & 0x1f) !== 7) malformed(`NAL unit type ${rbsp[0]! & 0x1f} is not an SPS (7)`);
-  return `${fourcc}.${hex2(rbsp[1]!)}${hex2(rbsp[2]!)}${hex2(rbsp[3]!)}`;
+  return avcCodec(fourcc, rbsp[1]!, rbsp[2]!, rbsp[3]!);
+}
+
+/** The one `avc1.PPCCLL` builder: profile_idc, the constraint flags byte and level_idc in lowercase hex. */
+function avcCodec(fourcc: 'avc1' | 'avc3', profileIdc: number, compatibility: number, levelIdc: number): string {
+  return `${fourcc}.${hex2(profileIdc)}${hex2(compatibility)}${hex2(levelIdc)}`;
 }
 
 const HIGH_PROFILES = new Set([100, 110, 122, 244, 44, 83, 86, 118, 128, 138, 139, 134, 135]);

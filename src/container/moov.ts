@@ -4,6 +4,7 @@
  * segments out of it (track_ID rewritten to 1).
  */
 
+import { concatBytes } from '../core/bytes.ts';
 import { ContainerError, errorMessage } from '../core/errors.ts';
 import {
   type Box,
@@ -12,7 +13,6 @@ import {
   box,
   boxBudget,
   children,
-  concatBytes,
   findChild,
   fullBox,
   fullBoxHeader,

@@ -54,6 +54,13 @@ export type FragmentMeta = {
   readonly timescale: number;
   /** The init segment, or undefined until the producer has one. */
   readonly initSegment: Uint8Array | undefined;
+  /**
+   * Video frames per second, measured once where the stream enters (the container parser): what
+   * the init states, else from the durations of the first samples. Undefined for audio and until
+   * known; a producer that learns it after publishing this meta fills it in on this same object
+   * (the same init, so no meta change and no new version). Read it here; never re-estimate it.
+   */
+  readonly frameRate?: number;
 };
 
 /** Builds track metadata. */

@@ -4,6 +4,7 @@
  * requests wait on it. Synchronous and transport-free; the bridge feeds it.
  */
 
+import { concatBytes, sameBytes } from '../core/bytes.ts';
 import type { Fragment, FragmentMeta } from '../fragment/fragment.ts';
 import { type Bitrate, measureBitrate } from './bitrate.ts';
 import { SegmentStore } from './segment-store.ts';
@@ -50,25 +51,6 @@ type PartBuilder = {
   ticks: number;
   independent: boolean;
 };
-
-/** Concatenates byte arrays. */
-export function concatBytes(chunks: readonly Uint8Array[], total?: number): Uint8Array {
-  if (chunks.length === 1) return chunks[0]!;
-  const out = new Uint8Array(total ?? chunks.reduce((n, c) => n + c.byteLength, 0));
-  let offset = 0;
-  for (const chunk of chunks) {
-    out.set(chunk, offset);
-    offset += chunk.byteLength;
-  }
-  return out;
-}
-
-function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
-  if (a === b) return true;
-  if (a.byteLength !== b.byteLength) return false;
-  for (let i = 0; i < a.byteLength; i++) if (a[i] !== b[i]) return false;
-  return true;
-}
 
 /** The LL-HLS window of one (broadcast, track). */
 export class TrackWindow {

@@ -67,10 +67,16 @@ export type IngestInfo = {
   lastError: string | undefined;
 };
 
+/** The meta this producer published for a track; `frameRate` is filled in once the parser measures it. */
+type TrackMeta = { -readonly [K in keyof FragmentMeta]: FragmentMeta[K] };
+
+/** A published track: its broadcaster, the parser's track (updated in place) and the meta published for it. */
+type TrackEntry = { broadcaster: FragmentBroadcaster; info: ParsedTrack; meta: TrackMeta };
+
 type PublishState = {
   broadcast: string;
   parser: Fmp4StreamParser;
-  tracks: Map<string, { broadcaster: FragmentBroadcaster; info: ParsedTrack }>;
+  tracks: Map<string, TrackEntry>;
   active: IngestConnection | undefined;
   graceTimer: ReturnType<typeof setTimeout> | undefined;
   bytes: number;
@@ -324,10 +330,13 @@ export class IngestManager {
       } else {
         const entry = state.tracks.get(event.fragment.trackId);
         if (entry === undefined) continue;
+        carryFrameRate(entry);
         entry.broadcaster.emit(event.fragment);
         fragments += 1;
       }
     }
+    // The parser may settle a frame rate after the last fragment (at the end of the stream).
+    for (const entry of state.tracks.values()) carryFrameRate(entry);
     state.fragments += fragments;
     return fragments;
   }
@@ -377,16 +386,18 @@ export class IngestManager {
     const seen = new Set<string>();
     for (const info of tracks) {
       seen.add(info.trackId);
-      const meta: FragmentMeta = { codec: info.codec, timescale: info.timescale, initSegment: info.initSegment };
+      const meta: TrackMeta = { codec: info.codec, timescale: info.timescale, initSegment: info.initSegment };
+      if (info.frameRate !== undefined) meta.frameRate = info.frameRate;
       const existing = state.tracks.get(info.trackId);
       if (existing !== undefined && !existing.broadcaster.closed) {
         existing.info = info;
+        existing.meta = meta;
         existing.broadcaster.setMeta(meta);
         continue;
       }
       const broadcaster = this.#registry.getOrCreate(state.broadcast, info.trackId, meta);
       if (broadcaster.meta !== meta) broadcaster.setMeta(meta);
-      state.tracks.set(info.trackId, { broadcaster, info });
+      state.tracks.set(info.trackId, { broadcaster, info, meta });
     }
     for (const [track] of state.tracks) {
       if (!seen.has(track)) {
@@ -414,5 +425,16 @@ export class IngestManager {
       fragments: state.fragments,
       bytes: state.bytes,
     });
+  }
+}
+
+/**
+ * Copies a frame rate the parser measured after the init (it fills it in on its track object) into
+ * the meta published for that init, on the same object: the init did not change, so neither does
+ * the meta version (a new version would be a discontinuity downstream).
+ */
+function carryFrameRate(entry: TrackEntry): void {
+  if (entry.meta.frameRate === undefined && entry.info.frameRate !== undefined) {
+    entry.meta.frameRate = entry.info.frameRate;
   }
 }

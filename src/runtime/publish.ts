@@ -8,6 +8,7 @@
 import { readFileSync } from 'node:fs';
 import WebSocket from 'ws';
 import { describeInit, Fmp4StreamParser, readBoxes, toFragmentedMp4 } from '../container/index.ts';
+import { concatBytes } from '../core/bytes.ts';
 import { ContainerError, errorMessage } from '../core/errors.ts';
 
 /** One unit to send: the init, or a `moof`+`mdat` pair with its media time in seconds. */
@@ -26,7 +27,7 @@ export function planPieces(bytes: Uint8Array): { pieces: Piece[]; durationS: num
     if (box.type === 'mfra' || box.type === 'sidx') continue;
     pending.push(box.bytes);
     if (!initDone && box.type === 'moov') {
-      const init = concat(pending);
+      const init = concatBytes(pending);
       for (const event of parser.push(init)) {
         if (event.type === 'init') for (const t of event.tracks) timescales.set(t.trackId, t.timescale);
       }
@@ -34,7 +35,7 @@ export function planPieces(bytes: Uint8Array): { pieces: Piece[]; durationS: num
       pending = [];
       initDone = true;
     } else if (initDone && box.type === 'mdat') {
-      const chunk = concat(pending);
+      const chunk = concatBytes(pending);
       pending = [];
       let timeS = Number.POSITIVE_INFINITY;
       for (const event of parser.push(chunk)) {
@@ -86,16 +87,6 @@ export function* loopPieces(planned: { pieces: readonly Piece[]; durationS: numb
       yield { bytes, timeS: piece.timeS + pass * planned.durationS };
     }
   }
-}
-
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((a, p) => a + p.byteLength, 0));
-  let offset = 0;
-  for (const p of parts) {
-    out.set(p, offset);
-    offset += p.byteLength;
-  }
-  return out;
 }
 
 /** True when the file already is fragmented (has a moof after the moov). */

@@ -4,42 +4,25 @@
  */
 
 import {
+  type AvcConfig,
   avcCodecStringFromSps,
   avcCodecString as containerAvcCodecString,
   parseAvcC as parseAvcCRecord,
 } from '../container/codec-string.ts';
 import { argumentError, errorMessage } from '../core/errors.ts';
 
-/** Fields of an `AVCDecoderConfigurationRecord` (ISO/IEC 14496-15 `avcC`). */
-export type AvcConfig = {
-  profileIdc: number;
-  profileCompatibility: number;
-  levelIdc: number;
-  /** Bytes of each NAL length prefix (1, 2 or 4). */
-  nalLengthSize: number;
-  sps: Uint8Array[];
-  pps: Uint8Array[];
-};
+export type { AvcConfig } from '../container/codec-string.ts';
 
 /**
- * Parses an `avcC` payload (the box body, without its 8-byte header). The container layer owns the
- * parser; this keeps the WebCodecs naming and reports a malformed record as an argument error.
+ * Parses an `avcC` payload (the box body, without its 8-byte header) with the container's parser,
+ * reporting a malformed record as an argument error (this layer's policy) instead of a container error.
  */
 export function parseAvcC(avcC: Uint8Array): AvcConfig {
-  let config: ReturnType<typeof parseAvcCRecord>;
   try {
-    config = parseAvcCRecord(avcC);
+    return parseAvcCRecord(avcC);
   } catch (error) {
     throw argumentError('avcC', `an AVCDecoderConfigurationRecord (${errorMessage(error)})`, `${avcC.length} bytes`);
   }
-  return {
-    profileIdc: config.profile,
-    profileCompatibility: config.compat,
-    levelIdc: config.level,
-    nalLengthSize: config.nalLengthSize,
-    sps: config.sps,
-    pps: config.pps,
-  };
 }
 
 /**

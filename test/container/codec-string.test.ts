@@ -54,9 +54,9 @@ describe('codec strings', () => {
     const config = parseAvcC(video!.description!);
     expect(video!.codec).toBe(avcCodecString(video!.description!));
     expect(video!.codec).toMatch(/^avc1\.[0-9a-f]{6}$/);
-    expect(config.profile).toBe(PROFILE_IDC[stream.profile!]);
-    expect(config.level).toBe(stream.level);
-    if (stream.profile === 'Constrained Baseline') expect(config.compat & 0x40).toBe(0x40); // constraint_set1
+    expect(config.profileIdc).toBe(PROFILE_IDC[stream.profile!]);
+    expect(config.levelIdc).toBe(stream.level);
+    if (stream.profile === 'Constrained Baseline') expect(config.profileCompatibility & 0x40).toBe(0x40); // constraint_set1
     expect(avcCodecStringFromSps(config.sps[0]!)).toBe(video!.codec);
     expect(config.nalLengthSize).toBe(4);
     expect(config.pps).toHaveLength(1);

@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { Fmp4StreamParser, type ParserEvent } from '../../src/container/index.ts';
+import { concatBytes } from '../../src/core/bytes.ts';
 import { type FragmentBroadcaster, FragmentBroadcasterRegistry } from '../../src/fragment/index.ts';
 import { HlsBridge } from '../../src/hls/index.ts';
-import { concatBytes } from '../../src/hls/window.ts';
 import { decodeErrors, probePackets } from '../support/ffprobe.ts';
 import { fixtureInfo, fixturesPresent, readFixture } from '../support/fixtures.ts';
 import { ended, get, lines, parse, text } from './harness.ts';

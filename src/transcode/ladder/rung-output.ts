@@ -5,6 +5,7 @@
  */
 
 import { avcCodecString, buildMediaSegment, buildVideoInitSegment } from '../../container/index.ts';
+import { sameBytes } from '../../core/bytes.ts';
 import type { Logger } from '../../core/log.ts';
 import type { FragmentBroadcaster } from '../../fragment/broadcaster.ts';
 import { FragmentFlags, type FragmentMeta, VIDEO_TRACK } from '../../fragment/fragment.ts';
@@ -144,10 +145,4 @@ export class RungOutput {
     if (this.#output.meta !== meta) this.#output.setMeta(meta);
     this.#lastPts = -Infinity;
   }
-}
-
-function sameBytes(a: Uint8Array, b: Uint8Array | undefined): boolean {
-  if (b === undefined || a.byteLength !== b.byteLength) return false;
-  for (let i = 0; i < a.byteLength; i++) if (a[i] !== b[i]) return false;
-  return true;
 }
