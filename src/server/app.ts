@@ -1,5 +1,5 @@
 /**
- * The HTTP surface (a contract, see DESIGN.md) as a runtime-free Hono app. Runtime files
+ * The HTTP surface (a contract, see README.md "HTTP API") as a runtime-free Hono app. Runtime files
  * (`src/runtime/*`) inject the WebSocket upgrader and static assets, then serve `app.fetch`.
  */
 
