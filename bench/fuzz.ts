@@ -10,6 +10,7 @@
 
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { ensureFixtures } from '../testkit/fixtures.ts';
 import {
   caseFromJson,
   caseToJson,
@@ -19,8 +20,7 @@ import {
   loadCorpus,
   minimize,
   runTimed,
-} from '../test/container/fuzz.ts';
-import setupFixtures from '../test/global-setup.ts';
+} from '../testkit/fuzz.ts';
 import { arg, machine, OUT_DIR, table, today, writeSection } from './lib.ts';
 
 const RECORD_MIN_RUNS = 1_000_000;
@@ -74,7 +74,7 @@ function main(): void {
   if (!Number.isSafeInteger(runs) || runs < 1)
     throw new Error(`--runs: expected a positive integer, got ${arg('runs')}`);
   if (!Number.isSafeInteger(seed)) throw new Error(`--seed: expected an integer, got ${arg('seed')}`);
-  setupFixtures();
+  ensureFixtures('fuzz');
   const corpus = loadCorpus();
   console.log(`fuzz: ${fmt(runs)} inputs, seed ${seed} (again: npm run fuzz -- --seed ${seed} --runs ${runs})`);
   let peakRssMb = process.memoryUsage().rss / 2 ** 20;

@@ -38,7 +38,7 @@ import WebSocket from 'ws';
 import { describeInit, readBoxes, readSamples } from '../src/container/index.ts';
 import { loopPieces, planPieces } from '../src/runtime/publish.ts';
 // The soak drives the CLI exactly as the end-to-end tests do.
-import { type RunningServer, startServer } from '../test/support/server.ts';
+import { type RunningServer, startServer } from '../testkit/server.ts';
 import { arg, ensureSources, machine, SMOKE, sourcePath, table, today, writeSection } from './lib.ts';
 
 // ---- configuration -------------------------------------------------------------------------------

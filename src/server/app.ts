@@ -1,8 +1,8 @@
 /**
- * The HTTP surface (a contract, see DESIGN.md) as a runtime-free Hono app, composed from route
- * modules: ingest over HTTP, ingest over WebSocket, HLS playback, the APIs and the static assets.
- * What depends on the runtime (WebSocket upgrades, client addresses, raw request targets) comes
- * in as an `HttpRuntime`; runtime files (`src/runtime/*`) provide it, then serve `app.fetch`.
+ * The HTTP surface (a contract, see README.md "HTTP API") as a runtime-free Hono app, composed from
+ * route modules: ingest over HTTP, ingest over WebSocket, HLS playback, the APIs and the static
+ * assets. What depends on the runtime (WebSocket upgrades, client addresses, raw request targets)
+ * comes in as an `HttpRuntime`; runtime files (`src/runtime/*`) provide it, then serve `app.fetch`.
  */
 
 import { Hono } from 'hono';

@@ -1,6 +1,6 @@
 /**
- * `H264Decoder`: a WebCodecs `VideoDecoder` with the corrections live transcoding needs
- * (see STACK-NOTES): presentation timestamps restored from the inputs, durations carried,
+ * `H264Decoder`: a WebCodecs `VideoDecoder` with the corrections live transcoding needs:
+ * presentation timestamps restored from the inputs, durations carried,
  * bounded queue, a macrotask yield per call, deltas refused after a gap/flush/reset/error,
  * every frame closed, an injected `gc` run every N frames.
  */

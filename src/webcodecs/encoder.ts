@@ -1,6 +1,6 @@
 /**
- * `H264Encoder`: a WebCodecs `VideoEncoder` with the corrections live transcoding needs
- * (see STACK-NOTES): never `latencyMode: 'realtime'`, durations carried from the input, odd sizes
+ * `H264Encoder`: a WebCodecs `VideoEncoder` with the corrections live transcoding needs:
+ * never `latencyMode: 'realtime'`, durations carried from the input, odd sizes
  * refused before configuring, the real codec string read from the output `avcC`, keyframes
  * reported from the bitstream, bounded queue, a macrotask yield per call.
  */

@@ -8,8 +8,8 @@ import { existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ROOT, type RunningServer, startServer } from '../../testkit/server.ts';
 import { launchChromium, openPage } from '../support/browser.ts';
-import { ROOT, type RunningServer, startServer } from '../support/server.ts';
 import { waitFor } from '../support/wait.ts';
 
 const ARTIFACTS = path.join(ROOT, 'artifacts');

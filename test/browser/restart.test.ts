@@ -21,10 +21,10 @@ import os from 'node:os';
 import path from 'node:path';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { getJson, getText, type RunningServer, startServer } from '../../testkit/server.ts';
 import { type Proc, parseM3u8, run } from '../e2e/helpers.ts';
 import { launchChromium, openPage } from '../support/browser.ts';
 import { ffmpeg } from '../support/ffprobe.ts';
-import { getJson, getText, type RunningServer, startServer } from '../support/server.ts';
 import { waitFor } from '../support/wait.ts';
 
 const BROADCAST = 'live/restart';

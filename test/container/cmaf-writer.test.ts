@@ -12,9 +12,9 @@ import {
   SYNC_SAMPLE_FLAGS,
 } from '../../src/container/index.ts';
 import { AUDIO_TRACK, VIDEO_TRACK } from '../../src/fragment/fragment.ts';
+import { fixturePath, readFixture } from '../../testkit/fixtures.ts';
+import { concat, digest, type ParseResult, parseAll, trackFragments } from '../../testkit/fmp4.ts';
 import { decodeErrors, probeFrames, probePackets } from '../support/ffprobe.ts';
-import { fixturePath, readFixture } from '../support/fixtures.ts';
-import { concat, digest, type ParseResult, parseAll, trackFragments } from './helpers.ts';
 
 function samplesOf(r: ParseResult, trackId: string): DecodableSample[] {
   return trackFragments(r, trackId).flatMap((f) => readSamples(f.fragment.payload));

@@ -17,8 +17,8 @@ import {
   parseSps,
 } from '../../src/container/index.ts';
 import { ContainerError } from '../../src/core/errors.ts';
+import { fixturePath, readFixture } from '../../testkit/fixtures.ts';
 import { ffmpeg, hasEncoder, probeStreams } from '../support/ffprobe.ts';
-import { fixturePath, readFixture } from '../support/fixtures.ts';
 
 const H264_CLIPS = [
   '720p30-nob-aac.mp4',

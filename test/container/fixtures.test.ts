@@ -2,8 +2,8 @@ import { execFile } from 'node:child_process';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
+import { FIXTURES_DIR, fixtureNames, fixturePath, fixturesFile } from '../../testkit/fixtures.ts';
 import { probePackets, probeStreams } from '../support/ffprobe.ts';
-import { FIXTURES_DIR, fixtureNames, fixturePath, fixturesFile } from '../support/fixtures.ts';
 
 const run = promisify(execFile);
 

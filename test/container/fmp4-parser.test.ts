@@ -1,9 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { Fmp4StreamParser, type ParserEvent, readBoxes, readSamples } from '../../src/container/index.ts';
 import { AUDIO_TRACK, VIDEO_TRACK } from '../../src/fragment/fragment.ts';
-import { decodeErrors, probeFrames, probePackets } from '../support/ffprobe.ts';
-import { fixtureInfo, fixturePath, readFixture } from '../support/fixtures.ts';
-import { decodeTimesOf, splitFmp4, trackIdsOf, withDecodeTimes, withZeroDurations } from '../support/mp4-edit.ts';
+import { fixtureInfo, fixturePath, readFixture } from '../../testkit/fixtures.ts';
 import {
   collect,
   concat,
@@ -16,7 +14,9 @@ import {
   topLevelBoxes,
   trackFile,
   trackFragments,
-} from './helpers.ts';
+} from '../../testkit/fmp4.ts';
+import { decodeErrors, probeFrames, probePackets } from '../support/ffprobe.ts';
+import { decodeTimesOf, splitFmp4, trackIdsOf, withDecodeTimes, withZeroDurations } from '../support/mp4-edit.ts';
 
 const H264_CLIPS = [
   '720p30-nob-aac.mp4',

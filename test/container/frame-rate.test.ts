@@ -4,8 +4,8 @@ import { buildVideoInitSegment, describeInit, type ParsedTrack } from '../../src
 import type { SampleInfo } from '../../src/container/parser-events.ts';
 import { AUDIO_TRACK, FragmentBroadcasterRegistry, VIDEO_TRACK } from '../../src/fragment/index.ts';
 import { IngestManager } from '../../src/ingest/index.ts';
-import { fixturesPresent, readFixture } from '../support/fixtures.ts';
-import { topLevelBoxes } from './helpers.ts';
+import { fixturesPresent, readFixture } from '../../testkit/fixtures.ts';
+import { topLevelBoxes } from '../../testkit/fmp4.ts';
 
 function videoTrack(frameRate?: number): ParsedTrack {
   return {

@@ -3,9 +3,9 @@ import { box, concatBytes, fullBox, u32, u64 } from '../../src/container/boxes.t
 import { describeInit, Fmp4StreamParser, parseSps, readSamples } from '../../src/container/index.ts';
 import { ContainerError } from '../../src/core/errors.ts';
 import { avcCodecString as webcodecsAvcCodecString } from '../../src/webcodecs/avc.ts';
-import { readFixture } from '../support/fixtures.ts';
-import { type FuzzFailure, fuzz, loadCorpus, minimize, runCase } from './fuzz.ts';
-import { topLevelBoxes } from './helpers.ts';
+import { readFixture } from '../../testkit/fixtures.ts';
+import { topLevelBoxes } from '../../testkit/fmp4.ts';
+import { type FuzzFailure, fuzz, loadCorpus, minimize, runCase } from '../../testkit/fuzz.ts';
 
 const hex = (s: string) => Uint8Array.from(Buffer.from(s.replace(/\s+/g, ''), 'hex'));
 

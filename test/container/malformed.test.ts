@@ -2,8 +2,8 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { describeInit, Fmp4StreamParser, type ParserEvent, readBoxes, readSamples } from '../../src/container/index.ts';
 import { ContainerError } from '../../src/core/errors.ts';
-import { readFixture } from '../support/fixtures.ts';
-import { concat, findType, seededRandom, topLevelBoxes } from './helpers.ts';
+import { readFixture } from '../../testkit/fixtures.ts';
+import { concat, findType, seededRandom, topLevelBoxes } from '../../testkit/fmp4.ts';
 
 /** Pushes `chunks` then ends; returns the ContainerError code it threw (or 'ok'). */
 function outcome(chunks: Uint8Array[], options?: ConstructorParameters<typeof Fmp4StreamParser>[0]): string {

@@ -11,9 +11,9 @@ import { connect } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { concatBytes } from '../../src/container/boxes.ts';
 import { readBoxes } from '../../src/container/index.ts';
-import { readFixture } from '../support/fixtures.ts';
+import { readFixture } from '../../testkit/fixtures.ts';
+import { getText } from '../../testkit/server.ts';
 import { boxHeader, splitFmp4, withDataOffsetMoved, withHandlers } from '../support/mp4-edit.ts';
-import { getText } from '../support/server.ts';
 import { waitFor } from '../support/wait.ts';
 import { randomBytes, rawRequest, rawWsRefusal, trackSummary } from './helpers.ts';
 import {

@@ -11,7 +11,7 @@ import { parseServe } from '../../src/server/config.ts';
 import { createService } from '../../src/server/service.ts';
 import type { TranscoderFactory } from '../../src/transcode/index.ts';
 import { PRESET_240P } from '../../src/transcode/index.ts';
-import { fixtureInfo, readFixture } from '../support/fixtures.ts';
+import { fixtureInfo, readFixture } from '../../testkit/fixtures.ts';
 import { publish, realCodecs, wrapCodecs } from '../support/ladder.ts';
 import { waitFor } from '../support/wait.ts';
 

@@ -5,9 +5,9 @@
  */
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { fixtureInfo, fixturePath } from '../../testkit/fixtures.ts';
+import { getJson, getText, type RunningServer, startServer } from '../../testkit/server.ts';
 import { probeStreams } from '../support/ffprobe.ts';
-import { fixtureInfo, fixturePath } from '../support/fixtures.ts';
-import { getJson, getText, type RunningServer, startServer } from '../support/server.ts';
 import { waitFor } from '../support/wait.ts';
 import { ffmpegPublish, lastPart, metricSum, type Proc, parseM3u8, run } from './helpers.ts';
 

@@ -7,8 +7,8 @@ import { expect } from 'vitest';
 import WebSocket from 'ws';
 import { Fmp4StreamParser } from '../../src/container/index.ts';
 import { loopPieces, planPieces } from '../../src/runtime/publish.ts';
+import { cliCommand, getJson, ROOT } from '../../testkit/server.ts';
 import { trackIdsOf } from '../support/mp4-edit.ts';
-import { cliCommand, getJson, ROOT } from '../support/server.ts';
 
 /** A child process with its captured output. */
 export type Proc = {

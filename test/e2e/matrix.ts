@@ -9,8 +9,8 @@
 
 import { afterAll, afterEach, beforeAll, expect } from 'vitest';
 import WebSocket from 'ws';
-import { fixtureInfo, readFixture } from '../support/fixtures.ts';
-import { getJson, getText, type RunningServer, startServer } from '../support/server.ts';
+import { fixtureInfo, readFixture } from '../../testkit/fixtures.ts';
+import { getJson, getText, type RunningServer, startServer } from '../../testkit/server.ts';
 import { waitFor } from '../support/wait.ts';
 import {
   type BroadcastsApi,

@@ -5,8 +5,8 @@
  */
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { readFixture } from '../support/fixtures.ts';
-import { getJson, getText, type RunningServer, startServer } from '../support/server.ts';
+import { readFixture } from '../../testkit/fixtures.ts';
+import { getJson, getText, type RunningServer, startServer } from '../../testkit/server.ts';
 import { waitFor } from '../support/wait.ts';
 import { lastPart, metricSum, openWsPublisher, refusedUpgrade, type WsPublisher } from './helpers.ts';
 

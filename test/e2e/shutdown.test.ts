@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { fixturePath, readFixture } from '../support/fixtures.ts';
-import { type RunningServer, type Runtime, startServer } from '../support/server.ts';
+import { fixturePath, readFixture } from '../../testkit/fixtures.ts';
+import { type RunningServer, type Runtime, startServer } from '../../testkit/server.ts';
 import { waitFor } from '../support/wait.ts';
 import { ffmpegPublish, lastPart, openWsPublisher, type Proc } from './helpers.ts';
 

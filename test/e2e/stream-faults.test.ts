@@ -11,9 +11,9 @@ import { connect } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { concatBytes } from '../../src/container/boxes.ts';
 import { Fmp4StreamParser, readSamples } from '../../src/container/index.ts';
-import { fixtureInfo, readFixture } from '../support/fixtures.ts';
+import { fixtureInfo, readFixture } from '../../testkit/fixtures.ts';
+import { getJson, getText } from '../../testkit/server.ts';
 import { FREE_BOX, sampleDurationsOf, splitFmp4, trackIdsOf, withZeroDurations } from '../support/mp4-edit.ts';
-import { getJson, getText } from '../support/server.ts';
 import { waitFor } from '../support/wait.ts';
 import { parseM3u8, rawRequest, refusedUpgrade, trackSummary, type WsPublisher } from './helpers.ts';
 import {

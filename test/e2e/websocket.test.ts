@@ -13,9 +13,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readBoxes } from '../../src/container/index.ts';
+import { fixtureInfo, fixturePath, readFixture } from '../../testkit/fixtures.ts';
+import { getJson, getText, type RunningServer, startServer } from '../../testkit/server.ts';
 import { ffmpeg } from '../support/ffprobe.ts';
-import { fixtureInfo, fixturePath, readFixture } from '../support/fixtures.ts';
-import { getJson, getText, type RunningServer, startServer } from '../support/server.ts';
 import { waitFor } from '../support/wait.ts';
 import { type BroadcastsApi, cliPublish, openWsPublisher, type Proc, parseM3u8, rawRequest, run } from './helpers.ts';
 

@@ -3,8 +3,8 @@ import { Fmp4StreamParser, type ParserEvent } from '../../src/container/index.ts
 import { concatBytes } from '../../src/core/bytes.ts';
 import { type FragmentBroadcaster, FragmentBroadcasterRegistry } from '../../src/fragment/index.ts';
 import { HlsBridge } from '../../src/hls/index.ts';
+import { fixtureInfo, fixturesPresent, readFixture } from '../../testkit/fixtures.ts';
 import { decodeErrors, probePackets } from '../support/ffprobe.ts';
-import { fixtureInfo, fixturesPresent, readFixture } from '../support/fixtures.ts';
 import { ended, get, lines, parse, text } from './harness.ts';
 
 const CLIP = '720p30-frag-every-frame.mp4';

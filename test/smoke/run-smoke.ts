@@ -1,11 +1,13 @@
 /**
  * Runtime smoke suite for Bun and Deno (Node runs the full vitest suite): the registry, the
  * runner and the rest of the core run unchanged on each runtime. Prints `N passed, N failed`.
+ * Makes the media fixtures first when any is missing, as vitest's global setup does.
  */
 
 import { FragmentBroadcasterRegistry } from '../../src/fragment/index.ts';
 import { createMetrics } from '../../src/metrics/index.ts';
 import { defaultLadder, PassthroughTranscoderFactory, TranscodeRunner } from '../../src/transcode/index.ts';
+import { ensureFixtures } from '../../testkit/fixtures.ts';
 import { frag, videoMeta } from '../support/fragments.ts';
 import { waitFor } from '../support/wait.ts';
 import { serverSmokeCases } from './server-smoke.ts';
@@ -80,6 +82,7 @@ const cases: Case[] = [
   ...serverSmokeCases(runtime),
 ];
 
+ensureFixtures('smoke');
 let passed = 0;
 let failed = 0;
 for (const c of cases) {

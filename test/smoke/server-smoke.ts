@@ -10,7 +10,7 @@ import { consoleLogger } from '../../src/core/log.ts';
 import { parseServe } from '../../src/server/config.ts';
 import type { RuntimeHost, StartedService } from '../../src/server/main.ts';
 import { startService } from '../../src/server/main.ts';
-import { readFixture } from '../support/fixtures.ts';
+import { readFixture } from '../../testkit/fixtures.ts';
 import { waitFor } from '../support/wait.ts';
 
 type Case = { name: string; run: () => Promise<void> };

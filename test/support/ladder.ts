@@ -24,7 +24,7 @@ import {
 } from '../../src/transcode/ladder/index.ts';
 import { bindWebCodecs } from '../../src/transcode/webcodecs-binding.ts';
 import { napiProvider } from '../../src/webcodecs/index.ts';
-import { concat } from '../container/helpers.ts';
+import { concat } from '../../testkit/fmp4.ts';
 import {
   decodeErrors,
   type ProbedFrame,

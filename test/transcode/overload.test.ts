@@ -9,8 +9,8 @@ import { HlsBridge } from '../../src/hls/index.ts';
 import { loopPieces, planPieces } from '../../src/runtime/publish.ts';
 import { createRendition } from '../../src/transcode/index.ts';
 import { OverloadGovernor, type OverloadTransition } from '../../src/transcode/ladder/overload.ts';
-import { concat } from '../container/helpers.ts';
-import { readFixture } from '../support/fixtures.ts';
+import { readFixture } from '../../testkit/fixtures.ts';
+import { concat } from '../../testkit/fmp4.ts';
 import { createHarness, publish, wrapCodecs } from '../support/ladder.ts';
 import { waitFor } from '../support/wait.ts';
 

@@ -15,8 +15,8 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Fragment } from '../../src/fragment/index.ts';
 import type { TaskStats } from '../../src/transcode/index.ts';
+import { type FixtureInfo, fixtureInfo, fixturePath, readFixture } from '../../testkit/fixtures.ts';
 import { ffmpeg, type ProbedFrame, probeFrames, probePackets } from '../support/ffprobe.ts';
-import { type FixtureInfo, fixtureInfo, fixturePath, readFixture } from '../support/fixtures.ts';
 import {
   allFragments,
   type CollectedOutput,

@@ -1,7 +1,7 @@
 /**
  * Runs the real CLI (`lvqr-transcode serve`) as a child process on loopback with an ephemeral port,
- * on Node, Bun or Deno, for end-to-end tests. The child leads its own process group, so `stop()`
- * (and the exit hook) reach everything it started.
+ * on Node, Bun or Deno, for end-to-end tests and the soak benchmark. The child leads its own process
+ * group, so `stop()` (and the exit hook) reach everything it started.
  */
 
 import { type ChildProcess, spawn } from 'node:child_process';
@@ -38,7 +38,7 @@ export type StartOptions = {
 };
 
 /** The repository root. */
-export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
 const bin = (name: string) => path.join(ROOT, 'node_modules', '.bin', name);
 

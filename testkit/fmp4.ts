@@ -1,4 +1,4 @@
-/** Shared helpers of the container tests: feeding a parser, collecting its output, a seeded PRNG. */
+/** fMP4 helpers of the container tests and the fuzzer: feeding a parser, collecting its output, byte utilities, a seeded PRNG. */
 
 import { createHash } from 'node:crypto';
 import {
@@ -7,8 +7,8 @@ import {
   type ParsedTrack,
   type ParserEvent,
   type SampleInfo,
-} from '../../src/container/index.ts';
-import type { Fragment } from '../../src/fragment/fragment.ts';
+} from '../src/container/index.ts';
+import type { Fragment } from '../src/fragment/fragment.ts';
 
 /** SHA-1 of bytes in hex: compares large payloads fast (deep equality of big typed arrays is slow). */
 export function digest(bytes: Uint8Array): string {

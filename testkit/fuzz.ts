@@ -1,5 +1,5 @@
 /**
- * Fuzzing of the container layer, shared by the short mode (`fuzz.test.ts`, part of `npm test`) and
+ * Fuzzing of the container layer, shared by the short mode (test/container/fuzz.test.ts, part of `npm test`) and
  * the long mode (`npm run fuzz`, bench/fuzz.ts).
  *
  * Inputs are mutations of valid fixture bytes (bit flips, interesting values written over fields and
@@ -19,7 +19,7 @@
  */
 
 import fc from 'fast-check';
-import { box, fullBox, u8, u16, u32, u64 } from '../../src/container/boxes.ts';
+import { box, fullBox, u8, u16, u32, u64 } from '../src/container/boxes.ts';
 import {
   aacCodecString,
   avcCodecString,
@@ -41,20 +41,20 @@ import {
   readBoxes,
   readSamples,
   type SampleDefaults,
-} from '../../src/container/index.ts';
-import { parseMoof } from '../../src/container/moof.ts';
-import { parseMoov } from '../../src/container/moov.ts';
-import { ContainerError, LvqrError } from '../../src/core/errors.ts';
-import { FragmentBroadcasterRegistry } from '../../src/fragment/registry.ts';
-import { IngestManager } from '../../src/ingest/manager.ts';
+} from '../src/container/index.ts';
+import { parseMoof } from '../src/container/moof.ts';
+import { parseMoov } from '../src/container/moov.ts';
+import { ContainerError, LvqrError } from '../src/core/errors.ts';
+import { FragmentBroadcasterRegistry } from '../src/fragment/registry.ts';
+import { IngestManager } from '../src/ingest/manager.ts';
 import {
   containsIdr,
   nalTypes,
   avcCodecString as webcodecsAvcCodecString,
   parseAvcC as webcodecsParseAvcC,
-} from '../../src/webcodecs/avc.ts';
-import { fixtureNames, readFixture } from '../support/fixtures.ts';
-import { collect, concat, seededRandom } from './helpers.ts';
+} from '../src/webcodecs/avc.ts';
+import { fixtureNames, readFixture } from './fixtures.ts';
+import { collect, concat, seededRandom } from './fmp4.ts';
 
 // ---- cases ----
 

@@ -1,5 +1,9 @@
-/** Test media fixtures: paths, bytes and the expected values recorded in test/fixtures/fixtures.json. */
+/**
+ * Media fixtures of the tests and benchmarks: paths, bytes and the expected values recorded in
+ * test/fixtures/fixtures.json, and `ensureFixtures`, which generates the clips when any is missing.
+ */
 
+import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -31,7 +35,7 @@ export type FixtureInfo = {
 export type FixturesFile = { generatedWith: string; clips: FixtureInfo[] };
 
 /** test/fixtures. */
-export const FIXTURES_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../fixtures');
+export const FIXTURES_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../test/fixtures');
 /** Where the generated clips live (gitignored). */
 export const MEDIA_DIR = path.join(FIXTURES_DIR, 'media');
 
@@ -56,6 +60,13 @@ export function fixturePath(name: string): string {
 /** True when every clip of fixtures.json exists. */
 export function fixturesPresent(): boolean {
   return fixtureNames().every((n) => existsSync(fixturePath(n)));
+}
+
+/** Runs test/fixtures/make-fixtures.sh (ffmpeg) unless every clip exists; `tag` prefixes the log line. */
+export function ensureFixtures(tag: string): void {
+  if (fixturesPresent()) return;
+  console.log(`[${tag}] making media fixtures (test/fixtures/make-fixtures.sh)`);
+  execFileSync('bash', [path.join(FIXTURES_DIR, 'make-fixtures.sh')], { stdio: 'inherit' });
 }
 
 /** The bytes of a clip. */
