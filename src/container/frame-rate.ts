@@ -1,17 +1,17 @@
 /**
  * `FrameRateMeter`: the frame rate of a video track whose init does not state one (ffmpeg's
  * `empty_moov` has no default duration), measured once from the first samples: the track
- * timescale over the median duration of the first 8 samples (usually the first fragment; the
- * median ignores a longer first sample), rounded like a stated rate. A stream that ends sooner
+ * timescale over the median duration of the first 3 samples (the median ignores one outlier, such
+ * as ffmpeg's longer first sample), rounded like a stated rate. Three samples are 100 ms of 30 fps
+ * video: the ladder's first encoder session waits for this rate, so it must come early. A stream that ends sooner
  * settles on what it sent, from 2 samples on. The rate is filled in on the track object itself.
  */
 
-import { medianDuration } from './duration-repair.ts';
 import { roundRate } from './moov.ts';
 import type { ParsedTrack, SampleInfo } from './parser-events.ts';
 
 /** Video samples whose median duration gives the frame rate when the init does not. */
-export const FRAME_RATE_SAMPLES = 8;
+export const FRAME_RATE_SAMPLES = 3;
 
 /** Fewest samples a frame rate is measured from when the stream ends before `FRAME_RATE_SAMPLES`. */
 export const FRAME_RATE_MIN_SAMPLES = 2;
@@ -40,7 +40,8 @@ export class FrameRateMeter {
     const durations = this.#durations;
     if (durations === undefined || durations.length < minSamples) return;
     this.#durations = undefined;
-    const median = medianDuration(durations)!;
+    // The lower median of an even count: the outlier of a short stream is a longer first sample.
+    const median = [...durations].sort((a, b) => a - b)[(durations.length - 1) >> 1]!;
     if (median > 0 && this.#video !== undefined) this.#video.frameRate = roundRate(this.#video.timescale / median);
   }
 

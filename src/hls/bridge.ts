@@ -132,7 +132,6 @@ export class HlsBridge {
       lingerMs,
       now: options.now ?? Date.now,
       logger,
-      onVideoFragment: (init, fragment) => descriptions.probeFrameRate(init, fragment),
     });
     this.#table = table;
     const master = new MasterBuilder({

@@ -8,8 +8,8 @@
 import { errorMessage } from '../core/errors.ts';
 import type { Logger } from '../core/log.ts';
 import type { BroadcastOrigin, FragmentBroadcaster, FragmentSubscription } from '../fragment/broadcaster.ts';
-import { AUDIO_TRACK, type Fragment, VIDEO_TRACK } from '../fragment/fragment.ts';
-import type { GroupTiming, InitVersion, TrackCursor, TrackKind } from './track-media.ts';
+import { AUDIO_TRACK, VIDEO_TRACK } from '../fragment/fragment.ts';
+import type { GroupTiming, TrackCursor, TrackKind } from './track-media.ts';
 import { TrackWindow } from './window.ts';
 
 /** One served track, as the serving side reads it. */
@@ -33,8 +33,6 @@ export type BroadcastTableOptions = {
   lingerMs: number;
   now: () => number;
   logger: Logger;
-  /** Told about each video fragment after it is packaged, with the init in effect. */
-  onVideoFragment: (init: InitVersion | undefined, fragment: Fragment) => void;
 };
 
 type TrackState = HlsTrack & {
@@ -259,7 +257,6 @@ export class BroadcastTable {
             t.window.gap();
           }
           t.window.append(fragment);
-          if (t.kind === 'video') this.#options.onVideoFragment(t.window.init, fragment);
         } catch (error) {
           logger.error('hls packaging failed for a fragment', {
             broadcast: b.name,

@@ -1,12 +1,10 @@
 /**
  * What the master playlist states about an init version: CODECS, RESOLUTION and FRAME-RATE, read
- * once per version; a frame rate the init does not state is measured from the first fragments.
+ * once per version; a frame rate the init does not state is the one ingest measured (in the meta).
  */
 
-import { readSamples } from '../container/index.ts';
 import { errorMessage } from '../core/errors.ts';
 import type { Logger } from '../core/log.ts';
-import type { Fragment } from '../fragment/fragment.ts';
 import type { InitVersion, TrackKind } from './track-media.ts';
 
 /** One track as an init segment describes it (the fields of the container's `TrackInfo` used here). */
@@ -31,17 +29,11 @@ export type InitDescription = {
   readonly frameRate: number | undefined;
 };
 
-type FrameRateProbe = { durations: number[]; done: boolean };
-
-/** Sample durations read to measure a frame rate the init does not state. */
-const FRAME_RATE_SAMPLES = 32;
-
 /** Descriptions of init versions, cached per version (a version's bytes never change). */
 export class InitDescriptions {
   readonly #describeInit: InitDescriber;
   readonly #logger: Logger;
   readonly #descriptions = new WeakMap<InitVersion, InitDescription>();
-  readonly #probes = new WeakMap<InitVersion, FrameRateProbe>();
 
   /** Descriptions read with `describeInit`; a describer that throws is logged (debug) and the track meta used. */
   constructor(describeInit: InitDescriber, logger: Logger) {
@@ -73,32 +65,8 @@ export class InitDescriptions {
     return description;
   }
 
-  /** Reads sample durations of the first fragments of a video init whose `moov` does not state a frame rate. */
-  probeFrameRate(init: InitVersion | undefined, fragment: Fragment): void {
-    if (init === undefined || this.describe(init, 'video').frameRate !== undefined) return;
-    let probe = this.#probes.get(init);
-    if (probe === undefined) {
-      probe = { durations: [], done: false };
-      this.#probes.set(init, probe);
-    }
-    if (probe.done) return;
-    try {
-      for (const sample of readSamples(fragment.payload)) probe.durations.push(sample.duration);
-    } catch {
-      probe.durations = [];
-      probe.done = true;
-      return;
-    }
-    if (probe.durations.length >= FRAME_RATE_SAMPLES) probe.done = true;
-  }
-
-  /** FRAME-RATE: what the init states, else the timescale over the median sample duration. */
+  /** FRAME-RATE: what the init states, else what ingest measured (the meta's). */
   frameRate(init: InitVersion): number | undefined {
-    const stated = this.describe(init, 'video').frameRate;
-    if (stated !== undefined) return stated;
-    const durations = this.#probes.get(init)?.durations;
-    if (durations === undefined || durations.length < 3) return undefined;
-    const median = [...durations].sort((a, b) => a - b)[Math.floor(durations.length / 2)]!;
-    return median > 0 ? init.timescale / median : undefined;
+    return this.describe(init, 'video').frameRate ?? init.meta.frameRate;
   }
 }

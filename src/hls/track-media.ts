@@ -1,5 +1,7 @@
 /** The media a track window publishes: init versions, parts, segments, listings and numbering. */
 
+import type { FragmentMeta } from '../fragment/fragment.ts';
+
 /** Tolerance of time comparisons, seconds. */
 export const EPS_S = 0.001;
 
@@ -26,6 +28,8 @@ export type InitVersion = {
   readonly bytes: Uint8Array;
   readonly codec: string;
   readonly timescale: number;
+  /** The meta the init came with; ingest fills in its `frameRate` once measured. */
+  readonly meta: FragmentMeta;
 };
 
 /** A published part: consecutive fragments of one segment. */

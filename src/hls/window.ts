@@ -145,7 +145,13 @@ export class TrackWindow {
       this.#init.timescale !== meta.timescale ||
       !sameBytes(this.#init.bytes, initSegment)
     ) {
-      this.#init = { version: this.#nextInitVersion, bytes: initSegment, codec: meta.codec, timescale: meta.timescale };
+      this.#init = {
+        version: this.#nextInitVersion,
+        bytes: initSegment,
+        codec: meta.codec,
+        timescale: meta.timescale,
+        meta,
+      };
       this.#nextInitVersion += 1;
       this.#store.addInit(this.#init, this.#open);
     }

@@ -1,36 +1,21 @@
 import { describe, expect, it } from 'vitest';
-import { Fmp4StreamParser, type ParserEvent } from '../../src/container/index.ts';
 import { concatBytes } from '../../src/core/bytes.ts';
-import { type FragmentBroadcaster, FragmentBroadcasterRegistry } from '../../src/fragment/index.ts';
+import { FragmentBroadcasterRegistry } from '../../src/fragment/index.ts';
 import { HlsBridge } from '../../src/hls/index.ts';
+import { IngestManager } from '../../src/ingest/index.ts';
 import { fixtureInfo, fixturesPresent, readFixture } from '../../testkit/fixtures.ts';
 import { decodeErrors, probePackets } from '../support/ffprobe.ts';
 import { ended, get, lines, parse, text } from './harness.ts';
 
 const CLIP = '720p30-frag-every-frame.mp4';
 
-/** Publishes a clip into the registry as the ingest does: one entry per parsed track, then its fragments. */
+/** Publishes a clip through the real ingest: one entry per parsed track, then its fragments, then the end. */
 function publish(registry: FragmentBroadcasterRegistry, name: string, bytes: Uint8Array): void {
-  const parser = new Fmp4StreamParser();
-  const outputs = new Map<string, FragmentBroadcaster>();
-  const handle = (events: ParserEvent[]): void => {
-    for (const event of events) {
-      if (event.type === 'init') {
-        for (const track of event.tracks) {
-          const meta = { codec: track.codec, timescale: track.timescale, initSegment: track.initSegment };
-          const out = registry.getOrCreate(name, track.trackId, meta);
-          if (out.meta.initSegment !== track.initSegment) out.setMeta(meta);
-          outputs.set(track.trackId, out);
-        }
-      } else {
-        outputs.get(event.fragment.trackId)?.emit(event.fragment);
-      }
-    }
-  };
+  const manager = new IngestManager({ registry, graceMs: 0 });
+  const connection = manager.open(name, 'internal');
   for (let offset = 0; offset < bytes.byteLength; offset += 4096)
-    handle(parser.push(bytes.subarray(offset, offset + 4096)));
-  handle(parser.end());
-  for (const track of outputs.keys()) registry.remove(name, track);
+    connection.push(bytes.subarray(offset, offset + 4096));
+  connection.finish();
 }
 
 describe.skipIf(!fixturesPresent())('HLS packaging of a real ffmpeg fMP4 stream', () => {

@@ -11,7 +11,7 @@
  * Output rules: rung keyframes are forced exactly at the source keyframes, plus a fixed cadence of
  * the source timeline when the source GOP is longer than the segment target (decided once per
  * frame, so identical in every rung); timestamps are the source's, in the source timescale.
- * Encoder frame rate: the init's, else the median source sample duration.
+ * Encoder frame rate: the source meta's (stated by the init or measured once at ingest).
  *
  * Back-pressure: a rung's `onFragment` waits while its queue is above half its bound; a rung whose
  * queue reaches the bound drops whole GOPs and counts them; the overload policy sheds and pauses

@@ -58,7 +58,7 @@ export class RungOutput {
       // which is often longer than the rest.
       const duration =
         frameRate !== undefined && frameRate > 0 ? Math.round(meta.timescale / frameRate) : meta.duration;
-      this.#publishInit(plan, meta.timescale, duration);
+      this.#publishInit(plan, meta.timescale, duration, frameRate);
     }
     if (this.#avcC === undefined || this.#output === undefined) return undefined;
     if (meta.pts <= this.#lastPts) {
@@ -112,7 +112,7 @@ export class RungOutput {
     this.#avcC = undefined;
   }
 
-  #publishInit(plan: PlannedRung, timescale: number, frameDuration: number): void {
+  #publishInit(plan: PlannedRung, timescale: number, frameDuration: number, frameRate: number | undefined): void {
     const avcC = this.#avcC!;
     const init = buildVideoInitSegment({
       timescale,
@@ -121,7 +121,12 @@ export class RungOutput {
       avcC,
       defaultSampleDuration: frameDuration,
     });
-    const meta: FragmentMeta = { codec: avcCodecString(avcC), timescale, initSegment: init };
+    const meta: FragmentMeta = {
+      codec: avcCodecString(avcC),
+      timescale,
+      initSegment: init,
+      ...(frameRate !== undefined && frameRate > 0 ? { frameRate } : {}),
+    };
     const { registry, source, rendition } = this.#options;
     const existing = registry.get(this.name, VIDEO_TRACK);
     if (existing !== undefined && existing === this.#output && !existing.closed) {

@@ -56,7 +56,7 @@ export interface RungSink extends LoadSampled {
 export interface DecodedSource {
   /** Source picture size and stated frame rate. */
   readonly video: SourceVideo;
-  /** The frame rate the init states, else the one the median sample duration gives (once known). */
+  /** The source frame rate: the meta's (measured once at ingest), else the one the init states. */
   frameRate(): number | undefined;
   /** Resolves once the frame rate is trustworthy (or the source ends, or `maxMs` passes). */
   frameRateSettled(maxMs?: number): Promise<void>;
@@ -68,9 +68,7 @@ export interface DecodedSource {
   finish(): Promise<void>;
 }
 
-/** Sample durations needed before the median is trusted as the source frame rate. */
-const FRAME_RATE_SAMPLES = 3;
-/** Longest a new encoder session waits for that many samples, ms. */
+/** Longest a new encoder session waits for the source frame rate, ms. */
 const FRAME_RATE_WAIT_MS = 250;
 
 /** The one decoder of a source, shared by its rungs. */
@@ -100,8 +98,8 @@ export class SharedDecoder implements DecodedSource {
   #finishing: Promise<void> | undefined;
   #closed = false;
   #generation = 0;
-  /** Recent sample durations (ticks) of the current init, for the frame-rate estimate. */
-  #durations: number[] = [];
+  /** The meta of the current init; ingest fills in its `frameRate` once measured. */
+  #meta: FragmentMeta;
   #frameRateWaiters: Array<() => void> = [];
 
   /** A decoder for `broadcast`, configured from `meta`; `priority` ranks renditions for the policy. */
@@ -124,6 +122,7 @@ export class SharedDecoder implements DecodedSource {
       metrics,
     });
     this.#backoff = new Backoff({ baseMs: retryBaseMs, maxMs: retryMaxMs, now });
+    this.#meta = meta;
     this.#configure(meta);
   }
 
@@ -150,16 +149,12 @@ export class SharedDecoder implements DecodedSource {
   }
 
   frameRate(): number | undefined {
-    if (this.#video.frameRate !== undefined) return this.#video.frameRate;
-    if (this.#durations.length === 0) return undefined;
-    const sorted = [...this.#durations].sort((a, b) => a - b);
-    const median = sorted[Math.floor(sorted.length / 2)]!;
-    return Math.round((this.#timescale / median) * 1000) / 1000;
+    return this.#meta.frameRate ?? this.#video.frameRate;
   }
 
   /**
-   * Resolves once the frame rate is trustworthy: stated by the init, or measured over a few
-   * samples (the first sample of a stream is often longer), or the source ends, or `maxMs` passes.
+   * Resolves once the frame rate is known (stated by the init, or measured by ingest from the first
+   * samples), or the source ends, or `maxMs` passes.
    */
   frameRateSettled(maxMs = FRAME_RATE_WAIT_MS): Promise<void> {
     if (this.#frameRateKnown() || this.#closed || this.#finishing !== undefined) return Promise.resolve();
@@ -177,7 +172,7 @@ export class SharedDecoder implements DecodedSource {
   }
 
   #frameRateKnown(): boolean {
-    return this.#video.frameRate !== undefined || this.#durations.length >= FRAME_RATE_SAMPLES;
+    return this.frameRate() !== undefined;
   }
 
   #wakeFrameRateWaiters(): void {
@@ -203,7 +198,7 @@ export class SharedDecoder implements DecodedSource {
       codec: this.#codec,
       width: this.#video.width,
       height: this.#video.height,
-      frameRate: this.#video.frameRate,
+      frameRate: this.frameRate(),
       decoderState: this.#state,
       reason: undefined,
       decodedFrames: this.#decodedFrames,
@@ -283,7 +278,7 @@ export class SharedDecoder implements DecodedSource {
     this.#needKeyframe = true;
     this.#lastForcedPts = undefined;
     this.#pending.clear();
-    this.#durations = [];
+    this.#meta = meta;
     if (meta.initSegment === undefined) return;
     const track = describeInit(meta.initSegment).find((t) => t.kind === 'video');
     if (track === undefined) return;
@@ -327,10 +322,7 @@ export class SharedDecoder implements DecodedSource {
     if (this.#closed) return;
     const samples = readSamples(fragment.payload);
     if (samples.length === 0) return;
-    for (const sample of samples) {
-      if (sample.duration > 0) this.#durations.push(sample.duration);
-    }
-    if (this.#durations.length > 64) this.#durations.splice(0, this.#durations.length - 64);
+    // Ingest fills in the meta's frame rate before it emits the fragment that settles it.
     if (this.#frameRateKnown()) this.#wakeFrameRateWaiters();
     const first = samples[0]!;
     const gap = this.#expectedDts !== undefined && fragment.dts !== this.#expectedDts;
