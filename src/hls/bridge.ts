@@ -185,7 +185,7 @@ export class HlsBridge {
         let message = `no HLS resource at ${path}`;
         if (split !== undefined)
           message = b === undefined ? `no broadcast '${split.broadcast}'` : `no file '${split.file}'`;
-        return Promise.resolve(errorResponse(404, 'hls.not_found', message));
+        return Promise.resolve(errorResponse('hls.not_found', message));
       }
       // A held request resolves through one continuation: no async frames between its waiter and the caller.
       const response = this.#responder.serve(b, file, query, signal);
@@ -199,7 +199,7 @@ export class HlsBridge {
 
   #failed(path: string, error: unknown): HlsResponse {
     this.#logger.error('hls request failed', { path, error: errorMessage(error) });
-    return errorResponse(503, 'hls.unavailable', 'internal error');
+    return errorResponse('hls.unavailable', 'internal error');
   }
 
   /** Per-broadcast figures for `/api/v1/broadcasts`, sources first then rungs, by name. */

@@ -92,7 +92,7 @@ export class MasterBuilder {
     const audioWindow = b.tracks.get('audio')?.window;
     const main = video ?? audioWindow;
     if (main === undefined || main.init === undefined || main.latestPart() === undefined) {
-      return errorResponse(404, 'hls.not_found', `broadcast '${b.name}' has no media yet`);
+      return errorResponse('hls.not_found', `broadcast '${b.name}' has no media yet`);
     }
     // The audio group: this broadcast's audio, while it is live (or everything has ended).
     const audio =

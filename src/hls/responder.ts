@@ -77,19 +77,19 @@ export class Responder {
   ): HlsResponse | Promise<HlsResponse> {
     if (file.kind === 'master') return this.#master(b);
     const t = b.tracks.get(file.track);
-    if (t === undefined) return errorResponse(404, 'hls.not_found', `broadcast '${b.name}' has no ${file.track} track`);
+    if (t === undefined) return errorResponse('hls.not_found', `broadcast '${b.name}' has no ${file.track} track`);
     const w = t.window;
     switch (file.kind) {
       case 'playlist':
         return this.#mediaPlaylist(b, t, query, signal);
       case 'init': {
         const init = file.version === undefined ? w.init : w.initVersion(file.version);
-        if (init === undefined) return errorResponse(404, 'hls.not_found', 'no such init segment');
+        if (init === undefined) return errorResponse('hls.not_found', 'no such init segment');
         return mediaResponse(t.kind, init.bytes, file.version !== undefined);
       }
       case 'segment': {
         const bytes = w.segment(file.msn)?.bytes;
-        if (bytes === undefined) return errorResponse(404, 'hls.not_found', `no segment ${file.msn}`);
+        if (bytes === undefined) return errorResponse('hls.not_found', `no segment ${file.msn}`);
         return mediaResponse(t.kind, bytes, true);
       }
       case 'part':
@@ -117,7 +117,7 @@ export class Responder {
 
   #partResponse(t: HlsTrack, msn: number, index: number): HlsResponse {
     const part = t.window.part(msn, index);
-    if (part === undefined) return errorResponse(404, 'hls.not_found', `no part ${msn}.${index}`);
+    if (part === undefined) return errorResponse('hls.not_found', `no part ${msn}.${index}`);
     return mediaResponse(t.kind, part.bytes, true);
   }
 
@@ -154,16 +154,12 @@ export class Responder {
 
   #holdFailure(outcome: 'timeout' | 'aborted' | 'closed', timeoutMs: number): HlsResponse {
     if (outcome === 'timeout') {
-      return errorResponse(
-        503,
-        'hls.unavailable',
-        `not available after ${timeoutMs} ms of blocking (RFC 8216bis 6.2.5.2)`,
-      );
+      return errorResponse('hls.unavailable', `not available after ${timeoutMs} ms of blocking (RFC 8216bis 6.2.5.2)`);
     }
-    if (outcome === 'aborted') return errorResponse(499, 'hls.aborted', 'the client went away');
+    if (outcome === 'aborted') return errorResponse('hls.aborted', 'the client went away');
     return this.#isClosed()
-      ? errorResponse(503, 'hls.unavailable', 'the HLS bridge is closed')
-      : errorResponse(404, 'hls.not_found', 'the broadcast is gone');
+      ? errorResponse('hls.unavailable', 'the HLS bridge is closed')
+      : errorResponse('hls.not_found', 'the broadcast is gone');
   }
 
   #mediaPlaylist(
@@ -176,22 +172,22 @@ export class Responder {
     const msn = parseDirective(query?.get('_HLS_msn') ?? null);
     const part = parseDirective(query?.get('_HLS_part') ?? null);
     const skipValue = query?.get('_HLS_skip') ?? null;
-    if (msn === 'bad') return errorResponse(400, 'hls.bad_request', '_HLS_msn must be a decimal integer');
-    if (part === 'bad') return errorResponse(400, 'hls.bad_request', '_HLS_part must be a decimal integer');
+    if (msn === 'bad') return errorResponse('hls.bad_request', '_HLS_msn must be a decimal integer');
+    if (part === 'bad') return errorResponse('hls.bad_request', '_HLS_part must be a decimal integer');
     if (part !== undefined && msn === undefined) {
-      return errorResponse(400, 'hls.bad_request', '_HLS_part needs _HLS_msn (RFC 8216bis 6.2.5.2)');
+      return errorResponse('hls.bad_request', '_HLS_part needs _HLS_msn (RFC 8216bis 6.2.5.2)');
     }
     if (skipValue !== null && skipValue !== 'YES' && skipValue !== 'v2') {
-      return errorResponse(400, 'hls.bad_request', '_HLS_skip must be YES or v2');
+      return errorResponse('hls.bad_request', '_HLS_skip must be YES or v2');
     }
     if (w.init === undefined && !w.hasMedia) {
-      return errorResponse(404, 'hls.not_found', `no init segment yet for ${b.name} ${t.kind}`);
+      return errorResponse('hls.not_found', `no init segment yet for ${b.name} ${t.kind}`);
     }
     if (msn !== undefined && !w.ended) {
       const group = this.#timing(b);
       const last = w.lastCompleteMsn;
       if (msn > last + 2) {
-        return errorResponse(400, 'hls.bad_request', `_HLS_msn=${msn} is more than two segments past ${last}`);
+        return errorResponse('hls.bad_request', `_HLS_msn=${msn} is more than two segments past ${last}`);
       }
       if (part !== undefined) {
         const limit = advancePartLimit(group.partTargetS);
@@ -199,7 +195,7 @@ export class Responder {
         const ahead =
           latest === undefined || msn > latest.msn ? part + 1 : msn === latest.msn ? part - latest.index : 0;
         if (ahead > limit) {
-          return errorResponse(400, 'hls.bad_request', `_HLS_part=${part} is more than ${limit} parts ahead`);
+          return errorResponse('hls.bad_request', `_HLS_part=${part} is more than ${limit} parts ahead`);
         }
       }
       if (!w.hasReached(msn, part)) {

@@ -1,5 +1,6 @@
 /** URL layout of `/hls/<broadcast>/<file>` and the response shapes (headers, JSON errors) of the bridge. */
 
+import { errorStatus } from '../core/error-codes.ts';
 import type { TrackKind } from './track-media.ts';
 
 /**
@@ -117,10 +118,10 @@ export function relativeUri(from: string, target: string, file: string): string 
   return [...up, ...down, file].join('/');
 }
 
-/** A JSON error response `{ "error": { "code", "message" } }` with CORS. */
-export function errorResponse(status: number, code: HlsErrorCode, message: string): HlsResponse {
+/** A JSON error response `{ "error": { "code", "message" } }` with CORS, its status from the error catalogue. */
+export function errorResponse(code: HlsErrorCode, message: string): HlsResponse {
   return {
-    status,
+    status: errorStatus(code),
     headers: { ...CORS, 'Content-Type': 'application/json; charset=utf-8', 'Cache-Control': 'no-store' },
     body: JSON.stringify({ error: { code, message } }),
   };

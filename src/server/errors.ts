@@ -1,55 +1,18 @@
 /**
- * The HTTP side of the error catalogue: the status of every error code, the JSON error body
- * `{ error: { code, message } }` and the WebSocket close code (4000 + status).
+ * The HTTP side of the error catalogue: the JSON error body `{ error: { code, message } }` with the
+ * status the catalogue gives each code, and the WebSocket close code (4000 + status).
  */
 
-import type { ErrorCode } from '../core/error-codes.ts';
+import { ERROR_CODES, type ErrorCode } from '../core/error-codes.ts';
 import { LvqrError } from '../core/errors.ts';
 
 /** The JSON error body every route uses. */
 export type ErrorBody = { error: { code: ErrorCode; message: string } };
 
-/** The HTTP status of every error code; a code added to the catalogue without one fails to compile. */
-export const HTTP_STATUS = {
-  'ingest.malformed_box': 400,
-  'ingest.box_too_large': 413,
-  'ingest.truncated': 400,
-  'ingest.no_init': 400,
-  'ingest.mdat_without_moof': 400,
-  'ingest.no_tracks': 400,
-  'ingest.bad_sample_table': 400,
-  'ingest.timestamp_regression': 400,
-  'ingest.message_too_large': 413,
-  'ingest.text_message': 415,
-  'ingest.already_publishing': 409,
-  'ingest.bad_name': 400,
-  'ingest.limit': 429,
-  'ingest.client_limit': 429,
-  'ingest.unauthorized': 401,
-  'ingest.forbidden': 403,
-  'ingest.idle_timeout': 408,
-  'ingest.shutdown': 503,
-  'ingest.upgrade_required': 426,
-  'ingest.no_websocket': 501,
-  'ingest.bad_handshake': 400,
-  'hls.not_found': 404,
-  'hls.bad_request': 400,
-  'hls.unavailable': 503,
-  // Not sent (the client has gone): what access logs and metrics record.
-  'hls.aborted': 499,
-  'hls.too_many_held_requests': 429,
-  'codec.unsupported': 415,
-  'codec.config': 500,
-  'codec.encode_failed': 500,
-  'codec.decode_failed': 500,
-  'codec.closed': 500,
-  'transcode.timeout': 500,
-  'transcode.overload': 500,
-  'rendition.invalid': 400,
-  'config.invalid': 400,
-  not_found: 404,
-  internal: 500,
-} as const satisfies Record<ErrorCode, number>;
+/** The HTTP status of every error code, read from the catalogue (`core/error-codes.ts`). */
+export const HTTP_STATUS: Readonly<Record<ErrorCode, number>> = Object.fromEntries(
+  Object.entries(ERROR_CODES).map(([code, { status }]) => [code, status]),
+) as Record<ErrorCode, number>;
 
 /** HTTP status for an error code (500 for anything outside the catalogue). */
 export function statusFor(code: string): number {

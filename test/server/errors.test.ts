@@ -16,7 +16,8 @@ describe('error catalogue', () => {
     for (const [code, status] of Object.entries(HTTP_STATUS)) {
       expect(status, code).toBeGreaterThanOrEqual(400);
       expect(status, code).toBeLessThan(600);
-      expect(ERROR_CODES[code as ErrorCode].length, code).toBeGreaterThan(0);
+      expect(ERROR_CODES[code as ErrorCode].meaning.length, code).toBeGreaterThan(0);
+      expect(ERROR_CODES[code as ErrorCode].status, code).toBe(status);
     }
     expectTypeOf<HlsErrorCode>().toExtend<ErrorCode>();
   });
