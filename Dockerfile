@@ -1,10 +1,14 @@
 # lvqr-transcode service image: Node 20 (20.19 or newer), production dependencies only.
 # The WebCodecs addon ships a static FFmpeg+x264 as an optional dependency: never --omit=optional.
+# `npm install`, not `npm ci`: package-lock.json lists the addon's binary for linux-x64 only, and
+# `npm ci` refuses a lockfile that lacks any platform's optional package. `npm install` keeps every
+# version the lockfile pins and fetches the build platform's binary at the version the addon pins.
+# test/e2e/image.test.ts replays this file (COPY, RUN, ENTRYPOINT + CMD) without a container engine.
 FROM node:20-bookworm-slim
 WORKDIR /app
 ENV NODE_ENV=production
 COPY package.json package-lock.json ./
-RUN npm ci --omit=dev --no-audit --no-fund
+RUN npm install --omit=dev --no-audit --no-fund
 COPY src ./src
 COPY bin ./bin
 EXPOSE 8080
