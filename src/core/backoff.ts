@@ -1,6 +1,6 @@
 /**
- * Exponential back-off after failures: the first retry waits `baseMs`, each further consecutive
- * failure doubles the wait, up to `maxMs`; a success starts over.
+ * Exponential back-off after failures: the first delayed retry waits `baseMs`, each further
+ * consecutive failure doubles the wait, up to `maxMs`; a success starts over.
  */
 
 /** Delay before retry number `failures` (1 = the first failure): `baseMs * 2^(failures-1)`, capped. */
@@ -16,6 +16,12 @@ export type BackoffOptions = {
   maxMs: number;
   /** Clock, ms. */
   now: () => number;
+  /**
+   * Consecutive failures retried without a delay (default 0). A decoder or encoder restarts only
+   * at a keyframe, which already spaces its retries by a GOP; waiting on the wall clock as well
+   * loses the next keyframe whenever media arrives in a burst (a backlog after a stall).
+   */
+  immediateRetries?: number;
 };
 
 /** Consecutive failures of one thing (a decoder, an encoder) and when it may be tried again. */
@@ -32,7 +38,8 @@ export class Backoff {
   /** Records a failure; returns the delay before the next attempt, ms. */
   fail(): number {
     this.#failures += 1;
-    const delayMs = backoffDelayMs(this.#failures, this.#options.baseMs, this.#options.maxMs);
+    const delayed = this.#failures - (this.#options.immediateRetries ?? 0);
+    const delayMs = delayed <= 0 ? 0 : backoffDelayMs(delayed, this.#options.baseMs, this.#options.maxMs);
     this.#retryAtMs = this.#options.now() + delayMs;
     return delayMs;
   }

@@ -43,7 +43,10 @@ export type LadderOptions = {
    * `drop` mode; never active in `wait` mode (nothing is dropped there).
    */
   overload?: Partial<OverloadOptions> | false;
-  /** First retry delay after an encoder or decoder failure (doubles up to `retryMaxMs`). */
+  /**
+   * Delay before retrying a decoder or encoder that failed twice or more in a row (doubles up to
+   * `retryMaxMs`); after a single failure it is retried at once, at the next keyframe.
+   */
   retryBaseMs?: number;
   retryMaxMs?: number;
   now?: () => number;

@@ -67,7 +67,12 @@ export class RungTranscoder implements Transcoder, RungSink {
     this.#options = options;
     this.#attach = attach;
     this.#stats = new RungStats(rendition.name, options.metrics);
-    this.#backoff = new Backoff({ baseMs: options.retryBaseMs, maxMs: options.retryMaxMs, now: options.now });
+    this.#backoff = new Backoff({
+      baseMs: options.retryBaseMs,
+      maxMs: options.retryMaxMs,
+      now: options.now,
+      immediateRetries: 1,
+    });
   }
 
   /** Rendition name. */

@@ -121,7 +121,7 @@ export class SharedDecoder implements DecodedSource {
       logger,
       metrics,
     });
-    this.#backoff = new Backoff({ baseMs: retryBaseMs, maxMs: retryMaxMs, now });
+    this.#backoff = new Backoff({ baseMs: retryBaseMs, maxMs: retryMaxMs, now, immediateRetries: 1 });
     this.#meta = meta;
     this.#configure(meta);
   }
