@@ -5,6 +5,7 @@ import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { percentile as nearestRank } from '../src/core/percentile.ts';
 
 /** The bench/ folder. */
 export const BENCH_DIR = dirname(fileURLToPath(import.meta.url));
@@ -30,11 +31,9 @@ export function summary(values: readonly number[]): { median: number; min: numbe
   return { median, min: sorted[0]!, max: sorted.at(-1)! };
 }
 
-/** Percentile (nearest rank) of `values`. */
+/** Percentile (nearest rank) of `values`; NaN for none (prints as such in a table). */
 export function percentile(values: readonly number[], p: number): number {
-  if (values.length === 0) return Number.NaN;
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
+  return nearestRank(values, p) ?? Number.NaN;
 }
 
 /** `median (min-max)` with `digits` decimals. */
