@@ -18,11 +18,18 @@ export type LoadedCodecs = {
   provider?: WebCodecsProvider;
 };
 
-/** Picks the provider (the runtime's own WebCodecs if complete, else the napi addon), probes it and binds it. */
-export async function loadVideoCodecs(config: ServeConfig, logger: Logger): Promise<LoadedCodecs> {
-  let provider: WebCodecsProvider | undefined;
+/**
+ * Picks the provider (the runtime's own WebCodecs if complete, else the napi addon; or `given`),
+ * proves it with a real test encode, applies the encoder policy and binds it.
+ */
+export async function loadVideoCodecs(
+  config: ServeConfig,
+  logger: Logger,
+  given?: WebCodecsProvider,
+): Promise<LoadedCodecs> {
+  let provider: WebCodecsProvider | undefined = given;
   try {
-    provider = globalProvider() ?? (await napiProvider());
+    provider ??= globalProvider() ?? (await napiProvider());
   } catch (error) {
     return { reason: errorMessage(error) };
   }
@@ -37,6 +44,7 @@ export async function loadVideoCodecs(config: ServeConfig, logger: Logger): Prom
       h264Encode: report.h264Encode,
       aacEncode: report.aacEncode,
       encoderBackend: report.encoderBackend,
+      softwareEncoder: report.softwareEncoder,
       hardwareAccelerators: report.hardwareAccelerators,
       testEncodeMs: report.testEncodeMs,
       errors: report.errors,
@@ -46,13 +54,16 @@ export async function loadVideoCodecs(config: ServeConfig, logger: Logger): Prom
     return { reason: `H.264 not usable: ${report.errors.join('; ') || 'probe failed'}`, info, provider };
   }
   let backend = report.encoderBackend === 'hardware' ? (report.hardwareAccelerators[0] ?? 'hardware') : 'software';
+  const noHardware = (): string => {
+    const accelerators = report.hardwareAccelerators.join(', ') || 'none';
+    const servedBy = report.softwareEncoder ?? 'software';
+    return `no hardware encoder here: the probe's prefer-hardware test encode was served by ${servedBy} (accelerators reported: ${accelerators})`;
+  };
   if (config.encoder === 'hardware-only' && report.encoderBackend !== 'hardware') {
-    return { reason: 'no hardware encoder available (probe found none)', info, provider };
+    return { reason: noHardware(), info, provider };
   }
   if (config.encoder === 'prefer-hardware' && report.encoderBackend !== 'hardware') {
-    logger.warn('prefer-hardware: no hardware encoder, falling back to software', {
-      accelerators: report.hardwareAccelerators.join(',') || 'none',
-    });
+    logger.warn('prefer-hardware: falling back to software', { reason: noHardware() });
     backend = 'software';
     Object.assign(info, { hardwareFallback: 'no hardware encoder found by the probe' });
   }

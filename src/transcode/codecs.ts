@@ -28,6 +28,11 @@ export type EncodedChunk = {
   requestedKeyframe?: boolean;
   /** Present on the first chunk after (re)configuration: the `avcC`. */
   decoderConfig?: { description: Uint8Array; codec?: string } | undefined;
+  /**
+   * Set on the first keyframe of an encoder session that was asked for hardware when a software
+   * encoder (e.g. `libx264`) served it: that session fell back.
+   */
+  softwareEncoder?: string | undefined;
 };
 
 /** A decoder: `decode` resolves when the sample was accepted (the queue is bounded). */

@@ -7,6 +7,8 @@ import {
   H264Decoder,
   H264Encoder,
   type HardwareAccelerationPort,
+  parseAvcC,
+  softwareEncoderOf,
   type VideoFramePort,
   type WebCodecs,
 } from '../webcodecs/index.ts';
@@ -47,6 +49,8 @@ export function bindWebCodecs(codecs: WebCodecs, options: WebCodecsBindingOption
       };
     },
     createEncoder(config, onChunk, onError) {
+      // Under prefer-hardware, the session's first keyframe tells what really encodes it.
+      let verify = options.hardwareAcceleration === 'prefer-hardware';
       const encoder = new H264Encoder(codecs, {
         width: config.width,
         height: config.height,
@@ -54,7 +58,12 @@ export function bindWebCodecs(codecs: WebCodecs, options: WebCodecsBindingOption
         framerate: config.framerate,
         ...(options.hardwareAcceleration === undefined ? {} : { hardwareAcceleration: options.hardwareAcceleration }),
         ...(options.encoderMaxQueue === undefined ? {} : { maxQueue: options.encoderMaxQueue }),
-        onChunk: (chunk) =>
+        onChunk: (chunk) => {
+          let softwareEncoder: string | undefined;
+          if (verify && chunk.decoderConfig !== undefined) {
+            verify = false;
+            softwareEncoder = softwareEncoderOf(chunk.data, parseAvcC(chunk.decoderConfig.description).nalLengthSize);
+          }
           onChunk({
             data: chunk.data,
             timestampUs: chunk.timestampUs,
@@ -65,7 +74,9 @@ export function bindWebCodecs(codecs: WebCodecs, options: WebCodecsBindingOption
               chunk.decoderConfig === undefined
                 ? undefined
                 : { description: chunk.decoderConfig.description, codec: chunk.decoderConfig.codec },
-          }),
+            softwareEncoder,
+          });
+        },
         onError,
       });
       return {

@@ -88,3 +88,28 @@ export function h264LevelIdc(width: number, height: number, framerate: number): 
 export function highProfileCodec(width: number, height: number, framerate: number): string {
   return `avc1.6400${h264LevelIdc(width, height, framerate).toString(16).padStart(2, '0')}`;
 }
+
+/** Software H.264 encoders that sign their streams, with the text each writes into an SEI. */
+const SOFTWARE_SIGNATURES: ReadonlyArray<readonly [name: string, text: string]> = [['libx264', 'x264 - core']];
+
+/**
+ * The software encoder that wrote a length-prefixed access unit, when it signs its streams (x264
+ * writes its version and settings into a user-data SEI of the first keyframe); undefined when no
+ * known signature is in its SEI NAL units. A hardware encoder writes no such SEI, so a
+ * `prefer-hardware` encode that comes back signed by x264 was not served by hardware.
+ */
+export function softwareEncoderOf(accessUnit: Uint8Array, nalLengthSize = 4): string | undefined {
+  let offset = 0;
+  while (offset + nalLengthSize <= accessUnit.length) {
+    let length = 0;
+    for (let i = 0; i < nalLengthSize; i++) length = length * 256 + (accessUnit[offset + i] ?? 0);
+    offset += nalLengthSize;
+    if (length === 0 || offset + length > accessUnit.length) return undefined;
+    if (((accessUnit[offset] ?? 0) & 0x1f) === 6) {
+      const text = String.fromCharCode(...accessUnit.subarray(offset, offset + Math.min(length, 512)));
+      for (const [name, signature] of SOFTWARE_SIGNATURES) if (text.includes(signature)) return name;
+    }
+    offset += length;
+  }
+  return undefined;
+}

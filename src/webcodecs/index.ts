@@ -32,6 +32,7 @@ export {
   highProfileCodec,
   nalTypes,
   parseAvcC,
+  softwareEncoderOf,
 } from './avc.ts';
 export {
   type DecodedFrameMeta,

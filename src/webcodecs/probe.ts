@@ -5,6 +5,7 @@
  */
 
 import { CodecError, errorMessage } from '../core/errors.ts';
+import { parseAvcC, softwareEncoderOf } from './avc.ts';
 import { H264Decoder } from './decoder.ts';
 import { evenDimension, type H264Chunk, H264Encoder } from './encoder.ts';
 import type { HardwareAccelerationPort, WebCodecs, WebCodecsProvider } from './port.ts';
@@ -26,8 +27,14 @@ export type ProbeOptions = {
 export type CapabilityReport = {
   provider: 'global' | 'napi';
   hardwareAccelerators: string[];
-  /** The video encoder backend in use: `software` when no accelerator exists (whatever was asked). */
+  /**
+   * What really served the test encode: `software` when its output is signed by a software encoder
+   * (x264's SEI) or no accelerator exists, `hardware` when hardware was asked for, an accelerator
+   * exists and the output carries no software signature, `unknown` when there was no output.
+   */
   encoderBackend: 'software' | 'hardware' | 'unknown';
+  /** The software encoder that signed the test encode's output (e.g. `libx264`), if any. */
+  softwareEncoder: string | undefined;
   h264Decode: boolean;
   h264Encode: boolean;
   aacEncode: boolean;
@@ -266,6 +273,17 @@ async function testAudio(
   return true;
 }
 
+/** The NAL length size of a chunk's session (from its avcC; 4 when unreadable). */
+function nalLengthSize(chunk: H264Chunk): number {
+  const description = chunk.decoderConfig?.description;
+  if (description === undefined) return 4;
+  try {
+    return parseAvcC(description).nalLengthSize;
+  } catch {
+    return 4;
+  }
+}
+
 /** Probes what a provider really does here: support answers plus real test encodes/decodes. */
 export async function probeCapabilities(
   provider: WebCodecsProvider,
@@ -288,11 +306,15 @@ export async function probeCapabilities(
     encoded === undefined ? false : await testH264Decode(provider.codecs, encoded.chunks, timeoutMs, errors);
   const aacEncode = await testAudio(provider.codecs, 'mp4a.40.2', 'aac encode', timeoutMs, errors);
   const opusEncode = await testAudio(provider.codecs, 'opus', 'opus encode', timeoutMs, errors);
+  // Accelerator lists and isConfigSupported prove nothing (the addon reports "cuda" and accepts
+  // prefer-hardware on a GPU without an encoder, then runs libx264): the output itself decides.
+  const first = encoded?.chunks[0];
+  const softwareEncoder = first === undefined ? undefined : softwareEncoderOf(first.data, nalLengthSize(first));
   let encoderBackend: CapabilityReport['encoderBackend'] = 'unknown';
-  if (provider.name === 'napi') {
-    // With no usable accelerator, 'prefer-hardware' silently runs libx264: that is software.
-    encoderBackend =
-      hardwareAccelerators.length === 0 || hardwareAcceleration === 'prefer-software' ? 'software' : 'unknown';
+  if (encoded !== undefined) {
+    const asked = hardwareAcceleration === 'prefer-hardware' || hardwareAcceleration === 'no-preference';
+    if (softwareEncoder !== undefined || !asked || hardwareAccelerators.length === 0) encoderBackend = 'software';
+    else if (hardwareAcceleration === 'prefer-hardware') encoderBackend = 'hardware';
   }
   return {
     provider: provider.name,
@@ -303,6 +325,7 @@ export async function probeCapabilities(
     aacEncode,
     opusEncode,
     testEncodeMs: encoded === undefined ? -1 : Math.round(encoded.encodeMs * 10) / 10,
+    softwareEncoder,
     h264OutputCodec: encoded?.chunks[0]?.decoderConfig?.codec,
     errors,
   };

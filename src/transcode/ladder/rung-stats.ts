@@ -71,6 +71,13 @@ export class RungStats {
     this.#metrics?.encoderBackend.set({ ...this.#labels, backend }, 1);
   }
 
+  /** An encoder session asked for hardware (`asked`) was served by software: counted, and the backend gauge moves. */
+  noteFallback(asked: string, softwareEncoder: string): void {
+    this.#metrics?.hardwareFallbacks.inc({ reason: `encoder session served by ${softwareEncoder}` });
+    this.#metrics?.encoderBackend.set({ ...this.#labels, backend: asked }, 0);
+    this.#metrics?.encoderBackend.set({ ...this.#labels, backend: 'software' }, 1);
+  }
+
   /** One output fragment of `bytes` was published at `nowMs` for the frame `meta`. */
   countOutput(nowMs: number, meta: FrameMeta, bytes: number): void {
     this.#framesOut += 1;

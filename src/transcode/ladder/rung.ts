@@ -58,6 +58,8 @@ export class RungTranscoder implements Transcoder, RungSink {
   #needKey = true;
   #inFlight = new Map<number, FrameMeta>();
   #state: 'starting' | 'running' | 'failed' | 'skipped' | 'ended' = 'starting';
+  /** What encodes this rung's current session, when it differs from `codecs.backend` (a fallback). */
+  #backend: string | undefined;
   #lastError: string | undefined;
   #stopping = false;
 
@@ -228,7 +230,7 @@ export class RungTranscoder implements Transcoder, RungSink {
       width: this.#plan?.width,
       height: this.#plan?.height,
       frameRate: this.#plan?.frameRate ?? source?.frameRate(),
-      backend: this.#options.codecs.backend,
+      backend: this.#backend ?? this.#options.codecs.backend,
       skippedReason: this.#skipReason,
       queuedFrames: this.#queue.length,
       lastError: this.#lastError,
@@ -348,6 +350,7 @@ export class RungTranscoder implements Transcoder, RungSink {
       this.#encoder = created;
       this.#encoderConfigKey = key;
       this.#needKey = true;
+      this.#backend = undefined;
       this.#stats.noteBackend(codecs.backend);
     } catch (error) {
       this.#fail(error, undefined);
@@ -363,11 +366,24 @@ export class RungTranscoder implements Transcoder, RungSink {
     const source = this.#lease?.source;
     const plan = this.#plan;
     if (source === undefined || plan === undefined || this.#output === undefined) return;
+    if (chunk.softwareEncoder !== undefined) this.#noteFallback(chunk.softwareEncoder);
     const bytes = this.#output.publish(chunk, meta, plan, plan.frameRate ?? source.frameRate());
     if (bytes === undefined) return;
     this.#stats.countOutput(this.#options.now(), meta, bytes);
     this.#backoff.succeed();
     if (this.#state === 'failed') this.#state = 'running';
+  }
+
+  /** The encoder session asked for hardware was served by `softwareEncoder`. */
+  #noteFallback(softwareEncoder: string): void {
+    const { codecs, logger } = this.#options;
+    this.#backend = 'software';
+    this.#stats.noteFallback(codecs.backend, softwareEncoder);
+    logger.warn('prefer-hardware: this encoder session runs in software', {
+      output: this.#output?.name,
+      asked: codecs.backend,
+      encoder: softwareEncoder,
+    });
   }
 
   /** A failure of `encoder` (ignored when that encoder was already replaced: one fault, one restart). */
