@@ -32,6 +32,7 @@ export function measureBitrate(
   let peak = 0;
   let peakAny = 0;
   for (const seg of segments) {
+    if (seg.gap) continue;
     bytes += seg.byteLength;
     seconds += seg.durationS;
     if (seg.durationS <= 0) continue;

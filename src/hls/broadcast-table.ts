@@ -257,6 +257,7 @@ export class BroadcastTable {
             t.window.gap();
           }
           t.window.append(fragment);
+          if (t.kind === 'video' && b.origin.kind !== 'rendition') this.#followRungs(b.name);
         } catch (error) {
           logger.error('hls packaging failed for a fragment', {
             broadcast: b.name,
@@ -275,6 +276,13 @@ export class BroadcastTable {
         this.#maybeLinger(b);
       }
     }
+  }
+
+  /** The source's video moved on: rungs that stopped list GAP segments after it (`TrackWindow.follow`). */
+  #followRungs(source: string): void {
+    const names = this.#rungs.get(source);
+    if (names === undefined) return;
+    for (const name of names) this.#broadcasts.get(name)?.tracks.get('video')?.window.follow();
   }
 
   #allEnded(b: BroadcastState): boolean {

@@ -109,9 +109,9 @@ export function renderMediaPlaylist(input: MediaPlaylistInput): string {
   };
   const parts = (seg: HlsSegment): void => {
     for (const part of seg.parts) {
-      const independent = part.independent ? ',INDEPENDENT=YES' : '';
+      const flag = part.gap ? ',GAP=YES' : part.independent ? ',INDEPENDENT=YES' : '';
       lines.push(
-        `#EXT-X-PART:DURATION=${formatSeconds(part.durationS)},URI="${uris.part(part.msn, part.index)}"${independent}`,
+        `#EXT-X-PART:DURATION=${formatSeconds(part.durationS)},URI="${uris.part(part.msn, part.index)}"${flag}`,
       );
     }
   };
@@ -120,6 +120,7 @@ export function renderMediaPlaylist(input: MediaPlaylistInput): string {
     const seg = listing.segments[i]!;
     head(seg);
     if (window.listsParts(seg, listing.endTimelineS)) parts(seg);
+    if (seg.gap) lines.push('#EXT-X-GAP');
     lines.push(`#EXTINF:${formatSeconds(seg.durationS)},`, uris.segment(seg.msn));
   }
   const open = listing.open;

@@ -88,7 +88,9 @@ export class Responder {
         return mediaResponse(t.kind, init.bytes, file.version !== undefined);
       }
       case 'segment': {
-        const bytes = w.segment(file.msn)?.bytes;
+        const seg = w.segment(file.msn);
+        if (seg?.gap) return errorResponse('hls.not_found', `segment ${file.msn} is a gap (EXT-X-GAP)`);
+        const bytes = seg?.bytes;
         if (bytes === undefined) return errorResponse('hls.not_found', `no segment ${file.msn}`);
         return mediaResponse(t.kind, bytes, true);
       }
@@ -118,6 +120,7 @@ export class Responder {
   #partResponse(t: HlsTrack, msn: number, index: number): HlsResponse {
     const part = t.window.part(msn, index);
     if (part === undefined) return errorResponse('hls.not_found', `no part ${msn}.${index}`);
+    if (part.gap) return errorResponse('hls.not_found', `part ${msn}.${index} is a gap (GAP=YES)`);
     return mediaResponse(t.kind, part.bytes, true);
   }
 

@@ -39,6 +39,8 @@ export type HlsPart = {
   readonly durationS: number;
   /** Starts with a keyframe (video) or an independent frame (audio). */
   readonly independent: boolean;
+  /** Listed with GAP=YES: media the track does not have (no bytes). */
+  readonly gap?: true;
   /** The part bytes; a view into the segment bytes once the segment is complete. */
   bytes: Uint8Array;
 };
@@ -63,6 +65,8 @@ export type HlsSegment = {
   readonly parts: HlsPart[];
   /** The segment bytes (concatenated parts), set when complete. */
   bytes: Uint8Array | undefined;
+  /** Listed with EXT-X-GAP: media the track does not have (no parts, no bytes). */
+  readonly gap?: true;
 };
 
 /** Where a track's numbering continues (a republished name never re-uses an immutable URL). */

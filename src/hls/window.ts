@@ -7,6 +7,7 @@
 import { concatBytes, sameBytes } from '../core/bytes.ts';
 import type { Fragment, FragmentMeta } from '../fragment/fragment.ts';
 import { type Bitrate, measureBitrate } from './bitrate.ts';
+import { FOLLOW_BEHIND_TARGETS, gapParts, gapSegment, type LeaderSegment, leaderEndS } from './gap-fill.ts';
 import { SegmentStore } from './segment-store.ts';
 import {
   EPS_S,
@@ -75,6 +76,10 @@ export class TrackWindow {
   #lastDts: number | undefined;
   /** Where the last fragment ended (dts + duration), to spot a jump forward. */
   #lastEndDts: number | undefined;
+  /** Media before this time (seconds) is listed as GAP: later-arriving fragments of it are dropped. */
+  #coveredS: number | undefined;
+  /** Missing media is being listed as GAP on the leader's boundaries (gap-fill.ts). */
+  #following = false;
   #ended = false;
   #disposed = false;
   readonly #waiters = new WaiterSet();
@@ -136,8 +141,14 @@ export class TrackWindow {
   /** Applies a new meta: a new init version when the bytes differ; a discontinuity once media was seen. */
   setMeta(meta: FragmentMeta): void {
     if (this.#disposed) return;
-    if (this.#hasHistory) this.#breakTimeline();
     const initSegment = meta.initSegment;
+    const sameInit =
+      initSegment !== undefined &&
+      this.#init !== undefined &&
+      this.#init.timescale === meta.timescale &&
+      sameBytes(this.#init.bytes, initSegment);
+    // A follower's same init (a rung's new encoder session) keeps the timeline: its timestamps decide.
+    if (this.#hasHistory && !(sameInit && this.#activeLeader() !== undefined)) this.#breakTimeline();
     if (initSegment === undefined) {
       this.#init = undefined;
     } else if (
@@ -167,6 +178,10 @@ export class TrackWindow {
       return;
     }
     const ts = init.timescale;
+    if (this.#coveredS !== undefined && fragment.pts / ts < this.#coveredS - EPS_S) {
+      this.#dropped += 1;
+      return;
+    }
     if (this.#lastDts !== undefined && fragment.dts < this.#lastDts) {
       this.#warn('timestamps went backwards: discontinuity', {
         kind: this.kind,
@@ -174,8 +189,12 @@ export class TrackWindow {
         last: this.#lastDts,
       });
       this.#breakTimeline();
-    } else if (this.#lastEndDts !== undefined && fragment.dts - this.#lastEndDts > this.#partTargetS * ts) {
-      // More than a part target of media is missing (a paused rung, skipped GOPs, a publisher that
+    } else if (
+      this.#lastEndDts !== undefined &&
+      fragment.dts - this.#lastEndDts > this.#partTargetS * ts &&
+      !this.#skipTo(fragment.pts / ts)
+    ) {
+      // More than a part target of media is missing and no leader places it (a publisher that
       // jumped ahead): the playlist timeline would drift from the media, so start a new one.
       this.#warn('timestamps jumped forward: discontinuity', {
         kind: this.kind,
@@ -246,6 +265,8 @@ export class TrackWindow {
     if (this.#hasHistory) this.#pendingDiscontinuity = true;
     this.#lastDts = undefined;
     this.#lastEndDts = undefined;
+    this.#coveredS = undefined;
+    this.#following = false;
     this.#changed();
   }
 
@@ -387,6 +408,44 @@ export class TrackWindow {
     return false;
   }
 
+  /** Where segment `msn` lies, while it is retained (the open one included). */
+  leaderSegment(msn: number): LeaderSegment | undefined {
+    const open = this.#open;
+    const seg = open !== undefined && open.msn === msn ? open : this.#store.segment(msn);
+    if (seg === undefined) return undefined;
+    const { startTimeS, durationS, programDateTimeMs } = seg;
+    return { msn, startTimeS, durationS, programDateTimeMs, complete: seg !== open };
+  }
+
+  /**
+   * The leader moved on. A follower whose media ends more than `FOLLOW_BEHIND_TARGETS` target
+   * durations before its leader's complete media (a paused or stopped rung; a merely slow one stays
+   * closer) lists the leader's complete segments as GAP segments, and goes on doing so at each call
+   * until its own media comes back.
+   */
+  follow(): void {
+    if (this.#ended || this.#disposed || !this.#hasHistory || this.#init === undefined) return;
+    const leader = this.#activeLeader();
+    const open = this.#open;
+    if (leader === undefined || leader.lastCompleteMsn < (open?.msn ?? this.#nextMsn)) return;
+    const last = leader.leaderSegment(leader.lastCompleteMsn);
+    const fromS = this.#endS();
+    if (last === undefined || fromS === undefined) return;
+    if (!this.#following && leaderEndS(last) - fromS < FOLLOW_BEHIND_TARGETS * this.#group.targetDurationS) return;
+    if (open !== undefined) {
+      const own = leader.leaderSegment(open.msn);
+      if (own === undefined || !own.complete) return;
+      this.#padOpen(leaderEndS(own) - fromS);
+      this.#closeSegment();
+      this.#coveredS = leaderEndS(own);
+    }
+    if (!this.#following) this.#warn('no media: listing GAP segments after the leader', { kind: this.kind, at: fromS });
+    this.#following = true;
+    this.#lastDts = undefined;
+    this.#lastEndDts = undefined;
+    this.#fillGaps(Number.POSITIVE_INFINITY);
+  }
+
   /** Whether this window has ever opened a segment. */
   get hasMedia(): boolean {
     return this.#hasHistory;
@@ -434,6 +493,70 @@ export class TrackWindow {
     return open.durationS + partS;
   }
 
+  /** Where the listed media ends, seconds (the last fragment's end, or the end of the GAPs). */
+  #endS(): number | undefined {
+    return this.#lastEndDts !== undefined && this.#init !== undefined
+      ? this.#lastEndDts / this.#init.timescale
+      : this.#coveredS;
+  }
+
+  /** A follower skipped media up to `timeS`: listed as GAP on its leader's boundaries; false when none places it. */
+  #skipTo(timeS: number): boolean {
+    const leader = this.#activeLeader();
+    const fromS = this.#endS();
+    const open = this.#open;
+    if (leader === undefined || fromS === undefined) return false;
+    if (open !== undefined) {
+      const own = leader.leaderSegment(open.msn);
+      if (own === undefined) return false;
+      const endS = leaderEndS(own);
+      this.#padOpen(Math.min(endS, timeS) - fromS);
+      if (timeS < endS - EPS_S) return true;
+      this.#closeSegment();
+      this.#coveredS = endS;
+    }
+    this.#following = true;
+    return true;
+  }
+
+  /** Lists the leader's segments from the next MSN that end by `untilS` as GAP; returns the one holding `untilS`. */
+  #fillGaps(untilS: number): LeaderSegment | undefined {
+    const leader = this.#activeLeader();
+    const init = this.#init;
+    if (leader === undefined || init === undefined) return undefined;
+    for (;;) {
+      const seg = leader.leaderSegment(this.#nextMsn);
+      if (seg === undefined || seg.startTimeS > untilS + EPS_S) return undefined;
+      if (!seg.complete || leaderEndS(seg) > untilS + EPS_S) return seg;
+      const discontinuity = this.#takeDiscontinuity();
+      this.#store.add(gapSegment(seg, init, this.#store.timelineEndS, discontinuity, this.#discSeq));
+      this.#nextMsn += 1;
+      this.#coveredS = leaderEndS(seg);
+      this.#group.observeSegment(seg.durationS);
+      this.#store.trim(this.#open, init);
+      this.#changed();
+    }
+  }
+
+  /** Whether the next segment carries EXT-X-DISCONTINUITY (then counted). */
+  #takeDiscontinuity(): boolean {
+    const discontinuity = this.#pendingDiscontinuity && this.#hasHistory;
+    if (discontinuity) this.#discSeq += 1;
+    this.#pendingDiscontinuity = false;
+    return discontinuity;
+  }
+
+  /** Appends GAP parts for `durationS` of missing media to the open segment. */
+  #padOpen(durationS: number): void {
+    const open = this.#open;
+    if (open === undefined || durationS <= EPS_S) return;
+    this.#closePart();
+    open.parts.push(...gapParts(open.msn, open.parts.length, durationS, this.#group.partTargetS));
+    this.#segmentTicks += Math.round(durationS * open.init.timescale);
+    open.durationS = this.#segmentTicks / open.init.timescale;
+    this.#changed();
+  }
+
   #openSegment(fragment: Fragment, timeS: number): void {
     const init = this.#init!;
     if (!this.#hasHistory) {
@@ -444,10 +567,13 @@ export class TrackWindow {
         this.#discSeq = at.discontinuitySequence;
       }
     }
-    const discontinuity = this.#pendingDiscontinuity && this.#hasHistory;
-    if (discontinuity) this.#discSeq += 1;
+    // After missing media a follower lists the leader's segments up to this one as GAP, and takes
+    // the leader's start and PROGRAM-DATE-TIME for this one (its head listed as GAP parts).
+    const head = this.#following && this.#hasHistory ? this.#fillGaps(timeS) : undefined;
+    this.#following = false;
+    const discontinuity = this.#takeDiscontinuity();
     const previous = this.#store.last;
-    let pdt = fragment.ingestTimeMs;
+    let pdt = head?.programDateTimeMs ?? fragment.ingestTimeMs;
     if (!(pdt > 0)) {
       pdt =
         previous !== undefined && !discontinuity ? previous.programDateTimeMs + previous.durationS * 1000 : this.#now();
@@ -458,7 +584,7 @@ export class TrackWindow {
       discontinuitySequence: this.#discSeq,
       init,
       programDateTimeMs: pdt,
-      startTimeS: timeS,
+      startTimeS: head?.startTimeS ?? timeS,
       timelineS: this.#store.timelineEndS,
       durationS: 0,
       byteLength: 0,
@@ -467,8 +593,8 @@ export class TrackWindow {
     };
     this.#nextMsn += 1;
     this.#segmentTicks = 0;
-    this.#pendingDiscontinuity = false;
     this.#hasHistory = true;
+    if (head !== undefined) this.#padOpen(timeS - head.startTimeS);
   }
 
   #closePart(): void {
@@ -520,6 +646,7 @@ export class TrackWindow {
     this.#pendingDiscontinuity = true;
     this.#lastDts = undefined;
     this.#lastEndDts = undefined;
+    this.#coveredS = undefined;
   }
 
   #changed(): void {

@@ -1,0 +1,153 @@
+/**
+ * A rung that misses media (shed GOPs, a pause) keeps its source's media sequence numbers: the
+ * missing media is listed as EXT-X-GAP segments and GAP=YES parts on the source's boundaries.
+ */
+
+import { afterEach, describe, expect, it } from 'vitest';
+import { FragmentBroadcasterRegistry } from '../../src/fragment/index.ts';
+import { HlsBridge } from '../../src/hls/index.ts';
+import {
+  appended,
+  describeFake,
+  FakeTrack,
+  get,
+  lines,
+  type ParsedManifest,
+  playlist,
+  text,
+  videoTrack,
+} from './harness.ts';
+
+const bridges: HlsBridge[] = [];
+afterEach(() => {
+  for (const b of bridges.splice(0)) b.close();
+});
+
+/** A 1080p source and a 480p rung with the same timestamps; keyframes every second, 2 s segments. */
+function stage() {
+  const registry = new FragmentBroadcasterRegistry();
+  const bridge = new HlsBridge({ registry, describeInit: describeFake });
+  bridge.start();
+  bridges.push(bridge);
+  const source = new FakeTrack(registry, 'live/demo', 'video');
+  const rung = new FakeTrack(registry, 'live/demo/480p', 'video', {
+    origin: { kind: 'rendition', source: 'live/demo', rendition: '480p', transcoder: 'test' },
+    init: videoTrack(854, 480),
+    bytes: 60,
+  });
+  let rungFragments = 0;
+  return {
+    bridge,
+    source,
+    rung,
+    /** Source frames up to frame `end`, then waits until the bridge has them. */
+    async sourceTo(end: number): Promise<void> {
+      source.frames(end - source.frame, 30);
+      await appended(bridge, 'live/demo', 'video', source.frame);
+    },
+    /** Rung frames from `from` (skipping what lies before) up to frame `end`, then waits. */
+    async rungTo(from: number, end: number): Promise<void> {
+      rung.frame = from;
+      rungFragments += end - from;
+      rung.frames(end - from, 30);
+      await appended(bridge, 'live/demo/480p', 'video', rungFragments);
+    },
+  };
+}
+
+type Segment = ParsedManifest['segments'][number];
+
+/** MSN -> [duration, PROGRAM-DATE-TIME] of each listed segment. */
+function byMsn(m: ParsedManifest): Map<number, [number, string | undefined]> {
+  return new Map(m.segments.map((s: Segment, i) => [(m.mediaSequence ?? 0) + i, [s.duration, s.dateTimeString]]));
+}
+
+/** URIs of the segments tagged EXT-X-GAP. */
+function gapSegments(raw: string): string[] {
+  const out: string[] = [];
+  const all = raw.split('\n');
+  all.forEach((line, i) => {
+    if (line === '#EXT-X-GAP') out.push(all[i + 2]!);
+  });
+  return out;
+}
+
+describe('HLS rung GAP segments', () => {
+  it('a rung that skips media keeps the source MSNs: GAP parts and an EXT-X-GAP segment fill the skipped time', async () => {
+    const s = stage();
+    await s.sourceTo(300); // 10 s: segments 0-3 complete, 4 open
+    await s.rungTo(0, 90); // 0-3 s
+    await s.rungTo(210, 300); // skips 3-7 s, resumes at the 7 s keyframe
+    const src = await playlist(s.bridge, '/hls/live/demo/playlist.m3u8');
+    const out = await playlist(s.bridge, '/hls/live/demo/480p/playlist.m3u8');
+    expect(out.raw).not.toContain('#EXT-X-DISCONTINUITY');
+    const srcSegs = byMsn(src.manifest);
+    const outSegs = byMsn(out.manifest);
+    expect([...outSegs.keys()]).toEqual([0, 1, 2, 3]);
+    for (const msn of [0, 1, 2, 3]) expect(outSegs.get(msn)).toEqual(srcSegs.get(msn));
+    expect(gapSegments(out.raw)).toEqual(['seg-2.m4s']);
+    // Segment 3 starts with 6-7 s missing: five GAP=YES parts, then the rung's own parts.
+    const parts3 = lines(out.raw, '#EXT-X-PART:').filter((l) => l.includes('part-3-'));
+    expect(parts3.slice(0, 6)).toEqual([
+      ...[0, 1, 2, 3, 4].map((i) => `#EXT-X-PART:DURATION=0.200,URI="part-3-${i}.m4s",GAP=YES`),
+      '#EXT-X-PART:DURATION=0.200,URI="part-3-5.m4s",INDEPENDENT=YES',
+    ]);
+    expect(out.manifest.segments[3]!.parts?.[0]).toMatchObject({ gap: true });
+    // GAP media is never served.
+    for (const path of ['seg-2.m4s', 'part-3-0.m4s']) {
+      const res = await get(s.bridge, `/hls/live/demo/480p/${path}`);
+      expect(res.status, path).toBe(404);
+      expect(text(res)).toContain('hls.not_found');
+    }
+    expect((await get(s.bridge, '/hls/live/demo/480p/seg-1.m4s')).status).toBe(200);
+  });
+
+  it('a rung that stops follows its source with GAP segments, answers blocking reloads, and resumes at the source MSN', async () => {
+    const s = stage();
+    await s.sourceTo(90);
+    await s.rungTo(0, 90); // both at 3 s
+    await s.sourceTo(570); // the rung stops; the source goes on to 19 s (segment 8 ends at 18 s)
+    const paused = await playlist(s.bridge, '/hls/live/demo/480p/playlist.m3u8');
+    expect(paused.raw).not.toContain('#EXT-X-ENDLIST');
+    expect(paused.raw).not.toContain('#EXT-X-DISCONTINUITY');
+    const src = byMsn((await playlist(s.bridge, '/hls/live/demo/playlist.m3u8')).manifest);
+    const out = byMsn(paused.manifest);
+    expect(Math.max(...out.keys())).toBe(8);
+    for (const [msn, seg] of out) expect(seg, `segment ${msn}`).toEqual(src.get(msn));
+    expect(gapSegments(paused.raw)).toEqual([2, 3, 4, 5, 6, 7, 8].filter((m) => out.has(m)).map((m) => `seg-${m}.m4s`));
+
+    // A blocking reload for the next MSN is answered once the source completes that segment.
+    const held = get(s.bridge, '/hls/live/demo/480p/playlist.m3u8', '_HLS_msn=9');
+    await s.sourceTo(690); // 23 s: segment 9 (18-20 s) and 10 (20-22 s) complete
+    const answer = await held;
+    expect(answer.status).toBe(200);
+    expect(gapSegments(text(answer))).toContain('seg-9.m4s');
+
+    // The rung comes back at its 23 s keyframe, inside the source's segment 11 (22-24 s).
+    await s.sourceTo(720);
+    await s.rungTo(690, 720);
+    await s.sourceTo(780);
+    await s.rungTo(720, 780);
+    const back = await playlist(s.bridge, '/hls/live/demo/480p/playlist.m3u8');
+    const src2 = byMsn((await playlist(s.bridge, '/hls/live/demo/playlist.m3u8')).manifest);
+    const out2 = byMsn(back.manifest);
+    for (const msn of [11, 12]) expect(out2.get(msn), `segment ${msn}`).toEqual(src2.get(msn));
+    expect(gapSegments(back.raw)).not.toContain('seg-11.m4s');
+    expect(lines(back.raw, '#EXT-X-PART:').filter((l) => l.includes('part-11-') && l.endsWith('GAP=YES'))).toHaveLength(
+      5,
+    );
+    expect(back.raw).not.toContain('#EXT-X-DISCONTINUITY');
+    expect((await get(s.bridge, '/hls/live/demo/480p/seg-11.m4s')).status).toBe(200);
+  });
+
+  it('a slow rung (its fragments late, but all of them) gets no GAP', async () => {
+    const s = stage();
+    await s.sourceTo(300); // the source is 10 s ahead of the rung at first...
+    await s.rungTo(0, 150); // ...then 5 s: within three target durations
+    await s.sourceTo(330);
+    await s.rungTo(150, 330);
+    const out = await playlist(s.bridge, '/hls/live/demo/480p/playlist.m3u8');
+    expect(out.raw).not.toContain('GAP');
+    expect(out.raw).not.toContain('#EXT-X-DISCONTINUITY');
+  });
+});
