@@ -120,13 +120,14 @@ describe('the end of an ingest POST on deno', () => {
     await server?.stop();
   });
 
-  it('ffmpeg publishing a clip and closing right after it loses its last fragment (Deno.serve drops the received tail on FIN)', async () => {
+  it('ffmpeg publishing a clip and closing right after it: every fragment Deno hands over is published, at most the last is lost (Deno.serve drops the received tail on FIN)', async () => {
     const publisher = ffmpegPublish(fixturePath(FIXTURE), `${server.url}/ingest/live/ffmpeg`);
     expect(await publisher.exited, publisher.output()).toBe(0);
     // ffmpeg writes the last fragment in one burst when it ends; what Deno handed over is a clean
-    // prefix. When Deno stops dropping the tail this fails: move Deno to the runtimes above and
-    // drop the limit from README.md.
-    expect(await endedSourcePackets(server, 'live/ffmpeg')).toBe(await framesBeforeLastFragment());
+    // prefix: everything but that fragment, or (when Deno handed the burst over before it read the
+    // FIN, which a busy machine's timing allows) every frame. Nothing else may be missing.
+    const published = await endedSourcePackets(server, 'live/ffmpeg');
+    expect([await framesBeforeLastFragment(), frameCount]).toContain(published);
   }, 30_000);
 
   it('the publish command (one POST that waits for the answer, or WebSocket) gets every frame published', async () => {
