@@ -10,6 +10,7 @@ import { getConnInfo, upgradeWebSocket, websocket } from 'hono/bun';
 import type { UpgradeWebSocket } from 'hono/ws';
 import { main, type RuntimeHost } from '../server/main.ts';
 import type { HttpRuntime } from '../server/runtime-adapter.ts';
+import { DEFAULT_CONNECTION_LIMITS, withSlicedBodies } from './send-timeout.ts';
 import { loadVideoCodecs } from './shared.ts';
 import { runBench, runPublish, startTestPattern } from './tools.ts';
 
@@ -46,13 +47,17 @@ export const bunHost: RuntimeHost = {
   readFile: (path) => readFileSync(path, 'utf8'),
   readHlsJs: () => readFileSync(require.resolve('hls.js/dist/hls.min.js'), 'utf8'),
   http: bunHttp,
-  async serve(app, { port, host, maxMessageBytes }) {
+  async serve(app, { port, host, maxMessageBytes, connections = DEFAULT_CONNECTION_LIMITS }) {
     const server = Bun.serve({
       port,
       hostname: host,
-      fetch: (request, srv) => app.fetch(request, srv as never),
+      // Bun has no send timeout of its own: answers fail when the client takes nothing for it.
+      fetch: withSlicedBodies((request, srv) => app.fetch(request, srv as never), connections.sendTimeoutMs),
       websocket: { ...websocket, maxPayloadLength: maxMessageBytes },
-      // Long chunked ingest uploads and held LL-HLS requests must not be cut by the idle timer.
+      // Long chunked ingest uploads and held LL-HLS requests must not be cut by the idle timer (it
+      // counts body bytes as idle). Bun closes a connection whose request head is not complete
+      // after about 10 s on its own, whatever this says; it reports no connections, so there is
+      // no per-client cap (`connections.maxPerClient`, `headerTimeoutMs` are not used).
       idleTimeout: 0,
       maxRequestBodySize: Number.MAX_SAFE_INTEGER,
     });

@@ -6,10 +6,12 @@
  */
 
 import { createRequire } from 'node:module';
+import type { Hono } from 'hono';
 import { getConnInfo, upgradeWebSocket } from 'hono/deno';
 import type { UpgradeWebSocket } from 'hono/ws';
-import { main, type RuntimeHost } from '../server/main.ts';
+import { type ConnectionLimits, main, type RuntimeHost } from '../server/main.ts';
 import type { HttpRuntime } from '../server/runtime-adapter.ts';
+import { DEFAULT_CONNECTION_LIMITS, withSlicedBodies } from './send-timeout.ts';
 import { loadVideoCodecs } from './shared.ts';
 import { runBench, runPublish, startTestPattern } from './tools.ts';
 
@@ -42,6 +44,18 @@ const denoHttp: HttpRuntime = {
   clientAddress: (c) => getConnInfo(c).remote.address,
 };
 
+/**
+ * The request handler with the connection limits Deno.serve allows: the send timeout (answers fail
+ * when the client takes nothing for it). Deno.serve has no deadline for the request head and
+ * reports no connections, so `headerTimeoutMs` and `maxPerClient` are not used.
+ */
+function limitedHandler(
+  app: Hono<never>,
+  connections: ConnectionLimits,
+): (request: Request, info: unknown) => Promise<Response> {
+  return withSlicedBodies((request, info) => app.fetch(request, info as never), connections.sendTimeoutMs);
+}
+
 /** The Deno implementation of the runtime host. */
 export const denoHost: RuntimeHost = {
   name: 'deno',
@@ -50,13 +64,14 @@ export const denoHost: RuntimeHost = {
   readFile: (path) => Deno.readTextFileSync(path),
   readHlsJs: () => Deno.readTextFileSync(require.resolve('hls.js/dist/hls.min.js')),
   http: denoHttp,
-  async serve(app, { port, host }) {
+  async serve(app, { port, host, connections = DEFAULT_CONNECTION_LIMITS }) {
     let resolvePort: (port: number) => void = () => {};
     const listening = new Promise<number>((resolve) => {
       resolvePort = resolve;
     });
-    const server = Deno.serve({ port, hostname: host, onListen: (addr) => resolvePort(addr.port) }, (request, info) =>
-      app.fetch(request, info as never),
+    const server = Deno.serve(
+      { port, hostname: host, onListen: (addr) => resolvePort(addr.port) },
+      limitedHandler(app, connections),
     );
     const actual = await listening;
     return { port: actual, close: () => server.shutdown() };

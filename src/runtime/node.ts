@@ -5,12 +5,15 @@
  */
 
 import { readFileSync } from 'node:fs';
+import type { Server } from 'node:http';
 import { createRequire } from 'node:module';
 import type { AddressInfo } from 'node:net';
 import { serve as serveNode } from '@hono/node-server';
 import { WebSocketServer } from 'ws';
 import { main, type RuntimeHost } from '../server/main.ts';
+import { limitConnections, nodeServerOptions } from './node-connections.ts';
 import { nodeHttp, withUpgradeRefusalBodies } from './node-http.ts';
+import { DEFAULT_CONNECTION_LIMITS, withSlicedBodies } from './send-timeout.ts';
 import { loadVideoCodecs } from './shared.ts';
 import { runBench, runPublish, startTestPattern } from './tools.ts';
 
@@ -24,24 +27,24 @@ export const nodeHost: RuntimeHost = {
   readFile: (path) => readFileSync(path, 'utf8'),
   readHlsJs: () => readFileSync(require.resolve('hls.js/dist/hls.min.js'), 'utf8'),
   http: nodeHttp,
-  async serve(app, { port, host, maxMessageBytes }) {
+  async serve(app, { port, host, maxMessageBytes, connections = DEFAULT_CONNECTION_LIMITS }) {
     const wss = new WebSocketServer({ noServer: true, maxPayload: maxMessageBytes });
     return new Promise((resolve, reject) => {
       const server = serveNode(
         {
-          fetch: withUpgradeRefusalBodies(app.fetch),
+          // Sliced bodies let the send watchdog see a slow reader's progress.
+          fetch: withSlicedBodies(withUpgradeRefusalBodies(app.fetch)),
           port,
           hostname: host,
           websocket: { server: wss },
-          // Node answers 408 to any request still arriving after 5 minutes by default, which would
-          // cut every long chunked ingest POST; stalled publishers meet the ingest idle timeout instead.
-          serverOptions: { requestTimeout: 0 },
+          serverOptions: nodeServerOptions(connections),
         },
         (info: AddressInfo) => {
           resolve({
             port: info.port,
             close: () =>
               new Promise<void>((done) => {
+                stopWatchdog();
                 server.close(() => done());
                 // Upgraded sockets are not the HTTP server's to close: say goodbye to each WebSocket.
                 for (const client of wss.clients) client.close(1001, 'server shutting down');
@@ -57,6 +60,7 @@ export const nodeHost: RuntimeHost = {
           });
         },
       );
+      const stopWatchdog = limitConnections(server as unknown as Server, connections);
       server.once('error', reject);
     });
   },

@@ -30,6 +30,12 @@ export type ServeConfig = {
   maxPublishersPerClient: number;
   /** LL-HLS blocking playlist requests one client address may have waiting at once. */
   maxHeldRequestsPerClient: number;
+  /** Connections one client address may have open at once (enforced where the runtime allows). */
+  maxConnectionsPerClient: number;
+  /** A connection whose request head is not complete after this long is closed. */
+  headerTimeoutMs: number;
+  /** A client that takes no bytes of an answer for this long is closed. */
+  sendTimeoutMs: number;
   /** How long a broadcast outlives its publisher, waiting for a reconnect. */
   ingestGraceMs: number;
   /** A publisher that sends nothing for this long is closed (0 = never). */
@@ -183,6 +189,9 @@ export function parseServe(
     ingestToken: read('ingest-token'),
     maxPublishersPerClient: numOf('max-publishers-per-client'),
     maxHeldRequestsPerClient: numOf('max-held-per-client'),
+    maxConnectionsPerClient: numOf('max-connections-per-client'),
+    headerTimeoutMs: Math.round(numOf('header-timeout') * 1000),
+    sendTimeoutMs: Math.round(numOf('send-timeout') * 1000),
     ingestGraceMs: Math.round(numOf('ingest-grace') * 1000),
     ingestIdleTimeoutMs: Math.round(numOf('ingest-idle-timeout') * 1000),
     testPattern: ['off', 'none', 'false', ''].includes(pattern) ? undefined : pattern,

@@ -16,6 +16,16 @@ import { createService, type Service } from './service.ts';
 /** A listening server. */
 export type Listener = { port: number; close(): Promise<void> };
 
+/** Bounds on client connections, kept by each runtime's server as far as it allows (README "Failure behaviour"). */
+export type ConnectionLimits = {
+  /** Connections one client address may have open at once. */
+  maxPerClient: number;
+  /** A connection whose request head is not complete after this long is closed. */
+  headerTimeoutMs: number;
+  /** A client that takes no bytes of an answer for this long is closed. */
+  sendTimeoutMs: number;
+};
+
 /** What a runtime provides to the program. */
 export interface RuntimeHost {
   readonly name: 'node' | 'bun' | 'deno';
@@ -24,8 +34,14 @@ export interface RuntimeHost {
   readFile(path: string): string;
   /** hls.js for the dashboard player. */
   readHlsJs(): string;
-  /** Serves `app` on host:port; `maxMessageBytes` bounds WebSocket messages. */
-  serve(app: Hono<never>, options: { port: number; host: string; maxMessageBytes: number }): Promise<Listener>;
+  /**
+   * Serves `app` on host:port; `maxMessageBytes` bounds WebSocket messages; `connections` bounds
+   * clients (without it: the runtime's defaults and no per-client cap).
+   */
+  serve(
+    app: Hono<never>,
+    options: { port: number; host: string; maxMessageBytes: number; connections?: ConnectionLimits },
+  ): Promise<Listener>;
   /** The runtime's part of the HTTP surface: WebSocket upgrader, client addresses, raw request targets. */
   readonly http: HttpRuntime;
   /** Loads the WebCodecs-backed codecs, or says why they are unavailable. */
@@ -136,6 +152,11 @@ export async function startService(host: RuntimeHost, config: ServeConfig, logge
       port: config.port,
       host: config.host,
       maxMessageBytes: service.ingest.limits.maxMessageBytes,
+      connections: {
+        maxPerClient: config.maxConnectionsPerClient,
+        headerTimeoutMs: config.headerTimeoutMs,
+        sendTimeoutMs: config.sendTimeoutMs,
+      },
     });
   } catch (error) {
     await service.close();

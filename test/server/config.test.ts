@@ -38,6 +38,13 @@ describe('serve configuration', () => {
       ingestIdleTimeoutMs: 0,
     });
     expect(() => parseServe(['--max-held-per-client', '0'], {}, () => '')).toThrow(/--max-held-per-client/);
+    expect(
+      parseServe(
+        ['--header-timeout', '2.5', '--max-connections-per-client', '9'],
+        { LVQR_SEND_TIMEOUT: '45' },
+        () => '',
+      ),
+    ).toMatchObject({ headerTimeoutMs: 2500, sendTimeoutMs: 45_000, maxConnectionsPerClient: 9 });
   });
 
   it('the usage text lists every serve option from the table with its default and environment variables, each under its own flag', () => {
@@ -72,6 +79,9 @@ describe('serve configuration', () => {
       maxHeldRequestsPerClient: 100,
       ingestGraceMs: 5000,
       ingestIdleTimeoutMs: 15_000,
+      maxConnectionsPerClient: 128,
+      headerTimeoutMs: 10_000,
+      sendTimeoutMs: 30_000,
       testPattern: 'live/demo',
       logLevel: 'info',
     });
