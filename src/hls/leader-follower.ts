@@ -1,0 +1,199 @@
+/**
+ * `LeaderFollower`: how a track follows its leader (audio -> its video, rung -> its source). It
+ * decides where the track's segments are cut (at the leader's boundaries, or at the target
+ * duration without a leader), gives a late-starting track its leader's numbering, and lists media
+ * the track skipped or never produced as GAP on the leader's boundaries (gap-fill.ts).
+ */
+
+import { FOLLOW_BEHIND_TARGETS, type LeaderSegment, leaderEndS } from './gap-fill.ts';
+import type { SegmentBuilder } from './segment-builder.ts';
+import { EPS_S, type GroupTiming, type InitVersion } from './track-media.ts';
+
+/** What a follower reads from its leader (a track window). */
+export type Leader = {
+  readonly ended: boolean;
+  /** MSN of the last complete segment. */
+  readonly lastCompleteMsn: number;
+  /** Where segment `msn` lies, while it is retained. */
+  leaderSegment(msn: number): LeaderSegment | undefined;
+  /** True when a segment of the current timeline starts in (`afterS`, `untilS`]. */
+  hasBoundary(afterS: number, untilS: number): boolean;
+  /** MSN and discontinuity sequence of the segment holding `timeS`. */
+  locate(timeS: number): { msn: number; discontinuitySequence: number } | undefined;
+};
+
+/** What a leader follower works with. */
+export type LeaderFollowerOptions = {
+  /** The follower's segments. */
+  builder: SegmentBuilder;
+  /** The leader (ended or not), undefined without one. */
+  leader: () => Leader | undefined;
+  /** The follower's init in effect. */
+  init: () => InitVersion | undefined;
+  /** The follower's own target duration, seconds. */
+  targetS: number;
+  group: GroupTiming;
+  warn: (message: string, fields: Record<string, unknown>) => void;
+};
+
+/** A follower waits at most this many target durations for its leader's boundary. */
+const FOLLOW_CAP_TARGETS = 2;
+
+/** The cutting and GAP state of one track relative to its leader. */
+export class LeaderFollower {
+  readonly #builder: SegmentBuilder;
+  readonly #leader: () => Leader | undefined;
+  readonly #init: () => InitVersion | undefined;
+  readonly #targetS: number;
+  readonly #group: GroupTiming;
+  readonly #warn: (message: string, fields: Record<string, unknown>) => void;
+  /** Media before this time (seconds) is listed as GAP: later-arriving fragments of it are dropped. */
+  #coveredS: number | undefined;
+  /** Missing media is being listed as GAP on the leader's boundaries. */
+  #following = false;
+
+  /** A follower that has listed no GAP. */
+  constructor(options: LeaderFollowerOptions) {
+    this.#builder = options.builder;
+    this.#leader = options.leader;
+    this.#init = options.init;
+    this.#targetS = options.targetS;
+    this.#group = options.group;
+    this.#warn = options.warn;
+  }
+
+  /** Whether the track has a leader that has not ended. */
+  get hasLeader(): boolean {
+    return this.#activeLeader() !== undefined;
+  }
+
+  /** Where the GAPs listed so far end, seconds, or undefined. */
+  get coveredS(): number | undefined {
+    return this.#coveredS;
+  }
+
+  /** Whether media at `timeS` is already listed as GAP (a late fragment of it is dropped). */
+  covers(timeS: number): boolean {
+    return this.#coveredS !== undefined && timeS < this.#coveredS - EPS_S;
+  }
+
+  /** The timeline broke: nothing is covered any more. */
+  timelineBroken(): void {
+    this.#coveredS = undefined;
+  }
+
+  /** The track is published again: no GAP state is kept. */
+  reset(): void {
+    this.#coveredS = undefined;
+    this.#following = false;
+  }
+
+  /** Decides whether a fragment that may start a segment (keyframe, or any audio) at `timeS` cuts. */
+  shouldCut(timeS: number): boolean {
+    const open = this.#builder.open!;
+    const segS = this.#builder.durationS();
+    const leader = this.#activeLeader();
+    if (leader === undefined) return segS >= this.#targetS - EPS_S;
+    // Cut at the leader's boundary once it is known; a leader that lags (or stalls) is waited for, within a cap.
+    const capS = FOLLOW_CAP_TARGETS * Math.max(this.#targetS, this.#group.targetDurationS);
+    return leader.hasBoundary(open.startTimeS + EPS_S, timeS + EPS_S) || segS >= capS;
+  }
+
+  /** Whether the next segment-starting fragment is expected to cut (for the preload hint). */
+  cutIsDue(): boolean {
+    const open = this.#builder.open!;
+    const segS = this.#builder.durationS();
+    const leader = this.#activeLeader();
+    if (leader === undefined) return segS >= this.#targetS - EPS_S;
+    return leader.hasBoundary(open.startTimeS + EPS_S, open.startTimeS + segS + EPS_S);
+  }
+
+  /**
+   * Before a segment opens at `timeS`: a track that starts late takes its leader's numbering, so
+   * MSNs line up across playlists. After missing media the leader's segments up to this one are
+   * listed as GAP, and the leader's segment holding `timeS` is returned: the new segment takes its
+   * start and PROGRAM-DATE-TIME (its head listed as GAP parts).
+   */
+  segmentHead(timeS: number): LeaderSegment | undefined {
+    const builder = this.#builder;
+    if (!builder.hasHistory) {
+      const at = this.#leader()?.locate(timeS);
+      if (at !== undefined) builder.alignTo(at);
+    }
+    const head = this.#following && builder.hasHistory ? this.#fillGaps(timeS) : undefined;
+    this.#following = false;
+    return head;
+  }
+
+  /**
+   * The track's media jumped from `fromS` to `timeS`: the skipped media is listed as GAP on the
+   * leader's boundaries (the open segment padded with GAP parts). False when no leader places it.
+   */
+  skipTo(fromS: number, timeS: number): boolean {
+    const leader = this.#activeLeader();
+    const open = this.#builder.open;
+    if (leader === undefined) return false;
+    if (open !== undefined) {
+      const own = leader.leaderSegment(open.msn);
+      if (own === undefined) return false;
+      const endS = leaderEndS(own);
+      this.#builder.pad(Math.min(endS, timeS) - fromS);
+      if (timeS < endS - EPS_S) return true;
+      this.#builder.closeSegment();
+      this.#coveredS = endS;
+    }
+    this.#following = true;
+    return true;
+  }
+
+  /**
+   * The leader moved on and the track's listed media ends at `fromS`. A track whose media ends more
+   * than `FOLLOW_BEHIND_TARGETS` target durations before its leader's complete media (a paused or
+   * stopped rung; a merely slow one stays closer) lists the leader's complete segments as GAP
+   * segments, and goes on doing so at each call until its own media comes back. True when it
+   * follows (its next fragment starts a new run of timestamps).
+   */
+  follow(fromS: number): boolean {
+    const builder = this.#builder;
+    const leader = this.#activeLeader();
+    const open = builder.open;
+    if (!builder.hasHistory || leader === undefined || leader.lastCompleteMsn < (open?.msn ?? builder.nextMsn)) {
+      return false;
+    }
+    const last = leader.leaderSegment(leader.lastCompleteMsn);
+    if (last === undefined) return false;
+    if (!this.#following && leaderEndS(last) - fromS < FOLLOW_BEHIND_TARGETS * this.#group.targetDurationS) {
+      return false;
+    }
+    if (open !== undefined) {
+      const own = leader.leaderSegment(open.msn);
+      if (own === undefined || !own.complete) return false;
+      builder.pad(leaderEndS(own) - fromS);
+      builder.closeSegment();
+      this.#coveredS = leaderEndS(own);
+    }
+    if (!this.#following) this.#warn('no media: listing GAP segments after the leader', { at: fromS });
+    this.#following = true;
+    this.#fillGaps(Number.POSITIVE_INFINITY);
+    return true;
+  }
+
+  #activeLeader(): Leader | undefined {
+    const leader = this.#leader();
+    return leader === undefined || leader.ended ? undefined : leader;
+  }
+
+  /** Lists the leader's segments from the next MSN that end by `untilS` as GAP; returns the one holding `untilS`. */
+  #fillGaps(untilS: number): LeaderSegment | undefined {
+    const leader = this.#activeLeader();
+    const init = this.#init();
+    if (leader === undefined || init === undefined) return undefined;
+    for (;;) {
+      const seg = leader.leaderSegment(this.#builder.nextMsn);
+      if (seg === undefined || seg.startTimeS > untilS + EPS_S) return undefined;
+      if (!seg.complete || leaderEndS(seg) > untilS + EPS_S) return seg;
+      this.#builder.addGap(seg, init);
+      this.#coveredS = leaderEndS(seg);
+    }
+  }
+}

@@ -1,0 +1,248 @@
+/**
+ * `SegmentBuilder`: the segment a track is building and its part in progress, the track's media
+ * sequence and discontinuity numbering, and the hand-over of completed segments (real or GAP) to
+ * the segment store. It decides nothing about when to cut: the window and its leader follower do.
+ */
+
+import { concatBytes } from '../core/bytes.ts';
+import type { Fragment } from '../fragment/fragment.ts';
+import { gapParts, gapSegment, type LeaderSegment } from './gap-fill.ts';
+import type { SegmentStore } from './segment-store.ts';
+import { EPS_S, type GroupTiming, type HlsSegment, type InitVersion, type TrackCursor } from './track-media.ts';
+
+/** What a segment builder reads from and reports to its window. */
+export type SegmentBuilderOptions = {
+  /** Where completed segments go. */
+  store: SegmentStore;
+  group: GroupTiming;
+  /** The track's own part target, seconds. */
+  partTargetS: number;
+  /** Numbering to continue from. */
+  start?: Pick<TrackCursor, 'nextMsn' | 'discontinuitySequence'> | undefined;
+  /** Wall clock, ms (PROGRAM-DATE-TIME when a fragment has no ingest time). */
+  now: () => number;
+  /** The init in effect for new media (kept by the store while in use). */
+  init: () => InitVersion | undefined;
+  /** Told at every published part or segment. */
+  changed: () => void;
+};
+
+type PartBuilder = {
+  payloads: Uint8Array[];
+  bytes: number;
+  ticks: number;
+  independent: boolean;
+};
+
+/** The open segment and the numbering of one track. */
+export class SegmentBuilder {
+  readonly #store: SegmentStore;
+  readonly #group: GroupTiming;
+  readonly #partTargetS: number;
+  readonly #now: () => number;
+  readonly #init: () => InitVersion | undefined;
+  readonly #changed: () => void;
+  #open: HlsSegment | undefined;
+  #part: PartBuilder | undefined;
+  /** Ticks of the closed parts of the open segment. */
+  #segmentTicks = 0;
+  #nextMsn: number;
+  #discSeq: number;
+  #pendingDiscontinuity = false;
+  #hasHistory = false;
+
+  /** A builder with no segment open. */
+  constructor(options: SegmentBuilderOptions) {
+    this.#store = options.store;
+    this.#group = options.group;
+    this.#partTargetS = options.partTargetS;
+    this.#now = options.now;
+    this.#init = options.init;
+    this.#changed = options.changed;
+    this.#nextMsn = options.start?.nextMsn ?? 0;
+    this.#discSeq = options.start?.discontinuitySequence ?? 0;
+  }
+
+  /** The segment being built, or undefined between segments. */
+  get open(): HlsSegment | undefined {
+    return this.#open;
+  }
+
+  /** MSN of the next segment to open. */
+  get nextMsn(): number {
+    return this.#nextMsn;
+  }
+
+  /** Discontinuity sequence of the current timeline. */
+  get discontinuitySequence(): number {
+    return this.#discSeq;
+  }
+
+  /** Whether a segment was ever opened. */
+  get hasHistory(): boolean {
+    return this.#hasHistory;
+  }
+
+  /** Whether a part is in progress (fragments not yet published). */
+  get partInProgress(): boolean {
+    return this.#part !== undefined;
+  }
+
+  /** MSN and discontinuity sequence a successor of this track continues from. */
+  numbering(): { nextMsn: number; discontinuitySequence: number } {
+    return { nextMsn: this.#nextMsn, discontinuitySequence: this.#discSeq + (this.#hasHistory ? 1 : 0) };
+  }
+
+  /** Duration of the open segment so far, the part in progress included (0 with none open). */
+  durationS(): number {
+    const open = this.#open;
+    if (open === undefined) return 0;
+    const partS = this.#part === undefined || this.#init() === undefined ? 0 : this.#part.ticks / open.init.timescale;
+    return open.durationS + partS;
+  }
+
+  /** Before the first segment: takes the numbering `at` (a leader's) when it is not behind this track's. */
+  alignTo(at: { msn: number; discontinuitySequence: number }): void {
+    if (at.msn >= this.#nextMsn && at.discontinuitySequence >= this.#discSeq) {
+      this.#nextMsn = at.msn;
+      this.#discSeq = at.discontinuitySequence;
+    }
+  }
+
+  /**
+   * Opens the next segment at `timeS`. With `head` (the leader's segment holding `timeS`, after
+   * missing media) it takes the head's start and PROGRAM-DATE-TIME, its head listed as GAP parts.
+   */
+  openSegment(init: InitVersion, timeS: number, ingestTimeMs: number, head: LeaderSegment | undefined): void {
+    const discontinuity = this.#takeDiscontinuity();
+    const previous = this.#store.last;
+    let pdt = head?.programDateTimeMs ?? ingestTimeMs;
+    if (!(pdt > 0)) {
+      pdt =
+        previous !== undefined && !discontinuity ? previous.programDateTimeMs + previous.durationS * 1000 : this.#now();
+    }
+    this.#open = {
+      msn: this.#nextMsn,
+      discontinuity,
+      discontinuitySequence: this.#discSeq,
+      init,
+      programDateTimeMs: pdt,
+      startTimeS: head?.startTimeS ?? timeS,
+      timelineS: this.#store.timelineEndS,
+      durationS: 0,
+      byteLength: 0,
+      parts: [],
+      bytes: undefined,
+    };
+    this.#nextMsn += 1;
+    this.#segmentTicks = 0;
+    this.#hasHistory = true;
+    if (head !== undefined) this.pad(timeS - head.startTimeS);
+  }
+
+  /**
+   * Adds a fragment to the open segment's part in progress (`independent`: it starts one), which is
+   * published once full or once the next fragment of the same length would not fit.
+   */
+  append(fragment: Fragment, independent: boolean): void {
+    const open = this.#open;
+    if (open === undefined) return;
+    const ts = open.init.timescale;
+    if (this.#part !== undefined && (this.#part.ticks + fragment.duration) / ts > this.#partTargetS + EPS_S) {
+      this.closePart();
+    }
+    if (this.#part === undefined) this.#part = { payloads: [], bytes: 0, ticks: 0, independent };
+    const part = this.#part;
+    part.payloads.push(fragment.payload);
+    part.bytes += fragment.payload.byteLength;
+    part.ticks += fragment.duration;
+    const partS = part.ticks / ts;
+    const durationS = fragment.duration / ts;
+    if (partS >= this.#partTargetS - EPS_S || partS + durationS > this.#partTargetS + EPS_S) this.closePart();
+  }
+
+  /** Appends GAP parts for `durationS` of missing media to the open segment. */
+  pad(durationS: number): void {
+    const open = this.#open;
+    if (open === undefined || durationS <= EPS_S) return;
+    this.closePart();
+    open.parts.push(...gapParts(open.msn, open.parts.length, durationS, this.#group.partTargetS));
+    this.#segmentTicks += Math.round(durationS * open.init.timescale);
+    open.durationS = this.#segmentTicks / open.init.timescale;
+    this.#changed();
+  }
+
+  /** Lists the leader's complete segment `seg` as the next segment, an EXT-X-GAP one. */
+  addGap(seg: LeaderSegment, init: InitVersion): void {
+    const discontinuity = this.#takeDiscontinuity();
+    this.#store.add(gapSegment(seg, init, this.#store.timelineEndS, discontinuity, this.#discSeq));
+    this.#nextMsn += 1;
+    this.#group.observeSegment(seg.durationS);
+    this.#store.trim(this.#open, init);
+    this.#changed();
+  }
+
+  /** Publishes the part in progress, if it has media. */
+  closePart(): void {
+    const builder = this.#part;
+    this.#part = undefined;
+    const open = this.#open;
+    if (builder === undefined || open === undefined || builder.payloads.length === 0) return;
+    const durationS = builder.ticks / open.init.timescale;
+    open.parts.push({
+      msn: open.msn,
+      index: open.parts.length,
+      durationS,
+      independent: builder.independent,
+      bytes: concatBytes(builder.payloads, builder.bytes),
+    });
+    this.#segmentTicks += builder.ticks;
+    open.durationS = this.#segmentTicks / open.init.timescale;
+    open.byteLength += builder.bytes;
+    this.#group.observePart(durationS);
+    this.#changed();
+  }
+
+  /** Completes the open segment (its parts become views of one copy of its bytes) and hands it to the store. */
+  closeSegment(): void {
+    this.closePart();
+    const seg = this.#open;
+    this.#open = undefined;
+    if (seg === undefined || seg.parts.length === 0) return;
+    const bytes = concatBytes(
+      seg.parts.map((p) => p.bytes),
+      seg.byteLength,
+    );
+    let offset = 0;
+    for (const part of seg.parts) {
+      const length = part.bytes.byteLength;
+      part.bytes = bytes.subarray(offset, offset + length);
+      offset += length;
+    }
+    seg.bytes = bytes;
+    this.#store.add(seg);
+    this.#group.observeSegment(seg.durationS);
+    this.#store.trim(this.#open, this.#init());
+    this.#changed();
+  }
+
+  /** Closes the media so far; the next segment (once there was one) carries EXT-X-DISCONTINUITY. */
+  breakTimeline(): void {
+    if (this.#open !== undefined) this.closeSegment();
+    this.#pendingDiscontinuity = true;
+  }
+
+  /** Drops the open segment and the part in progress. */
+  clear(): void {
+    this.#open = undefined;
+    this.#part = undefined;
+  }
+
+  /** Whether the next segment carries EXT-X-DISCONTINUITY (then counted). */
+  #takeDiscontinuity(): boolean {
+    const discontinuity = this.#pendingDiscontinuity && this.#hasHistory;
+    if (discontinuity) this.#discSeq += 1;
+    this.#pendingDiscontinuity = false;
+    return discontinuity;
+  }
+}
