@@ -187,23 +187,33 @@ describe('overload policy on the real ladder', () => {
         timeoutMs: 8000,
         intervalMs: 20,
       });
-      const source = parseManifest(String((await hls.handle(`/hls/${broadcast}/playlist.m3u8`)).body));
-      const rung = parseManifest(await rungList());
       const bySeq = (m: ReturnType<typeof parseManifest>) =>
         new Map(m.segments.map((x, i) => [(m.mediaSequence ?? 0) + i, [x.dateTimeString, x.duration]]));
-      const src = bySeq(source);
-      const common = [...bySeq(rung)].filter(([msn]) => src.has(msn));
-      expect(common.length).toBeGreaterThanOrEqual(3);
+      const compared = async () => {
+        const src = bySeq(parseManifest(String((await hls.handle(`/hls/${broadcast}/playlist.m3u8`)).body)));
+        const common = [...bySeq(parseManifest(await rungList()))].filter(([msn]) => src.has(msn));
+        return { src, common };
+      };
+      // Both playlists list at least three of the same media sequence numbers once the rung caught up.
+      const { src, common } = await waitFor(
+        async () => {
+          const c = await compared();
+          return c.common.length >= 3 ? c : undefined;
+        },
+        'three media sequence numbers in both the source and the 240p playlist',
+        { timeoutMs: 8000, intervalMs: 50 },
+      );
       for (const [msn, seg] of common) expect(seg, `segment ${msn}`).toEqual(src.get(msn));
       await publishing;
       await harness.settled(broadcast);
 
-      expect(await harness.metric('lvqr_transcode_overload_actions_total', { rendition: '240p', action: 'shed' })).toBe(
-        1,
-      );
+      // At least one shed and one pause (a busy machine can relapse after the resume and shed again).
+      expect(
+        await harness.metric('lvqr_transcode_overload_actions_total', { rendition: '240p', action: 'shed' }),
+      ).toBeGreaterThanOrEqual(1);
       expect(
         await harness.metric('lvqr_transcode_overload_actions_total', { rendition: '240p', action: 'pause' }),
-      ).toBe(1);
+      ).toBeGreaterThanOrEqual(1);
       expect(
         await harness.metric('lvqr_transcode_overload_actions_total', { rendition: '240p', action: 'resume' }),
       ).toBeGreaterThanOrEqual(1);

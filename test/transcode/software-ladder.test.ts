@@ -622,15 +622,21 @@ describe('software ladder: faults, back-pressure, format changes', () => {
       await publish(harness.ingest, broadcast, [{ bytes: readFixture('360p30.mp4'), durationS: 3 }]);
       await harness.settled(broadcast);
 
-      // 720p and 480p: exactly the first source's frames, then their outputs end before the source does.
-      const sourceEnd = harness.removedAll.indexOf(`${broadcast}:0.mp4`);
+      // 720p and 480p: exactly the first source's frames; at the format change they re-plan to
+      // skipped (360p is too small for them) and their outputs end.
+      const tasks = harness.handle.stats().filter((t) => t.broadcast === broadcast);
       for (const rendition of ['720p', '480p']) {
         const output = harness.outputs.get(`${broadcast}/${rendition}`)!;
         expect(output.sessions.length).toBe(1);
         const judged = await judge(sessionFile(output.sessions[0]!));
         expect(judged.decodeErrors).toEqual([]);
         expectSameTimes(seconds(judged.frames, judged.timescale), truth.ptsS, truth.timescale, rendition);
-        expect(harness.removedAll.indexOf(`${broadcast}/${rendition}:0.mp4`)).toBeLessThan(sourceEnd);
+        expect(harness.removedAll).toContain(`${broadcast}/${rendition}:0.mp4`);
+        const stats = taskOf(tasks, rendition).transcoderStats!;
+        expect([stats['state'], stats['skippedReason']], rendition).toEqual([
+          'skipped',
+          expect.stringMatching(/no upscaling/),
+        ]);
       }
       // 240p: a new encoder session and a new init (metaVersion bump) at the change; both halves whole.
       const output = harness.outputs.get(`${broadcast}/240p`)!;
@@ -661,7 +667,6 @@ describe('software ladder: faults, back-pressure, format changes', () => {
       const replanned = history.find((s) => s.width === 640)!;
       expect([replanned.width, replanned.height]).toEqual([640, 360]);
       expect(replanned.skipped.map((s) => s.rendition).sort()).toEqual(['480p', '720p']);
-      const tasks = harness.handle.stats().filter((t) => t.broadcast === broadcast);
       expect(tasks.every((t) => t.panics === 0)).toBe(true);
       expect(tasks.every((t) => t.transcoderStats!['restarts'] === 0)).toBe(true);
       expect(harness.decoders.created).toBe(harness.decoders.closed);
