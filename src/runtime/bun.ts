@@ -4,12 +4,11 @@
  * without Bun's typings.
  */
 
-import { readFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { getConnInfo, upgradeWebSocket, websocket } from 'hono/bun';
 import type { UpgradeWebSocket } from 'hono/ws';
 import { main, type RuntimeHost } from '../server/main.ts';
 import type { HttpRuntime } from '../server/runtime-adapter.ts';
+import { processHostBasics } from './process-host.ts';
 import { DEFAULT_CONNECTION_LIMITS, withSlicedBodies } from './send-timeout.ts';
 import { loadVideoCodecs } from './shared.ts';
 import { runBench, runPublish, startTestPattern } from './tools.ts';
@@ -28,7 +27,6 @@ type BunGlobal = {
 };
 
 const Bun = (globalThis as unknown as { Bun: BunGlobal }).Bun;
-const require = createRequire(import.meta.url);
 
 /**
  * Bun's side of the HTTP surface: Hono's Bun WebSocket adapter (it reports its message limit as a
@@ -42,10 +40,7 @@ const bunHttp: HttpRuntime = {
 /** The Bun implementation of the runtime host. */
 export const bunHost: RuntimeHost = {
   name: 'bun',
-  argv: process.argv.slice(2),
-  env: process.env,
-  readFile: (path) => readFileSync(path, 'utf8'),
-  readHlsJs: () => readFileSync(require.resolve('hls.js/dist/hls.min.js'), 'utf8'),
+  ...processHostBasics,
   http: bunHttp,
   async serve(app, { port, host, maxMessageBytes, connections = DEFAULT_CONNECTION_LIMITS }) {
     const server = Bun.serve({

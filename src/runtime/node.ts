@@ -4,28 +4,22 @@
  * the WebCodecs addon is reclaimed promptly.
  */
 
-import { readFileSync } from 'node:fs';
 import type { Server } from 'node:http';
-import { createRequire } from 'node:module';
 import type { AddressInfo } from 'node:net';
 import { serve as serveNode } from '@hono/node-server';
 import { WebSocketServer } from 'ws';
 import { main, type RuntimeHost } from '../server/main.ts';
 import { limitConnections, nodeServerOptions } from './node-connections.ts';
 import { nodeHttp, withUpgradeRefusalBodies } from './node-http.ts';
+import { processHostBasics } from './process-host.ts';
 import { DEFAULT_CONNECTION_LIMITS, withSlicedBodies } from './send-timeout.ts';
 import { loadVideoCodecs } from './shared.ts';
 import { runBench, runPublish, startTestPattern } from './tools.ts';
 
-const require = createRequire(import.meta.url);
-
 /** The Node implementation of the runtime host. */
 export const nodeHost: RuntimeHost = {
   name: 'node',
-  argv: process.argv.slice(2),
-  env: process.env,
-  readFile: (path) => readFileSync(path, 'utf8'),
-  readHlsJs: () => readFileSync(require.resolve('hls.js/dist/hls.min.js'), 'utf8'),
+  ...processHostBasics,
   http: nodeHttp,
   async serve(app, { port, host, maxMessageBytes, connections = DEFAULT_CONNECTION_LIMITS }) {
     const wss = new WebSocketServer({ noServer: true, maxPayload: maxMessageBytes });
