@@ -15,6 +15,16 @@ export {
   RenditionError,
 } from './core/errors.ts';
 export { consoleLogger, type Logger, type LogLevel, silentLogger } from './core/log.ts';
+export {
+  PLAYBACK_TOKEN_PARAMS,
+  type PlaybackToken,
+  type PlaybackTokenFailure,
+  PlaybackVerifier,
+  parsePlaybackToken,
+  playbackToken,
+  playbackTokenUntil,
+  signPlaybackUrl,
+} from './core/playback-token.ts';
 export * from './fragment/index.ts';
 export { HlsBridge, type HlsBridgeOptions } from './hls/index.ts';
 export { IngestManager, type IngestOptions, validateBroadcastName } from './ingest/index.ts';

@@ -42,6 +42,13 @@ export const ERROR_CODES = {
   'hls.bad_request': { status: 400, meaning: 'malformed or out-of-range LL-HLS query parameters' },
   'hls.unavailable': { status: 503, meaning: 'the HLS layer cannot answer (closed, or an internal failure)' },
   'hls.aborted': { status: 499, meaning: 'the client went away while its request was held' },
+  'hls.token_required': { status: 401, meaning: 'playback needs a token (exp and sig) and none, or half of one, came' },
+  'hls.token_malformed': {
+    status: 400,
+    meaning: 'the playback token exp is not unix seconds or sig is not 64 hex digits',
+  },
+  'hls.token_invalid': { status: 403, meaning: 'the playback token signature is not valid for the broadcast' },
+  'hls.token_expired': { status: 403, meaning: 'the playback token is past its exp' },
   'hls.too_many_held_requests': {
     status: 429,
     meaning: 'this client holds as many blocking playlist requests as it may',

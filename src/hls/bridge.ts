@@ -14,6 +14,7 @@ import type { LvqrMetrics } from '../metrics/index.ts';
 import { BroadcastTable, type HlsTrack } from './broadcast-table.ts';
 import { type InitDescriber, InitDescriptions } from './init-description.ts';
 import { MasterBuilder } from './master.ts';
+import { PlaybackAccess } from './playback-access.ts';
 import { Responder } from './responder.ts';
 import { errorResponse, type HlsResponse, parseHlsFile, splitHlsPath } from './routes.ts';
 import type { TrackKind } from './track-media.ts';
@@ -39,6 +40,11 @@ export type HlsBridgeOptions = {
   isRungHidden?: (source: string, rendition: string) => boolean;
   metrics?: LvqrMetrics;
   logger?: Logger;
+  /**
+   * Secret of playback tokens (`--playback-secret`): every request then needs `?exp=&sig=` signed
+   * for its source broadcast, and playlists carry the token on every URI (see `playbackToken`).
+   */
+  playbackSecret?: string;
   /** Wall clock, ms. Default `Date.now`. */
   now?: () => number;
 };
@@ -98,6 +104,7 @@ export class HlsBridge {
   readonly #descriptions: InitDescriptions;
   readonly #master: MasterBuilder;
   readonly #responder: Responder;
+  readonly #access: PlaybackAccess | undefined;
   #offCreated: (() => void) | undefined;
   #started = false;
   #closed = false;
@@ -120,6 +127,9 @@ export class HlsBridge {
     if (!(lingerMs >= 0)) throw argumentError('lingerMs', 'a number >= 0', lingerMs);
     const kbps = options.sourceBandwidthKbps;
     if (kbps !== undefined && !(kbps > 0)) throw argumentError('sourceBandwidthKbps', 'a positive number', kbps);
+    const secret = options.playbackSecret;
+    if (secret !== undefined && secret === '') throw argumentError('playbackSecret', 'a non-empty string', secret);
+    this.#access = secret === undefined ? undefined : new PlaybackAccess(secret, options.now);
     this.#registry = options.registry;
     const logger = options.logger ?? silentLogger;
     this.#logger = logger;
@@ -174,9 +184,25 @@ export class HlsBridge {
   /**
    * Answers `GET /hls/<broadcast>/<file>` (the `/hls/` prefix is optional). Blocking playlist
    * requests (`_HLS_msn`, `_HLS_part`) and requests for the next part are held until the media
-   * exists, `blockingTimeoutMs` passes (503) or `signal` aborts (499). Never throws.
+   * exists, `blockingTimeoutMs` passes (503) or `signal` aborts (499). With a playback secret the
+   * token is checked first (401 / 400 / 403) and playlists carry it on every URI. Never throws.
    */
   handle(path: string, query?: URLSearchParams, signal?: AbortSignal): Promise<HlsResponse> {
+    const access = this.#access;
+    if (access === undefined) return this.#serve(path, query, signal);
+    const split = splitHlsPath(path);
+    if (split === undefined) return this.#serve(path, query, signal);
+    return access
+      .authorize(split.broadcast, this.#table.get(split.broadcast), query)
+      .then((token) =>
+        typeof token === 'string'
+          ? this.#serve(path, query, signal).then((response) => access.sign(response, token))
+          : token,
+      )
+      .catch((error: unknown) => this.#failed(path, error));
+  }
+
+  #serve(path: string, query: URLSearchParams | undefined, signal: AbortSignal | undefined): Promise<HlsResponse> {
     try {
       const split = splitHlsPath(path);
       const file = split === undefined ? undefined : parseHlsFile(split.file);

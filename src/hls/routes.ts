@@ -15,7 +15,15 @@ export type HlsResponse = {
 };
 
 /** Stable codes of HLS error bodies. */
-export type HlsErrorCode = 'hls.not_found' | 'hls.bad_request' | 'hls.unavailable' | 'hls.aborted';
+export type HlsErrorCode =
+  | 'hls.not_found'
+  | 'hls.bad_request'
+  | 'hls.unavailable'
+  | 'hls.aborted'
+  | 'hls.token_required'
+  | 'hls.token_malformed'
+  | 'hls.token_invalid'
+  | 'hls.token_expired';
 
 /** A file under a broadcast's directory. */
 export type HlsFile =

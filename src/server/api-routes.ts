@@ -22,7 +22,7 @@ export type ApiRoutesDeps = {
 export function apiRoutes(deps: ApiRoutesDeps): Hono {
   const startedAt = Date.now();
   const routes = new Hono();
-  routes.get('/api/v1/broadcasts', (c) => c.json(deps.broadcasts?.() ?? { broadcasts: [] }));
+  routes.get('/api/v1/broadcasts', async (c) => c.json((await deps.broadcasts?.()) ?? { broadcasts: [] }));
   routes.get('/api/v1/transcode', (c) => c.json(deps.transcode?.() ?? { sources: [] }));
   routes.get('/metrics', async () => {
     if (deps.metrics === undefined) return jsonError('not_found', 'metrics are disabled');

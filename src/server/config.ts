@@ -7,6 +7,7 @@
 import { parseArgs } from 'node:util';
 import { LvqrError } from '../core/errors.ts';
 import type { LogLevel } from '../core/log.ts';
+import { validateBroadcastName } from '../ingest/names.ts';
 import { defaultLadder, type RenditionSpec, resolveLadderArgs } from '../transcode/rendition.ts';
 import { SERVE_OPTIONS, type ServeOption, type ServeOptionName, serveOptionsUsage } from './serve-options.ts';
 
@@ -26,6 +27,8 @@ export type ServeConfig = {
   hlsPartTargetMs: number;
   hlsDvrWindowMs: number;
   ingestToken: string | undefined;
+  /** Secret of playback tokens; undefined: playback is open. */
+  playbackSecret: string | undefined;
   /** Publisher connections one client address may have open at once. */
   maxPublishersPerClient: number;
   /** LL-HLS blocking playlist requests one client address may have waiting at once. */
@@ -50,6 +53,7 @@ export type Command =
   | { kind: 'serve'; config: ServeConfig }
   | { kind: 'publish'; file: string; url: string; loop: boolean; token: string | undefined }
   | { kind: 'bench'; ladder: RenditionSpec[]; maxSources: number; seconds: number }
+  | { kind: 'sign'; broadcast: string; ttlS: number; secret: string; base: string | undefined }
   | { kind: 'help'; text: string }
   | { kind: 'version' };
 
@@ -60,6 +64,9 @@ Usage:
   lvqr-transcode serve [options]
   lvqr-transcode publish <file.mp4> <url> [--loop] [--token T]
   lvqr-transcode bench [--transcode-rendition ...] [--max-sources N] [--seconds S]
+  lvqr-transcode sign <broadcast> [--ttl S] [--secret S] [--base URL]
+      prints exp=..&sig=.. for the broadcast (with --base: its signed master URL); the secret
+      defaults to LVQR_PLAYBACK_SECRET, the ttl to 3600 s
 
 serve options (env var in brackets):
 ${serveOptionsUsage()}
@@ -187,6 +194,7 @@ export function parseServe(
     hlsPartTargetMs: Math.round(partTargetMs),
     hlsDvrWindowMs: Math.round(numOf('hls-dvr-window') * 1000),
     ingestToken: read('ingest-token'),
+    playbackSecret: read('playback-secret'),
     maxPublishersPerClient: numOf('max-publishers-per-client'),
     maxHeldRequestsPerClient: numOf('max-held-per-client'),
     maxConnectionsPerClient: numOf('max-connections-per-client'),
@@ -235,5 +243,29 @@ export function parseCommand(
       seconds: number('--seconds', flags.values.get('--seconds')?.at(-1) ?? '10', { min: 2, max: 600 }),
     };
   }
-  fail(`unknown command ${JSON.stringify(sub)} (serve, publish, bench)`);
+  if (sub === 'sign') return parseSign(rest, env);
+  fail(`unknown command ${JSON.stringify(sub)} (serve, publish, bench, sign)`);
+}
+
+/** Parses `sign <broadcast> [--ttl S] [--secret S] [--base URL]`. */
+function parseSign(argv: readonly string[], env: Readonly<Record<string, string | undefined>>): Command {
+  const flags = splitFlags(argv, ['ttl', 'secret', 'base']);
+  const [unknown] = flags.unknown;
+  if (unknown !== undefined) fail(`unknown option ${unknown} for sign`);
+  const [broadcast, extra] = flags.positional;
+  if (broadcast === undefined) fail('sign needs <broadcast> (the source broadcast name)');
+  if (extra !== undefined) fail(`unexpected argument ${JSON.stringify(extra)}`);
+  validateBroadcastName(broadcast);
+  const secret = flags.values.get('--secret')?.at(-1) ?? env['LVQR_PLAYBACK_SECRET'];
+  if (secret === undefined || secret === '') fail('sign needs --secret S or LVQR_PLAYBACK_SECRET');
+  const base = flags.values.get('--base')?.at(-1);
+  if (base !== undefined && !/^https?:\/\/[^/]/.test(base))
+    fail(`--base must be an http(s) URL, got ${JSON.stringify(base)}`);
+  return {
+    kind: 'sign',
+    broadcast,
+    ttlS: number('--ttl', flags.values.get('--ttl')?.at(-1) ?? '3600', { min: 1, max: 10 * 365 * 86_400 }),
+    secret,
+    base,
+  };
 }

@@ -1,7 +1,9 @@
 /**
  * The dashboard page served at `/`: live broadcasts, an hls.js player with a rendition picker and
  * per-rung stats refreshed every second. Plain HTML + script, no build step; hls.js is served from
- * `/assets/hls.min.js` by the runtime.
+ * `/assets/hls.min.js` by the runtime. The player loads each broadcast's `playbackUrl` from
+ * `/api/v1/broadcasts` (signed by the server when a playback secret is set; hls.js then carries the
+ * token from the playlists), and reloads with a fresh one when a token is refused.
  */
 
 /** The dashboard HTML. */
@@ -76,7 +78,8 @@ export const DASHBOARD_HTML = `<!doctype html>
   function play(name) {
     current = name;
     $('title').textContent = 'Player - ' + name;
-    const src = '/hls/' + name + '/master.m3u8';
+    const entry = lastBroadcasts.find((b) => b.name === name);
+    const src = (entry && entry.playbackUrl) || '/hls/' + name + '/master.m3u8';
     if (hls) { hls.destroy(); hls = null; }
     levelSelect.innerHTML = '<option value="-1">auto</option>';
     if (window.Hls && Hls.isSupported()) {
@@ -96,7 +99,9 @@ export const DASHBOARD_HTML = `<!doctype html>
         if (data.fatal) {
           $('status').textContent = 'player error: ' + data.details;
           window.__hlsFatal = data.details;
-          if (data.type === Hls.ErrorTypes.NETWORK_ERROR) setTimeout(() => hls && hls.startLoad(), 1000);
+          const code = data.response && data.response.code;
+          if (code === 401 || code === 403) setTimeout(() => current && play(current), 1000);
+          else if (data.type === Hls.ErrorTypes.NETWORK_ERROR) setTimeout(() => hls && hls.startLoad(), 1000);
           else if (data.type === Hls.ErrorTypes.MEDIA_ERROR) hls.recoverMediaError();
         }
       });

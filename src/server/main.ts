@@ -1,11 +1,12 @@
 /**
- * The CLI program, runtime-free: parses the command line and runs `serve`, `publish` or `bench`
- * on a `RuntimeHost` that each runtime file (`src/runtime/{node,bun,deno}.ts`) implements.
+ * The CLI program, runtime-free: parses the command line and runs `serve`, `publish`, `bench` or
+ * `sign` on a `RuntimeHost` that each runtime file (`src/runtime/{node,bun,deno}.ts`) implements.
  */
 
 import type { Hono } from 'hono';
 import { errorMessage, LvqrError } from '../core/errors.ts';
 import { consoleLogger, type Logger } from '../core/log.ts';
+import { playbackToken } from '../core/playback-token.ts';
 import type { MemoryUsage } from '../metrics/index.ts';
 import type { VideoCodecs } from '../transcode/codecs.ts';
 import { type Command, parseCommand, type ServeConfig } from './config.ts';
@@ -92,9 +93,19 @@ export async function main(host: RuntimeHost): Promise<number> {
         return 2;
       }
       return host.bench(command);
+    case 'sign':
+      host.print(await signCommand(command));
+      return 0;
     case 'serve':
       return serve(host, command.config);
   }
+}
+
+/** What `sign` prints: the token query, or the broadcast's signed master URL under `--base`. */
+export async function signCommand(command: Extract<Command, { kind: 'sign' }>): Promise<string> {
+  const token = await playbackToken(command.broadcast, command.secret, command.ttlS);
+  if (command.base === undefined) return token.query;
+  return `${command.base.replace(/\/+$/, '')}/hls/${command.broadcast}/master.m3u8?${token.query}`;
 }
 
 /** A service listening on its runtime's socket (what `serve` runs, and what in-process tests start). */
@@ -230,6 +241,7 @@ async function serve(host: RuntimeHost, config: ServeConfig): Promise<number> {
       `  ladder      ${ladderText}`,
       `  encoder     ${started.backend ?? `none (${started.codecsUnavailableReason ?? 'unavailable'})`} (policy ${config.encoder})`,
       `  ingest auth ${config.ingestToken === undefined ? 'off' : 'bearer token required'}`,
+      `  playback    ${config.playbackSecret === undefined ? 'open' : 'signed tokens required (lvqr-transcode sign <broadcast>)'}`,
       ...(config.testPattern !== undefined &&
       started.service.ingest.list().some((b) => b.broadcast === config.testPattern)
         ? [`  test source ${base}/hls/${config.testPattern}/master.m3u8`]

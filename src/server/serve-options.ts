@@ -97,6 +97,12 @@ export const SERVE_OPTIONS = {
     type: 'string',
     help: 'bearer token required to publish',
   },
+  'playback-secret': {
+    value: 'S',
+    env: ['LVQR_PLAYBACK_SECRET'],
+    type: 'string',
+    help: 'require ?exp=&sig= playback tokens signed with S on /hls/ (see "lvqr-transcode sign")',
+  },
   'ingest-grace': {
     value: 'S',
     env: ['LVQR_INGEST_GRACE'],

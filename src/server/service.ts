@@ -26,6 +26,7 @@ import {
 import type { TranscoderFactory } from '../transcode/transcoder.ts';
 import { type ClientLimits, createApp, type HttpRuntime, type StaticAsset } from './app.ts';
 import type { ServeConfig } from './config.ts';
+import { withPlaybackUrls } from './playback-urls.ts';
 
 /** What the runtime hands to the service. */
 export type ServiceDeps = {
@@ -133,6 +134,7 @@ export function createService(deps: ServiceDeps): Service {
     // A rung the overload policy paused is left out of the master until it resumes.
     isRungHidden: (source, rendition) => ladder?.isRungPaused(source, rendition) ?? false,
     ...(config.sourceBandwidthKbps === undefined ? {} : { sourceBandwidthKbps: config.sourceBandwidthKbps }),
+    ...(config.playbackSecret === undefined ? {} : { playbackSecret: config.playbackSecret }),
   });
   hls.start();
 
@@ -224,7 +226,10 @@ export function createService(deps: ServiceDeps): Service {
     hls,
     metrics,
     logger,
-    broadcasts: () => ({ broadcasts: hls.broadcasts(), publishers: ingest.list() }),
+    broadcasts: async () => ({
+      broadcasts: await withPlaybackUrls(hls.broadcasts(), config.playbackSecret),
+      publishers: ingest.list(),
+    }),
     transcode: transcodeStatus,
     health: () => {
       const memory = deps.memoryUsage?.();

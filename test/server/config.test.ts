@@ -75,6 +75,7 @@ describe('serve configuration', () => {
       hlsPartTargetMs: 200,
       hlsDvrWindowMs: 120_000,
       ingestToken: undefined,
+      playbackSecret: undefined,
       maxPublishersPerClient: 16,
       maxHeldRequestsPerClient: 100,
       ingestGraceMs: 5000,
@@ -89,6 +90,8 @@ describe('serve configuration', () => {
     expect(parseServe([], { PORT: '', LVQR_PORT: '7001' }, () => '').port).toBe(7001);
     expect(parseServe(['--port=9001', '--port', '9002'], { PORT: '7000' }, () => '').port).toBe(9002);
     expect(parseServe(['--ingest-token', '-starts-with-a-dash'], {}, () => '').ingestToken).toBe('-starts-with-a-dash');
+    expect(parseServe([], { LVQR_PLAYBACK_SECRET: 'k' }, () => '').playbackSecret).toBe('k');
+    expect(parseServe(['--playback-secret', 'f'], { LVQR_PLAYBACK_SECRET: 'k' }, () => '').playbackSecret).toBe('f');
     const ladder = parseServe(['--transcode-rendition', '720p', '--transcode-rendition', '240p'], {}, () => '').ladder;
     expect(ladder.map((r) => r.name)).toEqual(['720p', '240p']);
     expect(parseServe([], { LVQR_TRANSCODE_RENDITION: 'off' }, () => '').ladder).toEqual([]);
@@ -122,7 +125,22 @@ describe('serve configuration', () => {
     expect(refused(['publish', 'a.mp4', 'http://x', '--bogus', '1'])).toBe('unknown option --bogus for publish');
     expect(refused(['publish', 'a.mp4', 'http://x', '--token'])).toBe('--token needs a value');
     expect(refused(['publish', 'a.mp4'])).toBe('publish needs <file.mp4> <url>');
-    expect(refused(['nope'])).toBe('unknown command "nope" (serve, publish, bench)');
+    expect(refused(['nope'])).toBe('unknown command "nope" (serve, publish, bench, sign)');
+    expect(refused(['sign'])).toBe('sign needs <broadcast> (the source broadcast name)');
+    expect(refused(['sign', 'live/a'])).toBe('sign needs --secret S or LVQR_PLAYBACK_SECRET');
+    expect(refused(['sign', 'live/a', '--secret', 's', '--ttl', '0'])).toBe(
+      '--ttl must be a number between 1 and 315360000, got "0"',
+    );
+    expect(refused(['sign', 'live/a', '--secret', 's', '--base', 'example.com'])).toBe(
+      '--base must be an http(s) URL, got "example.com"',
+    );
+    expect(parseCommand(['sign', 'live/a', '--base', 'http://h:1'], { LVQR_PLAYBACK_SECRET: 'k' }, () => '')).toEqual({
+      kind: 'sign',
+      broadcast: 'live/a',
+      ttlS: 3600,
+      secret: 'k',
+      base: 'http://h:1',
+    });
     expect(parseCommand(['publish', 'a.mp4', 'http://x', '--loop'], { LVQR_INGEST_TOKEN: 'E' }, () => '')).toEqual({
       kind: 'publish',
       file: 'a.mp4',
