@@ -31,7 +31,14 @@ export const ERROR_CODES = {
   },
   'ingest.client_limit': { status: 429, meaning: 'this client holds as many publisher connections as it may' },
   'ingest.unauthorized': { status: 401, meaning: 'publishing needs a bearer token and none came' },
-  'ingest.forbidden': { status: 403, meaning: 'the bearer token is not valid for the broadcast' },
+  'ingest.forbidden': {
+    status: 403,
+    meaning: 'the bearer token is not valid for the broadcast, or publish admission refused it',
+  },
+  'ingest.admission_failed': {
+    status: 503,
+    meaning: 'the admission webhook gave no usable answer in time and the default is to refuse',
+  },
   'ingest.idle_timeout': { status: 408, meaning: 'the publisher sent nothing for the idle timeout' },
   'ingest.shutdown': { status: 503, meaning: 'the server is shutting down' },
   'ingest.upgrade_required': { status: 426, meaning: 'a GET on an ingest path needs a WebSocket upgrade' },
@@ -61,6 +68,10 @@ export const ERROR_CODES = {
   'codec.closed': { status: 500, meaning: 'the codec was used after it closed' },
   'transcode.timeout': { status: 500, meaning: 'a transcoder did not answer in time' },
   'transcode.overload': { status: 500, meaning: 'the ladder cannot keep realtime' },
+  // Admin API.
+  'admin.unauthorized': { status: 401, meaning: 'the admin API needs a bearer token and none came' },
+  'admin.forbidden': { status: 403, meaning: 'the bearer token is not the admin token' },
+  'admin.bad_request': { status: 400, meaning: 'the admin request body is not the JSON expected' },
   // Configuration.
   'rendition.invalid': { status: 400, meaning: 'a rendition spec or ladder file failed validation' },
   'config.invalid': { status: 400, meaning: 'a flag, environment variable or setting is invalid' },

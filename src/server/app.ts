@@ -11,11 +11,12 @@ import { type Logger, silentLogger } from '../core/log.ts';
 import type { HlsResponse } from '../hls/index.ts';
 import type { IngestManager } from '../ingest/index.ts';
 import type { LvqrMetrics } from '../metrics/index.ts';
+import { type AdminRoutesDeps, adminRoutes } from './admin-routes.ts';
 import { apiRoutes } from './api-routes.ts';
 import { assetRoutes, type StaticAsset } from './asset-routes.ts';
 import { errorResponse, jsonError } from './errors.ts';
 import { type HlsHandler, hlsRoutes } from './hls-routes.ts';
-import { createIngestGate, type IngestEnv, ingestTargetGuard } from './ingest-gate.ts';
+import { type Admit, createIngestGate, type IngestEnv, ingestTargetGuard } from './ingest-gate.ts';
 import { ingestHttpRoutes } from './ingest-http-routes.ts';
 import { ingestWsRoutes } from './ingest-ws-routes.ts';
 import type { HttpRuntime } from './runtime-adapter.ts';
@@ -40,6 +41,10 @@ export type AppDeps = {
   assets?: Readonly<Record<string, StaticAsset>>;
   /** Per-client limits (defaults: 16 publishers, 100 held blocking requests). */
   clientLimits?: Partial<ClientLimits>;
+  /** Publish admission, asked before a publisher is let in. */
+  admit?: Admit;
+  /** The admin API (per-broadcast ladders). */
+  admin?: AdminRoutesDeps;
 };
 
 /** What one client address may hold at once. */
@@ -58,7 +63,12 @@ export function createApp(deps: AppDeps): Hono<IngestEnv> {
   const logger = deps.logger ?? silentLogger;
   const { metrics, runtime } = deps;
   const limits = { ...DEFAULT_CLIENT_LIMITS, ...deps.clientLimits };
-  const open = createIngestGate({ ingest: deps.ingest, metrics, maxPublishersPerClient: limits.maxPublishers });
+  const open = createIngestGate({
+    ingest: deps.ingest,
+    metrics,
+    maxPublishersPerClient: limits.maxPublishers,
+    admit: deps.admit,
+  });
 
   const app = new Hono<IngestEnv>();
   app.onError((error) => {
@@ -70,6 +80,7 @@ export function createApp(deps: AppDeps): Hono<IngestEnv> {
   app.route('/', ingestHttpRoutes({ open, metrics, logger, runtime }));
   app.route('/', ingestWsRoutes({ open, ingest: deps.ingest, metrics, logger, runtime }));
   app.route('/', hlsRoutes({ hls: deps.hls, maxHeldRequestsPerClient: limits.maxHeldRequests, runtime }));
+  if (deps.admin !== undefined) app.route('/', adminRoutes(deps.admin));
   app.route('/', apiRoutes({ metrics, broadcasts: deps.broadcasts, transcode: deps.transcode, health: deps.health }));
   // Last: its catch-all GET answers whatever no other route took.
   app.route('/', assetRoutes({ assets: deps.assets }));

@@ -9,6 +9,7 @@ import { LvqrError } from '../core/errors.ts';
 import type { LogLevel } from '../core/log.ts';
 import { validateBroadcastName } from '../ingest/names.ts';
 import { defaultLadder, type RenditionSpec, resolveLadderArgs } from '../transcode/rendition.ts';
+import type { WebhookConfig } from './event-wiring.ts';
 import { SERVE_OPTIONS, type ServeOption, type ServeOptionName, serveOptionsUsage } from './serve-options.ts';
 
 /** Encoder policy for the ladder. */
@@ -29,6 +30,10 @@ export type ServeConfig = {
   ingestToken: string | undefined;
   /** Secret of playback tokens; undefined: playback is open. */
   playbackSecret: string | undefined;
+  /** Event webhooks (no URL: no events). */
+  webhooks: WebhookConfig;
+  /** Bearer token of the admin API; the API is off without it. */
+  adminToken: string | undefined;
   /** Publisher connections one client address may have open at once. */
   maxPublishersPerClient: number;
   /** LL-HLS blocking playlist requests one client address may have waiting at once. */
@@ -176,6 +181,8 @@ export function parseServe(
     fail(`--transcode-overload must be on or off, got ${JSON.stringify(overloadRaw)}`);
   }
 
+  const webhooks = parseWebhooks(given('webhook-url') ?? [], read);
+
   const pattern = read('test-pattern')!;
   const logLevel = read('log-level') as LogLevel;
   if (!['debug', 'info', 'warn', 'error'].includes(logLevel)) fail(`--log-level must be debug, info, warn or error`);
@@ -195,6 +202,8 @@ export function parseServe(
     hlsDvrWindowMs: Math.round(numOf('hls-dvr-window') * 1000),
     ingestToken: read('ingest-token'),
     playbackSecret: read('playback-secret'),
+    webhooks: { ...webhooks, timeoutMs: Math.round(numOf('webhook-timeout') * 1000) },
+    adminToken: read('admin-token'),
     maxPublishersPerClient: numOf('max-publishers-per-client'),
     maxHeldRequestsPerClient: numOf('max-held-per-client'),
     maxConnectionsPerClient: numOf('max-connections-per-client'),
@@ -204,6 +213,44 @@ export function parseServe(
     ingestIdleTimeoutMs: Math.round(numOf('ingest-idle-timeout') * 1000),
     testPattern: ['off', 'none', 'false', ''].includes(pattern) ? undefined : pattern,
     logLevel,
+  };
+}
+
+/** The webhook options: URLs (each flag value may hold several, comma-separated), secret, admission. */
+function parseWebhooks(
+  values: readonly string[],
+  read: (name: ServeOptionName) => string | undefined,
+): Omit<WebhookConfig, 'timeoutMs'> {
+  const urls = values
+    .flatMap((v) => v.split(','))
+    .map((u) => u.trim())
+    .filter((u) => u !== '');
+  for (const url of urls) {
+    let parsed: URL | undefined;
+    try {
+      parsed = new URL(url);
+    } catch {
+      parsed = undefined;
+    }
+    if (parsed === undefined || (parsed.protocol !== 'http:' && parsed.protocol !== 'https:')) {
+      fail(`--webhook-url must be an http or https URL, got ${JSON.stringify(url)}`);
+    }
+  }
+  const admission = read('webhook-admission')!.toLowerCase();
+  if (!['on', 'off'].includes(admission))
+    fail(`--webhook-admission must be on or off, got ${JSON.stringify(admission)}`);
+  if (admission === 'on' && urls.length === 0) fail('--webhook-admission on needs a --webhook-url');
+  const fallback = read('webhook-admission-default')!.toLowerCase();
+  if (!['allow', 'deny'].includes(fallback)) {
+    fail(`--webhook-admission-default must be allow or deny, got ${JSON.stringify(fallback)}`);
+  }
+  const secret = read('webhook-secret');
+  return {
+    urls,
+    secret: secret === '' ? undefined : secret,
+    admission: admission === 'on',
+    admissionDefaultAllow: fallback === 'allow',
+    node: read('node-name')!,
   };
 }
 

@@ -34,7 +34,16 @@ export type OpenIngest = (
   authorization: string | undefined,
   transport: 'http' | 'ws',
   client: string | undefined,
-) => IngestConnection | Refusal;
+) => Promise<IngestConnection | Refusal>;
+
+/**
+ * Publish admission: asked after the token, name and per-client checks, before the broadcast is
+ * taken; `undefined` lets the publisher in, a `Refusal` keeps it out. Must not throw.
+ */
+export type Admit = (
+  broadcast: string,
+  info: { transport: 'http' | 'ws'; client: string | undefined },
+) => Promise<Refusal | undefined>;
 
 /** What the ingest gate is built from. */
 export type IngestGateDeps = {
@@ -42,6 +51,8 @@ export type IngestGateDeps = {
   metrics: LvqrMetrics | undefined;
   /** Publisher connections one client address may hold at once. */
   maxPublishersPerClient: number;
+  /** Publish admission (none: every publisher that passes the checks is let in). */
+  admit?: Admit | undefined;
 };
 
 /** The refusal for any thrown value (its code and message; `internal` for anything untyped). */
@@ -65,10 +76,13 @@ function broadcastFromPath(path: string): string {
   return path.slice(INGEST_PREFIX.length);
 }
 
-/** Validates the name and token, takes a per-client slot and opens the publisher connection. */
+/**
+ * Validates the name and token, takes a per-client slot, asks admission and opens the publisher
+ * connection.
+ */
 export function createIngestGate(deps: IngestGateDeps): OpenIngest {
   const publishersByClient = new PerClientLimit(deps.maxPublishersPerClient);
-  return (path, authorization, transport, client) => {
+  return async (path, authorization, transport, client) => {
     const ingest = deps.ingest;
     if (ingest === undefined) return { code: 'not_found', message: 'ingest is disabled' };
     const broadcast = broadcastFromPath(path);
@@ -89,6 +103,14 @@ export function createIngestGate(deps: IngestGateDeps): OpenIngest {
       );
     }
     try {
+      if (deps.admit !== undefined) {
+        validateBroadcastName(broadcast);
+        const refusal = await deps.admit(broadcast, { transport, client });
+        if (refusal !== undefined) {
+          release();
+          return refuse(refusal.code, refusal.message);
+        }
+      }
       const connection = ingest.open(broadcast, transport);
       connection.onEnded = release;
       return connection;

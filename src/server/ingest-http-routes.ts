@@ -56,7 +56,7 @@ async function discardBody(reader: ReadableStreamDefaultReader<Uint8Array>): Pro
 export function ingestHttpRoutes(deps: IngestHttpDeps): Hono<IngestEnv> {
   const { metrics, logger } = deps;
   const ingestPost = async (c: Context<IngestEnv>): Promise<Response> => {
-    const opened = deps.open(c.req.path, c.req.header('authorization'), 'http', clientAddressOf(deps.runtime, c));
+    const opened = await deps.open(c.req.path, c.req.header('authorization'), 'http', clientAddressOf(deps.runtime, c));
     if (!(opened instanceof IngestConnection)) {
       const unread = c.req.raw.body;
       if (unread !== null) await discardBody(unread.getReader());

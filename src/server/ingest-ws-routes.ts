@@ -68,7 +68,7 @@ export function ingestWsRoutes(deps: IngestWsDeps): Hono<IngestEnv> {
       let refusal = c.get('ingestRefusal');
       if (refusal === undefined) {
         const token = c.req.header('authorization') ?? c.req.query('token');
-        const opened = deps.open(c.req.path, token, 'ws', clientAddressOf(deps.runtime, c));
+        const opened = await deps.open(c.req.path, token, 'ws', clientAddressOf(deps.runtime, c));
         if (opened instanceof IngestConnection) c.set('ingestConnection', opened);
         else refusal = opened;
       }

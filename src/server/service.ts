@@ -26,7 +26,9 @@ import {
 import type { TranscoderFactory } from '../transcode/transcoder.ts';
 import { type ClientLimits, createApp, type HttpRuntime, type StaticAsset } from './app.ts';
 import type { ServeConfig } from './config.ts';
+import { type EventWiring, wireEvents } from './event-wiring.ts';
 import { withPlaybackUrls } from './playback-urls.ts';
+import { StreamLadders } from './stream-ladders.ts';
 
 /** What the runtime hands to the service. */
 export type ServiceDeps = {
@@ -60,6 +62,8 @@ export type ServiceDeps = {
   >;
   /** Extra fields for /healthz and /api/v1/transcode (runtime, probe results). */
   info?: Record<string, unknown>;
+  /** How webhooks are sent (default: the runtime's `fetch`). */
+  fetch?: typeof fetch;
 };
 
 /** A wired service. */
@@ -70,6 +74,10 @@ export type Service = {
   readonly hls: HlsBridge;
   readonly runner: TranscodeRunnerHandle;
   readonly ladder: SoftwareLadder | undefined;
+  /** Per-broadcast ladders (admin API, admission answers). */
+  readonly ladders: StreamLadders;
+  /** Event webhooks; undefined without a `--webhook-url`. */
+  readonly events: EventWiring | undefined;
   readonly app: ReturnType<typeof createApp>;
   /** JSON of GET /api/v1/transcode. */
   transcodeStatus(): unknown;
@@ -103,6 +111,25 @@ export function createService(deps: ServiceDeps): Service {
   registry.onEntryCreated(countBroadcasts);
   registry.onEntryRemoved(countBroadcasts);
 
+  const ladders = new StreamLadders(config.ladder);
+  registry.onEntryRemoved((broadcast, _track, broadcaster) => {
+    if (broadcaster.origin.kind !== 'ingest') return;
+    if (registry.entries().some((e) => e.broadcast === broadcast && e.broadcaster.origin.kind === 'ingest')) return;
+    ladders.ended(broadcast);
+    ladders.delete(broadcast, 'admission');
+  });
+  const events =
+    config.webhooks.urls.length === 0
+      ? undefined
+      : wireEvents({
+          config: config.webhooks,
+          registry,
+          metrics,
+          logger,
+          ladders,
+          ...(deps.fetch === undefined ? {} : { fetch: deps.fetch }),
+        });
+
   let ladder: SoftwareLadder | undefined;
   const runner = new TranscodeRunner({ ...deps.runner, metrics, logger });
   if (deps.codecs !== undefined && config.ladder.length > 0) {
@@ -116,9 +143,14 @@ export function createService(deps: ServiceDeps): Service {
       gcFull: deps.gcFull,
       ...(config.overloadPolicy ? {} : { overload: false as const }),
       segmentTargetMs: config.hlsTargetDurationMs,
+      ...(events === undefined ? {} : { onEvent: events.onLadderEvent }),
     });
     const shared = ladder;
-    runner.withLadder(config.ladder, (spec) => new SoftwareTranscoderFactory(spec, shared));
+    runner.withLadder(
+      config.ladder,
+      (spec) => new SoftwareTranscoderFactory(spec, shared),
+      (broadcast) => ladders.lookup(broadcast),
+    );
   }
   for (const factory of deps.factories ?? []) runner.withFactory(factory);
   const handle = runner.install(registry);
@@ -158,7 +190,7 @@ export function createService(deps: ServiceDeps): Service {
     const sources = (ladder?.sources() ?? []).map((s) => {
       const plan =
         s.width !== undefined && s.height !== undefined && s.width > 0
-          ? planLadder({ width: s.width, height: s.height, frameRate: s.frameRate }, config.ladder)
+          ? planLadder({ width: s.width, height: s.height, frameRate: s.frameRate }, ladders.active(s.broadcast))
           : undefined;
       return {
         broadcast: s.broadcast,
@@ -242,6 +274,15 @@ export function createService(deps: ServiceDeps): Service {
     ...(deps.runtime === undefined ? {} : { runtime: deps.runtime }),
     ...(deps.clientLimits === undefined ? {} : { clientLimits: deps.clientLimits }),
     ...(deps.assets === undefined ? {} : { assets: deps.assets }),
+    ...(events === undefined ? {} : { admit: events.admit }),
+    admin: {
+      token: config.adminToken,
+      ladders,
+      sourceSize: (broadcast) => {
+        const s = ladder?.sources().find((x) => x.broadcast === broadcast && x.decoderState !== 'unsupported');
+        return s?.width === undefined || s.height === undefined ? undefined : { width: s.width, height: s.height };
+      },
+    },
   });
 
   let closing: Promise<void> | undefined;
@@ -252,6 +293,8 @@ export function createService(deps: ServiceDeps): Service {
     hls,
     runner: handle,
     ladder,
+    ladders,
+    events,
     app,
     transcodeStatus,
     close() {
@@ -259,6 +302,7 @@ export function createService(deps: ServiceDeps): Service {
         ingest.close();
         await handle.close();
         hls.close();
+        events?.close();
       })();
       return closing;
     },

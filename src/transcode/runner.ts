@@ -76,6 +76,33 @@ type Task = {
   done: Promise<void>;
 };
 
+/** The ladder of one broadcast, or `undefined` for the default ladder given to `withLadder`. */
+export type LadderLookup = (broadcast: string) => readonly RenditionSpec[] | undefined;
+
+/** A ladder added with `withLadder`: its default renditions and a factory per rendition built so far. */
+type LadderGroup = {
+  readonly defaults: readonly RenditionSpec[];
+  readonly build: (spec: RenditionSpec) => TranscoderFactory;
+  readonly lookup: LadderLookup | undefined;
+  /** Factories by rendition (name and figures): one per distinct rendition ever asked for. */
+  readonly built: Map<string, TranscoderFactory>;
+};
+
+function renditionKey(spec: RenditionSpec): string {
+  return [spec.name, spec.width, spec.height, spec.videoBitrateKbps, spec.audioBitrateKbps].join(':');
+}
+
+/** The factory of `spec` in `group`, built on first use. */
+function ladderFactory(group: LadderGroup, spec: RenditionSpec): TranscoderFactory {
+  const key = renditionKey(spec);
+  let factory = group.built.get(key);
+  if (factory === undefined) {
+    factory = group.build(spec);
+    group.built.set(key, factory);
+  }
+  return factory;
+}
+
 const TIMEOUT = Symbol('timeout');
 
 function keyString(key: TaskKey): string {
@@ -140,6 +167,7 @@ export class TranscodeRunnerHandle {
 /** Builder of the transcode fan-out: add factories, then `install` on a registry. */
 export class TranscodeRunner {
   readonly #factories: TranscoderFactory[] = [];
+  readonly #ladders: LadderGroup[] = [];
   readonly #options: TranscodeRunnerOptions;
 
   /** Creates an empty runner. */
@@ -153,20 +181,35 @@ export class TranscodeRunner {
     return this;
   }
 
-  /** Adds one factory per rendition, built by `build`. */
-  withLadder(ladder: readonly RenditionSpec[], build: (spec: RenditionSpec) => TranscoderFactory): this {
-    for (const spec of ladder) this.#factories.push(build(spec));
+  /**
+   * Adds one factory per rendition, built by `build`. With `lookup`, each broadcast gets the
+   * renditions `lookup` returns for it when its entry is created (`ladder` when it returns
+   * `undefined`); a rendition outside `ladder` gets its own factory from `build` on first use.
+   */
+  withLadder(
+    ladder: readonly RenditionSpec[],
+    build: (spec: RenditionSpec) => TranscoderFactory,
+    lookup?: LadderLookup,
+  ): this {
+    const group: LadderGroup = { defaults: [...ladder], build, lookup, built: new Map() };
+    for (const spec of ladder) ladderFactory(group, spec);
+    this.#ladders.push(group);
     return this;
   }
 
-  /** Number of factories added. */
+  /** Number of factories added (a ladder counts its default renditions). */
   get factoryCount(): number {
-    return this.#factories.length;
+    return this.#factories.length + this.#ladders.reduce((n, g) => n + g.defaults.length, 0);
   }
 
   /** Starts a drain task per (factory, new entry) on `registry` from now on. */
   install(registry: FragmentBroadcasterRegistry): TranscodeRunnerHandle {
-    const factories = [...this.#factories];
+    const statics = [...this.#factories];
+    const ladders = [...this.#ladders];
+    const factoriesFor = (broadcast: string): TranscoderFactory[] => [
+      ...ladders.flatMap((g) => (g.lookup?.(broadcast) ?? g.defaults).map((spec) => ladderFactory(g, spec))),
+      ...statics,
+    ];
     const logger = this.#options.logger ?? silentLogger;
     const metrics = this.#options.metrics;
     const env: DriveEnv = {
@@ -197,7 +240,7 @@ export class TranscodeRunner {
       if (abort.signal.aborted) return;
       // Never transcode a transcoder's output (explicit tag, not a guess from the name).
       if (broadcaster.origin.kind === 'rendition') return;
-      for (const factory of factories) {
+      for (const factory of factoriesFor(broadcast)) {
         const ctx: TranscoderContext = {
           broadcast,
           track,
@@ -253,7 +296,7 @@ export class TranscodeRunner {
     };
 
     const unsubscribe = registry.onEntryCreated(spawn);
-    logger.debug('transcode runner installed', { factories: factories.length });
+    logger.debug('transcode runner installed', { factories: this.factoryCount });
 
     const stop = (): Promise<void> => {
       if (closing !== undefined) return closing;

@@ -31,7 +31,13 @@ export {
   SoftwareTranscoder,
   SoftwareTranscoderFactory,
 } from './lvqr-names.ts';
-export { LADDER_TRANSCODER_NAME, type LadderOptions, type ResolvedLadderOptions } from './options.ts';
+export {
+  LADDER_TRANSCODER_NAME,
+  type LadderEvent,
+  type LadderOptions,
+  notifyLadderEvent,
+  type ResolvedLadderOptions,
+} from './options.ts';
 export {
   DEFAULT_OVERLOAD,
   OverloadGovernor,

@@ -6,7 +6,7 @@
 
 import type { Logger } from '../../core/log.ts';
 import type { LvqrMetrics } from '../../metrics/index.ts';
-import { LADDER_TRANSCODER_NAME } from './options.ts';
+import { LADDER_TRANSCODER_NAME, type LadderEvent, notifyLadderEvent } from './options.ts';
 import { OverloadGovernor, type OverloadOptions, type RungLoadState, type RungSample } from './overload.ts';
 
 /** One rung's load state and what it saw during the current sampling interval. */
@@ -84,6 +84,8 @@ export type SourceLoadMonitorOptions = {
   now: () => number;
   logger: Logger;
   metrics?: LvqrMetrics | undefined;
+  /** Told of every overload step. */
+  onEvent?: ((event: LadderEvent) => void) | undefined;
 };
 
 /** The overload policy of one source's ladder, applied to its rungs. */
@@ -139,6 +141,7 @@ export class SourceLoadMonitor {
         behind: samples.filter((x) => x.behind).map((x) => x.name),
         nextHoldMs: governor.holdMs,
       };
+      notifyLadderEvent(this.#options.onEvent, { kind: 'overload', broadcast, rendition: t.rung, action: t.action });
       if (t.action === 'shed' || t.action === 'pause') logger.warn('ladder overloaded: shedding a rung', fields);
       else logger.info('ladder has headroom: rung back', fields);
     }

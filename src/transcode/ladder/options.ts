@@ -50,11 +50,28 @@ export type LadderOptions = {
   retryBaseMs?: number;
   retryMaxMs?: number;
   now?: () => number;
+  /** Told of rung failures, recoveries and overload steps (operator events); what it throws is ignored. */
+  onEvent?: (event: LadderEvent) => void;
 };
 
+/** What the ladder tells `onEvent`: a rung's encoder failed or works again, or an overload step. */
+export type LadderEvent =
+  | { kind: 'rung_failed'; broadcast: string; rendition: string; error: string }
+  | { kind: 'rung_recovered'; broadcast: string; rendition: string }
+  | { kind: 'overload'; broadcast: string; rendition: string; action: 'shed' | 'pause' | 'restore' | 'resume' };
+
+/** Hands `event` to `onEvent`, never letting it throw into the ladder. */
+export function notifyLadderEvent(onEvent: ((event: LadderEvent) => void) | undefined, event: LadderEvent): void {
+  try {
+    onEvent?.(event);
+  } catch {
+    // A listener's failure is its own.
+  }
+}
+
 /** `LadderOptions` with every default filled in. */
-export type ResolvedLadderOptions = Required<Omit<LadderOptions, 'metrics' | 'gc' | 'gcFull'>> &
-  Pick<LadderOptions, 'metrics' | 'gc' | 'gcFull'>;
+export type ResolvedLadderOptions = Required<Omit<LadderOptions, 'metrics' | 'gc' | 'gcFull' | 'onEvent'>> &
+  Pick<LadderOptions, 'metrics' | 'gc' | 'gcFull' | 'onEvent'>;
 
 /** Fills in the defaults of `options`. */
 export function resolveLadderOptions(options: LadderOptions): ResolvedLadderOptions {

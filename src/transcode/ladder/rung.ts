@@ -15,7 +15,7 @@ import type { RenditionSpec } from '../rendition.ts';
 import type { Transcoder, TranscoderContext, TranscoderStats } from '../transcoder.ts';
 import { type FrameMeta, isFrame, type QueuedFrame, type QueueItem, type SourceFormat, ticksToUs } from './frames.ts';
 import { RungLoad } from './load.ts';
-import { type ResolvedLadderOptions, softQueueLimit } from './options.ts';
+import { notifyLadderEvent, type ResolvedLadderOptions, softQueueLimit } from './options.ts';
 import type { RungLoadState, RungSample } from './overload.ts';
 import { type PlannedRung, planRung, type SourceVideo } from './plan.ts';
 import { RungOutput } from './rung-output.ts';
@@ -371,7 +371,14 @@ export class RungTranscoder implements Transcoder, RungSink {
     if (bytes === undefined) return;
     this.#stats.countOutput(this.#options.now(), meta, bytes);
     this.#backoff.succeed();
-    if (this.#state === 'failed') this.#state = 'running';
+    if (this.#state === 'failed') {
+      this.#state = 'running';
+      notifyLadderEvent(this.#options.onEvent, {
+        kind: 'rung_recovered',
+        broadcast: this.#broadcast ?? '',
+        rendition: this.rendition.name,
+      });
+    }
   }
 
   /** The encoder session asked for hardware was served by `softwareEncoder`. */
@@ -390,6 +397,14 @@ export class RungTranscoder implements Transcoder, RungSink {
   #fail(error: unknown, encoder: EncoderLike | undefined): void {
     if (encoder !== undefined && encoder !== this.#encoder) return;
     this.#lastError = errorMessage(error);
+    if (this.#state !== 'failed') {
+      notifyLadderEvent(this.#options.onEvent, {
+        kind: 'rung_failed',
+        broadcast: this.#broadcast ?? '',
+        rendition: this.rendition.name,
+        error: this.#lastError,
+      });
+    }
     this.#state = 'failed';
     this.#stats.countRestart();
     const delay = this.#backoff.fail();

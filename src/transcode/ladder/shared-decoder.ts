@@ -120,6 +120,7 @@ export class SharedDecoder implements DecodedSource {
       now,
       logger,
       metrics,
+      onEvent: options.onEvent,
     });
     this.#backoff = new Backoff({ baseMs: retryBaseMs, maxMs: retryMaxMs, now, immediateRetries: 1 });
     this.#meta = meta;
