@@ -10,6 +10,7 @@ import { FragmentBroadcasterRegistry } from '../fragment/registry.ts';
 import { HlsBridge } from '../hls/index.ts';
 import { type IngestLimits, IngestManager } from '../ingest/index.ts';
 import { createMetrics, type LvqrMetrics, type MemoryUsage } from '../metrics/index.ts';
+import { ThumbnailStore } from '../thumbnail/index.ts';
 import type { VideoCodecs } from '../transcode/codecs.ts';
 import {
   planLadder,
@@ -24,14 +25,21 @@ import {
   type TranscodeRunnerOptions,
 } from '../transcode/runner.ts';
 import type { TranscoderFactory } from '../transcode/transcoder.ts';
+import type { WebCodecs } from '../webcodecs/index.ts';
 import { type ClientLimits, createApp, type HttpRuntime, type StaticAsset } from './app.ts';
 import type { ServeConfig } from './config.ts';
+import { withThumbnails } from './thumbnail-routes.ts';
 
 /** What the runtime hands to the service. */
 export type ServiceDeps = {
   config: ServeConfig;
   /** Codecs for the ladder; without them the service serves sources only. */
   codecs?: VideoCodecs | undefined;
+  /**
+   * WebCodecs for thumbnails of sources the ladder does not decode (loaded on the first such
+   * request); without it those sources have no thumbnail.
+   */
+  thumbnailCodecs?: (() => Promise<WebCodecs | undefined>) | undefined;
   /** Why there are no codecs (shown by the API). */
   codecsUnavailableReason?: string | undefined;
   logger?: Logger;
@@ -55,7 +63,7 @@ export type ServiceDeps = {
   /** Ladder tunables (queue bound, overload policy, retry delays). */
   ladder?: Omit<
     SoftwareLadderOptions,
-    'registry' | 'codecs' | 'metrics' | 'logger' | 'gc' | 'gcFull' | 'segmentTargetMs'
+    'registry' | 'codecs' | 'metrics' | 'logger' | 'gc' | 'gcFull' | 'segmentTargetMs' | 'onKeyframe'
   >;
   /** Extra fields for /healthz and /api/v1/transcode (runtime, probe results). */
   info?: Record<string, unknown>;
@@ -69,6 +77,7 @@ export type Service = {
   readonly hls: HlsBridge;
   readonly runner: TranscodeRunnerHandle;
   readonly ladder: SoftwareLadder | undefined;
+  readonly thumbnails: ThumbnailStore;
   readonly app: ReturnType<typeof createApp>;
   /** JSON of GET /api/v1/transcode. */
   transcodeStatus(): unknown;
@@ -102,6 +111,7 @@ export function createService(deps: ServiceDeps): Service {
   registry.onEntryCreated(countBroadcasts);
   registry.onEntryRemoved(countBroadcasts);
 
+  const thumbnails = new ThumbnailStore({ registry, webcodecs: deps.thumbnailCodecs, logger });
   let ladder: SoftwareLadder | undefined;
   const runner = new TranscodeRunner({ ...deps.runner, metrics, logger });
   if (deps.codecs !== undefined && config.ladder.length > 0) {
@@ -115,6 +125,8 @@ export function createService(deps: ServiceDeps): Service {
       gcFull: deps.gcFull,
       ...(config.overloadPolicy ? {} : { overload: false as const }),
       segmentTargetMs: config.hlsTargetDurationMs,
+      // The ladder's one decode of each source feeds the thumbnails too.
+      onKeyframe: (broadcast, frame) => thumbnails.offerFrame(broadcast, frame),
     });
     const shared = ladder;
     runner.withLadder(config.ladder, (spec) => new SoftwareTranscoderFactory(spec, shared));
@@ -216,12 +228,13 @@ export function createService(deps: ServiceDeps): Service {
       ...deps.info,
       sources,
       transcoders,
+      thumbnails: thumbnails.status(),
     };
   };
 
   const app = createApp({
     ingest,
-    hls,
+    hls: withThumbnails(hls, thumbnails),
     metrics,
     logger,
     broadcasts: () => ({ broadcasts: hls.broadcasts(), publishers: ingest.list() }),
@@ -247,6 +260,7 @@ export function createService(deps: ServiceDeps): Service {
     hls,
     runner: handle,
     ladder,
+    thumbnails,
     app,
     transcodeStatus,
     close() {
@@ -254,6 +268,7 @@ export function createService(deps: ServiceDeps): Service {
         ingest.close();
         await handle.close();
         hls.close();
+        thumbnails.close();
       })();
       return closing;
     },

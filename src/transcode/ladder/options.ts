@@ -3,7 +3,7 @@
 import { type Logger, silentLogger } from '../../core/log.ts';
 import type { FragmentBroadcasterRegistry } from '../../fragment/registry.ts';
 import type { LvqrMetrics } from '../../metrics/index.ts';
-import type { VideoCodecs } from '../codecs.ts';
+import type { VideoCodecs, VideoFrameLike } from '../codecs.ts';
 import type { OverloadOptions } from './overload.ts';
 
 /**
@@ -50,11 +50,19 @@ export type LadderOptions = {
   retryBaseMs?: number;
   retryMaxMs?: number;
   now?: () => number;
+  /**
+   * Handed a clone of a decoded source keyframe, at most once per `keyframeTapMs` per source (the
+   * thumbnails read them, so the ladder's one decode serves them too). The callee owns the frame
+   * and must close it.
+   */
+  onKeyframe?: (broadcast: string, frame: VideoFrameLike) => void;
+  /** Least time between two `onKeyframe` calls for one source (default 1000 ms). */
+  keyframeTapMs?: number;
 };
 
 /** `LadderOptions` with every default filled in. */
-export type ResolvedLadderOptions = Required<Omit<LadderOptions, 'metrics' | 'gc' | 'gcFull'>> &
-  Pick<LadderOptions, 'metrics' | 'gc' | 'gcFull'>;
+export type ResolvedLadderOptions = Required<Omit<LadderOptions, 'metrics' | 'gc' | 'gcFull' | 'onKeyframe'>> &
+  Pick<LadderOptions, 'metrics' | 'gc' | 'gcFull' | 'onKeyframe'>;
 
 /** Fills in the defaults of `options`. */
 export function resolveLadderOptions(options: LadderOptions): ResolvedLadderOptions {
@@ -67,6 +75,7 @@ export function resolveLadderOptions(options: LadderOptions): ResolvedLadderOpti
     overload: {},
     retryBaseMs: 250,
     retryMaxMs: 8000,
+    keyframeTapMs: 1000,
     now: Date.now,
     ...options,
   };
