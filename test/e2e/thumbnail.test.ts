@@ -3,7 +3,7 @@
  * broadcast's first keyframe, then a JPEG of the source's aspect ratio (ffprobe reads it) that
  * follows the moving test pattern, rendered at most once a second and shared by concurrent
  * requests; from the ladder's keyframe tap with a ladder, from a short-lived decoder without one
- * (`--transcode-rendition none`). Bad widths are refused.
+ * (`--transcode-rendition none`). Bad widths are refused; the dashboard shows the thumbnails.
  */
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -153,5 +153,11 @@ describe('thumbnails', () => {
       'a newer thumbnail without a ladder',
       { timeoutMs: 6000, intervalMs: 250 },
     );
+  });
+
+  it('shows the thumbnails in the dashboard broadcast list', async () => {
+    const html = await (await fetch(`${ladder.url}/`)).text();
+    expect(html).toContain("document.createElement('img')");
+    expect(html).toContain('/thumbnail.jpg?width=');
   });
 });
