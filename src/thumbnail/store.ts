@@ -104,7 +104,7 @@ export class ThumbnailStore {
         this.#drop(broadcast);
         const entry = this.#newEntry(broadcast);
         this.#entries.set(broadcast, entry);
-        entry.subscription = broadcaster.subscribe({ capacity: 64 });
+        entry.subscription = broadcaster.subscribe();
         void this.#watch(entry, entry.subscription);
       }),
       registry.onEntryRemoved((broadcast, track, broadcaster) => {
