@@ -202,6 +202,22 @@ export class HlsBridge {
       .catch((error: unknown) => this.#failed(path, error));
   }
 
+  /**
+   * The playback-token check of `handle` alone, for files served beside the HLS layer (thumbnails):
+   * `undefined` when the request may be answered, else the 401 / 400 / 403 answer. Never throws.
+   */
+  async authorize(path: string, query?: URLSearchParams): Promise<HlsResponse | undefined> {
+    const access = this.#access;
+    const split = splitHlsPath(path);
+    if (access === undefined || split === undefined) return undefined;
+    try {
+      const token = await access.authorize(split.broadcast, this.#table.get(split.broadcast), query);
+      return typeof token === 'string' ? undefined : token;
+    } catch (error) {
+      return this.#failed(path, error);
+    }
+  }
+
   #serve(path: string, query: URLSearchParams | undefined, signal: AbortSignal | undefined): Promise<HlsResponse> {
     try {
       const split = splitHlsPath(path);

@@ -1,5 +1,6 @@
 /**
- * The dashboard page served at `/`: live broadcasts, an hls.js player with a rendition picker and
+ * The dashboard page served at `/`: live broadcasts with their thumbnails (refreshed every
+ * `THUMBNAIL_REFRESH_MS`), an hls.js player with a rendition picker and
  * per-rung stats refreshed every second. Plain HTML + script, no build step; hls.js is served from
  * `/assets/hls.min.js` by the runtime. The player loads each broadcast's `playbackUrl` from
  * `/api/v1/broadcasts` (signed by the server when a playback secret is set; hls.js then carries the
@@ -27,6 +28,7 @@ export const DASHBOARD_HTML = `<!doctype html>
   li button { width:100%; text-align:left; background:none; border:1px solid transparent; color:var(--fg); padding:6px 8px; border-radius:6px; cursor:pointer; }
   li button:hover, li button.active { border-color:var(--accent); }
   li small { color:var(--dim); display:block; }
+  li img.thumb { display:block; width:100%; max-height:180px; object-fit:contain; background:#000; border-radius:4px; margin-bottom:4px; }
   video { width:100%; max-height:60vh; background:#000; border-radius:6px; }
   .controls { display:flex; gap:12px; align-items:center; margin:8px 0; flex-wrap:wrap; }
   select { background:var(--bg); color:var(--fg); border:1px solid var(--line); border-radius:6px; padding:4px 8px; }
@@ -120,12 +122,40 @@ export const DASHBOARD_HTML = `<!doctype html>
     hls.loadLevel = v;
   });
 
+  // One <img> per broadcast, kept across list renders; its URL changes every few seconds.
+  const THUMBNAIL_REFRESH_MS = 5000;
+  const thumbs = new Map();
+  // The token query of a broadcast's signed playback URL (empty when playback is open).
+  function tokenQuery(playbackUrl) {
+    const at = (playbackUrl || '').indexOf('?');
+    return at === -1 ? '' : '&' + playbackUrl.slice(at + 1);
+  }
+  function thumbnail(name, playbackUrl) {
+    let img = thumbs.get(name);
+    if (!img) {
+      img = document.createElement('img');
+      img.className = 'thumb';
+      img.alt = name;
+      img.dataset.name = name;
+      img.onerror = () => { img.style.visibility = 'hidden'; };
+      img.onload = () => { img.style.visibility = ''; };
+      thumbs.set(name, img);
+    }
+    const bucket = Math.floor(Date.now() / THUMBNAIL_REFRESH_MS);
+    if (img.dataset.bucket !== String(bucket)) {
+      img.dataset.bucket = String(bucket);
+      img.src = '/hls/' + name.split('/').map(encodeURIComponent).join('/') + '/thumbnail.jpg?width=240&t=' + bucket + tokenQuery(playbackUrl);
+    }
+    return img;
+  }
+
   let lastBroadcasts = [];
   function renderList(list) {
     const ul = $('broadcasts');
     const sources = list.filter((b) => b.origin !== 'rendition');
     if (sources.length === 0) { ul.innerHTML = '<li class="empty">none yet</li>'; return; }
     ul.innerHTML = '';
+    for (const name of [...thumbs.keys()]) if (!sources.some((b) => b.name === name)) thumbs.delete(name);
     for (const b of sources) {
       const v = (b.tracks || []).find((t) => t.track === '0.mp4') || {};
       const li = document.createElement('li');
@@ -134,6 +164,7 @@ export const DASHBOARD_HTML = `<!doctype html>
       btn.dataset.name = b.name;
       btn.innerHTML = b.name + '<small>' + (v.width ? v.width + 'x' + v.height + ' ' : '') + (v.codec || '') + ' ' + fmtKbps(v.bitrateBps) + (b.ended ? ' (ended)' : '') + '</small>';
       btn.onclick = () => play(b.name);
+      if (!b.ended) btn.prepend(thumbnail(b.name, b.playbackUrl));
       li.appendChild(btn);
       ul.appendChild(li);
     }

@@ -9,6 +9,7 @@ import { consoleLogger, type Logger } from '../core/log.ts';
 import { playbackToken } from '../core/playback-token.ts';
 import type { MemoryUsage } from '../metrics/index.ts';
 import type { VideoCodecs } from '../transcode/codecs.ts';
+import type { WebCodecsProvider } from '../webcodecs/index.ts';
 import { type Command, parseCommand, type ServeConfig } from './config.ts';
 import { DASHBOARD_HTML } from './dashboard.ts';
 import type { HttpRuntime } from './runtime-adapter.ts';
@@ -49,7 +50,7 @@ export interface RuntimeHost {
   loadCodecs(
     config: ServeConfig,
     logger: Logger,
-  ): Promise<{ codecs?: VideoCodecs; reason?: string; info?: Record<string, unknown> }>;
+  ): Promise<{ codecs?: VideoCodecs; reason?: string; info?: Record<string, unknown>; provider?: WebCodecsProvider }>;
   /** Starts the built-in test pattern publishing into `service`; returns its stop function. */
   startTestPattern?(service: Service, broadcast: string, logger: Logger): Promise<() => Promise<void>>;
   /** Runs `lvqr-transcode publish`. */
@@ -139,9 +140,17 @@ export async function startService(host: RuntimeHost, config: ServeConfig, logge
     }
     logger.warn('transcoding disabled; serving sources only', { reason: loaded.reason });
   }
+  // Thumbnails of sources the ladder does not decode need a decoder: the ladder's provider, or
+  // (without a ladder) one loaded on the first such thumbnail request.
+  let thumbnailProvider: Promise<WebCodecsProvider | undefined> | undefined =
+    loaded.provider === undefined ? undefined : Promise.resolve(loaded.provider);
   const service = createService({
     config,
     codecs: loaded.codecs,
+    thumbnailCodecs: async () => {
+      thumbnailProvider ??= host.loadCodecs(config, logger).then((l) => l.provider);
+      return (await thumbnailProvider)?.codecs;
+    },
     codecsUnavailableReason: loaded.reason,
     logger,
     gc: host.gc,

@@ -10,6 +10,7 @@ import { FragmentBroadcasterRegistry } from '../fragment/registry.ts';
 import { HlsBridge } from '../hls/index.ts';
 import { type IngestLimits, IngestManager } from '../ingest/index.ts';
 import { createMetrics, type LvqrMetrics, type MemoryUsage } from '../metrics/index.ts';
+import { ThumbnailStore } from '../thumbnail/index.ts';
 import type { VideoCodecs } from '../transcode/codecs.ts';
 import {
   planLadder,
@@ -24,17 +25,24 @@ import {
   type TranscodeRunnerOptions,
 } from '../transcode/runner.ts';
 import type { TranscoderFactory } from '../transcode/transcoder.ts';
+import type { WebCodecs } from '../webcodecs/index.ts';
 import { type ClientLimits, createApp, type HttpRuntime, type StaticAsset } from './app.ts';
 import type { ServeConfig } from './config.ts';
 import { type EventWiring, wireEvents } from './event-wiring.ts';
 import { withPlaybackUrls } from './playback-urls.ts';
 import { StreamLadders } from './stream-ladders.ts';
+import { withThumbnails } from './thumbnail-routes.ts';
 
 /** What the runtime hands to the service. */
 export type ServiceDeps = {
   config: ServeConfig;
   /** Codecs for the ladder; without them the service serves sources only. */
   codecs?: VideoCodecs | undefined;
+  /**
+   * WebCodecs for thumbnails of sources the ladder does not decode (loaded on the first such
+   * request); without it those sources have no thumbnail.
+   */
+  thumbnailCodecs?: (() => Promise<WebCodecs | undefined>) | undefined;
   /** Why there are no codecs (shown by the API). */
   codecsUnavailableReason?: string | undefined;
   logger?: Logger;
@@ -58,7 +66,7 @@ export type ServiceDeps = {
   /** Ladder tunables (queue bound, overload policy, retry delays). */
   ladder?: Omit<
     SoftwareLadderOptions,
-    'registry' | 'codecs' | 'metrics' | 'logger' | 'gc' | 'gcFull' | 'segmentTargetMs'
+    'registry' | 'codecs' | 'metrics' | 'logger' | 'gc' | 'gcFull' | 'segmentTargetMs' | 'onKeyframe'
   >;
   /** Extra fields for /healthz and /api/v1/transcode (runtime, probe results). */
   info?: Record<string, unknown>;
@@ -78,6 +86,7 @@ export type Service = {
   readonly ladders: StreamLadders;
   /** Event webhooks; undefined without a `--webhook-url`. */
   readonly events: EventWiring | undefined;
+  readonly thumbnails: ThumbnailStore;
   readonly app: ReturnType<typeof createApp>;
   /** JSON of GET /api/v1/transcode. */
   transcodeStatus(): unknown;
@@ -130,6 +139,7 @@ export function createService(deps: ServiceDeps): Service {
           ...(deps.fetch === undefined ? {} : { fetch: deps.fetch }),
         });
 
+  const thumbnails = new ThumbnailStore({ registry, webcodecs: deps.thumbnailCodecs, logger });
   let ladder: SoftwareLadder | undefined;
   const runner = new TranscodeRunner({ ...deps.runner, metrics, logger });
   if (deps.codecs !== undefined && config.ladder.length > 0) {
@@ -144,6 +154,8 @@ export function createService(deps: ServiceDeps): Service {
       ...(config.overloadPolicy ? {} : { overload: false as const }),
       segmentTargetMs: config.hlsTargetDurationMs,
       ...(events === undefined ? {} : { onEvent: events.onLadderEvent }),
+      // The ladder's one decode of each source feeds the thumbnails too.
+      onKeyframe: (broadcast, frame) => thumbnails.offerFrame(broadcast, frame),
     });
     const shared = ladder;
     runner.withLadder(
@@ -250,12 +262,13 @@ export function createService(deps: ServiceDeps): Service {
       ...deps.info,
       sources,
       transcoders,
+      thumbnails: thumbnails.status(),
     };
   };
 
   const app = createApp({
     ingest,
-    hls,
+    hls: withThumbnails(hls, thumbnails, (path, query) => hls.authorize(path, query)),
     metrics,
     logger,
     broadcasts: async () => ({
@@ -295,6 +308,7 @@ export function createService(deps: ServiceDeps): Service {
     ladder,
     ladders,
     events,
+    thumbnails,
     app,
     transcodeStatus,
     close() {
@@ -303,6 +317,7 @@ export function createService(deps: ServiceDeps): Service {
         await handle.close();
         hls.close();
         events?.close();
+        thumbnails.close();
       })();
       return closing;
     },

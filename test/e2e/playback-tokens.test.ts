@@ -129,6 +129,19 @@ describe('playback tokens on /hls/', () => {
     expect((await fetch(`${http}/hls/${RUNG}/playlist.m3u8?${tokenQuery(SOURCE)}`)).status).toBe(200);
   });
 
+  it('the thumbnail needs the same token as the playlists', async () => {
+    const thumbnail = `${http}/hls/${SOURCE}/thumbnail.jpg`;
+    await expectError(thumbnail, 401, 'hls.token_required');
+    const now = Math.floor(Date.now() / 1000);
+    await expectError(`${thumbnail}?exp=${now + 600}&sig=${sign('live/other', now + 600)}`, 403, 'hls.token_invalid');
+    const ok = await waitFor(async () => {
+      const res = await fetch(`${thumbnail}?width=160&${tokenQuery(SOURCE)}`);
+      return res.status === 200 ? res : undefined;
+    }, 'a thumbnail with a valid token');
+    expect(ok.headers.get('content-type')).toBe('image/jpeg');
+    expect([...new Uint8Array(await ok.arrayBuffer()).subarray(0, 3)]).toEqual([0xff, 0xd8, 0xff]);
+  });
+
   it('puts exactly exp and sig on every URI of the master and of every media playlist, and each URI answers 200', async () => {
     const query = tokenQuery(SOURCE);
     const masterUrl = `${http}/hls/${SOURCE}/master.m3u8?${query}`;

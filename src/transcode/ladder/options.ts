@@ -3,7 +3,7 @@
 import { type Logger, silentLogger } from '../../core/log.ts';
 import type { FragmentBroadcasterRegistry } from '../../fragment/registry.ts';
 import type { LvqrMetrics } from '../../metrics/index.ts';
-import type { VideoCodecs } from '../codecs.ts';
+import type { VideoCodecs, VideoFrameLike } from '../codecs.ts';
 import type { OverloadOptions } from './overload.ts';
 
 /**
@@ -52,6 +52,14 @@ export type LadderOptions = {
   now?: () => number;
   /** Told of rung failures, recoveries and overload steps (operator events); what it throws is ignored. */
   onEvent?: (event: LadderEvent) => void;
+  /**
+   * Handed a clone of a decoded source keyframe, at most once per `keyframeTapMs` per source (the
+   * thumbnails read them, so the ladder's one decode serves them too). The callee owns the frame
+   * and must close it.
+   */
+  onKeyframe?: (broadcast: string, frame: VideoFrameLike) => void;
+  /** Least time between two `onKeyframe` calls for one source (default 1000 ms). */
+  keyframeTapMs?: number;
 };
 
 /** What the ladder tells `onEvent`: a rung's encoder failed or works again, or an overload step. */
@@ -70,8 +78,10 @@ export function notifyLadderEvent(onEvent: ((event: LadderEvent) => void) | unde
 }
 
 /** `LadderOptions` with every default filled in. */
-export type ResolvedLadderOptions = Required<Omit<LadderOptions, 'metrics' | 'gc' | 'gcFull' | 'onEvent'>> &
-  Pick<LadderOptions, 'metrics' | 'gc' | 'gcFull' | 'onEvent'>;
+export type ResolvedLadderOptions = Required<
+  Omit<LadderOptions, 'metrics' | 'gc' | 'gcFull' | 'onEvent' | 'onKeyframe'>
+> &
+  Pick<LadderOptions, 'metrics' | 'gc' | 'gcFull' | 'onEvent' | 'onKeyframe'>;
 
 /** Fills in the defaults of `options`. */
 export function resolveLadderOptions(options: LadderOptions): ResolvedLadderOptions {
@@ -84,6 +94,7 @@ export function resolveLadderOptions(options: LadderOptions): ResolvedLadderOpti
     overload: {},
     retryBaseMs: 250,
     retryMaxMs: 8000,
+    keyframeTapMs: 1000,
     now: Date.now,
     ...options,
   };

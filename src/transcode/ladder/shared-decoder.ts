@@ -91,6 +91,8 @@ export class SharedDecoder implements DecodedSource {
   #decodedSinceFlush = false;
   #pending = new Map<number, FrameMeta>();
   #lastForcedPts: number | undefined;
+  /** When `onKeyframe` was last called (clock of `options.now`). */
+  #lastTapMs = -Infinity;
   #decodedFrames = 0;
   #restarts = 0;
   #lastError: string | undefined;
@@ -414,6 +416,7 @@ export class SharedDecoder implements DecodedSource {
         meta.forceKey = true;
         this.#lastForcedPts = meta.pts;
       }
+      if (meta.sourceKey) this.#tapKeyframe(frame);
       for (const rung of this.#rungs) {
         if (rung.loadState === 'paused') rung.countDropped(1);
         else rung.enqueue(frame.clone(), meta);
@@ -422,6 +425,22 @@ export class SharedDecoder implements DecodedSource {
       if (gc !== undefined && this.#decodedFrames % gcEveryFrames === 0) gc();
     } finally {
       frame.close();
+    }
+  }
+
+  /** Hands a clone of the source keyframe `frame` to `onKeyframe`, at most once per `keyframeTapMs`. */
+  #tapKeyframe(frame: VideoFrameLike): void {
+    const { onKeyframe, keyframeTapMs, now } = this.#options;
+    if (onKeyframe === undefined) return;
+    const at = now();
+    if (at - this.#lastTapMs < keyframeTapMs) return;
+    this.#lastTapMs = at;
+    const copy = frame.clone();
+    try {
+      onKeyframe(this.broadcast, copy);
+    } catch (error) {
+      copy.close();
+      this.#options.logger.warn('keyframe tap failed', { broadcast: this.broadcast, error: errorMessage(error) });
     }
   }
 
