@@ -34,9 +34,11 @@ type Watch = { sent: number; since: number };
  * Keeps `limits` on `server`'s sockets: a connection above `maxPerClient` for its remote address
  * is destroyed as it arrives (before any byte is read), and a socket with bytes waiting to be sent
  * none of whose writes has completed for `sendTimeoutMs` is reset (the kernel drops what it still
- * holds for it). A write completes once the kernel has taken all of it; answer bodies go out in
- * slices (`send-timeout.ts`), so a client that reads, however slowly, completes them slice by
- * slice. Returns a function that stops the watchdog.
+ * holds for it). A write completes once the kernel has taken all of it, so a client must take a
+ * whole answer (at most a segment) within `sendTimeoutMs`. Bodies are not sliced on Node: a
+ * streamed body would let Node take further pipelined requests while an answer is unsent, and a
+ * client that never reads would then make the server buffer every pipelined answer. Returns a
+ * function that stops the watchdog.
  */
 export function limitConnections(server: Server, limits: ConnectionLimits): () => void {
   const perClient = new Map<string, number>();

@@ -12,7 +12,7 @@ import { main, type RuntimeHost } from '../server/main.ts';
 import { limitConnections, nodeServerOptions } from './node-connections.ts';
 import { nodeHttp, withUpgradeRefusalBodies } from './node-http.ts';
 import { processHostBasics } from './process-host.ts';
-import { DEFAULT_CONNECTION_LIMITS, withSlicedBodies } from './send-timeout.ts';
+import { DEFAULT_CONNECTION_LIMITS } from './send-timeout.ts';
 import { loadVideoCodecs } from './shared.ts';
 import { runBench, runPublish, startTestPattern } from './tools.ts';
 
@@ -27,7 +27,7 @@ export const nodeHost: RuntimeHost = {
       const server = serveNode(
         {
           // Sliced bodies let the send watchdog see a slow reader's progress.
-          fetch: withSlicedBodies(withUpgradeRefusalBodies(app.fetch)),
+          fetch: withUpgradeRefusalBodies(app.fetch),
           port,
           hostname: host,
           websocket: { server: wss },

@@ -25,13 +25,15 @@ export class SendTimeoutError extends Error {
 
 /**
  * `response` with its body in slices of at most `SLICE_BYTES`; with `timeoutMs`, the body fails
- * when the runtime has not asked for the next slice for that long. Bodies without a length or
- * longer than one slice only; others are returned as they are.
+ * when the runtime has not asked for the next slice for that long. Only bodies whose
+ * Content-Length exceeds one slice (HLS media); others are returned as they are.
  */
 export function slicedBody(response: Response, timeoutMs?: number): Response {
   const source = response.body;
   const length = Number(response.headers.get('content-length') ?? Number.NaN);
-  if (source === null || length <= SLICE_BYTES) return response;
+  // Only bodies known to be larger than a slice: the rest (JSON, playlists, pages: no length set)
+  // go out as they are, with their length, not as a chunked stream.
+  if (source === null || !(length > SLICE_BYTES)) return response;
   const reader = source.getReader();
   let pending = new Uint8Array(0);
   let timer: ReturnType<typeof setTimeout> | undefined;

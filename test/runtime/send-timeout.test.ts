@@ -36,6 +36,9 @@ describe('sliced answer bodies and the send timeout', () => {
     expect(slicedBody(small, 1000)).toBe(small);
     const empty = new Response(null, { status: 204 });
     expect(slicedBody(empty, 1000)).toBe(empty);
+    // A body without a declared length (JSON errors, playlists, pages) keeps its length on the wire.
+    const json = new Response('{"error":{"code":"ingest.bad_name"}}', { status: 400 });
+    expect(slicedBody(json, 1000)).toBe(json);
     const wrapped = withSlicedBodies(() => small, 1000);
     expect(await wrapped(new Request('http://x/'), undefined)).toBe(small);
   });
