@@ -7,6 +7,7 @@ import type { Hono } from 'hono';
 import { errorMessage, LvqrError } from '../core/errors.ts';
 import { consoleLogger, type Logger } from '../core/log.ts';
 import type { MemoryUsage } from '../metrics/index.ts';
+import type { AudioCodecs } from '../transcode/audio/index.ts';
 import type { VideoCodecs } from '../transcode/codecs.ts';
 import { type Command, parseCommand, type ServeConfig } from './config.ts';
 import { DASHBOARD_HTML } from './dashboard.ts';
@@ -48,7 +49,7 @@ export interface RuntimeHost {
   loadCodecs(
     config: ServeConfig,
     logger: Logger,
-  ): Promise<{ codecs?: VideoCodecs; reason?: string; info?: Record<string, unknown> }>;
+  ): Promise<{ codecs?: VideoCodecs; audioCodecs?: AudioCodecs; reason?: string; info?: Record<string, unknown> }>;
   /** Starts the built-in test pattern publishing into `service`; returns its stop function. */
   startTestPattern?(service: Service, broadcast: string, logger: Logger): Promise<() => Promise<void>>;
   /** Runs `lvqr-transcode publish`. */
@@ -131,6 +132,7 @@ export async function startService(host: RuntimeHost, config: ServeConfig, logge
   const service = createService({
     config,
     codecs: loaded.codecs,
+    audioCodecs: loaded.audioCodecs,
     codecsUnavailableReason: loaded.reason,
     logger,
     gc: host.gc,

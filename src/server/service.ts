@@ -10,6 +10,13 @@ import { FragmentBroadcasterRegistry } from '../fragment/registry.ts';
 import { HlsBridge } from '../hls/index.ts';
 import { type IngestLimits, IngestManager } from '../ingest/index.ts';
 import { createMetrics, type LvqrMetrics, type MemoryUsage } from '../metrics/index.ts';
+import {
+  AUDIO_LADDER_TRANSCODER_NAME,
+  type AudioCodecs,
+  AudioLadder,
+  AudioRenditionFactory,
+  audioRenditionTargets,
+} from '../transcode/audio/index.ts';
 import type { VideoCodecs } from '../transcode/codecs.ts';
 import {
   planLadder,
@@ -32,6 +39,8 @@ export type ServiceDeps = {
   config: ServeConfig;
   /** Codecs for the ladder; without them the service serves sources only. */
   codecs?: VideoCodecs | undefined;
+  /** Audio codecs for the audio ladder (`--transcode-audio ladder`); without them it does not run. */
+  audioCodecs?: AudioCodecs | undefined;
   /** Why there are no codecs (shown by the API). */
   codecsUnavailableReason?: string | undefined;
   logger?: Logger;
@@ -69,6 +78,8 @@ export type Service = {
   readonly hls: HlsBridge;
   readonly runner: TranscodeRunnerHandle;
   readonly ladder: SoftwareLadder | undefined;
+  /** The audio ladder, when `--transcode-audio ladder` runs. */
+  readonly audioLadder: AudioLadder | undefined;
   readonly app: ReturnType<typeof createApp>;
   /** JSON of GET /api/v1/transcode. */
   transcodeStatus(): unknown;
@@ -118,6 +129,13 @@ export function createService(deps: ServiceDeps): Service {
     });
     const shared = ladder;
     runner.withLadder(config.ladder, (spec) => new SoftwareTranscoderFactory(spec, shared));
+  }
+  let audioLadder: AudioLadder | undefined;
+  if (config.transcodeAudio === 'ladder' && deps.audioCodecs !== undefined && config.ladder.length > 0) {
+    audioLadder = new AudioLadder({ registry, codecs: deps.audioCodecs, metrics, logger });
+    for (const target of audioRenditionTargets(config.ladder, config.transcodeAudioOpusKbps)) {
+      runner.withFactory(new AudioRenditionFactory(target, audioLadder));
+    }
   }
   for (const factory of deps.factories ?? []) runner.withFactory(factory);
   const handle = runner.install(registry);
@@ -191,9 +209,27 @@ export function createService(deps: ServiceDeps): Service {
           })),
       };
     });
+    const audio = {
+      mode: config.transcodeAudio,
+      opusKbps: config.transcodeAudioOpusKbps,
+      running: audioLadder !== undefined,
+      sources: audioLadder?.sources() ?? [],
+      renditions: tasks
+        .filter((t) => t.transcoder === AUDIO_LADDER_TRANSCODER_NAME)
+        .map((t) => ({
+          broadcast: t.broadcast,
+          rendition: t.rendition,
+          taskState: t.state,
+          fragmentsSeen: t.fragmentsSeen,
+          panics: t.panics,
+          ...t.transcoderStats,
+          state: t.state === 'running' ? (t.transcoderStats?.['state'] ?? t.state) : t.state,
+          lastError: (t.transcoderStats?.['lastError'] as string | undefined) ?? t.lastError,
+        })),
+    };
     // Every other transcoder's tasks (passthroughs, embedders' own), with their failure figures.
     const transcoders = tasks
-      .filter((t) => t.transcoder !== 'software')
+      .filter((t) => t.transcoder !== 'software' && t.transcoder !== AUDIO_LADDER_TRANSCODER_NAME)
       .map((t) => ({
         transcoder: t.transcoder,
         rendition: t.rendition,
@@ -215,6 +251,7 @@ export function createService(deps: ServiceDeps): Service {
       ladder: config.ladder,
       ...deps.info,
       sources,
+      audio,
       transcoders,
     };
   };
@@ -247,6 +284,7 @@ export function createService(deps: ServiceDeps): Service {
     hls,
     runner: handle,
     ladder,
+    audioLadder,
     app,
     transcodeStatus,
     close() {

@@ -6,6 +6,8 @@ import type { Fragment, FragmentBroadcaster } from '../../src/fragment/index.ts'
 import { FragmentBroadcasterRegistry } from '../../src/fragment/index.ts';
 import { IngestManager } from '../../src/ingest/index.ts';
 import { createMetrics } from '../../src/metrics/index.ts';
+import { parseServe, USAGE } from '../../src/server/config.ts';
+import { createService } from '../../src/server/service.ts';
 import { bindAudioWebCodecs } from '../../src/transcode/audio-webcodecs-binding.ts';
 import {
   AudioLadder,
@@ -16,6 +18,7 @@ import {
   type TranscodeRunnerHandle,
 } from '../../src/transcode/index.ts';
 import { napiProvider } from '../../src/webcodecs/index.ts';
+import { readFixture } from '../../testkit/fixtures.ts';
 import { concat } from '../../testkit/fmp4.ts';
 import { decodeErrors, ffmpeg, probePackets, probeStreams, withFile } from '../support/ffprobe.ts';
 import { publish } from '../support/ladder.ts';
@@ -215,4 +218,61 @@ describe('audio ladder (real AAC and Opus codecs, ffprobe as judge)', () => {
     }
     expect(ladder.sources()).toEqual([]);
   });
+});
+
+describe('--transcode-audio and --transcode-audio-opus', () => {
+  it('default to passthrough and 64 kb/s; read the environment; refuse other values', () => {
+    const none = () => '';
+    expect(parseServe([], {}, none)).toMatchObject({ transcodeAudio: 'passthrough', transcodeAudioOpusKbps: 64 });
+    expect(parseServe([], { LVQR_TRANSCODE_AUDIO: 'ladder', LVQR_TRANSCODE_AUDIO_OPUS: 'off' }, none)).toMatchObject({
+      transcodeAudio: 'ladder',
+      transcodeAudioOpusKbps: undefined,
+    });
+    expect(parseServe(['--transcode-audio-opus', '48'], {}, none).transcodeAudioOpusKbps).toBe(48);
+    expect(() => parseServe(['--transcode-audio', 'aac'], {}, none)).toThrow(/passthrough or ladder/);
+    expect(() => parseServe(['--transcode-audio-opus', '2'], {}, none)).toThrow(/between 6 and 510/);
+    expect(USAGE).toMatch(/--transcode-audio passthrough\|ladder/);
+  });
+
+  it('the service runs the audio ladder only in ladder mode and lists its renditions in /api/v1/transcode', async () => {
+    const provider = await napiProvider();
+    const audioCodecs = bindAudioWebCodecs(provider.codecs);
+    const bytes = readFixture('720p30-nob-aac.mp4');
+    const run = async (argv: string[]) => {
+      const config = parseServe([...argv, '--test-pattern', 'off'], {}, () => '');
+      const service = createService({ config, audioCodecs });
+      try {
+        await publish(service.ingest, 'live/s', [{ bytes, durationS: 3 }], { speed: 6 });
+        const status = async () => {
+          const res = await service.app.request('/api/v1/transcode');
+          return (await res.json()) as { audio: { mode: string; renditions: Array<Record<string, unknown>> } };
+        };
+        if (argv.length === 0) {
+          await waitFor(() => service.registry.get('live/s', '1.mp4') !== undefined, 'the source audio');
+          return await status();
+        }
+        return await waitFor(
+          async () => {
+            const s = await status();
+            return s.audio.renditions.length === 3 && s.audio.renditions.every((r) => Number(r['framesOut']) > 100)
+              ? s
+              : undefined;
+          },
+          'three AAC renditions with output',
+          { timeoutMs: 15_000 },
+        );
+      } finally {
+        await service.close();
+      }
+    };
+    const passthrough = await run([]);
+    expect(passthrough.audio).toMatchObject({ mode: 'passthrough', renditions: [] });
+    const ladder = await run(['--transcode-audio', 'ladder', '--transcode-audio-opus', 'off']);
+    expect(ladder.audio.mode).toBe('ladder');
+    expect(ladder.audio.renditions.map((r) => [r['rendition'], r['codec'], r['bitrateKbps']])).toEqual([
+      ['audio-aac-128k', 'mp4a.40.2', 128],
+      ['audio-aac-96k', 'mp4a.40.2', 96],
+      ['audio-aac-64k', 'mp4a.40.2', 64],
+    ]);
+  }, 30_000);
 });
