@@ -6,6 +6,8 @@
 import { errorMessage } from '../core/errors.ts';
 import type { Logger } from '../core/log.ts';
 import type { ServeConfig } from '../server/config.ts';
+import type { AudioCodecs } from '../transcode/audio/index.ts';
+import { bindAudioWebCodecs } from '../transcode/audio-webcodecs-binding.ts';
 import type { VideoCodecs } from '../transcode/codecs.ts';
 import { bindWebCodecs } from '../transcode/webcodecs-binding.ts';
 import { globalProvider, napiProvider, probeCapabilities, type WebCodecsProvider } from '../webcodecs/index.ts';
@@ -13,6 +15,8 @@ import { globalProvider, napiProvider, probeCapabilities, type WebCodecsProvider
 /** The result of loading codecs for `serve`. */
 export type LoadedCodecs = {
   codecs?: VideoCodecs;
+  /** Audio codecs of the same provider, when it has audio classes (for the audio ladder). */
+  audioCodecs?: AudioCodecs | undefined;
   reason?: string;
   info?: Record<string, unknown>;
   provider?: WebCodecsProvider;
@@ -71,5 +75,5 @@ export async function loadVideoCodecs(
     backend,
     ...(wantHardware && backend !== 'software' ? { hardwareAcceleration: 'prefer-hardware' as const } : {}),
   });
-  return { codecs, info, provider };
+  return { codecs, audioCodecs: bindAudioWebCodecs(provider.codecs), info, provider };
 }

@@ -15,6 +15,9 @@ import { SERVE_OPTIONS, type ServeOption, type ServeOptionName, serveOptionsUsag
 /** Encoder policy for the ladder. */
 export type EncoderPolicy = 'software' | 'prefer-hardware' | 'hardware-only';
 
+/** What happens to the source audio: copied as it is, or transcoded by the audio ladder as well. */
+export type AudioMode = 'passthrough' | 'ladder';
+
 /** Everything `serve` needs. */
 export type ServeConfig = {
   port: number;
@@ -23,6 +26,10 @@ export type ServeConfig = {
   encoder: EncoderPolicy;
   /** Whether the overload policy may shed and pause rungs (off: rungs fall behind and drop GOPs on their own). */
   overloadPolicy: boolean;
+  /** `passthrough`: every variant carries the source audio; `ladder`: the audio ladder runs too. */
+  transcodeAudio: AudioMode;
+  /** Bitrate of the audio ladder's Opus rendition, or undefined for none. */
+  transcodeAudioOpusKbps: number | undefined;
   sourceBandwidthKbps: number | undefined;
   hlsTargetDurationMs: number;
   hlsPartTargetMs: number;
@@ -182,6 +189,14 @@ export function parseServe(
   }
 
   const webhooks = parseWebhooks(given('webhook-url') ?? [], read);
+  const audioRaw = read('transcode-audio')!.toLowerCase();
+  if (audioRaw !== 'passthrough' && audioRaw !== 'ladder') {
+    fail(`--transcode-audio must be passthrough or ladder, got ${JSON.stringify(audioRaw)}`);
+  }
+  const opusRaw = read('transcode-audio-opus')!.trim().toLowerCase();
+  const opusKbps = ['off', 'none', ''].includes(opusRaw)
+    ? undefined
+    : number('--transcode-audio-opus', opusRaw, { min: 6, max: 510 });
 
   const pattern = read('test-pattern')!;
   const logLevel = read('log-level') as LogLevel;
@@ -196,6 +211,8 @@ export function parseServe(
     ladder,
     encoder,
     overloadPolicy: overloadRaw === 'on',
+    transcodeAudio: audioRaw,
+    transcodeAudioOpusKbps: opusKbps === undefined ? undefined : Math.round(opusKbps),
     sourceBandwidthKbps: num('source-bandwidth-kbps'),
     hlsTargetDurationMs: Math.round(targetDurationS * 1000),
     hlsPartTargetMs: Math.round(partTargetMs),

@@ -8,6 +8,7 @@ import { errorMessage, LvqrError } from '../core/errors.ts';
 import { consoleLogger, type Logger } from '../core/log.ts';
 import { playbackToken } from '../core/playback-token.ts';
 import type { MemoryUsage } from '../metrics/index.ts';
+import type { AudioCodecs } from '../transcode/audio/index.ts';
 import type { VideoCodecs } from '../transcode/codecs.ts';
 import type { WebCodecsProvider } from '../webcodecs/index.ts';
 import { type Command, parseCommand, type ServeConfig } from './config.ts';
@@ -50,7 +51,13 @@ export interface RuntimeHost {
   loadCodecs(
     config: ServeConfig,
     logger: Logger,
-  ): Promise<{ codecs?: VideoCodecs; reason?: string; info?: Record<string, unknown>; provider?: WebCodecsProvider }>;
+  ): Promise<{
+    codecs?: VideoCodecs;
+    audioCodecs?: AudioCodecs;
+    reason?: string;
+    info?: Record<string, unknown>;
+    provider?: WebCodecsProvider;
+  }>;
   /** Starts the built-in test pattern publishing into `service`; returns its stop function. */
   startTestPattern?(service: Service, broadcast: string, logger: Logger): Promise<() => Promise<void>>;
   /** Runs `lvqr-transcode publish`. */
@@ -151,6 +158,7 @@ export async function startService(host: RuntimeHost, config: ServeConfig, logge
       thumbnailProvider ??= host.loadCodecs(config, logger).then((l) => l.provider);
       return (await thumbnailProvider)?.codecs;
     },
+    audioCodecs: loaded.audioCodecs,
     codecsUnavailableReason: loaded.reason,
     logger,
     gc: host.gc,

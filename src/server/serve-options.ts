@@ -56,6 +56,20 @@ export const SERVE_OPTIONS = {
     default: 'on',
     help: 'shed and pause the lowest rungs when the ladder cannot keep realtime',
   },
+  'transcode-audio': {
+    value: 'passthrough|ladder',
+    env: ['LVQR_TRANSCODE_AUDIO'],
+    type: 'string',
+    default: 'passthrough',
+    help: 'ladder: AAC-LC at each distinct rung audio bitrate plus one Opus rendition, published as <source>/audio-<codec>-<kbps>k (not yet in the master playlist)',
+  },
+  'transcode-audio-opus': {
+    value: 'KBPS|off',
+    env: ['LVQR_TRANSCODE_AUDIO_OPUS'],
+    type: 'string',
+    default: '64',
+    help: "bitrate of the audio ladder's Opus rendition (6-510), or off",
+  },
   'source-bandwidth-kbps': {
     value: 'N',
     env: ['LVQR_SOURCE_BANDWIDTH_KBPS'],

@@ -11,6 +11,13 @@ import { HlsBridge } from '../hls/index.ts';
 import { type IngestLimits, IngestManager } from '../ingest/index.ts';
 import { createMetrics, type LvqrMetrics, type MemoryUsage } from '../metrics/index.ts';
 import { ThumbnailStore } from '../thumbnail/index.ts';
+import {
+  AUDIO_LADDER_TRANSCODER_NAME,
+  type AudioCodecs,
+  AudioLadder,
+  AudioRenditionFactory,
+  audioRenditionTargets,
+} from '../transcode/audio/index.ts';
 import type { VideoCodecs } from '../transcode/codecs.ts';
 import {
   planLadder,
@@ -43,6 +50,8 @@ export type ServiceDeps = {
    * request); without it those sources have no thumbnail.
    */
   thumbnailCodecs?: (() => Promise<WebCodecs | undefined>) | undefined;
+  /** Audio codecs for the audio ladder (`--transcode-audio ladder`); without them it does not run. */
+  audioCodecs?: AudioCodecs | undefined;
   /** Why there are no codecs (shown by the API). */
   codecsUnavailableReason?: string | undefined;
   logger?: Logger;
@@ -87,6 +96,8 @@ export type Service = {
   /** Event webhooks; undefined without a `--webhook-url`. */
   readonly events: EventWiring | undefined;
   readonly thumbnails: ThumbnailStore;
+  /** The audio ladder, when `--transcode-audio ladder` runs. */
+  readonly audioLadder: AudioLadder | undefined;
   readonly app: ReturnType<typeof createApp>;
   /** JSON of GET /api/v1/transcode. */
   transcodeStatus(): unknown;
@@ -164,6 +175,13 @@ export function createService(deps: ServiceDeps): Service {
       (broadcast) => ladders.lookup(broadcast),
     );
   }
+  let audioLadder: AudioLadder | undefined;
+  if (config.transcodeAudio === 'ladder' && deps.audioCodecs !== undefined && config.ladder.length > 0) {
+    audioLadder = new AudioLadder({ registry, codecs: deps.audioCodecs, metrics, logger });
+    for (const target of audioRenditionTargets(config.ladder, config.transcodeAudioOpusKbps)) {
+      runner.withFactory(new AudioRenditionFactory(target, audioLadder));
+    }
+  }
   for (const factory of deps.factories ?? []) runner.withFactory(factory);
   const handle = runner.install(registry);
 
@@ -237,9 +255,27 @@ export function createService(deps: ServiceDeps): Service {
           })),
       };
     });
+    const audio = {
+      mode: config.transcodeAudio,
+      opusKbps: config.transcodeAudioOpusKbps,
+      running: audioLadder !== undefined,
+      sources: audioLadder?.sources() ?? [],
+      renditions: tasks
+        .filter((t) => t.transcoder === AUDIO_LADDER_TRANSCODER_NAME)
+        .map((t) => ({
+          broadcast: t.broadcast,
+          rendition: t.rendition,
+          taskState: t.state,
+          fragmentsSeen: t.fragmentsSeen,
+          panics: t.panics,
+          ...t.transcoderStats,
+          state: t.state === 'running' ? (t.transcoderStats?.['state'] ?? t.state) : t.state,
+          lastError: (t.transcoderStats?.['lastError'] as string | undefined) ?? t.lastError,
+        })),
+    };
     // Every other transcoder's tasks (passthroughs, embedders' own), with their failure figures.
     const transcoders = tasks
-      .filter((t) => t.transcoder !== 'software')
+      .filter((t) => t.transcoder !== 'software' && t.transcoder !== AUDIO_LADDER_TRANSCODER_NAME)
       .map((t) => ({
         transcoder: t.transcoder,
         rendition: t.rendition,
@@ -261,6 +297,7 @@ export function createService(deps: ServiceDeps): Service {
       ladder: config.ladder,
       ...deps.info,
       sources,
+      audio,
       transcoders,
       thumbnails: thumbnails.status(),
     };
@@ -309,6 +346,7 @@ export function createService(deps: ServiceDeps): Service {
     ladders,
     events,
     thumbnails,
+    audioLadder,
     app,
     transcodeStatus,
     close() {

@@ -10,7 +10,18 @@
  * Not here: media parsing (container/), codecs (webcodecs/), HTTP (server/).
  */
 
+export {
+  type AudioCodecs,
+  AudioLadder,
+  type AudioLadderOptions,
+  AudioRenditionFactory,
+  type AudioRenditionTarget,
+  type AudioSourceStatus,
+  audioRenditionName,
+  audioRenditionTargets,
+} from './audio/index.ts';
 export { AudioPassthroughTranscoder, AudioPassthroughTranscoderFactory } from './audio-passthrough.ts';
+export { type AudioWebCodecsBindingOptions, bindAudioWebCodecs } from './audio-webcodecs-binding.ts';
 export type {
   DecoderConfig,
   DecoderLike,

@@ -181,13 +181,24 @@ export type AudioDataInitPort = {
   data: Float32Array | Int16Array | Uint8Array;
 };
 
+/** Which part of raw audio `copyTo` copies, and in which sample format. */
+export type AudioDataCopyToOptionsPort = {
+  planeIndex: number;
+  frameOffset?: number;
+  frameCount?: number;
+  format?: AudioSampleFormatPort;
+};
+
 /** Raw audio; the owner must `close()` it. */
 export interface AudioDataPort {
+  readonly format: string | null;
   readonly sampleRate: number;
   readonly numberOfFrames: number;
   readonly numberOfChannels: number;
   readonly timestamp: number;
   readonly duration: number;
+  allocationSize(options: AudioDataCopyToOptionsPort): number;
+  copyTo(destination: Uint8Array | Float32Array, options: AudioDataCopyToOptionsPort): void;
   close(): void;
 }
 

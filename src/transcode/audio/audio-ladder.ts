@@ -1,0 +1,162 @@
+/**
+ * The audio ladder's shared state: one `SharedAudioDecoder` per source session (created by its
+ * first rendition, closed by its last), and `AudioRenditionFactory`, which builds one
+ * `AudioRenditionTranscoder` per (audio rendition, source). `audioRenditionTargets` turns a video
+ * ladder into its audio renditions: AAC-LC at every distinct `audioBitrateKbps`, plus one Opus.
+ */
+
+import type { Logger } from '../../core/log.ts';
+import { silentLogger } from '../../core/log.ts';
+import { AUDIO_TRACK, type FragmentMeta } from '../../fragment/fragment.ts';
+import type { FragmentBroadcasterRegistry } from '../../fragment/registry.ts';
+import type { LvqrMetrics } from '../../metrics/index.ts';
+import type { RenditionSpec } from '../rendition.ts';
+import type { Transcoder, TranscoderContext, TranscoderFactory } from '../transcoder.ts';
+import type { AudioCodecs } from './audio-codecs.ts';
+import { AUDIO_LADDER_TRANSCODER_NAME } from './audio-output.ts';
+import {
+  type AudioRenditionOptions,
+  type AudioRenditionTarget,
+  AudioRenditionTranscoder,
+  type AudioSourceLease,
+} from './audio-rendition.ts';
+import { type AudioSink, type AudioSourceStatus, SharedAudioDecoder } from './audio-source.ts';
+
+/** Source sessions remembered (for renditions built later for the same entry). */
+const MAX_SESSIONS = 1024;
+
+/** Options of an audio ladder. */
+export type AudioLadderOptions = {
+  registry: FragmentBroadcasterRegistry;
+  codecs: AudioCodecs;
+  metrics?: LvqrMetrics | undefined;
+  logger?: Logger;
+  now?: () => number;
+  /** First retry delay after a codec failure, ms (default 250). */
+  retryBaseMs?: number;
+  /** Longest retry delay, ms (default 8000). */
+  retryMaxMs?: number;
+  /** Decoded blocks queued per rendition before it drops them (default 200). */
+  maxQueuedBlocks?: number;
+};
+
+/** Output name of an audio rendition: `audio-aac-64k`, `audio-opus-64k`. */
+export function audioRenditionName(target: AudioRenditionTarget): string {
+  return `audio-${target.codec}-${target.bitrateKbps}k`;
+}
+
+/**
+ * The audio renditions of `ladder`: AAC at each distinct `audioBitrateKbps` in ladder order, then
+ * Opus at `opusKbps` unless it is undefined.
+ */
+export function audioRenditionTargets(
+  ladder: readonly RenditionSpec[],
+  opusKbps: number | undefined,
+): AudioRenditionTarget[] {
+  const rates = [...new Set(ladder.map((r) => r.audioBitrateKbps).filter((k) => k > 0))];
+  const targets: AudioRenditionTarget[] = rates.map((bitrateKbps) => ({ codec: 'aac', bitrateKbps }));
+  if (opusKbps !== undefined) targets.push({ codec: 'opus', bitrateKbps: opusKbps });
+  return targets;
+}
+
+/** Shared state of one audio ladder: the per-source decoders. */
+export class AudioLadder {
+  readonly #options: AudioRenditionOptions;
+  readonly #sources = new Map<string, { token: object; source: SharedAudioDecoder }>();
+  readonly #live = new Set<SharedAudioDecoder>();
+  readonly #sessions = new Map<string, { meta: FragmentMeta; token: object }>();
+
+  /** Creates the shared state; build one `AudioRenditionFactory` per audio rendition on it. */
+  constructor(options: AudioLadderOptions) {
+    this.#options = {
+      registry: options.registry,
+      codecs: options.codecs,
+      metrics: options.metrics,
+      logger: options.logger ?? silentLogger,
+      now: options.now ?? (() => Date.now()),
+      retryBaseMs: options.retryBaseMs ?? 250,
+      retryMaxMs: options.retryMaxMs ?? 8000,
+      ...(options.maxQueuedBlocks === undefined ? {} : { maxQueuedBlocks: options.maxQueuedBlocks }),
+    };
+  }
+
+  /** Status of every source's audio decoder. */
+  sources(): AudioSourceStatus[] {
+    return [...this.#live].map((s) => s.status());
+  }
+
+  /** A rendition producing `target` for the source track of `ctx` (audio tracks only). */
+  buildRendition(
+    rendition: RenditionSpec,
+    target: AudioRenditionTarget,
+    ctx: TranscoderContext,
+  ): Transcoder | undefined {
+    if (ctx.track !== AUDIO_TRACK) return undefined;
+    if (ctx.meta.codec !== '' && !ctx.meta.codec.startsWith('mp4a.40.')) return undefined;
+    const token = this.#session(ctx.broadcast, ctx.meta);
+    return new AudioRenditionTranscoder(rendition, target, this.#options, (start, sink) =>
+      this.#attach(start.broadcast, token, start.meta, sink),
+    );
+  }
+
+  /** The session token of a source entry (equal meta object = same registry entry). */
+  #session(broadcast: string, meta: FragmentMeta): object {
+    const last = this.#sessions.get(broadcast);
+    if (last !== undefined && last.meta === meta) return last.token;
+    const token = {};
+    this.#sessions.delete(broadcast);
+    this.#sessions.set(broadcast, { meta, token });
+    while (this.#sessions.size > MAX_SESSIONS) this.#sessions.delete(this.#sessions.keys().next().value!);
+    return token;
+  }
+
+  #attach(broadcast: string, token: object, meta: FragmentMeta, sink: AudioSink): AudioSourceLease {
+    let entry = this.#sources.get(broadcast);
+    if (entry === undefined || entry.token !== token) {
+      const source = new SharedAudioDecoder(broadcast, meta, this.#options);
+      entry = { token, source };
+      this.#sources.set(broadcast, entry);
+      this.#live.add(source);
+    }
+    const { source } = entry;
+    source.attach(sink);
+    return { source, release: () => this.#release(broadcast, source, sink) };
+  }
+
+  #release(broadcast: string, source: SharedAudioDecoder, sink: AudioSink): void {
+    if (source.detach(sink) > 0) return;
+    const entry = this.#sources.get(broadcast);
+    if (entry?.source === source) {
+      this.#sources.delete(broadcast);
+      if (this.#sessions.get(broadcast)?.token === entry.token) this.#sessions.delete(broadcast);
+    }
+    this.#live.delete(source);
+    source.close();
+  }
+}
+
+/** Builds one audio rendition (factory name `audio-ladder`) on a shared `AudioLadder`. */
+export class AudioRenditionFactory implements TranscoderFactory {
+  readonly name = AUDIO_LADDER_TRANSCODER_NAME;
+  readonly rendition: RenditionSpec;
+  /** Codec and bitrate produced. */
+  readonly target: AudioRenditionTarget;
+  readonly #ladder: AudioLadder;
+
+  /** A factory for `target` sharing `ladder`'s per-source decoders. */
+  constructor(target: AudioRenditionTarget, ladder: AudioLadder) {
+    this.target = target;
+    this.rendition = {
+      name: audioRenditionName(target),
+      width: 0,
+      height: 0,
+      videoBitrateKbps: 0,
+      audioBitrateKbps: target.bitrateKbps,
+    };
+    this.#ladder = ladder;
+  }
+
+  build(ctx: TranscoderContext): Transcoder | undefined {
+    return this.#ladder.buildRendition(this.rendition, this.target, ctx);
+  }
+}

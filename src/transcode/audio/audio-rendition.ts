@@ -1,0 +1,384 @@
+/**
+ * `AudioRenditionTranscoder`: one audio rendition (AAC-LC or Opus at one bitrate) of one source.
+ * It takes the decoded blocks of its source's `SharedAudioDecoder`, keeps them on one continuous
+ * timeline (small gaps filled with silence, small overlaps trimmed, a larger jump starts a new
+ * encoder session), encodes them, and publishes one CMAF fragment per packet (`AudioOutput`),
+ * timed by `PacketClock` so the output keeps the source timeline to the sample.
+ *
+ * Back-pressure: `onFragment` waits while the block queue is above half its bound; a queue that
+ * reaches the bound is dropped (counted) and the timeline resumes after the gap.
+ * Errors: a failing encoder is closed and rebuilt with exponential back-off; blocks that arrive
+ * meanwhile are dropped and counted; other renditions never notice.
+ */
+
+import { Backoff } from '../../core/backoff.ts';
+import { errorMessage } from '../../core/errors.ts';
+import type { Logger } from '../../core/log.ts';
+import type { Fragment, FragmentMeta } from '../../fragment/fragment.ts';
+import type { FragmentBroadcasterRegistry } from '../../fragment/registry.ts';
+import type { LvqrMetrics } from '../../metrics/index.ts';
+import type { RenditionSpec } from '../rendition.ts';
+import type { Transcoder, TranscoderContext, TranscoderStats } from '../transcoder.ts';
+import type { AudioCodecs, AudioEncoderLike, AudioPacket, PcmBlock } from './audio-codecs.ts';
+import { AUDIO_LADDER_TRANSCODER_NAME, AudioOutput } from './audio-output.ts';
+import type { AudioSink, BlockMeta, SharedAudioDecoder } from './audio-source.ts';
+import { AAC_SHAPE, OPUS_EXPECTED_PRE_SKIP, opusShape, PacketClock } from './audio-timeline.ts';
+
+/** What an audio rendition produces. */
+export type AudioRenditionTarget = { codec: 'aac' | 'opus'; bitrateKbps: number };
+
+/** Services and tunables of an audio rendition. */
+export type AudioRenditionOptions = {
+  codecs: AudioCodecs;
+  registry: FragmentBroadcasterRegistry;
+  logger: Logger;
+  metrics: LvqrMetrics | undefined;
+  now: () => number;
+  retryBaseMs: number;
+  retryMaxMs: number;
+  /** Decoded blocks queued per rendition before it drops them (default 200, about 4 s of AAC). */
+  maxQueuedBlocks?: number;
+};
+
+/** How a rendition reaches its source's shared decoder. */
+export type AudioSourceLease = { readonly source: SharedAudioDecoder; release(): void };
+
+const DEFAULT_MAX_QUEUED_BLOCKS = 200;
+/** Longest gap in the source filled with silence, seconds; a longer one starts a new session. */
+const MAX_FILL_S = 0.5;
+
+type Session = { encoder: AudioEncoderLike; clock: PacketClock; sampleRate: number; channels: number };
+
+/** Interleaved frames `from`.. of `block`, as a new block starting `from` frames later. */
+function sliceBlock(block: PcmBlock, from: number): PcmBlock {
+  return {
+    timestampUs: block.timestampUs + Math.round((from * 1_000_000) / block.sampleRate),
+    sampleRate: block.sampleRate,
+    channels: block.channels,
+    frames: block.frames - from,
+    data: block.data.subarray(from * block.channels),
+  };
+}
+
+/** One audio rendition of one source: encoder sessions, packet timing, publication. */
+export class AudioRenditionTranscoder implements Transcoder, AudioSink {
+  readonly rendition: RenditionSpec;
+  readonly target: AudioRenditionTarget;
+  readonly #options: AudioRenditionOptions;
+  readonly #attach: (ctx: TranscoderContext, sink: AudioSink) => AudioSourceLease;
+  readonly #backoff: Backoff;
+  readonly #labels: { transcoder: string; rendition: string };
+  #lease: AudioSourceLease | undefined;
+  #output: AudioOutput | undefined;
+  #init: Uint8Array | undefined;
+  #session: Session | undefined;
+  #queue: Array<{ block: PcmBlock; meta: BlockMeta }> = [];
+  #draining = false;
+  #drained: Array<() => void> = [];
+  #stopping = false;
+  #state: 'starting' | 'running' | 'failed' | 'skipped' | 'ended' = 'starting';
+  #skipReason: string | undefined;
+  #lastError: string | undefined;
+  #lastIngestMs = 0;
+  #blocksIn = 0;
+  #packetsOut = 0;
+  #bytesOut = 0;
+  #payloadBytes = 0;
+  #mediaTicks = 0;
+  #mediaRate = 0;
+  #dropped = 0;
+  #restarts = 0;
+  #sessions = 0;
+
+  /** A rendition producing `target`, reaching its source's decoder through `attach`. */
+  constructor(
+    rendition: RenditionSpec,
+    target: AudioRenditionTarget,
+    options: AudioRenditionOptions,
+    attach: (ctx: TranscoderContext, sink: AudioSink) => AudioSourceLease,
+  ) {
+    this.rendition = rendition;
+    this.target = target;
+    this.#options = options;
+    this.#attach = attach;
+    this.#labels = { transcoder: AUDIO_LADDER_TRANSCODER_NAME, rendition: rendition.name };
+    this.#backoff = new Backoff({ baseMs: options.retryBaseMs, maxMs: options.retryMaxMs, now: options.now });
+  }
+
+  onStart(ctx: TranscoderContext): void {
+    this.#output = new AudioOutput({
+      registry: this.#options.registry,
+      source: ctx.broadcast,
+      rendition: this.rendition.name,
+      onRefused: (message) => {
+        this.#lastError = message;
+      },
+    });
+    this.#lease = this.#attach(ctx, this);
+    this.#init = ctx.meta.initSegment;
+    this.#state = 'running';
+  }
+
+  async onFragment(fragment: Fragment): Promise<void> {
+    const source = this.#lease?.source;
+    if (source === undefined) return;
+    await source.submit(fragment, this.#init);
+    const soft = (this.#options.maxQueuedBlocks ?? DEFAULT_MAX_QUEUED_BLOCKS) / 2;
+    while (this.#queue.length > soft && !this.#stopping) await this.#nextDrained();
+  }
+
+  async onMetaChange(meta: FragmentMeta): Promise<void> {
+    const source = this.#lease?.source;
+    if (source === undefined) return;
+    await source.reconfigure(meta);
+    this.#init = meta.initSegment;
+  }
+
+  async onStop(): Promise<void> {
+    const lease = this.#lease;
+    if (lease === undefined) return;
+    await lease.source.finish();
+    while (this.#queue.length > 0 || this.#draining) await this.#nextDrained();
+    this.#stopping = true;
+    await this.#endSession();
+    lease.release();
+    this.#lease = undefined;
+    this.#output?.end();
+    if (this.#state !== 'skipped') this.#state = 'ended';
+    this.#wakeDrained();
+  }
+
+  /** A decoded block of the source (shared: never mutated here). */
+  enqueue(block: PcmBlock, meta: BlockMeta): void {
+    if (this.#stopping) return;
+    this.#blocksIn += 1;
+    const max = this.#options.maxQueuedBlocks ?? DEFAULT_MAX_QUEUED_BLOCKS;
+    if (this.#queue.length >= max) {
+      this.#countDropped(this.#queue.length);
+      this.#queue = [];
+      this.#options.logger.warn('audio rendition behind; dropping its queue', { output: this.#output?.name });
+    }
+    this.#queue.push({ block, meta });
+    this.#pump();
+  }
+
+  stats(): TranscoderStats {
+    return {
+      state: this.#state,
+      kind: 'audio',
+      codec: this.target.codec === 'aac' ? 'mp4a.40.2' : 'opus',
+      bitrateKbps: this.target.bitrateKbps,
+      output: this.#output?.name ?? '',
+      skippedReason: this.#skipReason,
+      framesIn: this.#blocksIn,
+      framesOut: this.#packetsOut,
+      bytesOut: this.#bytesOut,
+      droppedFrames: this.#dropped,
+      restarts: this.#restarts,
+      sessions: this.#sessions,
+      queuedFrames: this.#queue.length,
+      outputBitrateBps:
+        this.#mediaTicks > 0 ? Math.round((this.#payloadBytes * 8 * this.#mediaRate) / this.#mediaTicks) : undefined,
+      lastError: this.#lastError,
+    };
+  }
+
+  #countDropped(blocks: number): void {
+    if (blocks <= 0) return;
+    this.#dropped += blocks;
+    this.#options.metrics?.droppedFragments.inc(this.#labels, blocks);
+  }
+
+  #nextDrained(): Promise<void> {
+    return new Promise<void>((resolve) => this.#drained.push(resolve));
+  }
+
+  #wakeDrained(): void {
+    for (const resolve of this.#drained.splice(0)) resolve();
+  }
+
+  #pump(): void {
+    if (this.#draining) return;
+    this.#draining = true;
+    void this.#drain().finally(() => {
+      this.#draining = false;
+      if (this.#queue.length > 0 && !this.#stopping) this.#pump();
+      else this.#wakeDrained();
+    });
+  }
+
+  async #drain(): Promise<void> {
+    for (let item = this.#queue.shift(); item !== undefined; item = this.#queue.shift()) {
+      try {
+        await this.#encodeBlock(item.block, item.meta);
+      } catch (error) {
+        this.#lastError = errorMessage(error);
+      }
+      this.#wakeDrained();
+    }
+  }
+
+  async #encodeBlock(input: PcmBlock, meta: BlockMeta): Promise<void> {
+    let block = input;
+    this.#lastIngestMs = meta.ingestTimeMs;
+    if (this.target.codec === 'opus' && block.sampleRate !== 48_000) {
+      this.#skip(`Opus needs a 48 kHz source (this one is ${block.sampleRate} Hz; no resampler here)`);
+      return;
+    }
+    // The block's place in output ticks (one tick per sample).
+    let at = Math.round((meta.pts * block.sampleRate) / meta.timescale);
+    let session = this.#session;
+    if (session !== undefined && (session.sampleRate !== block.sampleRate || session.channels !== block.channels)) {
+      await this.#endSession();
+      session = undefined;
+    }
+    if (session !== undefined) {
+      const gap = at - session.clock.end;
+      if (gap > 0 && gap <= block.sampleRate * MAX_FILL_S) {
+        // A short hole in the source: silence keeps the timeline continuous.
+        const silence = new Float32Array(gap * block.channels);
+        await this.#feed(session, { ...block, frames: gap, data: silence }, -gap);
+      } else if (gap < 0 && -gap < block.frames) {
+        block = sliceBlock(block, -gap);
+        at -= gap;
+      } else if (gap !== 0) {
+        await this.#endSession();
+        session = undefined;
+      }
+    }
+    if (session === undefined) {
+      if (this.#backoff.waiting) {
+        this.#countDropped(1);
+        return;
+      }
+      // Opus packet 0 starts pre_skip samples before the input: start late enough to stay >= 0.
+      const lead = this.target.codec === 'opus' ? Math.max(0, OPUS_EXPECTED_PRE_SKIP - at) : 0;
+      if (lead >= block.frames) return;
+      if (lead > 0) {
+        block = sliceBlock(block, lead);
+        at += lead;
+      }
+      session = this.#startSession(block, at);
+      if (session === undefined) {
+        this.#countDropped(1);
+        return;
+      }
+    }
+    await this.#feed(session, block, 0);
+  }
+
+  async #feed(session: Session, block: PcmBlock, shiftFrames: number): Promise<void> {
+    session.clock.feed(block.frames);
+    const timestampUs = block.timestampUs + Math.round((shiftFrames * 1_000_000) / block.sampleRate);
+    try {
+      await session.encoder.encode({ ...block, timestampUs });
+    } catch (error) {
+      this.#fail(error, session.encoder);
+    }
+  }
+
+  #startSession(block: PcmBlock, at: number): Session | undefined {
+    const { codec, bitrateKbps } = this.target;
+    const shape = codec === 'aac' ? AAC_SHAPE : opusShape(OPUS_EXPECTED_PRE_SKIP);
+    const clock = new PacketClock(at, shape);
+    const format = { sampleRate: block.sampleRate, channels: block.channels };
+    let session: Session | undefined;
+    try {
+      const encoder = this.#options.codecs.createEncoder(
+        { codec, ...format, bitrateBps: bitrateKbps * 1000 },
+        (packet) => {
+          if (session !== undefined) this.#onPacket(session, packet);
+        },
+        (error) => this.#fail(error, session?.encoder),
+      );
+      session = { encoder, clock, ...format };
+    } catch (error) {
+      this.#fail(error, undefined);
+      return undefined;
+    }
+    this.#session = session;
+    this.#sessions += 1;
+    if (this.#state === 'failed') this.#state = 'running';
+    return session;
+  }
+
+  #onPacket(session: Session, packet: AudioPacket): void {
+    const output = this.#output;
+    if (output === undefined) return;
+    if (packet.description !== undefined) {
+      if (this.target.codec === 'opus' && packet.description.byteLength >= 12) {
+        const preSkip = packet.description[10]! | (packet.description[11]! << 8);
+        session.clock.reshape(opusShape(preSkip));
+      }
+      output.configure({
+        codec: this.target.codec,
+        sampleRate: session.sampleRate,
+        channels: session.channels,
+        bitrateBps: this.target.bitrateKbps * 1000,
+        description: packet.description,
+      });
+    }
+    const time = session.clock.next();
+    if (time === undefined) return;
+    const bytes = output.publish(packet.data, time, this.#lastIngestMs);
+    if (bytes === undefined) return;
+    this.#packetsOut += 1;
+    this.#bytesOut += bytes;
+    this.#payloadBytes += packet.data.byteLength;
+    this.#mediaTicks += time.duration;
+    this.#mediaRate = session.sampleRate;
+    this.#backoff.succeed();
+    const metrics = this.#options.metrics;
+    metrics?.outputFragments.inc(this.#labels);
+    metrics?.outputBytes.inc(this.#labels, bytes);
+    if (this.#lastIngestMs > 0)
+      metrics?.latency.observe(this.#labels, (this.#options.now() - this.#lastIngestMs) / 1000);
+  }
+
+  /** Flushes and closes the current session (its last packets are published). */
+  async #endSession(): Promise<void> {
+    const session = this.#session;
+    this.#session = undefined;
+    if (session === undefined) return;
+    try {
+      await session.encoder.flush();
+    } catch (error) {
+      this.#lastError = errorMessage(error);
+    } finally {
+      try {
+        session.encoder.close();
+      } catch {
+        // already closed
+      }
+    }
+  }
+
+  #skip(reason: string): void {
+    if (this.#state === 'skipped') return;
+    this.#state = 'skipped';
+    this.#skipReason = reason;
+    this.#options.logger.warn('audio rendition skipped', { output: this.#output?.name, reason });
+  }
+
+  /** A failure of `encoder` (ignored when it was already replaced: one fault, one restart). */
+  #fail(error: unknown, encoder: AudioEncoderLike | undefined): void {
+    if (encoder !== undefined && encoder !== this.#session?.encoder) return;
+    this.#lastError = errorMessage(error);
+    this.#state = 'failed';
+    this.#restarts += 1;
+    this.#options.metrics?.restarts.inc(this.#labels);
+    const delayMs = this.#backoff.fail();
+    this.#options.logger.warn('audio encoder failed; rebuilding', {
+      output: this.#output?.name,
+      error: this.#lastError,
+      retryMs: delayMs,
+    });
+    const failed = this.#session;
+    this.#session = undefined;
+    try {
+      failed?.encoder.close();
+    } catch {
+      // A failed encoder may refuse to close; it is dropped either way.
+    }
+  }
+}
