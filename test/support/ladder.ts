@@ -303,6 +303,8 @@ export async function publish(
       const dueMs = started + ((mediaOffsetS + (file.durationS * i) / chunks) * 1000) / speed;
       const waitMs = dueMs - Date.now();
       if (file.durationS > 0 && waitMs > 0) await new Promise((resolve) => setTimeout(resolve, waitMs));
+      // A harness closed under a failing test ends the connection: stop publishing, quietly.
+      if (connection.ended) return;
       connection.push(file.bytes.subarray(at, Math.min(file.bytes.length, at + size)));
     }
     mediaOffsetS += file.durationS;

@@ -138,7 +138,8 @@ describe('overload policy on the real ladder', () => {
     hls.start();
     const fixture = '720p30-frag-every-frame.mp4';
     const planned = planPieces(readFixture(fixture));
-    const passes = 5;
+    // Long enough that the rung can resume and catch up even when the whole suite loads the machine.
+    const passes = 8;
     const pieces: Uint8Array[] = [];
     for (const piece of loopPieces(planned)) {
       if (piece.timeS >= passes * planned.durationS) break;
@@ -175,7 +176,7 @@ describe('overload policy on the real ladder', () => {
         new URLSearchParams({ _HLS_msn: String(lastMsn(await rungList()) + 1) }),
       );
 
-      await waitFor(() => rungState('240p') === 'running', '240p to resume', { timeoutMs: 10_000, intervalMs: 10 });
+      await waitFor(() => rungState('240p') === 'running', '240p to resume', { timeoutMs: 20_000, intervalMs: 10 });
       await waitFor(async () => (await master()).includes('240p/playlist.m3u8'), '240p back in the master', {
         timeoutMs: 8000,
         intervalMs: 20,
