@@ -7,23 +7,16 @@
 
 import type { Logger } from '../../core/log.ts';
 import { silentLogger } from '../../core/log.ts';
-import { AUDIO_TRACK, type FragmentMeta } from '../../fragment/fragment.ts';
+import { AUDIO_TRACK } from '../../fragment/fragment.ts';
 import type { FragmentBroadcasterRegistry } from '../../fragment/registry.ts';
 import type { LvqrMetrics } from '../../metrics/index.ts';
 import type { RenditionSpec } from '../rendition.ts';
+import { SessionSources } from '../shared/session-sources.ts';
 import type { Transcoder, TranscoderContext, TranscoderFactory } from '../transcoder.ts';
 import type { AudioCodecs } from './audio-codecs.ts';
 import { AUDIO_LADDER_TRANSCODER_NAME } from './audio-output.ts';
-import {
-  type AudioRenditionOptions,
-  type AudioRenditionTarget,
-  AudioRenditionTranscoder,
-  type AudioSourceLease,
-} from './audio-rendition.ts';
+import { type AudioRenditionOptions, type AudioRenditionTarget, AudioRenditionTranscoder } from './audio-rendition.ts';
 import { type AudioSink, type AudioSourceStatus, SharedAudioDecoder } from './audio-source.ts';
-
-/** Source sessions remembered (for renditions built later for the same entry). */
-const MAX_SESSIONS = 1024;
 
 /** Options of an audio ladder. */
 export type AudioLadderOptions = {
@@ -62,9 +55,7 @@ export function audioRenditionTargets(
 /** Shared state of one audio ladder: the per-source decoders. */
 export class AudioLadder {
   readonly #options: AudioRenditionOptions;
-  readonly #sources = new Map<string, { token: object; source: SharedAudioDecoder }>();
-  readonly #live = new Set<SharedAudioDecoder>();
-  readonly #sessions = new Map<string, { meta: FragmentMeta; token: object }>();
+  readonly #sources: SessionSources<AudioSink, SharedAudioDecoder>;
 
   /** Creates the shared state; build one `AudioRenditionFactory` per audio rendition on it. */
   constructor(options: AudioLadderOptions) {
@@ -78,11 +69,14 @@ export class AudioLadder {
       retryMaxMs: options.retryMaxMs ?? 8000,
       ...(options.maxQueuedBlocks === undefined ? {} : { maxQueuedBlocks: options.maxQueuedBlocks }),
     };
+    this.#sources = new SessionSources({
+      create: (broadcast, meta) => new SharedAudioDecoder(broadcast, meta, this.#options),
+    });
   }
 
   /** Status of every source's audio decoder. */
   sources(): AudioSourceStatus[] {
-    return [...this.#live].map((s) => s.status());
+    return this.#sources.live().map((s) => s.status());
   }
 
   /** A rendition producing `target` for the source track of `ctx` (audio tracks only). */
@@ -93,45 +87,10 @@ export class AudioLadder {
   ): Transcoder | undefined {
     if (ctx.track !== AUDIO_TRACK) return undefined;
     if (ctx.meta.codec !== '' && !ctx.meta.codec.startsWith('mp4a.40.')) return undefined;
-    const token = this.#session(ctx.broadcast, ctx.meta);
+    const token = this.#sources.session(ctx.broadcast, ctx.meta);
     return new AudioRenditionTranscoder(rendition, target, this.#options, (start, sink) =>
-      this.#attach(start.broadcast, token, start.meta, sink),
+      this.#sources.attach(start.broadcast, token, start.meta, sink),
     );
-  }
-
-  /** The session token of a source entry (equal meta object = same registry entry). */
-  #session(broadcast: string, meta: FragmentMeta): object {
-    const last = this.#sessions.get(broadcast);
-    if (last !== undefined && last.meta === meta) return last.token;
-    const token = {};
-    this.#sessions.delete(broadcast);
-    this.#sessions.set(broadcast, { meta, token });
-    while (this.#sessions.size > MAX_SESSIONS) this.#sessions.delete(this.#sessions.keys().next().value!);
-    return token;
-  }
-
-  #attach(broadcast: string, token: object, meta: FragmentMeta, sink: AudioSink): AudioSourceLease {
-    let entry = this.#sources.get(broadcast);
-    if (entry === undefined || entry.token !== token) {
-      const source = new SharedAudioDecoder(broadcast, meta, this.#options);
-      entry = { token, source };
-      this.#sources.set(broadcast, entry);
-      this.#live.add(source);
-    }
-    const { source } = entry;
-    source.attach(sink);
-    return { source, release: () => this.#release(broadcast, source, sink) };
-  }
-
-  #release(broadcast: string, source: SharedAudioDecoder, sink: AudioSink): void {
-    if (source.detach(sink) > 0) return;
-    const entry = this.#sources.get(broadcast);
-    if (entry?.source === source) {
-      this.#sources.delete(broadcast);
-      if (this.#sessions.get(broadcast)?.token === entry.token) this.#sessions.delete(broadcast);
-    }
-    this.#live.delete(source);
-    source.close();
   }
 }
 

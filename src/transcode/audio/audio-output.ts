@@ -7,9 +7,8 @@
 
 import { aacCodecString, buildAudioInitSegment, buildMediaSegment, OPUS_CODEC_STRING } from '../../container/index.ts';
 import { sameBytes } from '../../core/bytes.ts';
-import type { FragmentBroadcaster } from '../../fragment/broadcaster.ts';
 import { AUDIO_TRACK, FragmentFlags, type FragmentMeta } from '../../fragment/fragment.ts';
-import type { FragmentBroadcasterRegistry } from '../../fragment/registry.ts';
+import { OutputClaim, type OutputClaimOptions } from '../shared/output-claim.ts';
 import type { PacketTime } from './audio-timeline.ts';
 
 /** Name of the audio ladder's transcoder (task keys, metric labels). */
@@ -26,33 +25,26 @@ export type AudioOutputFormat = {
 };
 
 /** Where an audio rendition's output goes. */
-export type AudioOutputOptions = {
-  registry: FragmentBroadcasterRegistry;
-  source: string;
-  rendition: string;
-  /** Told why the output cannot be published (its name is taken by a publisher). */
-  onRefused: (message: string) => void;
-};
+export type AudioOutputOptions = OutputClaimOptions;
 
 /** The output broadcaster of one audio rendition and its CMAF state. */
 export class AudioOutput {
   /** `<source>/<rendition>`. */
   readonly name: string;
-  readonly #options: AudioOutputOptions;
-  #output: FragmentBroadcaster | undefined;
+  readonly #claim: OutputClaim;
   #description: Uint8Array | undefined;
   #sequence = 0;
   #lastPts = -Infinity;
 
   /** An output for `options.rendition` of `options.source`; nothing is published before `configure`. */
   constructor(options: AudioOutputOptions) {
-    this.#options = options;
-    this.name = `${options.source}/${options.rendition}`;
+    this.#claim = new OutputClaim(options, AUDIO_TRACK, AUDIO_LADDER_TRANSCODER_NAME);
+    this.name = this.#claim.name;
   }
 
   /** Publishes an init for `format` unless the current one already describes it. */
   configure(format: AudioOutputFormat): void {
-    if (this.#output !== undefined && sameBytes(format.description, this.#description)) return;
+    if (this.#claim.output !== undefined && sameBytes(format.description, this.#description)) return;
     this.#description = format.description;
     const init = buildAudioInitSegment({
       timescale: format.sampleRate,
@@ -67,32 +59,12 @@ export class AudioOutput {
       timescale: format.sampleRate,
       initSegment: init,
     };
-    const { registry, source, rendition } = this.#options;
-    const existing = registry.get(this.name, AUDIO_TRACK);
-    if (existing !== undefined && existing === this.#output && !existing.closed) {
-      existing.setMeta(meta);
-      return;
-    }
-    if (existing !== undefined) {
-      if (existing.origin.kind !== 'rendition') {
-        // A publisher owns that name: never write into its broadcast.
-        this.#options.onRefused(`output ${this.name} is taken by a published broadcast`);
-        this.#output = undefined;
-        return;
-      }
-      // A previous session of this source still holds the name: end it, ours follows.
-      registry.remove(this.name, AUDIO_TRACK);
-    }
-    this.#output = registry.getOrCreate(this.name, AUDIO_TRACK, meta, {
-      origin: { kind: 'rendition', source, rendition, transcoder: AUDIO_LADDER_TRANSCODER_NAME },
-    });
-    if (this.#output.meta !== meta) this.#output.setMeta(meta);
-    this.#lastPts = -Infinity;
+    if (this.#claim.claim(meta)) this.#lastPts = -Infinity;
   }
 
   /** Publishes one packet at `time`; returns the bytes published, or undefined when it was not. */
   publish(data: Uint8Array, time: PacketTime, ingestTimeMs: number): number | undefined {
-    const output = this.#output;
+    const output = this.#claim.output;
     if (output === undefined || time.pts <= this.#lastPts) return undefined;
     this.#lastPts = time.pts;
     this.#sequence += 1;
@@ -118,11 +90,7 @@ export class AudioOutput {
 
   /** Ends the output (ENDLIST downstream); a later `configure` starts a new one. */
   end(): void {
-    const registry = this.#options.registry;
-    if (this.#output !== undefined && registry.get(this.name, AUDIO_TRACK) === this.#output) {
-      registry.remove(this.name, AUDIO_TRACK);
-    }
-    this.#output = undefined;
+    this.#claim.release();
     this.#description = undefined;
   }
 }

@@ -18,6 +18,9 @@ import type { Fragment, FragmentMeta } from '../../fragment/fragment.ts';
 import type { FragmentBroadcasterRegistry } from '../../fragment/registry.ts';
 import type { LvqrMetrics } from '../../metrics/index.ts';
 import type { RenditionSpec } from '../rendition.ts';
+import { DrainQueue } from '../shared/drain-queue.ts';
+import type { SessionLease } from '../shared/session-sources.ts';
+import { SourceFeed } from '../shared/source-feed.ts';
 import type { Transcoder, TranscoderContext, TranscoderStats } from '../transcoder.ts';
 import type { AudioCodecs, AudioEncoderLike, AudioPacket, PcmBlock } from './audio-codecs.ts';
 import { AUDIO_LADDER_TRANSCODER_NAME, AudioOutput } from './audio-output.ts';
@@ -41,7 +44,7 @@ export type AudioRenditionOptions = {
 };
 
 /** How a rendition reaches its source's shared decoder. */
-export type AudioSourceLease = { readonly source: SharedAudioDecoder; release(): void };
+export type AudioSourceLease = SessionLease<SharedAudioDecoder>;
 
 const DEFAULT_MAX_QUEUED_BLOCKS = 200;
 /** Longest gap in the source filled with silence, seconds; a longer one starts a new session. */
@@ -68,14 +71,10 @@ export class AudioRenditionTranscoder implements Transcoder, AudioSink {
   readonly #attach: (ctx: TranscoderContext, sink: AudioSink) => AudioSourceLease;
   readonly #backoff: Backoff;
   readonly #labels: { transcoder: string; rendition: string };
-  #lease: AudioSourceLease | undefined;
   #output: AudioOutput | undefined;
-  #init: Uint8Array | undefined;
   #session: Session | undefined;
-  #queue: Array<{ block: PcmBlock; meta: BlockMeta }> = [];
-  #draining = false;
-  #drained: Array<() => void> = [];
-  #stopping = false;
+  readonly #queue = new DrainQueue<{ block: PcmBlock; meta: BlockMeta }>((item) => this.#drainBlock(item));
+  readonly #sourceFeed: SourceFeed<SharedAudioDecoder>;
   #state: 'starting' | 'running' | 'failed' | 'skipped' | 'ended' = 'starting';
   #skipReason: string | undefined;
   #lastError: string | undefined;
@@ -103,6 +102,7 @@ export class AudioRenditionTranscoder implements Transcoder, AudioSink {
     this.#attach = attach;
     this.#labels = { transcoder: AUDIO_LADDER_TRANSCODER_NAME, rendition: rendition.name };
     this.#backoff = new Backoff({ baseMs: options.retryBaseMs, maxMs: options.retryMaxMs, now: options.now });
+    this.#sourceFeed = new SourceFeed(this.#queue, (options.maxQueuedBlocks ?? DEFAULT_MAX_QUEUED_BLOCKS) / 2);
   }
 
   onStart(ctx: TranscoderContext): void {
@@ -114,52 +114,35 @@ export class AudioRenditionTranscoder implements Transcoder, AudioSink {
         this.#lastError = message;
       },
     });
-    this.#lease = this.#attach(ctx, this);
-    this.#init = ctx.meta.initSegment;
+    this.#sourceFeed.start(this.#attach(ctx, this), ctx.meta);
     this.#state = 'running';
   }
 
-  async onFragment(fragment: Fragment): Promise<void> {
-    const source = this.#lease?.source;
-    if (source === undefined) return;
-    await source.submit(fragment, this.#init);
-    const soft = (this.#options.maxQueuedBlocks ?? DEFAULT_MAX_QUEUED_BLOCKS) / 2;
-    while (this.#queue.length > soft && !this.#stopping) await this.#nextDrained();
+  onFragment(fragment: Fragment): Promise<void> {
+    return this.#sourceFeed.submit(fragment);
   }
 
-  async onMetaChange(meta: FragmentMeta): Promise<void> {
-    const source = this.#lease?.source;
-    if (source === undefined) return;
-    await source.reconfigure(meta);
-    this.#init = meta.initSegment;
+  onMetaChange(meta: FragmentMeta): Promise<void> {
+    return this.#sourceFeed.reconfigure(meta);
   }
 
   async onStop(): Promise<void> {
-    const lease = this.#lease;
-    if (lease === undefined) return;
-    await lease.source.finish();
-    while (this.#queue.length > 0 || this.#draining) await this.#nextDrained();
-    this.#stopping = true;
-    await this.#endSession();
-    lease.release();
-    this.#lease = undefined;
+    if (!(await this.#sourceFeed.stop(() => this.#endSession()))) return;
     this.#output?.end();
     if (this.#state !== 'skipped') this.#state = 'ended';
-    this.#wakeDrained();
+    this.#queue.wake();
   }
 
   /** A decoded block of the source (shared: never mutated here). */
   enqueue(block: PcmBlock, meta: BlockMeta): void {
-    if (this.#stopping) return;
+    if (this.#queue.stopped) return;
     this.#blocksIn += 1;
     const max = this.#options.maxQueuedBlocks ?? DEFAULT_MAX_QUEUED_BLOCKS;
     if (this.#queue.length >= max) {
-      this.#countDropped(this.#queue.length);
-      this.#queue = [];
+      this.#countDropped(this.#queue.remove(() => true).length);
       this.#options.logger.warn('audio rendition behind; dropping its queue', { output: this.#output?.name });
     }
     this.#queue.push({ block, meta });
-    this.#pump();
   }
 
   stats(): TranscoderStats {
@@ -189,33 +172,14 @@ export class AudioRenditionTranscoder implements Transcoder, AudioSink {
     this.#options.metrics?.droppedFragments.inc(this.#labels, blocks);
   }
 
-  #nextDrained(): Promise<void> {
-    return new Promise<void>((resolve) => this.#drained.push(resolve));
-  }
-
-  #wakeDrained(): void {
-    for (const resolve of this.#drained.splice(0)) resolve();
-  }
-
-  #pump(): void {
-    if (this.#draining) return;
-    this.#draining = true;
-    void this.#drain().finally(() => {
-      this.#draining = false;
-      if (this.#queue.length > 0 && !this.#stopping) this.#pump();
-      else this.#wakeDrained();
-    });
-  }
-
-  async #drain(): Promise<void> {
-    for (let item = this.#queue.shift(); item !== undefined; item = this.#queue.shift()) {
-      try {
-        await this.#encodeBlock(item.block, item.meta);
-      } catch (error) {
-        this.#lastError = errorMessage(error);
-      }
-      this.#wakeDrained();
+  /** Encodes one queued block (a failure is recorded, never thrown into the queue). */
+  async #drainBlock(item: { block: PcmBlock; meta: BlockMeta }): Promise<void> {
+    try {
+      await this.#encodeBlock(item.block, item.meta);
+    } catch (error) {
+      this.#lastError = errorMessage(error);
     }
+    this.#queue.wake();
   }
 
   async #encodeBlock(input: PcmBlock, meta: BlockMeta): Promise<void> {

@@ -15,6 +15,7 @@ import { errorMessage } from '../../core/errors.ts';
 import type { Logger } from '../../core/log.ts';
 import type { Fragment, FragmentMeta } from '../../fragment/fragment.ts';
 import type { LvqrMetrics } from '../../metrics/index.ts';
+import { TaskChain } from '../shared/task-chain.ts';
 import type { AudioCodecs, AudioDecoderConfig, AudioDecoderLike, PcmBlock } from './audio-codecs.ts';
 import { AUDIO_LADDER_TRANSCODER_NAME } from './audio-output.ts';
 
@@ -70,8 +71,9 @@ export class SharedAudioDecoder {
   #config: (AudioDecoderConfig & { timescale: number }) | undefined;
   #reason: string | undefined;
   #decoder: AudioDecoderLike | undefined;
-  #chain: Promise<void> = Promise.resolve();
-  #lastSubmittedDts = -Infinity;
+  readonly #tasks = new TaskChain((error) => {
+    this.#lastError = errorMessage(error);
+  });
   /** Source timing of the samples given to the decoder, by decoder timestamp (µs). */
   #pending = new Map<number, BlockMeta>();
   #decodedBlocks = 0;
@@ -108,17 +110,15 @@ export class SharedAudioDecoder {
 
   /** Decodes `fragment` unless another rendition already submitted it; `init` is the submitter's init. */
   submit(fragment: Fragment, init: Uint8Array | undefined): Promise<void> {
-    if (this.#closed || init !== this.#init) return this.#chain;
-    if (fragment.dts <= this.#lastSubmittedDts) return this.#chain;
-    this.#lastSubmittedDts = fragment.dts;
-    return this.#step(() => this.#decodeFragment(fragment));
+    if (this.#closed || init !== this.#init) return this.#tasks.tail;
+    return this.#tasks.submitOnce(fragment.dts, () => this.#decodeFragment(fragment));
   }
 
   /** Switches to a new init once (flushing the old stream first); later calls for it are no-ops. */
   reconfigure(meta: FragmentMeta): Promise<void> {
-    if (meta.initSegment === this.#init || this.#closed) return this.#chain;
-    this.#lastSubmittedDts = -Infinity;
-    return this.#step(async () => {
+    if (meta.initSegment === this.#init || this.#closed) return this.#tasks.tail;
+    this.#tasks.restartTimestamps();
+    return this.#tasks.step(async () => {
       await this.#flushDecoder();
       this.#closeDecoder();
       this.#configure(meta);
@@ -127,7 +127,7 @@ export class SharedAudioDecoder {
 
   /** Flushes the decoder once at the end of the source. */
   finish(): Promise<void> {
-    this.#finishing ??= this.#step(() => this.#flushDecoder());
+    this.#finishing ??= this.#tasks.step(() => this.#flushDecoder());
     return this.#finishing;
   }
 
@@ -153,14 +153,6 @@ export class SharedAudioDecoder {
       lastError: this.#lastError,
       renditions: this.#sinks.size,
     };
-  }
-
-  #step(task: () => Promise<void>): Promise<void> {
-    const next = this.#chain.then(task).catch((error: unknown) => {
-      this.#lastError = errorMessage(error);
-    });
-    this.#chain = next;
-    return next;
   }
 
   #configure(meta: FragmentMeta): void {

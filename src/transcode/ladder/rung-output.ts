@@ -7,32 +7,22 @@
 import { avcCodecString, buildMediaSegment, buildVideoInitSegment } from '../../container/index.ts';
 import { sameBytes } from '../../core/bytes.ts';
 import type { Logger } from '../../core/log.ts';
-import type { FragmentBroadcaster } from '../../fragment/broadcaster.ts';
 import { FragmentFlags, type FragmentMeta, VIDEO_TRACK } from '../../fragment/fragment.ts';
-import type { FragmentBroadcasterRegistry } from '../../fragment/registry.ts';
 import type { EncodedChunk } from '../codecs.ts';
+import { OutputClaim, type OutputClaimOptions } from '../shared/output-claim.ts';
 import type { FrameMeta } from './frames.ts';
 import { LADDER_TRANSCODER_NAME } from './options.ts';
 import type { PlannedRung } from './plan.ts';
 
 /** Where a rung's output goes. */
-export type RungOutputOptions = {
-  registry: FragmentBroadcasterRegistry;
-  logger: Logger;
-  /** Source broadcast name. */
-  source: string;
-  /** Rendition name. */
-  rendition: string;
-  /** Told why the output cannot be published (its name is taken by a publisher). */
-  onRefused: (message: string) => void;
-};
+export type RungOutputOptions = OutputClaimOptions & { logger: Logger };
 
 /** The output broadcaster of one rung and its CMAF state. */
 export class RungOutput {
   /** `<source>/<rendition>`. */
   readonly name: string;
   readonly #options: RungOutputOptions;
-  #output: FragmentBroadcaster | undefined;
+  readonly #claim: OutputClaim;
   #avcC: Uint8Array | undefined;
   #sequence = 0;
   #groupId = -1;
@@ -42,7 +32,8 @@ export class RungOutput {
   /** An output for `options.source`'s rung `options.rendition`; nothing is published before the first chunk. */
   constructor(options: RungOutputOptions) {
     this.#options = options;
-    this.name = `${options.source}/${options.rendition}`;
+    this.#claim = new OutputClaim(options, VIDEO_TRACK, LADDER_TRANSCODER_NAME);
+    this.name = this.#claim.name;
   }
 
   /**
@@ -60,7 +51,8 @@ export class RungOutput {
         frameRate !== undefined && frameRate > 0 ? Math.round(meta.timescale / frameRate) : meta.duration;
       this.#publishInit(plan, meta.timescale, duration, frameRate);
     }
-    if (this.#avcC === undefined || this.#output === undefined) return undefined;
+    const output = this.#claim.output;
+    if (this.#avcC === undefined || output === undefined) return undefined;
     if (meta.pts <= this.#lastPts) {
       this.#options.logger.warn('dropping a non-monotonic rung frame', { output: this.name, pts: meta.pts });
       return undefined;
@@ -81,7 +73,7 @@ export class RungOutput {
       baseMediaDecodeTime: meta.pts,
       samples: [{ data: chunk.data, duration: meta.duration, keyframe: chunk.keyframe }],
     });
-    this.#output.emit({
+    output.emit({
       trackId: VIDEO_TRACK,
       groupId: Math.max(0, this.#groupId),
       objectId: this.#objectId,
@@ -104,11 +96,7 @@ export class RungOutput {
 
   /** Ends the output (ENDLIST downstream); a later chunk starts a new one. */
   end(): void {
-    const registry = this.#options.registry;
-    if (this.#output !== undefined && registry.get(this.name, VIDEO_TRACK) === this.#output) {
-      registry.remove(this.name, VIDEO_TRACK);
-    }
-    this.#output = undefined;
+    this.#claim.release();
     this.#avcC = undefined;
   }
 
@@ -127,27 +115,6 @@ export class RungOutput {
       initSegment: init,
       ...(frameRate !== undefined && frameRate > 0 ? { frameRate } : {}),
     };
-    const { registry, source, rendition } = this.#options;
-    const existing = registry.get(this.name, VIDEO_TRACK);
-    if (existing !== undefined && existing === this.#output && !existing.closed) {
-      existing.setMeta(meta);
-      return;
-    }
-    if (existing !== undefined) {
-      if (existing.origin.kind !== 'rendition') {
-        // A publisher owns that name: never write into its broadcast.
-        this.#options.onRefused(`output ${this.name} is taken by a published broadcast`);
-        this.#output = undefined;
-        return;
-      }
-      // The output of a previous session of this source (a restart while its rungs still finish):
-      // end it here, so its late frames can never follow ours in one broadcaster.
-      registry.remove(this.name, VIDEO_TRACK);
-    }
-    this.#output = registry.getOrCreate(this.name, VIDEO_TRACK, meta, {
-      origin: { kind: 'rendition', source, rendition, transcoder: LADDER_TRANSCODER_NAME },
-    });
-    if (this.#output.meta !== meta) this.#output.setMeta(meta);
-    this.#lastPts = -Infinity;
+    if (this.#claim.claim(meta)) this.#lastPts = -Infinity;
   }
 }

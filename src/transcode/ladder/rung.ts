@@ -12,6 +12,9 @@ import { errorMessage } from '../../core/errors.ts';
 import type { Fragment, FragmentMeta } from '../../fragment/fragment.ts';
 import type { EncodedChunk, EncoderLike, VideoFrameLike } from '../codecs.ts';
 import type { RenditionSpec } from '../rendition.ts';
+import { DrainQueue } from '../shared/drain-queue.ts';
+import type { SessionLease } from '../shared/session-sources.ts';
+import { SourceFeed } from '../shared/source-feed.ts';
 import type { Transcoder, TranscoderContext, TranscoderStats } from '../transcoder.ts';
 import { type FrameMeta, isFrame, type QueuedFrame, type QueueItem, type SourceFormat, ticksToUs } from './frames.ts';
 import { RungLoad } from './load.ts';
@@ -25,12 +28,8 @@ import type { DecodedSource, RungSink } from './shared-decoder.ts';
 /** How a rung reaches its source's shared decoder: attach on start, release on stop. */
 export type SourceAttach = (broadcast: string, meta: FragmentMeta, rung: RungSink) => SourceLease;
 
-/** A rung's hold on its source's decoder. */
-export type SourceLease = {
-  readonly source: DecodedSource;
-  /** Lets go of the decoder (the last rung to let go closes it). */
-  release(): void;
-};
+/** A rung's hold on its source's decoder (the last rung to let go closes it). */
+export type SourceLease = SessionLease<DecodedSource>;
 
 /** One rung of one source: encoder, CMAF packaging, publication. */
 export class RungTranscoder implements Transcoder, RungSink {
@@ -40,10 +39,8 @@ export class RungTranscoder implements Transcoder, RungSink {
   readonly #stats: RungStats;
   readonly #load = new RungLoad();
   readonly #backoff: Backoff;
-  #lease: SourceLease | undefined;
   #broadcast: string | undefined;
   #output: RungOutput | undefined;
-  #init: Uint8Array | undefined;
   /** Plan of the encoder session (the format of the frames being encoded). */
   #plan: PlannedRung | undefined;
   #skipReason: string | undefined;
@@ -51,9 +48,8 @@ export class RungTranscoder implements Transcoder, RungSink {
   #queuedPlan: PlannedRung | undefined;
   #encoder: EncoderLike | undefined;
   #encoderConfigKey = '';
-  #queue: QueueItem[] = [];
-  #draining = false;
-  #drained: Array<() => void> = [];
+  readonly #queue = new DrainQueue<QueueItem>((item) => this.#drainItem(item));
+  readonly #sourceFeed: SourceFeed<DecodedSource>;
   #waitingForKey = false;
   #needKey = true;
   #inFlight = new Map<number, FrameMeta>();
@@ -61,7 +57,6 @@ export class RungTranscoder implements Transcoder, RungSink {
   /** What encodes this rung's current session, when it differs from `codecs.backend` (a fallback). */
   #backend: string | undefined;
   #lastError: string | undefined;
-  #stopping = false;
 
   /** A rung for `rendition` that reaches its source's decoder through `attach`. */
   constructor(rendition: RenditionSpec, options: ResolvedLadderOptions, attach: SourceAttach) {
@@ -75,6 +70,8 @@ export class RungTranscoder implements Transcoder, RungSink {
       now: options.now,
       immediateRetries: 1,
     });
+    // Back-pressure: `onFragment` holds the drain task while this rung's queue is above half its bound.
+    this.#sourceFeed = new SourceFeed(this.#queue, softQueueLimit(options));
   }
 
   /** Rendition name. */
@@ -93,41 +90,26 @@ export class RungTranscoder implements Transcoder, RungSink {
         this.#lastError = message;
       },
     });
-    this.#lease = this.#attach(ctx.broadcast, ctx.meta, this);
-    this.#init = ctx.meta.initSegment;
-    this.#replan(this.#lease.source.video);
+    const lease = this.#attach(ctx.broadcast, ctx.meta, this);
+    this.#sourceFeed.start(lease, ctx.meta);
+    this.#replan(lease.source.video);
     this.#queuedPlan = this.#plan;
   }
 
-  async onFragment(fragment: Fragment): Promise<void> {
-    const source = this.#lease?.source;
-    if (source === undefined) return;
-    await source.submit(fragment, this.#init);
-    // Back-pressure: hold the drain loop while this rung's queue is above half its bound.
-    const soft = softQueueLimit(this.#options);
-    while (this.#queue.length > soft && !this.#stopping) await this.#nextDrained();
+  onFragment(fragment: Fragment): Promise<void> {
+    return this.#sourceFeed.submit(fragment);
   }
 
-  async onMetaChange(meta: FragmentMeta): Promise<void> {
-    const source = this.#lease?.source;
-    if (source === undefined) return;
+  onMetaChange(meta: FragmentMeta): Promise<void> {
     // The decoder marks the format boundary in this rung's queue; the switch happens there, in order.
-    await source.reconfigure(meta);
-    this.#init = meta.initSegment;
+    return this.#sourceFeed.reconfigure(meta);
   }
 
   async onStop(): Promise<void> {
-    const lease = this.#lease;
-    if (lease === undefined) return;
-    await lease.source.finish();
-    await this.#waitDrained();
-    this.#stopping = true;
-    await this.#closeEncoder(true);
-    lease.release();
-    this.#lease = undefined;
+    if (!(await this.#sourceFeed.stop(() => this.#closeEncoder(true)))) return;
     this.#output?.end();
     if (this.#state !== 'skipped') this.#state = 'ended';
-    this.#wakeDrained();
+    this.#queue.wake();
   }
 
   /** Load state under the overload policy. */
@@ -137,22 +119,21 @@ export class RungTranscoder implements Transcoder, RungSink {
 
   /** This interval's overload sample (whether the rung fell behind); starts the next interval. */
   takeLoadSample(nowMs: number, behindLagMs: number): RungSample {
-    const oldest = this.#queue.find(isFrame);
+    const oldest = this.#queue.items.find(isFrame);
     const waitingMs = oldest !== undefined && oldest.meta.dueMs > 0 ? nowMs - oldest.meta.dueMs : 0;
     return this.#load.sample(this.rendition.name, waitingMs, behindLagMs);
   }
 
   /** Applies an overload-policy step (a pause closes the encoder at that point of the queue). */
   setLoadState(state: RungLoadState): void {
-    if (!this.#load.set(state) || state !== 'paused' || this.#stopping) return;
+    if (!this.#load.set(state) || state !== 'paused' || this.#queue.stopped) return;
     this.#dropQueuedFrames();
     this.#queue.push({ suspend: true });
-    this.#pump();
   }
 
   /** A frame clone from the shared decoder, which this rung now owns. */
   enqueue(frame: VideoFrameLike, meta: FrameMeta): void {
-    if (this.#queuedPlan === undefined || this.#stopping) {
+    if (this.#queuedPlan === undefined || this.#queue.stopped) {
       frame.close();
       return;
     }
@@ -188,13 +169,11 @@ export class RungTranscoder implements Transcoder, RungSink {
       }
     }
     this.#queue.push({ frame, meta });
-    this.#pump();
   }
 
   /** Drops (and counts) every queued frame; format and suspend markers stay, they are not media. */
   #dropQueuedFrames(): number {
-    const dropped = this.#queue.filter(isFrame);
-    this.#queue = this.#queue.filter((item) => !isFrame(item));
+    const dropped = this.#queue.remove(isFrame);
     for (const q of dropped) q.frame.close();
     this.countDropped(dropped.length);
     return dropped.length;
@@ -202,18 +181,17 @@ export class RungTranscoder implements Transcoder, RungSink {
 
   /** The boundary between the last frame of an init and the first of the next. */
   enqueueFormat(format: SourceFormat): void {
-    if (this.#stopping) return;
+    if (this.#queue.stopped) return;
     const planned = planRung(format.video, this.rendition);
     this.#queuedPlan = typeof planned === 'string' ? undefined : planned;
     // The first frame of the new format is a forced keyframe: no GOP of the old one to wait out.
     this.#waitingForKey = false;
     this.#queue.push({ format });
-    this.#pump();
   }
 
   /** Resolves once this rung's frame queue is below `limit` (or the rung stops). */
   async waitForRoom(limit: number): Promise<void> {
-    while (this.#queue.length >= limit && !this.#stopping) await this.#nextDrained();
+    await this.#queue.waitWhile((length) => length >= limit);
   }
 
   /** Counts source frames this rung did not encode. */
@@ -222,7 +200,7 @@ export class RungTranscoder implements Transcoder, RungSink {
   }
 
   stats(): TranscoderStats {
-    const source = this.#lease?.source;
+    const source = this.#sourceFeed.source;
     return {
       state: this.#state === 'running' && this.#load.state === 'paused' ? 'paused' : this.#state,
       load: this.#load.state,
@@ -251,46 +229,26 @@ export class RungTranscoder implements Transcoder, RungSink {
     }
   }
 
-  #nextDrained(): Promise<void> {
-    return new Promise<void>((resolve) => this.#drained.push(resolve));
-  }
-
-  #wakeDrained(): void {
-    for (const resolve of this.#drained.splice(0)) resolve();
-  }
-
-  #pump(): void {
-    if (this.#draining) return;
-    this.#draining = true;
-    void this.#drain().finally(() => {
-      this.#draining = false;
-      if (this.#queue.length > 0 && !this.#stopping) this.#pump();
-      else this.#wakeDrained();
-    });
-  }
-
-  async #drain(): Promise<void> {
-    const soft = softQueueLimit(this.#options);
-    for (let item = this.#queue.shift(); item !== undefined; item = this.#queue.shift()) {
-      if ('suspend' in item) {
-        // Paused: free the encoder; the next session starts at a forced keyframe after resuming.
-        this.countDropped(this.#inFlight.size);
-        await this.#closeEncoder(false);
-        this.#needKey = true;
-        continue;
-      }
-      if (!isFrame(item)) {
-        await this.#switchFormat(item.format);
-        continue;
-      }
-      if (item.meta.dueMs > 0) this.#load.noteLag(this.#options.now() - item.meta.dueMs);
-      try {
-        await this.#encode(item);
-      } finally {
-        item.frame.close();
-      }
-      if (this.#queue.length <= soft) this.#wakeDrained();
+  /** Handles one queued item: a pause, a format boundary or a frame to encode. */
+  async #drainItem(item: QueueItem): Promise<void> {
+    if ('suspend' in item) {
+      // Paused: free the encoder; the next session starts at a forced keyframe after resuming.
+      this.countDropped(this.#inFlight.size);
+      await this.#closeEncoder(false);
+      this.#needKey = true;
+      return;
     }
+    if (!isFrame(item)) {
+      await this.#switchFormat(item.format);
+      return;
+    }
+    if (item.meta.dueMs > 0) this.#load.noteLag(this.#options.now() - item.meta.dueMs);
+    try {
+      await this.#encode(item);
+    } finally {
+      item.frame.close();
+    }
+    if (this.#queue.length <= softQueueLimit(this.#options)) this.#queue.wake();
   }
 
   /**
@@ -306,7 +264,7 @@ export class RungTranscoder implements Transcoder, RungSink {
   }
 
   async #encode({ frame, meta }: QueuedFrame): Promise<void> {
-    const source = this.#lease?.source;
+    const source = this.#sourceFeed.source;
     // A new session takes its frame rate from the source: wait until a few samples tell it.
     if (this.#encoder === undefined && meta.forceKey && source !== undefined) await source.frameRateSettled();
     const encoder = this.#ensureEncoder(meta);
@@ -332,7 +290,7 @@ export class RungTranscoder implements Transcoder, RungSink {
 
   #ensureEncoder(meta: FrameMeta): EncoderLike | undefined {
     const plan = this.#plan;
-    const source = this.#lease?.source;
+    const source = this.#sourceFeed.source;
     if (plan === undefined || source === undefined) return undefined;
     const framerate = plan.frameRate ?? source.frameRate() ?? (meta.duration > 0 ? meta.timescale / meta.duration : 30);
     const key = `${plan.width}x${plan.height}@${plan.videoBitrateBps}`;
@@ -363,7 +321,7 @@ export class RungTranscoder implements Transcoder, RungSink {
     const meta = this.#inFlight.get(chunk.timestampUs);
     if (meta === undefined) return;
     this.#inFlight.delete(chunk.timestampUs);
-    const source = this.#lease?.source;
+    const source = this.#sourceFeed.source;
     const plan = this.#plan;
     if (source === undefined || plan === undefined || this.#output === undefined) return;
     if (chunk.softwareEncoder !== undefined) this.#noteFallback(chunk.softwareEncoder);
@@ -444,9 +402,5 @@ export class RungTranscoder implements Transcoder, RungSink {
       }
       this.#inFlight.clear();
     }
-  }
-
-  async #waitDrained(): Promise<void> {
-    while (this.#queue.length > 0 || this.#draining) await this.#nextDrained();
   }
 }

@@ -13,6 +13,7 @@ import { errorMessage } from '../../core/errors.ts';
 import type { Fragment, FragmentMeta } from '../../fragment/fragment.ts';
 import type { DecoderLike, VideoFrameLike } from '../codecs.ts';
 import type { RenditionSpec } from '../rendition.ts';
+import { TaskChain } from '../shared/task-chain.ts';
 import type { FrameMeta, SourceFormat } from './frames.ts';
 import { ticksToUs } from './frames.ts';
 import { type LoadSampled, SourceLoadMonitor } from './load.ts';
@@ -84,8 +85,9 @@ export class SharedDecoder implements DecodedSource {
   #video: SourceVideo = { width: 0, height: 0 };
   #description: Uint8Array | undefined;
   #decoder: DecoderLike | undefined;
-  #chain: Promise<void> = Promise.resolve();
-  #lastSubmittedDts = -Infinity;
+  readonly #tasks = new TaskChain((error) => {
+    if (!this.#closed) this.#fail(error, this.#decoder);
+  });
   #expectedDts: number | undefined;
   #needKeyframe = true;
   #decodedSinceFlush = false;
@@ -221,20 +223,18 @@ export class SharedDecoder implements DecodedSource {
    */
   submit(fragment: Fragment, init: Uint8Array | undefined): Promise<void> {
     this.#load.check(this.#rungs);
-    if (this.#closed || init !== this.#init) return this.#chain;
-    if (fragment.dts <= this.#lastSubmittedDts) return this.#chain;
-    this.#lastSubmittedDts = fragment.dts;
-    return this.#step(() => this.#decodeFragment(fragment));
+    if (this.#closed || init !== this.#init) return this.#tasks.tail;
+    return this.#tasks.submitOnce(fragment.dts, () => this.#decodeFragment(fragment));
   }
 
   /** Switches to a new init segment once (flushing the old stream first); later calls for it are no-ops. */
   reconfigure(meta: FragmentMeta): Promise<void> {
-    if (meta.initSegment === this.#init || this.#closed) return this.#chain;
+    if (meta.initSegment === this.#init || this.#closed) return this.#tasks.tail;
     const previousInit = this.#init;
     this.#init = meta.initSegment;
     // Fragments of the new init restart their timestamps: never dedupe them against the old stream.
-    this.#lastSubmittedDts = -Infinity;
-    return this.#step(async () => {
+    this.#tasks.restartTimestamps();
+    return this.#tasks.step(async () => {
       if (previousInit !== undefined) await this.#flushDecoder();
       this.#closeDecoder();
       this.#configure(meta);
@@ -247,7 +247,7 @@ export class SharedDecoder implements DecodedSource {
   /** Flushes the decoder once at the end of the source; every rung awaits the same promise. */
   finish(): Promise<void> {
     if (this.#finishing === undefined) {
-      this.#finishing = this.#step(() => this.#flushDecoder());
+      this.#finishing = this.#tasks.step(() => this.#flushDecoder());
       this.#wakeFrameRateWaiters();
     }
     return this.#finishing;
@@ -262,21 +262,13 @@ export class SharedDecoder implements DecodedSource {
     this.#wakeFrameRateWaiters();
   }
 
-  /** Chains `task` after every earlier one; a failing task is recorded and never poisons the chain. */
-  #step(task: () => Promise<void>): Promise<void> {
-    this.#chain = this.#chain.then(task).catch((error: unknown) => {
-      if (!this.#closed) this.#fail(error, this.#decoder);
-    });
-    return this.#chain;
-  }
-
   #configure(meta: FragmentMeta): void {
     this.#generation += 1;
     this.#init = meta.initSegment;
     this.#timescale = meta.timescale;
     this.#codec = meta.codec;
     this.#description = undefined;
-    this.#lastSubmittedDts = -Infinity;
+    this.#tasks.restartTimestamps();
     this.#expectedDts = undefined;
     this.#needKeyframe = true;
     this.#lastForcedPts = undefined;

@@ -4,9 +4,9 @@
  * `LadderTranscoderFactory` builds one rung per (rendition, source) on it.
  */
 
-import type { FragmentMeta } from '../../fragment/fragment.ts';
 import { VIDEO_TRACK } from '../../fragment/fragment.ts';
 import type { RenditionSpec } from '../rendition.ts';
+import { SessionSources } from '../shared/session-sources.ts';
 import type { Transcoder, TranscoderContext, TranscoderFactory } from '../transcoder.ts';
 import {
   LADDER_TRANSCODER_NAME,
@@ -14,12 +14,10 @@ import {
   type ResolvedLadderOptions,
   resolveLadderOptions,
 } from './options.ts';
-import { RungTranscoder, type SourceLease } from './rung.ts';
+import { RungTranscoder } from './rung.ts';
 import { type RungSink, SharedDecoder, type SourceLadderStatus } from './shared-decoder.ts';
 
 const DECODABLE = /^(avc1|avc3)\./;
-/** Source sessions remembered (for rungs built later for the same entry). */
-const MAX_SESSIONS = 1024;
 /** Refused sources remembered for the API. */
 const MAX_REFUSED = 64;
 
@@ -27,11 +25,7 @@ const MAX_REFUSED = 64;
 export class VideoLadder {
   /** The options with their defaults. */
   readonly options: ResolvedLadderOptions;
-  /** The current decoder per source name, with the session token of the entry it serves. */
-  readonly #sources = new Map<string, { token: object; source: SharedDecoder }>();
-  /** Every decoder not yet closed (a restarted source may overlap its predecessor briefly). */
-  readonly #live = new Set<SharedDecoder>();
-  readonly #sessions = new Map<string, { meta: FragmentMeta; token: object }>();
+  readonly #sources: SessionSources<RungSink, SharedDecoder>;
   readonly #unsupported = new Map<string, SourceLadderStatus>();
   /** Rendition names in the order their factories were built: the overload policy's priority. */
   readonly #ranks: string[] = [];
@@ -39,16 +33,20 @@ export class VideoLadder {
   /** Creates the shared state; build one `LadderTranscoderFactory` per rung on it. */
   constructor(options: LadderOptions) {
     this.options = resolveLadderOptions(options);
+    this.#sources = new SessionSources({
+      create: (broadcast, meta) => new SharedDecoder(broadcast, meta, this.options, (name) => this.#priority(name)),
+      onClosed: () => this.options.gcFull?.(),
+    });
   }
 
   /** Whether the overload policy paused `rendition` of `source` (such a rung is left out of the master). */
   isRungPaused(source: string, rendition: string): boolean {
-    return this.#sources.get(source)?.source.loadState(rendition) === 'paused';
+    return this.#sources.current(source)?.loadState(rendition) === 'paused';
   }
 
   /** Status of every source being decoded (or refused). */
   sources(): SourceLadderStatus[] {
-    return [...[...this.#live].map((s) => s.status()), ...this.#unsupported.values()];
+    return [...this.#sources.live().map((s) => s.status()), ...this.#unsupported.values()];
   }
 
   /** Adds `rendition` to the ladder; earlier renditions rank higher (shed last). */
@@ -65,58 +63,15 @@ export class VideoLadder {
       return undefined;
     }
     this.#unsupported.delete(ctx.broadcast);
-    const token = this.#session(ctx.broadcast, ctx.meta);
+    const token = this.#sources.session(ctx.broadcast, ctx.meta);
     return new RungTranscoder(rendition, this.options, (broadcast, meta, rung) =>
-      this.#attach(broadcast, token, meta, rung),
+      this.#sources.attach(broadcast, token, meta, rung),
     );
   }
 
   #priority(rendition: string): number {
     const at = this.#ranks.indexOf(rendition);
     return at === -1 ? this.#ranks.length : at;
-  }
-
-  /**
-   * The session token of a source entry. Every factory builds its transcoder for a new registry
-   * entry in one synchronous pass with the same `meta` object, so equal meta = same entry; a
-   * restarted source (a new entry under the same name) gets a new token, hence its own decoder.
-   */
-  #session(broadcast: string, meta: FragmentMeta): object {
-    const last = this.#sessions.get(broadcast);
-    if (last !== undefined && last.meta === meta) return last.token;
-    const token = {};
-    this.#sessions.delete(broadcast);
-    this.#sessions.set(broadcast, { meta, token });
-    while (this.#sessions.size > MAX_SESSIONS) this.#sessions.delete(this.#sessions.keys().next().value!);
-    return token;
-  }
-
-  /** The decoder of `broadcast` for session `token` (created on first use), held by `rung`. */
-  #attach(broadcast: string, token: object, meta: FragmentMeta, rung: RungSink): SourceLease {
-    let entry = this.#sources.get(broadcast);
-    if (entry === undefined || entry.token !== token) {
-      // A new session never shares a decoder with the (possibly still finishing) previous one.
-      const source = new SharedDecoder(broadcast, meta, this.options, (name) => this.#priority(name));
-      entry = { token, source };
-      this.#sources.set(broadcast, entry);
-      this.#live.add(source);
-    }
-    const { source } = entry;
-    source.attach(rung);
-    return { source, release: () => this.#release(broadcast, source, rung) };
-  }
-
-  /** Drops a rung; the last one closes the decoder. */
-  #release(broadcast: string, source: SharedDecoder, rung: RungSink): void {
-    if (source.detach(rung) > 0) return;
-    const entry = this.#sources.get(broadcast);
-    if (entry?.source === source) {
-      this.#sources.delete(broadcast);
-      if (this.#sessions.get(broadcast)?.token === entry.token) this.#sessions.delete(broadcast);
-    }
-    this.#live.delete(source);
-    source.close();
-    this.options.gcFull?.();
   }
 
   /** Records a source that cannot be decoded, so the API can say why it has no rungs. */
