@@ -105,9 +105,10 @@ describe('thumbnails', () => {
     const first = await firstThumbnail(ladder, 'tp');
     const before = (await thumbnailStatus(ladder, 'tp'))!.renders;
     const started = Date.now();
-    // Hammer it for 2.5 s, 8 requests at a time: a render per request would be dozens.
+    // Hammer it, 8 requests at a time, for at least 2.5 s and until the picture changed (a new source
+    // keyframe: the test pattern has one every GOP), at most 8 s: a render per request would be dozens.
     let changed = false;
-    while (Date.now() - started < 2500) {
+    while (Date.now() - started < 8000 && !(changed && Date.now() - started >= 2500)) {
       const batch = await Promise.all(
         Array.from({ length: 8 }, () =>
           fetch(thumbnailUrl(ladder, 'tp')).then(async (r) => Buffer.from(await r.arrayBuffer())),
