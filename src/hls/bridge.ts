@@ -142,6 +142,7 @@ export class HlsBridge {
       lingerMs,
       now: options.now ?? Date.now,
       logger,
+      isRungPaused: options.isRungHidden ?? (() => false),
     });
     this.#table = table;
     const master = new MasterBuilder({

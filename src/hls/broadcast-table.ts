@@ -33,6 +33,12 @@ export type BroadcastTableOptions = {
   lingerMs: number;
   now: () => number;
   logger: Logger;
+  /**
+   * Whether the rung `rendition` of `source` is paused (by the ladder's overload policy): only a
+   * paused rung's playlist follows its source with GAP segments. A rung that is merely behind
+   * (a busy machine) keeps its own media, however late.
+   */
+  isRungPaused: (source: string, rendition: string) => boolean;
 };
 
 type TrackState = HlsTrack & {
@@ -278,11 +284,21 @@ export class BroadcastTable {
     }
   }
 
-  /** The source's video moved on: rungs that stopped list GAP segments after it (`TrackWindow.follow`). */
+  /** The source's video moved on: paused rungs list GAP segments after it (`TrackWindow.follow`). */
   #followRungs(source: string): void {
     const names = this.#rungs.get(source);
     if (names === undefined) return;
-    for (const name of names) this.#broadcasts.get(name)?.tracks.get('video')?.window.follow();
+    for (const name of names) {
+      const rung = this.#broadcasts.get(name);
+      if (rung === undefined || rung.origin.kind !== 'rendition') continue;
+      let paused = false;
+      try {
+        paused = this.#options.isRungPaused(source, rung.origin.rendition);
+      } catch {
+        // A failing callback is taken as "not paused": the rung keeps its own media.
+      }
+      if (paused) rung.tracks.get('video')?.window.follow();
+    }
   }
 
   #allEnded(b: BroadcastState): boolean {

@@ -24,9 +24,16 @@ afterEach(() => {
 });
 
 /** A 1080p source and a 480p rung with the same timestamps; keyframes every second, 2 s segments. */
+/** The rungs the ladder says are paused (what `isRungHidden` reports). */
+const pausedRungs = new Set<string>();
+
 function stage() {
   const registry = new FragmentBroadcasterRegistry();
-  const bridge = new HlsBridge({ registry, describeInit: describeFake });
+  const bridge = new HlsBridge({
+    registry,
+    describeInit: describeFake,
+    isRungHidden: (source, rendition) => pausedRungs.has(`${source}/${rendition}`),
+  });
   bridge.start();
   bridges.push(bridge);
   const source = new FakeTrack(registry, 'live/demo', 'video');
@@ -102,11 +109,12 @@ describe('HLS rung GAP segments', () => {
     expect((await get(s.bridge, '/hls/live/demo/480p/seg-1.m4s')).status).toBe(200);
   });
 
-  it('a rung that stops follows its source with GAP segments, answers blocking reloads, and resumes at the source MSN', async () => {
+  it('a paused rung follows its source with GAP segments, answers blocking reloads, and resumes at the source MSN', async () => {
     const s = stage();
     await s.sourceTo(90);
     await s.rungTo(0, 90); // both at 3 s
-    await s.sourceTo(570); // the rung stops; the source goes on to 19 s (segment 8 ends at 18 s)
+    pausedRungs.add('live/demo/480p');
+    await s.sourceTo(570); // the rung is paused; the source goes on to 19 s (segment 8 ends at 18 s)
     const paused = await playlist(s.bridge, '/hls/live/demo/480p/playlist.m3u8');
     expect(paused.raw).not.toContain('#EXT-X-ENDLIST');
     expect(paused.raw).not.toContain('#EXT-X-DISCONTINUITY');
@@ -124,6 +132,7 @@ describe('HLS rung GAP segments', () => {
     expect(gapSegments(text(answer))).toContain('seg-9.m4s');
 
     // The rung comes back at its 23 s keyframe, inside the source's segment 11 (22-24 s).
+    pausedRungs.delete('live/demo/480p');
     await s.sourceTo(720);
     await s.rungTo(690, 720);
     await s.sourceTo(780);
@@ -140,12 +149,12 @@ describe('HLS rung GAP segments', () => {
     expect((await get(s.bridge, '/hls/live/demo/480p/seg-11.m4s')).status).toBe(200);
   });
 
-  it('a slow rung (its fragments late, but all of them) gets no GAP', async () => {
+  it('a rung that is only slow (not paused; its fragments late, but all of them) gets no GAP, however far behind', async () => {
     const s = stage();
-    await s.sourceTo(300); // the source is 10 s ahead of the rung at first...
-    await s.rungTo(0, 150); // ...then 5 s: within three target durations
-    await s.sourceTo(330);
-    await s.rungTo(150, 330);
+    await s.sourceTo(600); // the source is 20 s ahead of the rung at first...
+    await s.rungTo(0, 150); // ...then 15 s: far behind, but the ladder did not pause it
+    await s.sourceTo(630);
+    await s.rungTo(150, 630);
     const out = await playlist(s.bridge, '/hls/live/demo/480p/playlist.m3u8');
     expect(out.raw).not.toContain('GAP');
     expect(out.raw).not.toContain('#EXT-X-DISCONTINUITY');
