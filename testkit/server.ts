@@ -9,6 +9,16 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 /** The runtimes the CLI runs on. */
+/** What `deno run` needs to run the service: files, env, the codec addon (FFI), sockets, a GC hook. */
+export const DENO_FLAGS = [
+  '--allow-read',
+  '--allow-env',
+  '--allow-ffi',
+  '--allow-net',
+  '--allow-sys',
+  '--v8-flags=--expose-gc',
+] as const;
+
 export type Runtime = 'node' | 'bun' | 'deno';
 
 /** How a stopped or crashed server process ended. */
@@ -52,17 +62,7 @@ export function cliCommand(runtime: Runtime, cliArgs: readonly string[]): { comm
     case 'deno':
       return {
         command: bin('deno'),
-        args: [
-          'run',
-          '--allow-read',
-          '--allow-env',
-          '--allow-ffi',
-          '--allow-net',
-          '--allow-sys',
-          '--v8-flags=--expose-gc',
-          'src/runtime/deno.ts',
-          ...cliArgs,
-        ],
+        args: ['run', ...DENO_FLAGS, 'src/runtime/deno.ts', ...cliArgs],
       };
   }
 }

@@ -7,6 +7,7 @@ import { expect } from 'vitest';
 import WebSocket from 'ws';
 import { Fmp4StreamParser } from '../../src/container/index.ts';
 import { loopPieces, planPieces } from '../../src/runtime/publish.ts';
+import { seededRandom } from '../../testkit/fmp4.ts';
 import { cliCommand, getJson, ROOT } from '../../testkit/server.ts';
 import { trackIdsOf } from '../support/mp4-edit.ts';
 
@@ -72,18 +73,6 @@ export function cliPublish(file: string, url: string): Proc {
   return run(command, args);
 }
 
-/** A deterministic pseudo-random generator (mulberry32). */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /** Splits `bytes` into chunks of 1 .. maxChunk bytes. */
 export function randomChunks(bytes: Uint8Array, random: () => number, maxChunk = 64 * 1024): Uint8Array[] {
   const out: Uint8Array[] = [];
@@ -145,7 +134,7 @@ export async function openWsPublisher(url: string): Promise<WsPublisher> {
     closed,
     send,
     async sendFile(bytes, { seed, paced }) {
-      const random = rng(seed);
+      const random = seededRandom(seed);
       if (!paced) {
         for (const chunk of randomChunks(bytes, random)) send(chunk);
         return;
@@ -210,7 +199,7 @@ export function metricSum(text: string, name: string): number | undefined {
 
 /** `length` pseudo-random bytes (deterministic per seed). */
 export function randomBytes(length: number, seed: number): Uint8Array {
-  const random = rng(seed);
+  const random = seededRandom(seed);
   return new Uint8Array(length).map(() => Math.floor(random() * 256));
 }
 

@@ -2,6 +2,7 @@ import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
+import { DENO_FLAGS } from '../../testkit/server.ts';
 
 const run = promisify(execFile);
 const root = join(import.meta.dirname, '..', '..');
@@ -24,17 +25,8 @@ describe('other runtimes', () => {
   }, 300_000);
 
   it('the smoke suite passes under Deno (npm run test:deno)', async () => {
-    const out = await smoke(bin('deno'), [
-      'run',
-      '--allow-read',
-      '--allow-env',
-      '--allow-ffi',
-      '--allow-net',
-      '--allow-sys',
-      '--allow-run',
-      '--v8-flags=--expose-gc',
-      'test/smoke/run-smoke.ts',
-    ]);
+    // The service's flags, and --allow-run: the smoke runner starts the service as a child.
+    const out = await smoke(bin('deno'), ['run', ...DENO_FLAGS, '--allow-run', 'test/smoke/run-smoke.ts']);
     expect(out).toMatch(/^deno: [1-9]\d* passed, 0 failed$/m);
   }, 300_000);
 });
