@@ -8,6 +8,7 @@ import { getConnInfo, upgradeWebSocket, websocket } from 'hono/bun';
 import type { UpgradeWebSocket } from 'hono/ws';
 import { main, type RuntimeHost } from '../server/main.ts';
 import type { HttpRuntime } from '../server/runtime-adapter.ts';
+import { type ConnectionFront, serveBehindFront } from './connection-front.ts';
 import { processHostBasics } from './process-host.ts';
 import { DEFAULT_CONNECTION_LIMITS, withSlicedBodies } from './send-timeout.ts';
 import { loadVideoCodecs } from './shared.ts';
@@ -32,9 +33,15 @@ const Bun = (globalThis as unknown as { Bun: BunGlobal }).Bun;
  * Bun's side of the HTTP surface: Hono's Bun WebSocket adapter (it reports its message limit as a
  * close with 1009) and connection info. Request URLs arrive already normalised: no raw target.
  */
+/** The connection front of the running server (it sees the clients; Bun.serve sees the front). */
+let front: ConnectionFront | undefined;
+
 const bunHttp: HttpRuntime = {
   upgradeWebSocket: upgradeWebSocket as unknown as UpgradeWebSocket<unknown>,
-  clientAddress: (c) => getConnInfo(c).remote.address,
+  clientAddress: (c) => {
+    const remote = getConnInfo(c).remote;
+    return front?.clientOf(remote.port) ?? remote.address;
+  },
 };
 
 /** The Bun implementation of the runtime host. */
@@ -44,19 +51,20 @@ export const bunHost: RuntimeHost = {
   http: bunHttp,
   async serve(app, { port, host, maxMessageBytes, connections = DEFAULT_CONNECTION_LIMITS }) {
     const server = Bun.serve({
-      port,
-      hostname: host,
+      port: 0,
+      hostname: '127.0.0.1',
       // Bun has no send timeout of its own: answers fail when the client takes nothing for it.
       fetch: withSlicedBodies((request, srv) => app.fetch(request, srv as never), connections.sendTimeoutMs),
       websocket: { ...websocket, maxPayloadLength: maxMessageBytes },
       // Long chunked ingest uploads and held LL-HLS requests must not be cut by the idle timer (it
-      // counts body bytes as idle). Bun closes a connection whose request head is not complete
-      // after about 10 s on its own, whatever this says; it reports no connections, so there is
-      // no per-client cap (`connections.maxPerClient`, `headerTimeoutMs` are not used).
+      // counts body bytes as idle). Clients reach Bun.serve through the connection front, which
+      // keeps the head deadline, the per-client cap and the send watchdog.
       idleTimeout: 0,
       maxRequestBodySize: Number.MAX_SAFE_INTEGER,
     });
-    return { port: server.port, close: async () => void (await server.stop(true)) };
+    const served = await serveBehindFront(host, port, server.port, connections, () => server.stop(true));
+    front = served.front;
+    return { port: served.port, close: served.close };
   },
   loadCodecs: (config, logger) => loadVideoCodecs(config, logger),
   startTestPattern,

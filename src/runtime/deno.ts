@@ -6,11 +6,11 @@
  */
 
 import { createRequire } from 'node:module';
-import type { Hono } from 'hono';
 import { getConnInfo, upgradeWebSocket } from 'hono/deno';
 import type { UpgradeWebSocket } from 'hono/ws';
-import { type ConnectionLimits, main, type RuntimeHost } from '../server/main.ts';
+import { main, type RuntimeHost } from '../server/main.ts';
 import type { HttpRuntime } from '../server/runtime-adapter.ts';
+import { type ConnectionFront, serveBehindFront } from './connection-front.ts';
 import { DEFAULT_CONNECTION_LIMITS, withSlicedBodies } from './send-timeout.ts';
 import { loadVideoCodecs } from './shared.ts';
 import { runBench, runPublish, startTestPattern } from './tools.ts';
@@ -39,22 +39,16 @@ const gc = (globalThis as { gc?: () => void }).gc;
  * its own; the app checks each message) and connection info. Request URLs arrive already
  * normalised: no raw target.
  */
+/** The connection front of the running server (it sees the clients; Deno.serve sees the front). */
+let front: ConnectionFront | undefined;
+
 const denoHttp: HttpRuntime = {
   upgradeWebSocket: upgradeWebSocket as unknown as UpgradeWebSocket<unknown>,
-  clientAddress: (c) => getConnInfo(c).remote.address,
+  clientAddress: (c) => {
+    const remote = getConnInfo(c).remote;
+    return front?.clientOf(remote.port) ?? remote.address;
+  },
 };
-
-/**
- * The request handler with the connection limits Deno.serve allows: the send timeout (answers fail
- * when the client takes nothing for it). Deno.serve has no deadline for the request head and
- * reports no connections, so `headerTimeoutMs` and `maxPerClient` are not used.
- */
-function limitedHandler(
-  app: Hono<never>,
-  connections: ConnectionLimits,
-): (request: Request, info: unknown) => Promise<Response> {
-  return withSlicedBodies((request, info) => app.fetch(request, info as never), connections.sendTimeoutMs);
-}
 
 /** The Deno implementation of the runtime host. */
 export const denoHost: RuntimeHost = {
@@ -69,12 +63,17 @@ export const denoHost: RuntimeHost = {
     const listening = new Promise<number>((resolve) => {
       resolvePort = resolve;
     });
+    // Deno.serve fails an answer whose client takes nothing for the send timeout; clients reach it
+    // through the connection front, which keeps the head deadline, the per-client cap, the send
+    // watchdog, and a client's FIN until the request was read to its end.
     const server = Deno.serve(
-      { port, hostname: host, onListen: (addr) => resolvePort(addr.port) },
-      limitedHandler(app, connections),
+      { port: 0, hostname: '127.0.0.1', onListen: (addr) => resolvePort(addr.port) },
+      withSlicedBodies((request, info) => app.fetch(request, info as never), connections.sendTimeoutMs),
     );
-    const actual = await listening;
-    return { port: actual, close: () => server.shutdown() };
+    const inner = await listening;
+    const served = await serveBehindFront(host, port, inner, connections, () => server.shutdown());
+    front = served.front;
+    return { port: served.port, close: served.close };
   },
   loadCodecs: (config, logger) => loadVideoCodecs(config, logger),
   startTestPattern,

@@ -4,8 +4,7 @@
  * which takes no bytes of what it was sent.
  */
 
-import type { Server } from 'node:http';
-import type { Socket } from 'node:net';
+import type { Server, Socket } from 'node:net';
 import type { ConnectionLimits } from '../server/main.ts';
 
 /**

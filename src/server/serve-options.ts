@@ -208,7 +208,7 @@ export const SERVE_OPTIONS = {
     default: '128',
     min: 1,
     max: 1_000_000,
-    help: 'open connections one client address may have; more are closed at once (Node only)',
+    help: 'open connections one client address may have; more are closed at once',
   },
   'header-timeout': {
     value: 'S',
@@ -217,7 +217,7 @@ export const SERVE_OPTIONS = {
     default: '10',
     min: 0.5,
     max: 3600,
-    help: 'close a connection whose request head is not complete after S seconds (Node; Bun: fixed 10 s)',
+    help: 'answer 408 and close a connection whose request head is not complete after S seconds',
   },
   'send-timeout': {
     value: 'S',

@@ -204,6 +204,8 @@ type PlayerReport = {
   levelPath: string | undefined;
   frags: Array<{ sn: number; cc: number; start: number; level: number }>;
   errors: Array<{ type: string; details: string; fatal: boolean; currentTime: number }>;
+  /** The video element's buffered ranges, in seconds. */
+  buffered: Array<[number, number]>;
 };
 
 /** Two players on one page, each held on one variant of the master (`PLAYED`). */
@@ -266,6 +268,10 @@ const report = (id: 'source' | 'rung'): Promise<PlayerReport> =>
         p.hls.currentLevel >= 0 ? new URL(p.hls.levels[p.hls.currentLevel]!.uri, location.href).pathname : undefined,
       frags: p.frags,
       errors: p.errors,
+      buffered: Array.from({ length: p.video.buffered.length }, (_, i): [number, number] => [
+        p.video.buffered.start(i),
+        p.video.buffered.end(i),
+      ]),
     };
   }, id);
 
@@ -335,16 +341,22 @@ async function playsPast(
   until: (r: PlayerReport) => boolean,
 ): Promise<PlayerReport> {
   let fatal: PlayerReport['errors'][number] | undefined;
+  let last: PlayerReport | undefined;
   const result = await waitExplained(
     async () => {
       const r = await report(id);
+      last = r;
       fatal ??= fatalOf(r);
       if (fatal !== undefined) return r;
       return until(r) ? r : undefined;
     },
     what,
     { timeoutMs: 45_000, intervalMs: 100 },
-  );
+  ).catch((error: unknown) => {
+    // The player's own view (position, buffered ranges, last fragments, errors) tells a stall from a slow start.
+    const state = last === undefined ? 'none' : JSON.stringify({ ...last, frags: last.frags.slice(-8) });
+    throw new Error(`${error instanceof Error ? error.message : String(error)}\n${id} player: ${state}`);
+  });
   if (fatal !== undefined) throw new Error(`hls.js fatal error in the ${id} player: ${JSON.stringify(fatal)}`);
   return result;
 }

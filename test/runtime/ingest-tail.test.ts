@@ -1,8 +1,8 @@
 /**
  * The tail of an HTTP ingest body: a publisher that closes its socket right after its last chunk
- * (as ffmpeg does) gets every fragment it sent published on Node and Bun. On Deno, `Deno.serve`
- * drops request body bytes it has received but not yet handed over once it reads the client's
- * FIN (README.md "Known limits"); the Deno case pins that. The CLI server runs as a child
+ * (as ffmpeg does) gets every fragment it sent published, on Node, Bun and Deno (`Deno.serve`
+ * drops request body bytes it has not handed over yet once it reads the client's FIN; the
+ * connection front holds the FIN back until the request was read). The CLI server runs as a child
  * process; the judge is ffprobe's packet count of the ended source playlist.
  */
 
@@ -70,7 +70,7 @@ const framesBeforeLastFragment = (): Promise<number> =>
 const startSourceServer = (runtime: Runtime): Promise<RunningServer> =>
   startServer(['--test-pattern', 'off', '--transcode-rendition', 'none', '--ingest-grace', '0'], { runtime });
 
-describe.each<Runtime>(['node', 'bun'])('the end of an ingest POST on %s', (runtime) => {
+describe.each<Runtime>(['node', 'bun', 'deno'])('the end of an ingest POST on %s', (runtime) => {
   let server: RunningServer;
   let completeFramesBeforeLast = 0;
 
@@ -84,10 +84,14 @@ describe.each<Runtime>(['node', 'bun'])('the end of an ingest POST on %s', (runt
   });
 
   it('ffmpeg publishing a clip and closing right after it: every frame is in the ended source playlist', async () => {
-    const publisher = ffmpegPublish(fixturePath(FIXTURE), `${server.url}/ingest/live/ffmpeg`);
-    expect(await publisher.exited, publisher.output()).toBe(0);
-    expect(await endedSourcePackets(server, 'live/ffmpeg')).toBe(frameCount);
-  }, 30_000);
+    // Several rounds: whether a runtime had handed the last burst over before it read the FIN is a
+    // matter of timing.
+    for (const round of [1, 2, 3]) {
+      const publisher = ffmpegPublish(fixturePath(FIXTURE), `${server.url}/ingest/live/ffmpeg-${round}`);
+      expect(await publisher.exited, publisher.output()).toBe(0);
+      expect(await endedSourcePackets(server, `live/ffmpeg-${round}`), `round ${round}`).toBe(frameCount);
+    }
+  }, 60_000);
 
   it('a whole chunked body, terminating chunk included, sent at once and the socket closed: every frame is published', async () => {
     for (const round of [1, 2, 3]) {
@@ -109,7 +113,7 @@ describe.each<Runtime>(['node', 'bun'])('the end of an ingest POST on %s', (runt
   }, 30_000);
 });
 
-describe('the end of an ingest POST on deno', () => {
+describe('the publish command on deno', () => {
   let server: RunningServer;
 
   beforeAll(async () => {
@@ -119,16 +123,6 @@ describe('the end of an ingest POST on deno', () => {
   afterAll(async () => {
     await server?.stop();
   });
-
-  it('ffmpeg publishing a clip and closing right after it: every fragment Deno hands over is published, at most the last is lost (Deno.serve drops the received tail on FIN)', async () => {
-    const publisher = ffmpegPublish(fixturePath(FIXTURE), `${server.url}/ingest/live/ffmpeg`);
-    expect(await publisher.exited, publisher.output()).toBe(0);
-    // ffmpeg writes the last fragment in one burst when it ends; what Deno handed over is a clean
-    // prefix: everything but that fragment, or (when Deno handed the burst over before it read the
-    // FIN, which a busy machine's timing allows) every frame. Nothing else may be missing.
-    const published = await endedSourcePackets(server, 'live/ffmpeg');
-    expect([await framesBeforeLastFragment(), frameCount]).toContain(published);
-  }, 30_000);
 
   it('the publish command (one POST that waits for the answer, or WebSocket) gets every frame published', async () => {
     const wsUrl = server.url.replace('http:', 'ws:');
