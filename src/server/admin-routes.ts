@@ -3,7 +3,7 @@
  * /api/v1/broadcasts/<broadcast>/ladder` with `Authorization: Bearer <admin token>` (401 without,
  * 403 wrong). `PUT` takes a JSON list of renditions (LVQR fields), or `{ "ladder": [...] }`,
  * validated like a rendition file; while the broadcast is live a rung taller or wider than its
- * source is refused. The ladder applies at the broadcast's next publish.
+ * source is refused. A change to a live broadcast's ladder applies at its next source keyframe.
  */
 
 import { type Context, Hono, type Next } from 'hono';
@@ -21,6 +21,8 @@ export type AdminRoutesDeps = {
   ladders: StreamLadders;
   /** The decoded size of a live source, if known. */
   sourceSize: (broadcast: string) => { width: number; height: number } | undefined;
+  /** Applies the ladder now set for the live broadcast `broadcast` (at its next source keyframe). */
+  replan: (broadcast: string) => void;
 };
 
 const PREFIX = '/api/v1/broadcasts/';
@@ -49,7 +51,9 @@ export function adminRoutes(deps: AdminRoutesDeps): Hono {
     try {
       validateBroadcastName(broadcast);
       if (c.req.method === 'PUT') return await put(c, broadcast);
-      if (c.req.method === 'DELETE') deps.ladders.delete(broadcast);
+      if (c.req.method === 'DELETE' && deps.ladders.delete(broadcast) && deps.ladders.isActive(broadcast)) {
+        deps.replan(broadcast);
+      }
       return c.json(describe(broadcast));
     } catch (error) {
       return errorResponse(error);
@@ -88,7 +92,9 @@ export function adminRoutes(deps: AdminRoutesDeps): Hono {
       }
     }
     deps.ladders.set(broadcast, ladder, 'api');
-    return c.json({ ...describe(broadcast), appliesAt: deps.ladders.isActive(broadcast) ? 'next publish' : 'publish' });
+    const live = deps.ladders.isActive(broadcast);
+    if (live) deps.replan(broadcast);
+    return c.json({ ...describe(broadcast), appliesAt: live ? 'next keyframe' : 'publish' });
   };
 
   routes.on(['GET', 'PUT', 'DELETE'], `${PREFIX}*`, handle);

@@ -328,6 +328,7 @@ export function createService(deps: ServiceDeps): Service {
     admin: {
       token: config.adminToken,
       ladders,
+      replan: (broadcast) => handle.replan(broadcast),
       sourceSize: (broadcast) => {
         const s = ladder?.sources().find((x) => x.broadcast === broadcast && x.decoderState !== 'unsupported');
         return s?.width === undefined || s.height === undefined ? undefined : { width: s.width, height: s.height };

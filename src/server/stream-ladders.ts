@@ -1,8 +1,8 @@
 /**
  * Per-broadcast ladders: set by the admin API (`PUT /api/v1/broadcasts/<broadcast>/ladder`, kept
  * until deleted) or by a publish admission answer (kept for that publish). The transcode runner
- * asks `lookup` when a broadcast's source appears, and that ladder stays in effect until the
- * broadcast ends: a ladder set during a broadcast applies at its next publish.
+ * asks `lookup` when a broadcast's source appears, and again when the admin API changes the ladder
+ * of a live broadcast (the change applies at the source's next keyframe).
  */
 
 import { LvqrError } from '../core/errors.ts';
@@ -36,7 +36,7 @@ export class StreamLadders {
     this.defaults = defaults;
   }
 
-  /** Sets the ladder of `broadcast` for its next publish. */
+  /** Sets the ladder of `broadcast` (the caller re-plans a live broadcast). */
   set(broadcast: string, ladder: RenditionSpec[], origin: 'api' | 'admission'): void {
     if (!this.#set.has(broadcast) && this.#set.size >= MAX_LADDERS) {
       throw new LvqrError('admin.bad_request', `at most ${MAX_LADDERS} broadcasts may have their own ladder`);

@@ -70,10 +70,13 @@ export type TranscodeRunnerOptions = {
 
 type Task = {
   key: TaskKey;
+  factory: TranscoderFactory;
   stats: TaskStats;
   sub: FragmentSubscription;
   transcoder: Transcoder;
   done: Promise<void>;
+  /** Set when the task's rendition left its broadcast's ladder: it ends before the next keyframe. */
+  stopAtKeyframe: boolean;
 };
 
 /** The ladder of one broadcast, or `undefined` for the default ladder given to `withLadder`. */
@@ -114,10 +117,22 @@ export class TranscodeRunnerHandle {
   readonly #tasks: Map<string, Task>;
   readonly #stop: () => Promise<void>;
 
+  readonly #replan: (broadcast: string) => void;
+
   /** @internal Use `TranscodeRunner.install`. */
-  constructor(tasks: Map<string, Task>, stop: () => Promise<void>) {
+  constructor(tasks: Map<string, Task>, stop: () => Promise<void>, replan: (broadcast: string) => void) {
     this.#tasks = tasks;
     this.#stop = stop;
+    this.#replan = replan;
+  }
+
+  /**
+   * Applies the ladder the lookup now gives for the live broadcast `broadcast`: at its next source
+   * keyframe, rungs no longer in it end and rungs new to it start (a rendition that keeps its name
+   * with other figures continues its playlists after a discontinuity).
+   */
+  replan(broadcast: string): void {
+    this.#replan(broadcast);
   }
 
   /** Fragments the task (transcoder, rendition, broadcast, track) received; 0 if unknown. */
@@ -222,6 +237,8 @@ export class TranscodeRunner {
     };
     const retainEnded = this.#options.retainEnded ?? 256;
     const tasks = new Map<string, Task>();
+    /** Tasks replaced in `tasks` by a task of the same key before they ended. */
+    const retiring = new Set<Task>();
     const ended: string[] = [];
     const abort = new AbortController();
     let closing: Promise<void> | undefined;
@@ -240,59 +257,95 @@ export class TranscodeRunner {
       if (abort.signal.aborted) return;
       // Never transcode a transcoder's output (explicit tag, not a guess from the name).
       if (broadcaster.origin.kind === 'rendition') return;
-      for (const factory of factoriesFor(broadcast)) {
-        const ctx: TranscoderContext = {
-          broadcast,
-          track,
-          meta: broadcaster.meta,
-          rendition: factory.rendition,
-          signal: abort.signal,
-        };
-        let transcoder: Transcoder | undefined;
-        try {
-          transcoder = factory.build(ctx);
-        } catch (error) {
-          logger.warn('transcoder factory failed to build; skipping', {
-            transcoder: factory.name,
-            rendition: factory.rendition.name,
-            broadcast,
-            track,
-            error: errorMessage(error),
-          });
-          continue;
-        }
-        if (transcoder === undefined) continue;
-        const key: TaskKey = [factory.name, factory.rendition.name, broadcast, track];
-        const id = keyString(key);
-        const sub = broadcaster.subscribe();
-        const stats: TaskStats = {
+      for (const factory of factoriesFor(broadcast)) spawnTask(factory, broadcast, track, broadcaster);
+    };
+
+    const spawnTask = (
+      factory: TranscoderFactory,
+      broadcast: string,
+      track: string,
+      broadcaster: FragmentBroadcaster,
+    ): void => {
+      const ctx: TranscoderContext = {
+        broadcast,
+        track,
+        meta: broadcaster.meta,
+        rendition: factory.rendition,
+        signal: abort.signal,
+      };
+      let transcoder: Transcoder | undefined;
+      try {
+        transcoder = factory.build(ctx);
+      } catch (error) {
+        logger.warn('transcoder factory failed to build; skipping', {
           transcoder: factory.name,
           rendition: factory.rendition.name,
           broadcast,
           track,
-          state: 'waiting-init',
-          fragmentsSeen: 0,
-          panics: 0,
-          panicsByPhase: { start: 0, fragment: 0, meta: 0, stop: 0 },
-          timeouts: 0,
-          lagged: 0,
-          queued: 0,
-          skipped: 0,
-          consecutiveFailures: 0,
-          lastError: undefined,
-          startedAtMs: Date.now(),
-          endedAtMs: undefined,
-          transcoderStats: undefined,
-        };
-        const task: Task = { key, stats, sub, transcoder, done: Promise.resolve() };
-        const previous = tasks.get(id);
-        if (previous !== undefined) {
-          const at = ended.indexOf(id);
-          if (at !== -1) ended.splice(at, 1);
-        }
-        tasks.set(id, task);
-        task.done = drive(task, ctx, env).finally(() => retire(id, task));
+          error: errorMessage(error),
+        });
+        return;
       }
+      if (transcoder === undefined) return;
+      const key: TaskKey = [factory.name, factory.rendition.name, broadcast, track];
+      const id = keyString(key);
+      const sub = broadcaster.subscribe();
+      const stats: TaskStats = {
+        transcoder: factory.name,
+        rendition: factory.rendition.name,
+        broadcast,
+        track,
+        state: 'waiting-init',
+        fragmentsSeen: 0,
+        panics: 0,
+        panicsByPhase: { start: 0, fragment: 0, meta: 0, stop: 0 },
+        timeouts: 0,
+        lagged: 0,
+        queued: 0,
+        skipped: 0,
+        consecutiveFailures: 0,
+        lastError: undefined,
+        startedAtMs: Date.now(),
+        endedAtMs: undefined,
+        transcoderStats: undefined,
+      };
+      const task: Task = { key, factory, stats, sub, transcoder, done: Promise.resolve(), stopAtKeyframe: false };
+      const previous = tasks.get(id);
+      if (previous !== undefined) {
+        const at = ended.indexOf(id);
+        if (at !== -1) ended.splice(at, 1);
+        // The rendition changed its figures, not its name: the old task ends at the next keyframe.
+        if (previous.stats.endedAtMs === undefined) {
+          retiring.add(previous);
+          void previous.done.finally(() => retiring.delete(previous));
+        }
+      }
+      tasks.set(id, task);
+      task.done = drive(task, ctx, env).finally(() => retire(id, task));
+    };
+
+    const replan = (broadcast: string): void => {
+      if (abort.signal.aborted) return;
+      // The lookup first: it builds the factories of renditions new to the ladder.
+      const next = factoriesFor(broadcast);
+      const ladderFactories = new Set(ladders.flatMap((g) => [...g.built.values()]));
+      const wanted = new Set(next.filter((f) => ladderFactories.has(f)));
+      const running = new Set<string>();
+      for (const task of tasks.values()) {
+        if (task.key[2] !== broadcast || task.stats.endedAtMs !== undefined || task.stopAtKeyframe) continue;
+        if (!ladderFactories.has(task.factory)) continue;
+        if (wanted.has(task.factory)) running.add(`${renditionKey(task.factory.rendition)}\u0000${task.key[3]}`);
+        else task.stopAtKeyframe = true;
+      }
+      for (const { broadcast: name, track, broadcaster } of registry.entries()) {
+        if (name !== broadcast || broadcaster.origin.kind === 'rendition') continue;
+        for (const factory of wanted) {
+          if (!running.has(`${renditionKey(factory.rendition)}\u0000${track}`)) {
+            spawnTask(factory, broadcast, track, broadcaster);
+          }
+        }
+      }
+      logger.info('ladder re-planned', { broadcast, renditions: [...wanted].map((f) => f.rendition.name).join(',') });
     };
 
     const unsubscribe = registry.onEntryCreated(spawn);
@@ -302,13 +355,13 @@ export class TranscodeRunner {
       if (closing !== undefined) return closing;
       unsubscribe();
       abort.abort();
-      const running = [...tasks.values()];
+      const running = [...tasks.values(), ...retiring];
       for (const task of running) task.sub.close();
       closing = Promise.all(running.map((t) => t.done)).then(() => undefined);
       return closing;
     };
 
-    return new TranscodeRunnerHandle(tasks, stop);
+    return new TranscodeRunnerHandle(tasks, stop, replan);
   }
 }
 
@@ -392,6 +445,8 @@ async function drive(task: Task, buildCtx: TranscoderContext, env: DriveEnv): Pr
   for (;;) {
     const fragment = await sub.next();
     if (fragment === undefined) break;
+    // Left the ladder: the rungs that replace it start at this keyframe.
+    if (task.stopAtKeyframe && fragment.flags.keyframe) break;
     if (sub.metaVersion !== metaVersion) {
       metaVersion = sub.metaVersion;
       const changed = sub.meta;

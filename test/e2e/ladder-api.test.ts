@@ -1,17 +1,19 @@
 /**
  * Per-stream ladders against the running CLI server: one set by `PUT
  * /api/v1/broadcasts/<broadcast>/ladder` and one carried by the admission answer are what
- * `/api/v1/transcode` plans and what ffprobe finds in the rungs; the admin API's auth (404 off,
- * 401, 403) and its refusals (odd size, upscale of the live source, malformed JSON).
+ * `/api/v1/transcode` plans and what ffprobe finds in the rungs; a change during a broadcast
+ * applies at the next source keyframe (a rung that left ends, a new one starts, one that kept its
+ * name goes on after a discontinuity); the admin API's auth (404 off, 401, 403) and its refusals
+ * (odd size, upscale of the live source, malformed JSON).
  */
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { readFixture } from '../../testkit/fixtures.ts';
-import { getJson, type RunningServer, startServer } from '../../testkit/server.ts';
+import { fixturePath, readFixture } from '../../testkit/fixtures.ts';
+import { getJson, getText, type RunningServer, startServer } from '../../testkit/server.ts';
 import { type Receiver, startReceiver } from '../events/receiver.ts';
-import { probeStreams } from '../support/ffprobe.ts';
+import { probePackets, probeStreams } from '../support/ffprobe.ts';
 import { waitFor } from '../support/wait.ts';
-import { openWsPublisher } from './helpers.ts';
+import { ffmpegPublish, openWsPublisher } from './helpers.ts';
 
 const ADMIN = 'admin-token-9d2e';
 const CLIP = readFixture('360p30.mp4');
@@ -63,6 +65,29 @@ async function publish(broadcast: string): Promise<() => Promise<unknown>> {
   const publisher = await openWsPublisher(`${server.url.replace(/^http/, 'ws')}/ingest/${broadcast}`);
   await publisher.sendFile(CLIP, { seed: 1, paced: true });
   return () => publisher.close();
+}
+
+/**
+ * The init and the first or last complete segment of a live media playlist, joined: a file ffprobe
+ * reads to its end (a live playlist it would follow until the broadcast ends).
+ */
+async function segmentWithInit(playlistUrl: string, which: 'first' | 'last'): Promise<Uint8Array> {
+  const text = (await getText(playlistUrl))!;
+  const lines = text.split('\n');
+  const segments = lines.flatMap((line, i) => (/^seg-\d+\.m4s$/.test(line) ? [i] : []));
+  const at = which === 'first' ? segments[0]! : segments.at(-1)!;
+  const map = lines
+    .slice(0, at)
+    .reverse()
+    .find((line) => line.startsWith('#EXT-X-MAP:'))!;
+  const fetchBytes = async (uri: string) =>
+    new Uint8Array(await (await fetch(new URL(uri, playlistUrl))).arrayBuffer());
+  const init = await fetchBytes(/URI="([^"]+)"/.exec(map)![1]!);
+  const media = await fetchBytes(lines[at]!);
+  const joined = new Uint8Array(init.byteLength + media.byteLength);
+  joined.set(init);
+  joined.set(media, init.byteLength);
+  return joined;
 }
 
 /** Waits for the plan of `broadcast` in /api/v1/transcode and ffprobes its master; returns both. */
@@ -136,4 +161,67 @@ describe('per-stream ladders', () => {
       await other();
     }
   });
+
+  it('a ladder changed during the broadcast applies at the next source keyframe: rungs leave, start, or go on after a discontinuity', async () => {
+    const name = 'live/mid';
+    const base = `${server.url}/hls/${name}`;
+    // 1 s GOPs, paced, looped for longer than the test needs; killed at the end.
+    const publisher = ffmpegPublish(fixturePath('360p30.mp4'), `${server.url}/ingest/${name}`, { loops: 12 });
+    try {
+      const segments = (text: string | undefined) => (text ?? '').split('\n').filter((l) => /^seg-\d+\.m4s$/.test(l));
+      await waitFor(async () => segments(await getText(`${base}/240p/playlist.m3u8`)).length >= 2, '240p segments', {
+        timeoutMs: 20_000,
+        intervalMs: 100,
+      });
+      // A rendition replaces the default one.
+      const changed = await put(name, JSON.stringify([R180]));
+      expect(changed.status).toBe(200);
+      expect(await changed.json()).toMatchObject({ origin: 'api', active: [R180], appliesAt: 'next keyframe' });
+      await waitFor(
+        async () =>
+          segments(await getText(`${base}/r180/playlist.m3u8`)).length >= 1 &&
+          (await getText(`${base}/240p/playlist.m3u8`))?.includes('#EXT-X-ENDLIST') === true,
+        'r180 segments and the 240p playlist ended',
+        { timeoutMs: 20_000, intervalMs: 100 },
+      );
+      const master = (await getText(`${base}/master.m3u8`))!;
+      expect(master).toContain('r180/playlist.m3u8');
+      expect(master).not.toContain('240p/playlist.m3u8');
+      const plan = (await getJson<TranscodeApi>(`${server.url}/api/v1/transcode`)).sources.find(
+        (x) => x.broadcast === name,
+      )?.plan;
+      expect(plan?.map((r) => `${r.rendition}:${r.width}x${r.height}`)).toEqual(['r180:320x180']);
+      // The new rung starts on a keyframe, at its own size.
+      const started = await segmentWithInit(`${base}/r180/playlist.m3u8`, 'first');
+      expect((await probeStreams(started)).map((x) => `${x.width}x${x.height}`)).toEqual(['320x180']);
+      expect((await probePackets(started))[0]!.keyframe).toBe(true);
+      // The same name with other figures: its playlist goes on after a discontinuity.
+      const before = segments(await getText(`${base}/r180/playlist.m3u8`)).at(-1)!;
+      const resized = await put(name, JSON.stringify([{ ...R180, width: 256, height: 144 }]));
+      expect(resized.status).toBe(200);
+      expect(await resized.json()).toMatchObject({ active: [{ width: 256 }], appliesAt: 'next keyframe' });
+      const after = await waitFor(
+        async () => {
+          const text = (await getText(`${base}/r180/playlist.m3u8`)) ?? '';
+          const at = text.indexOf('#EXT-X-DISCONTINUITY\n');
+          return at >= 0 && segments(text.slice(at)).length >= 1 ? text : undefined;
+        },
+        'a discontinuity in the r180 playlist, then a segment',
+        { timeoutMs: 20_000, intervalMs: 100 },
+      ).catch(async (error: unknown) => {
+        throw new Error(
+          `${String(error)}\nr180 playlist:\n${await getText(`${base}/r180/playlist.m3u8`)}\nserver log:\n${server.stdout().slice(-2000)}`,
+        );
+      });
+      expect(after).not.toContain('#EXT-X-ENDLIST');
+      const firstNew = segments(after.slice(after.indexOf('#EXT-X-DISCONTINUITY\n')))[0]!;
+      expect(Number(/\d+/.exec(firstNew)![0])).toBeGreaterThan(Number(/\d+/.exec(before)![0]));
+      const resizedSegment = await segmentWithInit(`${base}/r180/playlist.m3u8`, 'last');
+      expect((await probeStreams(resizedSegment)).map((x) => `${x.width}x${x.height}`)).toEqual(['256x144']);
+      expect((await probePackets(resizedSegment))[0]!.keyframe).toBe(true);
+    } finally {
+      publisher.kill();
+      await publisher.exited;
+    }
+  }, 90_000);
 });

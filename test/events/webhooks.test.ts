@@ -137,7 +137,12 @@ describe('admission', () => {
 describe('admin API', () => {
   it('answers 404 when no admin token is configured', async () => {
     const app = createApp({
-      admin: { token: undefined, ladders: new StreamLadders(defaultLadder()), sourceSize: () => undefined },
+      admin: {
+        token: undefined,
+        ladders: new StreamLadders(defaultLadder()),
+        sourceSize: () => undefined,
+        replan: () => {},
+      },
     });
     const res = await app.request('/api/v1/broadcasts/live/x/ladder');
     expect(res.status).toBe(404);
