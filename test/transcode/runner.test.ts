@@ -488,4 +488,57 @@ describe('AudioPassthroughTranscoderFactory', () => {
       new RegExp(`lvqr_transcode_output_bytes_total\\{transcoder="audio-passthrough",rendition="240p"\\} ${2 * 16}`),
     );
   });
+
+  it('replan: a rendition that left the ladder ends before the next keyframe, a new one starts there, one that kept its name with other figures is replaced there; close() ends both', async () => {
+    const reg = new FragmentBroadcasterRegistry();
+    const spec = (name: string, width: number): RenditionSpec => ({
+      name,
+      width,
+      height: (width / 16) * 9,
+      videoBitrateKbps: 500,
+      audioBitrateKbps: 64,
+    });
+    let ladder: RenditionSpec[] = [spec('a', 640), spec('b', 320)];
+    /** Fragment indexes each built transcoder received, by rendition and width. */
+    const seen = new Map<string, number[]>();
+    const stopped: string[] = [];
+    const handle = new TranscodeRunner()
+      .withLadder(
+        ladder,
+        (r) =>
+          factoryOf(
+            'fake',
+            () => {
+              const id = `${r.name}@${r.width}`;
+              seen.set(id, []);
+              return {
+                onFragment: (f) => void seen.get(id)!.push(f.dts / 3000),
+                onStop: () => void stopped.push(id),
+              };
+            },
+            r,
+          ),
+        () => ladder,
+      )
+      .install(reg);
+    const bc = reg.getOrCreate('live/re', '0.mp4', videoMeta(INIT));
+    for (let i = 0; i < 3; i++) bc.emit(frag(i, { gop: 5 }));
+    await waitFor(() => seen.get('b@320')?.length === 3, 'the first ladder running');
+    // b leaves, c arrives, a keeps its name at another width.
+    ladder = [spec('a', 480), spec('c', 160)];
+    handle.replan('live/re');
+    for (let i = 3; i < 8; i++) bc.emit(frag(i, { gop: 5 }));
+    await waitFor(() => seen.get('c@160')?.length === 5 && stopped.length === 2, 'the new ladder running');
+    // The old tasks got everything up to the keyframe at 5, the new ones everything from the replan on.
+    expect(seen.get('a@640')).toEqual([0, 1, 2, 3, 4]);
+    expect(seen.get('b@320')).toEqual([0, 1, 2, 3, 4]);
+    expect(seen.get('a@480')).toEqual([3, 4, 5, 6, 7]);
+    expect(seen.get('c@160')).toEqual([3, 4, 5, 6, 7]);
+    expect(stopped.sort()).toEqual(['a@640', 'b@320']);
+    // A replan with nothing changed starts nothing new.
+    handle.replan('live/re');
+    expect([...seen.keys()].sort()).toEqual(['a@480', 'a@640', 'b@320', 'c@160']);
+    await handle.close();
+    expect(stopped.sort()).toEqual(['a@480', 'a@640', 'b@320', 'c@160']);
+  });
 });
