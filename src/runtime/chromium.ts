@@ -217,6 +217,11 @@ export class ChromiumBrowser {
     this.#options.codecs.detach(reason);
     void this.#killProcess(child);
     if (this.#stopped) return;
+    if (this.#launches === 1 && this.#connectWaiters.length > 0) {
+      // The first launch failed: `start` reports it rather than retrying.
+      for (const wake of this.#connectWaiters.splice(0)) wake(new Error(reason));
+      return;
+    }
     const delay = this.#backoff.fail();
     this.#options.logger.warn('chromium backend: browser gone; relaunching', {
       reason,

@@ -29,12 +29,16 @@ export interface PageConnection {
   send(bytes: Uint8Array): void;
 }
 
-/** Options of `ChromiumCodecs`. */
-export type ChromiumCodecsOptions = {
+/** Which encoders the page runs, and the name they are reported under. */
+export type ChromiumEncoderChoice = {
   /** The name reported for the encoders (e.g. `chromium-software`). */
   backend: string;
   /** Encoder preference passed to the page. */
   hardwareAcceleration: 'no-preference' | 'prefer-hardware';
+};
+
+/** Options of `ChromiumCodecs`. */
+export type ChromiumCodecsOptions = ChromiumEncoderChoice & {
   /** Longest a call waits for a (re)connected page, ms (default 15 s). */
   connectTimeoutMs?: number;
 };
@@ -85,8 +89,7 @@ export class ChromiumFrame implements VideoFrameLike {
 
 /** `VideoCodecs` whose decoders and encoders run in a Chromium page. */
 export class ChromiumCodecs implements VideoCodecs {
-  readonly backend: string;
-  readonly #options: ChromiumCodecsOptions;
+  #options: ChromiumCodecsOptions;
   #link: Link | undefined;
   #waiters: Array<() => void> = [];
   #nextId = 1;
@@ -96,8 +99,17 @@ export class ChromiumCodecs implements VideoCodecs {
 
   /** Codecs with no page yet (`attach` brings one). */
   constructor(options: ChromiumCodecsOptions) {
-    this.backend = options.backend;
     this.#options = options;
+  }
+
+  /** The name the encoders are reported under. */
+  get backend(): string {
+    return this.#options.backend;
+  }
+
+  /** Switches the encoders created from now on (after the probe decided). */
+  useEncoder(choice: ChromiumEncoderChoice): void {
+    this.#options = { ...this.#options, ...choice };
   }
 
   /** Whether a page is connected. */
