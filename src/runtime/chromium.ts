@@ -24,6 +24,9 @@ import type { Logger } from '../core/log.ts';
 import type { ChromiumCodecs } from '../transcode/chromium/codecs.ts';
 import { PAGE_HTML } from '../transcode/chromium/page.ts';
 
+/** The Chromium of Debian's `chromium` package. */
+const DEFAULT_EXECUTABLE = '/usr/bin/chromium';
+
 /** Flags of every launch (STACK-NOTES, Chromium). */
 const BASE_FLAGS = [
   '--headless',
@@ -125,7 +128,12 @@ export class ChromiumBrowser {
     });
     this.#port = (this.#server.address() as AddressInfo).port;
     const connected = this.#waitForPage();
-    this.#launch();
+    try {
+      this.#launch();
+    } catch (error) {
+      connected.catch(() => {});
+      throw new Error(`cannot run ${this.#options.executable ?? DEFAULT_EXECUTABLE}: ${errorMessage(error)}`);
+    }
     await connected;
   }
 
@@ -171,7 +179,7 @@ export class ChromiumBrowser {
       `--user-data-dir=${profile}`,
       `http://127.0.0.1:${this.#port}/?token=${this.#token}`,
     ];
-    const executable = this.#options.executable ?? '/usr/bin/chromium';
+    const executable = this.#options.executable ?? DEFAULT_EXECUTABLE;
     // fds 3 and 4 are the DevTools pipe: Chromium exits when the service's ends of it close.
     const child = spawn(executable, flags, { stdio: ['ignore', 'ignore', 'pipe', 'pipe', 'pipe'], detached: true });
     this.#child = child;

@@ -55,7 +55,7 @@ type TranscodeApi = {
   sources: Array<{ broadcast: string; rungs: Array<{ rendition: string; state: string; framesOut?: number }> }>;
 };
 
-describe.each<Runtime>(['node'])('serve --transcode-backend chromium on %s', (runtime) => {
+describe.each<Runtime>(['node', 'bun', 'deno'])('serve --transcode-backend chromium on %s', (runtime) => {
   let server: RunningServer | undefined;
   afterEach(async () => {
     await server?.stop({ signal: 'SIGKILL' });
@@ -64,6 +64,7 @@ describe.each<Runtime>(['node'])('serve --transcode-backend chromium on %s', (ru
   async function startWithLadder(): Promise<{ server: RunningServer; browser: number[] }> {
     const started = await startServer(['--transcode-backend', 'chromium', '--transcode-rendition', '240p'], {
       runtime,
+      denoFlags: ['--allow-run', '--allow-write'],
     });
     server = started;
     expect(started.stdout()).toMatch(/encoder\s+chromium-software/);
