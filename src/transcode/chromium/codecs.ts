@@ -41,6 +41,11 @@ export type ChromiumEncoderChoice = {
 export type ChromiumCodecsOptions = ChromiumEncoderChoice & {
   /** Longest a call waits for a (re)connected page, ms (default 15 s). */
   connectTimeoutMs?: number;
+  /**
+   * Where a rung's picture is scaled: by the encoder (libyuv box filter, the default) or on an
+   * OffscreenCanvas with high-quality smoothing first (README "Backends" has the comparison).
+   */
+  scaling?: 'encoder' | 'canvas';
 };
 
 type Pending = { owner: number; resolve: (message: Message) => void; reject: (error: unknown) => void };
@@ -221,6 +226,7 @@ export class ChromiumCodecs implements VideoCodecs {
         bitrate: config.bitrateBps,
         framerate: config.framerate,
         hardwareAcceleration: this.#options.hardwareAcceleration,
+        scale: this.#options.scaling ?? 'encoder',
       },
       onError,
       (message) => {

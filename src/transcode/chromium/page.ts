@@ -100,6 +100,18 @@ function chunkPayload(chunk, metadata) {
   return payload;
 }
 
+/** Scales frame to the encoder's size on an OffscreenCanvas with high-quality smoothing. */
+function canvasScaled(entry, frame) {
+  if (entry.canvas === undefined) {
+    entry.canvas = new OffscreenCanvas(entry.width, entry.height);
+    entry.context = entry.canvas.getContext('2d', { alpha: false });
+    entry.context.imageSmoothingEnabled = true;
+    entry.context.imageSmoothingQuality = 'high';
+  }
+  entry.context.drawImage(frame, 0, 0, entry.width, entry.height);
+  return new VideoFrame(entry.canvas, { timestamp: frame.timestamp, duration: frame.duration || undefined });
+}
+
 function configureEncoder(m) {
   const config = json(m.payload);
   const output = (chunk, metadata) => {
@@ -117,6 +129,10 @@ function configureEncoder(m) {
     avc: { format: 'avc' },
     latencyMode: 'quality',
   });
+  const entry = encoders.get(m.id);
+  entry.scale = config.scale;
+  entry.width = config.width;
+  entry.height = config.height;
 }
 
 async function flush(entry, seq) {
@@ -184,7 +200,14 @@ function handle(m) {
       const entry = encoders.get(m.id);
       const frame = frames.get(m.ref);
       if (entry === undefined || frame === undefined) return fail(m.id, m.seq, entry === undefined ? 'no such encoder' : 'no such frame');
-      entry.codec.encode(frame, { keyFrame: (m.flags & FLAG.keyframe) !== 0 });
+      const keyFrame = (m.flags & FLAG.keyframe) !== 0;
+      if (entry.scale === 'canvas' && (frame.displayWidth !== entry.width || frame.displayHeight !== entry.height)) {
+        const scaled = canvasScaled(entry, frame);
+        entry.codec.encode(scaled, { keyFrame });
+        scaled.close();
+      } else {
+        entry.codec.encode(frame, { keyFrame });
+      }
       return accept(entry, m.seq, entry.queueSize);
     }
     case OP.decoderFlush:
