@@ -6,7 +6,7 @@
  * killed mid-stream: the rungs must resume at a later source keyframe on a relaunched browser.
  */
 
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { silentLogger } from '../../src/core/log.ts';
 import { ChromiumBrowser } from '../../src/runtime/chromium.ts';
@@ -40,6 +40,24 @@ function seconds(frames: readonly ProbedFrame[], timescale: number): number[] {
 /** Index of the source frame at `t` seconds (within half a tick), or -1. */
 function sourceIndex(t: number): number {
   return truth.ptsS.findIndex((s) => Math.abs(s - t) <= 0.5 / truth.timescale);
+}
+
+/** The renderer processes (the page among them) of the browser `pid`: its process group's `--type=renderer` members. */
+function renderersOf(pid: number): number[] {
+  const found: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const pgrp = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[2]);
+      const cmdline = readFileSync(`/proc/${entry}/cmdline`, 'utf8');
+      if (pgrp === pid && cmdline.includes('--type=renderer')) found.push(Number(entry));
+    } catch {
+      // Gone meanwhile.
+    }
+  }
+  if (found.length === 0) throw new Error(`no renderer under browser ${pid}`);
+  return found;
 }
 
 beforeAll(async () => {
@@ -117,57 +135,61 @@ describe('chromium backend: the ladder through a headless Chromium page', () => 
     }
   });
 
-  it('a killed browser is relaunched and every rung resumes at a later source keyframe with clean output', async () => {
-    const harness = await createHarness({ codecs });
-    const broadcast = 'live/chromium-killed';
-    const launches = browser.launches;
-    try {
-      // Half speed: 6 s of wall time for the 3 s clip, so a relaunch fits before its last keyframe.
-      const publishing = publish(harness.ingest, broadcast, [{ bytes: readFixture(FIXTURE), durationS: 3 }], {
-        speed: 0.5,
-      });
-      await waitFor(
-        () => [...harness.outputs.values()].filter((o) => (o.sessions[0]?.fragments.length ?? 0) > 0).length === 3,
-        'every rung to publish its first frames',
-        { timeoutMs: 20_000, intervalMs: 10 },
-      );
-      const pid = browser.pid!;
-      process.kill(-pid, 'SIGKILL');
-      await publishing;
-      await harness.settled(broadcast);
-      expect(browser.launches).toBe(launches + 1);
-      expect(browser.pid).not.toBe(pid);
-      expect(() => process.kill(pid, 0), 'the killed browser is gone').toThrow();
-      const tasks = harness.handle.stats().filter((t) => t.broadcast === broadcast);
-      for (const output of harness.outputs.values()) {
-        const rendition = output.rendition;
-        const frames: ProbedFrame[] = [];
-        for (const session of output.sessions) {
-          const judged = await judge(sessionFile(session));
-          expect(judged.decodeErrors, rendition).toEqual([]);
-          frames.push(...judged.frames);
-        }
-        const indices = seconds(frames, truth.timescale).map(sourceIndex);
-        expect(
-          indices.every((i) => i >= 0),
-          `${rendition}: only source frames`,
-        ).toBe(true);
-        // A run of consecutive source frames up to the kill, then one from a later keyframe to the end.
-        const resumedAt = indices.findIndex((index, i) => i > 0 && index !== indices[i - 1]! + 1);
-        expect(resumedAt, `${rendition}: a gap where the browser died`).toBeGreaterThan(0);
-        const resumed = indices[resumedAt]!;
-        expect(
-          truth.keyS.some((k) => Math.abs(k - truth.ptsS[resumed]!) < 1e-6),
-          `${rendition}: resumed at a key`,
-        ).toBe(true);
-        expect(indices.slice(resumedAt)).toEqual(
-          Array.from({ length: truth.ptsS.length - resumed }, (_, k) => resumed + k),
+  it.each(['browser', 'renderer'] as const)(
+    'a killed %s is noticed, the browser relaunched, and every rung resumes at a later source keyframe with clean output',
+    async (victim) => {
+      const harness = await createHarness({ codecs });
+      const broadcast = `live/chromium-killed-${victim}`;
+      const launches = browser.launches;
+      try {
+        // Half speed: 6 s of wall time for the 3 s clip, so a relaunch fits before its last keyframe.
+        const publishing = publish(harness.ingest, broadcast, [{ bytes: readFixture(FIXTURE), durationS: 3 }], {
+          speed: 0.5,
+        });
+        await waitFor(
+          () => [...harness.outputs.values()].filter((o) => (o.sessions[0]?.fragments.length ?? 0) > 0).length === 3,
+          'every rung to publish its first frames',
+          { timeoutMs: 20_000, intervalMs: 10 },
         );
-        const stats = tasks.find((t) => t.rendition === rendition)!.transcoderStats!;
-        expect(Number(stats['restarts']), rendition).toBeGreaterThanOrEqual(1);
+        const pid = browser.pid!;
+        if (victim === 'browser') process.kill(-pid, 'SIGKILL');
+        else for (const renderer of renderersOf(pid)) process.kill(renderer, 'SIGKILL');
+        await publishing;
+        await harness.settled(broadcast);
+        expect(browser.launches).toBe(launches + 1);
+        expect(browser.pid).not.toBe(pid);
+        expect(() => process.kill(pid, 0), 'the killed browser is gone').toThrow();
+        const tasks = harness.handle.stats().filter((t) => t.broadcast === broadcast);
+        for (const output of harness.outputs.values()) {
+          const rendition = output.rendition;
+          const frames: ProbedFrame[] = [];
+          for (const session of output.sessions) {
+            const judged = await judge(sessionFile(session));
+            expect(judged.decodeErrors, rendition).toEqual([]);
+            frames.push(...judged.frames);
+          }
+          const indices = seconds(frames, truth.timescale).map(sourceIndex);
+          expect(
+            indices.every((i) => i >= 0),
+            `${rendition}: only source frames`,
+          ).toBe(true);
+          // A run of consecutive source frames up to the kill, then one from a later keyframe to the end.
+          const resumedAt = indices.findIndex((index, i) => i > 0 && index !== indices[i - 1]! + 1);
+          expect(resumedAt, `${rendition}: a gap where the browser died`).toBeGreaterThan(0);
+          const resumed = indices[resumedAt]!;
+          expect(
+            truth.keyS.some((k) => Math.abs(k - truth.ptsS[resumed]!) < 1e-6),
+            `${rendition}: resumed at a key`,
+          ).toBe(true);
+          expect(indices.slice(resumedAt)).toEqual(
+            Array.from({ length: truth.ptsS.length - resumed }, (_, k) => resumed + k),
+          );
+          const stats = tasks.find((t) => t.rendition === rendition)!.transcoderStats!;
+          expect(Number(stats['restarts']), rendition).toBeGreaterThanOrEqual(1);
+        }
+      } finally {
+        await harness.close();
       }
-    } finally {
-      await harness.close();
-    }
-  });
+    },
+  );
 });
