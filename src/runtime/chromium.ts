@@ -7,12 +7,13 @@
  * decoders and encoders fail; the ladder rebuilds them at the next keyframe) and the browser is
  * relaunched after a back-off. The browser dies with the service: `stop` kills its process group,
  * and it is started with `--remote-debugging-pipe`, so it exits by itself when the service's end of
- * that pipe closes (the service was killed).
+ * that pipe closes (the service was killed); the profile folder such a service leaves behind is
+ * removed by the next start.
  */
 
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -49,6 +50,32 @@ const HARDWARE_FLAGS = [
   '--ignore-gpu-blocklist',
   '--enable-features=VaapiVideoDecoder,VaapiVideoEncoder,VaapiVideoDecodeLinuxGL,AcceleratedVideoEncoder',
 ];
+
+/** Profile folders are `<tmpdir>/lvqr-chromium-<service pid>-<random>`. */
+const PROFILE_PREFIX = 'lvqr-chromium-';
+
+/**
+ * Removes the profile folders of services that are gone (a SIGKILLed service cannot remove its
+ * own): those whose pid no longer runs. A folder whose pid runs (or was reused) stays.
+ */
+function removeStaleProfiles(): void {
+  let entries: string[];
+  try {
+    entries = readdirSync(tmpdir());
+  } catch {
+    return;
+  }
+  for (const entry of entries) {
+    const pid = entry.startsWith(PROFILE_PREFIX) ? Number.parseInt(entry.slice(PROFILE_PREFIX.length), 10) : 0;
+    if (!(pid > 0) || pid === process.pid) continue;
+    try {
+      process.kill(pid, 0);
+    } catch (error) {
+      if ((error as { code?: string }).code === 'ESRCH')
+        rmSync(path.join(tmpdir(), entry), { recursive: true, force: true });
+    }
+  }
+}
 
 /** Options of the browser. */
 export type ChromiumBrowserOptions = {
@@ -104,6 +131,7 @@ export class ChromiumBrowser {
 
   /** Starts the server and the browser; resolves once the page connected (rejects when it did not in time). */
   async start(): Promise<void> {
+    removeStaleProfiles();
     this.#server = createServer((request, response) => {
       const url = new URL(request.url ?? '/', 'http://127.0.0.1');
       if (url.pathname !== '/' || url.searchParams.get('token') !== this.#token) {
@@ -172,7 +200,7 @@ export class ChromiumBrowser {
     if (this.#stopped) return;
     this.#launches += 1;
     this.#stderr = '';
-    const profile = mkdtempSync(path.join(tmpdir(), 'lvqr-chromium-'));
+    const profile = mkdtempSync(path.join(tmpdir(), `${PROFILE_PREFIX}${process.pid}-`));
     const flags = [
       ...BASE_FLAGS,
       ...(this.#options.hardware ? HARDWARE_FLAGS : SOFTWARE_FLAGS),

@@ -6,7 +6,10 @@
  * left behind by a refusal.
  */
 
-import { existsSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { Logger } from '../../src/core/log.ts';
 import { loadChromiumCodecs } from '../../src/runtime/chromium-codecs.ts';
@@ -25,16 +28,23 @@ function config(...argv: string[]) {
 }
 
 describe('chromium backend: encoder policy', () => {
-  it('software: the page encodes with its software encoder', async () => {
+  it('software: the page encodes with its software encoder; profile folders of services that are gone are removed', async () => {
     expect(existsSync(CHROMIUM)).toBe(true);
+    // A SIGKILLed service leaves its profile behind: one of a pid that no longer runs, one of a live pid.
+    const dead = spawnSync('true').pid!;
+    const stale = mkdtempSync(path.join(tmpdir(), `lvqr-chromium-${dead}-`));
+    const live = mkdtempSync(path.join(tmpdir(), `lvqr-chromium-${process.ppid}-`));
     const loaded = await loadChromiumCodecs(config('--transcode-encoder', 'software'), recordingLogger([]));
     try {
       expect(loaded.reason).toBeUndefined();
       expect(loaded.codecs?.backend).toBe('chromium-software');
       expect(loaded.audioCodecs, 'audio stays in-process (napi)').toBeDefined();
       expect(loaded.provider?.name).toBe('napi');
+      expect(existsSync(stale), 'the dead service profile').toBe(false);
+      expect(existsSync(live), 'the live one').toBe(true);
     } finally {
       await loaded.close?.();
+      rmSync(live, { recursive: true, force: true });
     }
   });
 

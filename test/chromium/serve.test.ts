@@ -96,6 +96,11 @@ describe.each<Runtime>(['node', 'bun', 'deno'])('serve --transcode-backend chrom
 
   it('SIGTERM: the service exits 0 and leaves no chromium process', async () => {
     const { server: started, browser } = await startWithLadder();
+    // Thumbnails decode in-process (the page's frames have no pixels on this side).
+    const thumbnail = await fetch(`${started.url}/hls/live/demo/thumbnail.jpg?width=160`);
+    expect(thumbnail.status).toBe(200);
+    expect(thumbnail.headers.get('content-type')).toBe('image/jpeg');
+    expect((await thumbnail.arrayBuffer()).byteLength).toBeGreaterThan(100);
     const status = await started.stop({ signal: 'SIGTERM', timeoutMs: 15_000 });
     expect(status.code).toBe(0);
     await expectGone(browser);
