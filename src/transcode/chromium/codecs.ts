@@ -9,7 +9,7 @@
  * pending calls: the ladder rebuilds them at the next keyframe, on the next connection.
  */
 
-import { CodecError, errorMessage } from '../../core/errors.ts';
+import { CodecError, type ErrorCode, errorMessage } from '../../core/errors.ts';
 import { highProfileCodec } from '../../webcodecs/avc.ts';
 import type { DecoderLike, EncodedChunk, EncoderLike, VideoCodecs, VideoFrameLike } from '../codecs.ts';
 import {
@@ -50,8 +50,8 @@ export type ChromiumCodecsOptions = ChromiumEncoderChoice & {
 
 type Pending = { owner: number; resolve: (message: Message) => void; reject: (error: unknown) => void };
 
-/** A failable codec of the page. */
-type Owner = { fail(error: unknown): void; onMessage(message: Message): void };
+/** A failable codec of the page; `code` is what its failed calls reject with. */
+type Owner = { code: ErrorCode; fail(error: unknown): void; onMessage(message: Message): void };
 
 /** A connection and what lives on it. */
 type Link = { connection: PageConnection; owners: Map<number, Owner>; alive: boolean };
@@ -92,6 +92,19 @@ export class ChromiumFrame implements VideoFrameLike {
   }
 }
 
+/**
+ * Sends a message that needs no answer (a close, a release) while `link` lives. A socket that is
+ * closing drops it: the page and everything in it are going anyway (the close event detaches).
+ */
+function post(link: Link, bytes: Uint8Array): void {
+  if (!link.alive) return;
+  try {
+    link.connection.send(bytes);
+  } catch {
+    // Dropped with the page.
+  }
+}
+
 /** `VideoCodecs` whose decoders and encoders run in a Chromium page. */
 export class ChromiumCodecs implements VideoCodecs {
   #options: ChromiumCodecsOptions;
@@ -115,11 +128,6 @@ export class ChromiumCodecs implements VideoCodecs {
   /** Switches the encoders created from now on (after the probe decided). */
   useEncoder(choice: ChromiumEncoderChoice): void {
     this.#options = { ...this.#options, ...choice };
-  }
-
-  /** Whether a page is connected. */
-  get connected(): boolean {
-    return this.#link !== undefined;
   }
 
   /** A page connected: new decoders and encoders (and those waiting) use it. */
@@ -285,6 +293,7 @@ export class ChromiumCodecs implements VideoCodecs {
     let failed: unknown;
     let link: Link | undefined;
     const owner: Owner = {
+      code: configureOp === OP.decoderConfigure ? 'codec.decode_failed' : 'codec.encode_failed',
       fail(error) {
         if (failed !== undefined) return;
         failed = error;
@@ -292,8 +301,7 @@ export class ChromiumCodecs implements VideoCodecs {
       },
       onMessage(message) {
         if (message.op === OP.error) {
-          const code = configureOp === OP.decoderConfigure ? 'codec.decode_failed' : 'codec.encode_failed';
-          owner.fail(new CodecError(code, new TextDecoder().decode(message.payload)));
+          owner.fail(new CodecError(owner.code, new TextDecoder().decode(message.payload)));
         } else if (link !== undefined) {
           onMessage(message, link);
         }
@@ -333,14 +341,14 @@ export class ChromiumCodecs implements VideoCodecs {
           this.#pending.delete(seq);
           pending.reject(new CodecError('codec.closed', 'closed'));
         }
-        if (link.alive) link.connection.send(encodeMessage({ op, id }));
+        post(link, encodeMessage({ op, id }));
       },
       () => {},
     );
   }
 
   readonly #releaseFrame = (shared: SharedFrame): void => {
-    if (shared.link.alive) shared.link.connection.send(encodeMessage({ op: OP.frameRelease, ref: shared.ref }));
+    post(shared.link, encodeMessage({ op: OP.frameRelease, ref: shared.ref }));
   };
 
   /** Sends one call and resolves with its answer. */
