@@ -3,9 +3,9 @@
  * port, a random token) that serves the codec page and takes its connection, and one long-lived
  * headless Chromium that loads it. Node, Bun and Deno run it alike (`node:` modules and `ws`).
  *
- * Crash safety: a page whose socket closes, or a browser that exits, detaches the codecs (their
- * decoders and encoders fail; the ladder rebuilds them at the next keyframe) and the browser is
- * relaunched after a back-off. The browser dies with the service: `stop` kills its process group,
+ * Crash safety: a page whose socket closes, a page that stops answering (the codecs say so), or a
+ * browser that exits detaches the codecs (their decoders and encoders fail; the ladder rebuilds
+ * them at the next keyframe) and the browser is killed and relaunched after a back-off. The browser dies with the service: `stop` kills its process group,
  * and it is started with `--remote-debugging-pipe`, so it exits by itself when the service's end of
  * that pipe closes (the service was killed); the profile folder such a service leaves behind is
  * removed by the next start.
@@ -228,6 +228,9 @@ export class ChromiumBrowser {
       send(bytes) {
         if (ws.readyState !== ws.OPEN) throw new Error('socket closed');
         ws.send(bytes);
+      },
+      kill: (reason) => {
+        if (child !== undefined && this.#socket === ws) this.#gone(child, reason);
       },
     });
     this.#backoff.succeed();

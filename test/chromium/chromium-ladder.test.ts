@@ -135,29 +135,56 @@ describe('chromium backend: the ladder through a headless Chromium page', () => 
     }
   });
 
-  it.each(['browser', 'renderer'] as const)(
-    'a killed %s is noticed, the browser relaunched, and every rung resumes at a later source keyframe with clean output',
-    async (victim) => {
-      const harness = await createHarness({ codecs });
-      const broadcast = `live/chromium-killed-${victim}`;
-      const launches = browser.launches;
+  it.each([
+    ['browser', 'SIGKILL of its process group', 0.5],
+    ['renderer', 'SIGKILL of every renderer: the page crashed', 0.5],
+    ['hung page', 'SIGSTOP of every renderer: the call timeout finds it', 0.2],
+  ] as const)(
+    'a %s (%s) is noticed, the browser relaunched, and every rung resumes at a later source keyframe with clean output',
+    async (victim, _how, speed) => {
+      // The hung page waits out its own short call timeout, with its own browser.
+      const own =
+        victim === 'hung page'
+          ? new ChromiumCodecs({
+              backend: 'chromium-software',
+              hardwareAcceleration: 'no-preference',
+              callTimeoutMs: 3000,
+            })
+          : undefined;
+      const ownBrowser =
+        own === undefined
+          ? undefined
+          : new ChromiumBrowser({
+              executable: CHROMIUM,
+              hardware: false,
+              codecs: own,
+              logger: silentLogger,
+              relaunchBaseMs: 200,
+            });
+      await ownBrowser?.start();
+      const used = ownBrowser ?? browser;
+      const harness = await createHarness({ codecs: own ?? codecs });
+      const broadcast = `live/chromium-${victim.replace(' ', '-')}`;
+      const launches = used.launches;
       try {
-        // Half speed: 6 s of wall time for the 3 s clip, so a relaunch fits before its last keyframe.
+        // Slowed down (3 s of media over 6-15 s) so that noticing and relaunching fit before its last keyframe.
         const publishing = publish(harness.ingest, broadcast, [{ bytes: readFixture(FIXTURE), durationS: 3 }], {
-          speed: 0.5,
+          speed,
         });
         await waitFor(
           () => [...harness.outputs.values()].filter((o) => (o.sessions[0]?.fragments.length ?? 0) > 0).length === 3,
           'every rung to publish its first frames',
           { timeoutMs: 20_000, intervalMs: 10 },
         );
-        const pid = browser.pid!;
+        const pid = used.pid!;
         if (victim === 'browser') process.kill(-pid, 'SIGKILL');
-        else for (const renderer of renderersOf(pid)) process.kill(renderer, 'SIGKILL');
+        else
+          for (const renderer of renderersOf(pid))
+            process.kill(renderer, victim === 'renderer' ? 'SIGKILL' : 'SIGSTOP');
         await publishing;
         await harness.settled(broadcast);
-        expect(browser.launches).toBe(launches + 1);
-        expect(browser.pid).not.toBe(pid);
+        expect(used.launches).toBe(launches + 1);
+        expect(used.pid).not.toBe(pid);
         expect(() => process.kill(pid, 0), 'the killed browser is gone').toThrow();
         const tasks = harness.handle.stats().filter((t) => t.broadcast === broadcast);
         for (const output of harness.outputs.values()) {
@@ -189,6 +216,7 @@ describe('chromium backend: the ladder through a headless Chromium page', () => 
         }
       } finally {
         await harness.close();
+        await ownBrowser?.stop();
       }
     },
   );

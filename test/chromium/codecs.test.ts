@@ -12,17 +12,20 @@ import type { VideoFrameLike } from '../../src/transcode/codecs.ts';
 import { waitFor } from '../support/wait.ts';
 
 /** A page that records what it gets and lets the test answer. */
-function scriptedPage(): { connection: PageConnection; sent: Message[]; broken: { now: boolean } } {
+function scriptedPage(): { connection: PageConnection; sent: Message[]; broken: { now: boolean }; kills: string[] } {
   const sent: Message[] = [];
+  const kills: string[] = [];
   const broken = { now: false };
   return {
     sent,
     broken,
+    kills,
     connection: {
       send(bytes) {
         if (broken.now) throw new Error('socket closed');
         sent.push(decodeMessage(bytes)!);
       },
+      kill: (reason) => kills.push(reason),
     },
   };
 }
@@ -104,6 +107,31 @@ describe('chromium codecs (service side)', () => {
     const flush = next.sent.find((m) => m.op === OP.decoderFlush)!;
     codecs.receive(encodeMessage({ op: OP.done, id: flush.id, seq: flush.seq }));
     await flushed;
+    expect(page.kills).toEqual([]);
+    expect(next.kills).toEqual([]);
     codecs.close();
+  });
+
+  it('a page that leaves a call unanswered past the call timeout is killed', async () => {
+    const codecs = new ChromiumCodecs({
+      backend: 'chromium-software',
+      hardwareAcceleration: 'no-preference',
+      callTimeoutMs: 300,
+    });
+    const page = scriptedPage();
+    codecs.attach(page.connection);
+    const decoder = codecs.createDecoder(
+      DECODER,
+      () => {},
+      () => {},
+    );
+    const started = Date.now();
+    const flushing = decoder.flush();
+    flushing.catch(() => {});
+    await waitFor(() => page.kills.length > 0, 'the hung page to be killed', { timeoutMs: 5000, intervalMs: 10 });
+    expect(Date.now() - started).toBeGreaterThanOrEqual(300);
+    expect(page.kills[0]).toBe('the page left a call unanswered for 300 ms');
+    codecs.close();
+    await expect(flushing).rejects.toThrow(/chromium page gone/);
   });
 });

@@ -6,7 +6,8 @@
  *
  * The page is reached through a `PageConnection` the launcher attaches; when it goes (the page
  * crashed, the browser was killed) every decoder and encoder of that connection fails, with its
- * pending calls: the ladder rebuilds them at the next keyframe, on the next connection.
+ * pending calls: the ladder rebuilds them at the next keyframe, on the next connection. A page
+ * that leaves a call unanswered too long is killed through its connection (it hangs).
  */
 
 import { CodecError, type ErrorCode, errorMessage } from '../../core/errors.ts';
@@ -27,6 +28,8 @@ import {
 export interface PageConnection {
   /** Sends one message (throws when the connection is gone). */
   send(bytes: Uint8Array): void;
+  /** The page stopped answering: end it (the launcher kills the browser, which detaches it). */
+  kill(reason: string): void;
 }
 
 /** Which encoders the page runs, and the name they are reported under. */
@@ -41,6 +44,8 @@ export type ChromiumEncoderChoice = {
 export type ChromiumCodecsOptions = ChromiumEncoderChoice & {
   /** Longest a call waits for a (re)connected page, ms (default 15 s). */
   connectTimeoutMs?: number;
+  /** A call the page has not answered after this long means the page hangs, ms (default 15 s). */
+  callTimeoutMs?: number;
   /**
    * Where a rung's picture is scaled: by the encoder (libyuv box filter, the default) or on an
    * OffscreenCanvas with high-quality smoothing first (README "Backends" has the comparison).
@@ -48,13 +53,25 @@ export type ChromiumCodecsOptions = ChromiumEncoderChoice & {
   scaling?: 'encoder' | 'canvas';
 };
 
-type Pending = { owner: number; resolve: (message: Message) => void; reject: (error: unknown) => void };
+type Pending = {
+  owner: number;
+  /** When the call was sent (`Date.now()`). */
+  sentAtMs: number;
+  resolve: (message: Message) => void;
+  reject: (error: unknown) => void;
+};
 
 /** A failable codec of the page; `code` is what its failed calls reject with. */
 type Owner = { code: ErrorCode; fail(error: unknown): void; onMessage(message: Message): void };
 
 /** A connection and what lives on it. */
-type Link = { connection: PageConnection; owners: Map<number, Owner>; alive: boolean };
+type Link = {
+  connection: PageConnection;
+  owners: Map<number, Owner>;
+  alive: boolean;
+  /** Checks that the page answers its calls in time. */
+  watchdog: ReturnType<typeof setInterval>;
+};
 
 /** The frames named by one id in the page; shared by every handle (clone) of it. */
 type SharedFrame = { ref: number; handles: number; link: Link };
@@ -133,8 +150,18 @@ export class ChromiumCodecs implements VideoCodecs {
   /** A page connected: new decoders and encoders (and those waiting) use it. */
   attach(connection: PageConnection): void {
     this.detach('replaced by a new page connection');
-    this.#link = { connection, owners: new Map(), alive: true };
+    const timeoutMs = this.#options.callTimeoutMs ?? 15_000;
+    const watchdog = setInterval(() => this.#checkAnswers(connection, timeoutMs), Math.min(1000, timeoutMs / 4));
+    watchdog.unref?.();
+    this.#link = { connection, owners: new Map(), alive: true, watchdog };
     for (const wake of this.#waiters.splice(0)) wake();
+  }
+
+  /** Kills a page that has left a call unanswered for `timeoutMs`. */
+  #checkAnswers(connection: PageConnection, timeoutMs: number): void {
+    const oldest = Math.min(...[...this.#pending.values()].map((p) => p.sentAtMs));
+    if (Date.now() - oldest < timeoutMs || this.#link?.connection !== connection) return;
+    connection.kill(`the page left a call unanswered for ${timeoutMs} ms`);
   }
 
   /** The page went away: everything on it fails with `reason`. */
@@ -143,6 +170,7 @@ export class ChromiumCodecs implements VideoCodecs {
     if (link === undefined) return;
     this.#link = undefined;
     link.alive = false;
+    clearInterval(link.watchdog);
     const error = new CodecError('codec.closed', `chromium page gone: ${reason}`);
     for (const [seq, pending] of this.#pending) {
       if (!link.owners.has(pending.owner) && pending.owner !== 0) continue;
@@ -356,7 +384,7 @@ export class ChromiumCodecs implements VideoCodecs {
     if (!link.alive) return Promise.reject(new CodecError('codec.closed', 'chromium page gone'));
     const seq = this.#nextSeq++;
     return new Promise<Message>((resolve, reject) => {
-      this.#pending.set(seq, { owner, resolve, reject });
+      this.#pending.set(seq, { owner, sentAtMs: Date.now(), resolve, reject });
       try {
         link.connection.send(encodeMessage({ ...head, seq }, payload));
       } catch (error) {
