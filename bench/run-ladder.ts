@@ -15,7 +15,7 @@ import { silentLogger } from '../src/core/log.ts';
 import { FragmentBroadcasterRegistry } from '../src/fragment/index.ts';
 import { IngestManager } from '../src/ingest/index.ts';
 import { ChromiumBrowser } from '../src/runtime/chromium.ts';
-import { ChromiumCodecs } from '../src/transcode/chromium/codecs.ts';
+import { ChromiumCodecs } from '../src/transcode/chromium/index.ts';
 import type { VideoCodecs } from '../src/transcode/codecs.ts';
 import { defaultLadder, resolveLadderArgs, TranscodeRunner } from '../src/transcode/index.ts';
 import { SoftwareLadder, SoftwareTranscoderFactory } from '../src/transcode/ladder/index.ts';

@@ -11,7 +11,7 @@ import type { Logger } from '../core/log.ts';
 import type { ServeConfig } from '../server/config.ts';
 import type { RuntimeHost } from '../server/main.ts';
 import { bindAudioWebCodecs } from '../transcode/audio-webcodecs-binding.ts';
-import { ChromiumCodecs } from '../transcode/chromium/codecs.ts';
+import { ChromiumCodecs } from '../transcode/chromium/index.ts';
 import { napiProvider, type WebCodecsProvider } from '../webcodecs/index.ts';
 import { ChromiumBrowser } from './chromium.ts';
 

@@ -22,8 +22,7 @@ import { type WebSocket, WebSocketServer } from 'ws';
 import { Backoff } from '../core/backoff.ts';
 import { errorMessage } from '../core/errors.ts';
 import type { Logger } from '../core/log.ts';
-import type { ChromiumCodecs } from '../transcode/chromium/codecs.ts';
-import { PAGE_HTML } from '../transcode/chromium/page.ts';
+import { type ChromiumCodecs, PAGE_HTML } from '../transcode/chromium/index.ts';
 
 /** The Chromium of Debian's `chromium` package. */
 const DEFAULT_EXECUTABLE = '/usr/bin/chromium';
