@@ -283,3 +283,65 @@ export class ThreadCpu {
     for (const tid of this.#tids()) if (!before.has(tid) && !this.#labels.has(tid)) this.#labels.set(tid, label);
   }
 }
+
+/**
+ * CPU time and resident memory of a whole process group (a browser and its helpers), sampled from
+ * /proc: CPU is the sum over the group's processes (those that exit between samples lose their last
+ * interval); memory is the largest sum of their PSS seen (proportional set size: pages shared by
+ * several processes count once in all, where a sum of RSS would count them in each).
+ */
+export class GroupUsage {
+  readonly #group: number;
+  readonly #cpuS = new Map<number, number>();
+  readonly #timer: ReturnType<typeof setInterval>;
+  #startCpuS = 0;
+  #peakRssMb = 0;
+
+  /** Starts sampling process group `group`; CPU counts from now. */
+  constructor(group: number, intervalMs = 100) {
+    this.#group = group;
+    this.sample();
+    this.#startCpuS = this.cpuS;
+    this.#timer = setInterval(() => this.sample(), intervalMs);
+    this.#timer.unref();
+  }
+
+  /** Reads every process of the group now. */
+  sample(): void {
+    let rssMb = 0;
+    for (const entry of readdirSync('/proc')) {
+      if (!/^\d+$/.test(entry)) continue;
+      try {
+        const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+        // After the parenthesised name: pgrp is field 5, utime 14, stime 15.
+        const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+        if (Number(fields[2]) !== this.#group) continue;
+        this.#cpuS.set(Number(entry), (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS);
+        const pss = /^Pss:\s+(\d+) kB/m.exec(readFileSync(`/proc/${entry}/smaps_rollup`, 'utf8'));
+        rssMb += Number(pss?.[1] ?? 0) / 1024;
+      } catch {
+        // Gone meanwhile.
+      }
+    }
+    this.#peakRssMb = Math.max(this.#peakRssMb, rssMb);
+  }
+
+  /** CPU seconds of the group since sampling started. */
+  get cpuS(): number {
+    let total = 0;
+    for (const value of this.#cpuS.values()) total += value;
+    return total - this.#startCpuS;
+  }
+
+  /** Largest summed PSS seen, MB. */
+  get peakRssMb(): number {
+    return this.#peakRssMb;
+  }
+
+  /** Takes a last sample and stops. */
+  stop(): { cpuS: number; peakRssMb: number } {
+    this.sample();
+    clearInterval(this.#timer);
+    return { cpuS: this.cpuS, peakRssMb: this.peakRssMb };
+  }
+}

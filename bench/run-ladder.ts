@@ -2,21 +2,26 @@
  * Runs our decode-once ladder on a source file as fast as it can go (no pacing, nothing dropped)
  * and writes each rung to `<outDir>/<rung>.mp4` (init + fragments). Prints one JSON line of
  * figures. Used by ladder-throughput.ts under /usr/bin/time; also usable alone:
- *   node --expose-gc --import tsx bench/run-ladder.ts <source.mp4> <outDir> [renditions] [--thread-cpu]
- * `--thread-cpu` adds the CPU seconds of every thread, grouped by what started it (the decoder,
+ *   node --expose-gc --import tsx bench/run-ladder.ts <source.mp4> <outDir> [renditions] [--thread-cpu] [--chromium]
+ * `--chromium` runs the ladder's codecs in a headless Chromium (the chromium backend), launched
+ * before the clock starts (a service keeps it running), and adds its processes' CPU seconds and
+ * peak RSS (`chromium`). `--thread-cpu` adds the CPU seconds of every thread, grouped by what started it (the decoder,
  * each rung's encoder, Node itself): a V8 profile (`node --cpu-prof`) sees only the JS thread.
  */
 
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { silentLogger } from '../src/core/log.ts';
 import { FragmentBroadcasterRegistry } from '../src/fragment/index.ts';
 import { IngestManager } from '../src/ingest/index.ts';
+import { ChromiumBrowser } from '../src/runtime/chromium.ts';
+import { ChromiumCodecs } from '../src/transcode/chromium/index.ts';
 import type { VideoCodecs } from '../src/transcode/codecs.ts';
 import { defaultLadder, resolveLadderArgs, TranscodeRunner } from '../src/transcode/index.ts';
 import { SoftwareLadder, SoftwareTranscoderFactory } from '../src/transcode/ladder/index.ts';
 import { bindWebCodecs } from '../src/transcode/webcodecs-binding.ts';
 import { napiProvider } from '../src/webcodecs/index.ts';
-import { ThreadCpu } from './lib.ts';
+import { GroupUsage, ThreadCpu } from './lib.ts';
 
 const [source, outDir, renditions] = process.argv.slice(2).filter((a) => !a.startsWith('--'));
 const threadCpu = process.argv.includes('--thread-cpu') ? new ThreadCpu() : undefined;
@@ -27,11 +32,26 @@ if (source === undefined || outDir === undefined) {
 mkdirSync(outDir, { recursive: true });
 const ladderSpec = renditions === undefined ? defaultLadder() : resolveLadderArgs([renditions], () => '');
 
+let browser: ChromiumBrowser | undefined;
+let codecs: VideoCodecs;
+if (process.argv.includes('--chromium')) {
+  const chromium = new ChromiumCodecs({ backend: 'chromium-software', hardwareAcceleration: 'no-preference' });
+  browser = new ChromiumBrowser({
+    executable: process.env['LVQR_CHROMIUM'],
+    hardware: false,
+    codecs: chromium,
+    logger: silentLogger,
+  });
+  await browser.start();
+  codecs = chromium;
+} else {
+  codecs = bindWebCodecs((await napiProvider()).codecs, { backend: 'software' });
+}
+const browserUsage = browser === undefined ? undefined : new GroupUsage(browser.pid!);
+const ownCpu = process.cpuUsage();
 const started = performance.now();
 const registry = new FragmentBroadcasterRegistry({ broadcaster: { capacity: 1_000_000, maxBytes: 2 ** 32 } });
-const provider = await napiProvider();
 const gc = (globalThis as { gc?: (o?: unknown) => void }).gc;
-const codecs = bindWebCodecs(provider.codecs, { backend: 'software' });
 const ladder = new SoftwareLadder({
   registry,
   codecs: threadCpu === undefined ? codecs : labelThreads(codecs, threadCpu),
@@ -82,11 +102,18 @@ await Promise.all([...outputs.values()].map((o) => o.done));
 const stats = handle.stats();
 await handle.close();
 const threads = threadCpu?.stop();
+const wallS = (performance.now() - started) / 1000;
+const cpu = process.cpuUsage(ownCpu);
 const result: Record<string, unknown> = {
   sourceFragments: sourceFrames,
-  wallS: (performance.now() - started) / 1000,
+  wallS,
+  /** This process alone, from the clock's start. */
+  cpuS: (cpu.user + cpu.system) / 1e6,
+  maxRssMb: process.resourceUsage().maxRSS / 1024,
   rungs: {},
 };
+if (browserUsage !== undefined) result['chromium'] = browserUsage.stop();
+await browser?.stop();
 for (const [name, o] of outputs) {
   const file = join(outDir, `${name}.mp4`);
   const total = o.parts.reduce((a, p) => a + p.byteLength, 0);

@@ -45,6 +45,8 @@ export type StartOptions = {
   /** How long to wait for the `listening on` line (default 45 s). */
   timeoutMs?: number;
   env?: Record<string, string>;
+  /** More `deno run` permissions (the chromium backend needs `--allow-run --allow-write`). */
+  denoFlags?: readonly string[];
 };
 
 /** The repository root. */
@@ -53,7 +55,11 @@ export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '
 const bin = (name: string) => path.join(ROOT, 'node_modules', '.bin', name);
 
 /** The command line that runs the CLI with `cliArgs` on `runtime`. */
-export function cliCommand(runtime: Runtime, cliArgs: readonly string[]): { command: string; args: string[] } {
+export function cliCommand(
+  runtime: Runtime,
+  cliArgs: readonly string[],
+  denoFlags: readonly string[] = [],
+): { command: string; args: string[] } {
   switch (runtime) {
     case 'node':
       return { command: process.execPath, args: ['--expose-gc', '--import', 'tsx', 'src/runtime/node.ts', ...cliArgs] };
@@ -62,7 +68,7 @@ export function cliCommand(runtime: Runtime, cliArgs: readonly string[]): { comm
     case 'deno':
       return {
         command: bin('deno'),
-        args: ['run', ...DENO_FLAGS, 'src/runtime/deno.ts', ...cliArgs],
+        args: ['run', ...DENO_FLAGS, ...denoFlags, 'src/runtime/deno.ts', ...cliArgs],
       };
   }
 }
@@ -101,7 +107,11 @@ export async function startServer(
 ): Promise<RunningServer> {
   const runtime = options.runtime ?? 'node';
   const timeoutMs = options.timeoutMs ?? 45_000;
-  const { command, args } = cliCommand(runtime, ['serve', '--port', '0', '--host', '127.0.0.1', ...serveArgs]);
+  const { command, args } = cliCommand(
+    runtime,
+    ['serve', '--port', '0', '--host', '127.0.0.1', ...serveArgs],
+    options.denoFlags,
+  );
   hookExit();
   const child = spawn(command, args, {
     cwd: ROOT,

@@ -1,6 +1,6 @@
 /**
- * Startup shared by the runtime files: load the WebCodecs provider, prove it with a real test
- * encode, apply the encoder policy, and bind the ladder's codecs.
+ * Startup shared by the runtime files: pick the codec backend (`--transcode-backend`), load it,
+ * prove it with a real test encode, apply the encoder policy, and bind the ladder's codecs.
  */
 
 import { errorMessage } from '../core/errors.ts';
@@ -11,6 +11,7 @@ import { bindAudioWebCodecs } from '../transcode/audio-webcodecs-binding.ts';
 import type { VideoCodecs } from '../transcode/codecs.ts';
 import { bindWebCodecs } from '../transcode/webcodecs-binding.ts';
 import { globalProvider, napiProvider, probeCapabilities, type WebCodecsProvider } from '../webcodecs/index.ts';
+import { loadChromiumCodecs } from './chromium-codecs.ts';
 
 /** The result of loading codecs for `serve`. */
 export type LoadedCodecs = {
@@ -20,20 +21,25 @@ export type LoadedCodecs = {
   reason?: string;
   info?: Record<string, unknown>;
   provider?: WebCodecsProvider;
+  /** Stops what the backend runs outside this process (the chromium backend's browser). */
+  close?: () => Promise<void>;
 };
 
 /**
- * Picks the provider (the runtime's own WebCodecs if complete, else the napi addon; or `given`),
- * proves it with a real test encode, applies the encoder policy and binds it.
+ * Picks the backend: `chromium` runs the codecs in a headless Chromium (`loadChromiumCodecs`);
+ * otherwise the provider is `given`, else the napi addon (`napi`), else the runtime's own
+ * WebCodecs if complete or the napi addon (`auto`). Proves it with a real test encode, applies the
+ * encoder policy and binds it.
  */
 export async function loadVideoCodecs(
   config: ServeConfig,
   logger: Logger,
   given?: WebCodecsProvider,
 ): Promise<LoadedCodecs> {
+  if (given === undefined && config.transcodeBackend === 'chromium') return loadChromiumCodecs(config, logger);
   let provider: WebCodecsProvider | undefined = given;
   try {
-    provider ??= globalProvider() ?? (await napiProvider());
+    provider ??= (config.transcodeBackend === 'napi' ? undefined : globalProvider()) ?? (await napiProvider());
   } catch (error) {
     return { reason: errorMessage(error) };
   }

@@ -15,6 +15,9 @@ import { SERVE_OPTIONS, type ServeOption, type ServeOptionName, serveOptionsUsag
 /** Encoder policy for the ladder. */
 export type EncoderPolicy = 'software' | 'prefer-hardware' | 'hardware-only';
 
+/** Where the ladder's decoders and encoders run (README "Backends"). */
+export type TranscodeBackend = 'napi' | 'chromium' | 'auto';
+
 /** What happens to the source audio: copied as it is, or transcoded by the audio ladder as well. */
 export type AudioMode = 'passthrough' | 'ladder';
 
@@ -24,6 +27,10 @@ export type ServeConfig = {
   host: string;
   ladder: RenditionSpec[];
   encoder: EncoderPolicy;
+  /** The codec backend asked for. */
+  transcodeBackend: TranscodeBackend;
+  /** The Chromium binary of the `chromium` backend. */
+  chromiumPath: string;
   /** Whether the overload policy may shed and pause rungs (off: rungs fall behind and drop GOPs on their own). */
   overloadPolicy: boolean;
   /** `passthrough`: every variant carries the source audio; `ladder`: the audio ladder runs too. */
@@ -183,6 +190,11 @@ export function parseServe(
     fail(`--transcode-encoder must be software, prefer-hardware or hardware-only, got ${JSON.stringify(encoderRaw)}`);
   }
 
+  const backendRaw = read('transcode-backend')!.trim().toLowerCase();
+  if (backendRaw !== 'napi' && backendRaw !== 'chromium' && backendRaw !== 'auto') {
+    fail(`--transcode-backend must be napi, chromium or auto, got ${JSON.stringify(backendRaw)}`);
+  }
+
   const overloadRaw = read('transcode-overload')!.toLowerCase();
   if (!['on', 'off'].includes(overloadRaw)) {
     fail(`--transcode-overload must be on or off, got ${JSON.stringify(overloadRaw)}`);
@@ -210,6 +222,8 @@ export function parseServe(
     host: read('host')!,
     ladder,
     encoder,
+    transcodeBackend: backendRaw,
+    chromiumPath: read('chromium')!,
     overloadPolicy: overloadRaw === 'on',
     transcodeAudio: audioRaw,
     transcodeAudioOpusKbps: opusKbps === undefined ? undefined : Math.round(opusKbps),

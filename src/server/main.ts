@@ -57,6 +57,8 @@ export interface RuntimeHost {
     reason?: string;
     info?: Record<string, unknown>;
     provider?: WebCodecsProvider;
+    /** Stops what the codecs run outside this process (the chromium backend's browser). */
+    close?: () => Promise<void>;
   }>;
   /** Starts the built-in test pattern publishing into `service`; returns its stop function. */
   startTestPattern?(service: Service, broadcast: string, logger: Logger): Promise<() => Promise<void>>;
@@ -137,7 +139,13 @@ export type StartedService = {
  * Throws `LvqrError('config.invalid')` for an unmet `hardware-only` policy, and the listen error.
  */
 export async function startService(host: RuntimeHost, config: ServeConfig, logger: Logger): Promise<StartedService> {
-  const loaded = config.ladder.length > 0 ? await host.loadCodecs(config, logger) : { reason: 'no ladder configured' };
+  const loaded: Awaited<ReturnType<RuntimeHost['loadCodecs']>> =
+    config.ladder.length > 0 ? await host.loadCodecs(config, logger) : { reason: 'no ladder configured' };
+  const closeCodecs = async (): Promise<void> => {
+    await loaded
+      .close?.()
+      .catch((error: unknown) => logger.error('codecs shutdown failed', { error: errorMessage(error) }));
+  };
   if (loaded.codecs === undefined && config.ladder.length > 0) {
     if (config.encoder === 'hardware-only') {
       throw new LvqrError(
@@ -188,6 +196,7 @@ export async function startService(host: RuntimeHost, config: ServeConfig, logge
     });
   } catch (error) {
     await service.close();
+    await closeCodecs();
     throw new LvqrError('config.invalid', `cannot listen on ${config.host}:${config.port}: ${errorMessage(error)}`, {
       cause: error,
     });
@@ -217,6 +226,7 @@ export async function startService(host: RuntimeHost, config: ServeConfig, logge
         await service
           .close()
           .catch((error: unknown) => logger.error('shutdown failed', { error: errorMessage(error) }));
+        await closeCodecs();
         // Responses in flight get a moment to finish; what is left is cut when the process exits.
         let drain: ReturnType<typeof setTimeout> | undefined;
         await Promise.race([

@@ -49,6 +49,20 @@ export const SERVE_OPTIONS = {
     default: 'software',
     help: 'software | prefer-hardware | hardware-only',
   },
+  'transcode-backend': {
+    value: 'B',
+    env: ['LVQR_TRANSCODE_BACKEND'],
+    type: 'string',
+    default: 'auto',
+    help: 'napi | chromium | auto (the runtime\'s own WebCodecs if complete, else napi); see README "Backends"',
+  },
+  chromium: {
+    value: 'PATH',
+    env: ['LVQR_CHROMIUM'],
+    type: 'string',
+    default: '/usr/bin/chromium',
+    help: 'the Chromium binary the chromium backend launches',
+  },
   'transcode-overload': {
     value: 'on|off',
     env: ['LVQR_TRANSCODE_OVERLOAD'],

@@ -70,6 +70,8 @@ describe('serve configuration', () => {
       port: 8080,
       host: '0.0.0.0',
       encoder: 'software',
+      transcodeBackend: 'auto',
+      chromiumPath: '/usr/bin/chromium',
       sourceBandwidthKbps: undefined,
       hlsTargetDurationMs: 2000,
       hlsPartTargetMs: 200,
@@ -97,6 +99,9 @@ describe('serve configuration', () => {
     expect(parseServe([], { LVQR_TRANSCODE_RENDITION: 'off' }, () => '').ladder).toEqual([]);
     expect(parseServe(['--transcode-encoder', 'X264'], {}, () => '').encoder).toBe('software');
     expect(parseServe([], { LVQR_TEST_PATTERN: 'none' }, () => '').testPattern).toBeUndefined();
+    expect(parseServe(['--transcode-backend', 'Chromium'], {}, () => '').transcodeBackend).toBe('chromium');
+    expect(parseServe([], { LVQR_TRANSCODE_BACKEND: 'napi' }, () => '').transcodeBackend).toBe('napi');
+    expect(parseServe([], { LVQR_CHROMIUM: '/opt/chrome' }, () => '').chromiumPath).toBe('/opt/chrome');
   });
 
   it('a bad command line is refused with config.invalid and a message naming the flag', () => {
@@ -117,6 +122,9 @@ describe('serve configuration', () => {
     expect(refused(['serve', 'extra'])).toBe('unexpected argument "extra"');
     expect(refused(['serve', '--transcode-encoder', 'gpu'])).toBe(
       '--transcode-encoder must be software, prefer-hardware or hardware-only, got "gpu"',
+    );
+    expect(refused(['serve', '--transcode-backend', 'gpu'])).toBe(
+      '--transcode-backend must be napi, chromium or auto, got "gpu"',
     );
     expect(refused(['serve', '--log-level', 'loud'])).toBe('--log-level must be debug, info, warn or error');
     expect(refused(['serve', '--hls-target-duration', '1', '--hls-part-target', '1000'])).toBe(

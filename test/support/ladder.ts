@@ -77,6 +77,8 @@ export function allFragments(output: CollectedOutput): Fragment[] {
 
 /** Options of a harness. */
 export type HarnessOptions = {
+  /** The codecs under test (default: `realCodecs()`). */
+  codecs?: VideoCodecs;
   /** Wraps the real codecs (fault injection, slow encoders). */
   wrap?: (codecs: VideoCodecs) => VideoCodecs;
   renditions?: RenditionSpec[];
@@ -117,7 +119,7 @@ export type LadderHarness = {
 
 /** Builds a harness on the real codecs. */
 export async function createHarness(options: HarnessOptions = {}): Promise<LadderHarness> {
-  const real = await realCodecs();
+  const real = options.codecs ?? (await realCodecs());
   const wrapped = options.wrap === undefined ? real : options.wrap(real);
   const decoders = { created: 0, closed: 0 };
   const codecs = wrapCodecs(wrapped, {

@@ -1,0 +1,418 @@
+/**
+ * The ladder's codec contract (`VideoCodecs`) served by decoders and encoders that run in a
+ * Chromium page. Decoded frames stay in the page: the service holds `ChromiumFrame` handles (an id
+ * and a timestamp, shared by clones and counted, so the page frees a frame when its last handle
+ * closes), and an encoder is handed the id. Only compressed media crosses (`protocol.ts`).
+ *
+ * The page is reached through a `PageConnection` the launcher attaches; when it goes (the page
+ * crashed, the browser was killed) every decoder and encoder of that connection fails, with its
+ * pending calls: the ladder rebuilds them at the next keyframe, on the next connection. A page
+ * that leaves a call unanswered too long is killed through its connection (it hangs).
+ */
+
+import { CodecError, type ErrorCode, errorMessage } from '../../core/errors.ts';
+import { highProfileCodec } from '../../webcodecs/avc.ts';
+import type { DecoderLike, EncodedChunk, EncoderLike, VideoCodecs, VideoFrameLike } from '../codecs.ts';
+import {
+  decodeMessage,
+  encodeMessage,
+  FLAG,
+  jsonPayload,
+  type Message,
+  type MessageHead,
+  OP,
+  readChunkPayload,
+} from './protocol.ts';
+
+/** One live connection to the page. */
+export interface PageConnection {
+  /** Sends one message (throws when the connection is gone). */
+  send(bytes: Uint8Array): void;
+  /** The page stopped answering: end it (the launcher kills the browser, which detaches it). */
+  kill(reason: string): void;
+}
+
+/** Which encoders the page runs, and the name they are reported under. */
+export type ChromiumEncoderChoice = {
+  /** The name reported for the encoders (e.g. `chromium-software`). */
+  backend: string;
+  /** Encoder preference passed to the page. */
+  hardwareAcceleration: 'no-preference' | 'prefer-hardware';
+};
+
+/** Options of `ChromiumCodecs`. */
+export type ChromiumCodecsOptions = ChromiumEncoderChoice & {
+  /** Longest a call waits for a (re)connected page, ms (default 15 s). */
+  connectTimeoutMs?: number;
+  /** A call the page has not answered after this long means the page hangs, ms (default 15 s). */
+  callTimeoutMs?: number;
+  /**
+   * Where a rung's picture is scaled: by the encoder (libyuv box filter, the default) or on an
+   * OffscreenCanvas with high-quality smoothing first (README "Backends" has the comparison).
+   */
+  scaling?: 'encoder' | 'canvas';
+};
+
+type Pending = {
+  owner: number;
+  /** When the call was sent (`Date.now()`). */
+  sentAtMs: number;
+  resolve: (message: Message) => void;
+  reject: (error: unknown) => void;
+};
+
+/** A failable codec of the page; `code` is what its failed calls reject with. */
+type Owner = { code: ErrorCode; fail(error: unknown): void; onMessage(message: Message): void };
+
+/** A connection and what lives on it. */
+type Link = {
+  connection: PageConnection;
+  owners: Map<number, Owner>;
+  alive: boolean;
+  /** Checks that the page answers its calls in time. */
+  watchdog: ReturnType<typeof setInterval>;
+};
+
+/** The frames named by one id in the page; shared by every handle (clone) of it. */
+type SharedFrame = { ref: number; handles: number; link: Link };
+
+/** A handle of a decoded frame that stays in the page. */
+export class ChromiumFrame implements VideoFrameLike {
+  readonly timestamp: number;
+  readonly #shared: SharedFrame;
+  readonly #release: (shared: SharedFrame) => void;
+  #closed = false;
+
+  /** A new handle of `shared`. */
+  constructor(timestamp: number, shared: SharedFrame, release: (shared: SharedFrame) => void) {
+    this.timestamp = timestamp;
+    this.#shared = shared;
+    this.#release = release;
+    shared.handles += 1;
+  }
+
+  /** The page's frame id and connection (undefined once this handle closed). */
+  get shared(): SharedFrame | undefined {
+    return this.#closed ? undefined : this.#shared;
+  }
+
+  clone(): ChromiumFrame {
+    if (this.#closed) throw new CodecError('codec.closed', 'clone of a closed frame');
+    return new ChromiumFrame(this.timestamp, this.#shared, this.#release);
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#shared.handles -= 1;
+    if (this.#shared.handles === 0) this.#release(this.#shared);
+  }
+}
+
+/**
+ * Sends a message that needs no answer (a close, a release) while `link` lives. A socket that is
+ * closing drops it: the page and everything in it are going anyway (the close event detaches).
+ */
+function post(link: Link, bytes: Uint8Array): void {
+  if (!link.alive) return;
+  try {
+    link.connection.send(bytes);
+  } catch {
+    // Dropped with the page.
+  }
+}
+
+/** `VideoCodecs` whose decoders and encoders run in a Chromium page. */
+export class ChromiumCodecs implements VideoCodecs {
+  #options: ChromiumCodecsOptions;
+  #link: Link | undefined;
+  #waiters: Array<() => void> = [];
+  #nextId = 1;
+  #nextSeq = 1;
+  readonly #pending = new Map<number, Pending>();
+  #closed = false;
+
+  /** Codecs with no page yet (`attach` brings one). */
+  constructor(options: ChromiumCodecsOptions) {
+    this.#options = options;
+  }
+
+  /** The name the encoders are reported under. */
+  get backend(): string {
+    return this.#options.backend;
+  }
+
+  /** Switches the encoders created from now on (after the probe decided). */
+  useEncoder(choice: ChromiumEncoderChoice): void {
+    this.#options = { ...this.#options, ...choice };
+  }
+
+  /** A page connected: new decoders and encoders (and those waiting) use it. */
+  attach(connection: PageConnection): void {
+    this.detach('replaced by a new page connection');
+    const timeoutMs = this.#options.callTimeoutMs ?? 15_000;
+    const watchdog = setInterval(() => this.#checkAnswers(connection, timeoutMs), Math.min(1000, timeoutMs / 4));
+    watchdog.unref?.();
+    this.#link = { connection, owners: new Map(), alive: true, watchdog };
+    for (const wake of this.#waiters.splice(0)) wake();
+  }
+
+  /** Kills a page that has left a call unanswered for `timeoutMs`. */
+  #checkAnswers(connection: PageConnection, timeoutMs: number): void {
+    const oldest = Math.min(...[...this.#pending.values()].map((p) => p.sentAtMs));
+    if (Date.now() - oldest < timeoutMs || this.#link?.connection !== connection) return;
+    connection.kill(`the page left a call unanswered for ${timeoutMs} ms`);
+  }
+
+  /** The page went away: everything on it fails with `reason`. */
+  detach(reason: string): void {
+    const link = this.#link;
+    if (link === undefined) return;
+    this.#link = undefined;
+    link.alive = false;
+    clearInterval(link.watchdog);
+    const error = new CodecError('codec.closed', `chromium page gone: ${reason}`);
+    for (const [seq, pending] of this.#pending) {
+      if (!link.owners.has(pending.owner) && pending.owner !== 0) continue;
+      this.#pending.delete(seq);
+      pending.reject(error);
+    }
+    for (const owner of [...link.owners.values()]) owner.fail(error);
+    link.owners.clear();
+  }
+
+  /** Fails everything and refuses new work. */
+  close(): void {
+    this.#closed = true;
+    this.detach('closed');
+    for (const wake of this.#waiters.splice(0)) wake();
+  }
+
+  /** One message from the page. */
+  receive(bytes: Uint8Array): void {
+    const message = decodeMessage(bytes);
+    const link = this.#link;
+    if (message === undefined || link === undefined) return;
+    if (message.op === OP.done || message.op === OP.probeResult || (message.op === OP.error && message.seq !== 0)) {
+      const pending = this.#pending.get(message.seq);
+      if (pending === undefined) return;
+      this.#pending.delete(message.seq);
+      if (message.op === OP.error)
+        pending.reject(new CodecError('codec.config', new TextDecoder().decode(message.payload)));
+      else pending.resolve(message);
+      return;
+    }
+    link.owners.get(message.id)?.onMessage(message);
+  }
+
+  /** Encodes a few frames in the page under `hardwareAcceleration`; resolves with whether that worked. */
+  async probe(hardwareAcceleration: string): Promise<{ ok: boolean; error?: string }> {
+    const link = await this.#connected();
+    const answer = await this.#call(link, 0, { op: OP.probe }, jsonPayload({ hardwareAcceleration }));
+    return JSON.parse(new TextDecoder().decode(answer.payload)) as { ok: boolean; error?: string };
+  }
+
+  createDecoder(
+    config: Parameters<VideoCodecs['createDecoder']>[0],
+    onFrame: (frame: VideoFrameLike) => void,
+    onError: (error: unknown) => void,
+  ): DecoderLike {
+    const codec = this.#openCodec(
+      OP.decoderConfigure,
+      {
+        codec: config.codec,
+        description: [...config.description],
+        codedWidth: config.codedWidth,
+        codedHeight: config.codedHeight,
+      },
+      onError,
+      (message, link) => {
+        if (message.op !== OP.frame) return;
+        onFrame(new ChromiumFrame(message.timestampUs, { ref: message.ref, handles: 0, link }, this.#releaseFrame));
+      },
+    );
+    const { id } = codec;
+    return {
+      decode: async (sample) => {
+        const link = await codec.live();
+        const flags = sample.keyframe ? FLAG.keyframe : 0;
+        const head = { op: OP.decode, id, flags, timestampUs: sample.timestampUs, durationUs: sample.durationUs };
+        await this.#call(link, id, head, sample.data);
+      },
+      flush: async () => {
+        await this.#call(await codec.live(), id, { op: OP.decoderFlush, id });
+      },
+      close: () => codec.close(OP.decoderClose),
+    };
+  }
+
+  createEncoder(
+    config: Parameters<VideoCodecs['createEncoder']>[0],
+    onChunk: (chunk: EncodedChunk) => void,
+    onError: (error: unknown) => void,
+  ): EncoderLike {
+    /** Duration and whether a keyframe was asked for, per timestamp in flight. */
+    const inFlight = new Map<number, { durationUs: number; keyFrame: boolean }>();
+    const codec = this.#openCodec(
+      OP.encoderConfigure,
+      {
+        codec: highProfileCodec(config.width, config.height, config.framerate),
+        width: config.width,
+        height: config.height,
+        bitrate: config.bitrateBps,
+        framerate: config.framerate,
+        hardwareAcceleration: this.#options.hardwareAcceleration,
+        scale: this.#options.scaling ?? 'encoder',
+      },
+      onError,
+      (message) => {
+        if (message.op !== OP.chunk) return;
+        const asked = inFlight.get(message.timestampUs);
+        inFlight.delete(message.timestampUs);
+        const { data, decoderConfig } = readChunkPayload(message.flags, message.payload);
+        const keyframe = (message.flags & FLAG.keyframe) !== 0;
+        onChunk({
+          data,
+          timestampUs: message.timestampUs,
+          durationUs: asked?.durationUs ?? 0,
+          keyframe,
+          requestedKeyframe: keyframe && asked?.keyFrame === true,
+          decoderConfig,
+        });
+      },
+    );
+    const { id } = codec;
+    return {
+      encode: async (frame, options) => {
+        const link = await codec.live();
+        const shared = frame instanceof ChromiumFrame ? frame.shared : undefined;
+        if (shared === undefined || shared.link !== link) {
+          throw new CodecError('codec.closed', 'the frame is not (or no longer) in the page');
+        }
+        inFlight.set(frame.timestamp, { durationUs: options.durationUs, keyFrame: options.keyFrame });
+        const head = {
+          op: OP.encode,
+          id,
+          ref: shared.ref,
+          flags: options.keyFrame ? FLAG.keyframe : 0,
+          timestampUs: frame.timestamp,
+          durationUs: options.durationUs,
+        };
+        await this.#call(link, id, head);
+      },
+      flush: async () => {
+        await this.#call(await codec.live(), id, { op: OP.encoderFlush, id });
+      },
+      close: () => codec.close(OP.encoderClose),
+    };
+  }
+
+  /**
+   * A decoder or encoder in the page, configured with `config` once a page is connected. A failure
+   * (its error in the page, or the page gone) reaches `onError` once; later calls reject with it.
+   */
+  #openCodec(
+    configureOp: number,
+    config: unknown,
+    onError: (error: unknown) => void,
+    onMessage: (message: Message, link: Link) => void,
+  ): { id: number; live(): Promise<Link>; close(closeOp: number): void } {
+    const id = this.#nextId++;
+    let failed: unknown;
+    let link: Link | undefined;
+    const owner: Owner = {
+      code: configureOp === OP.decoderConfigure ? 'codec.decode_failed' : 'codec.encode_failed',
+      fail(error) {
+        if (failed !== undefined) return;
+        failed = error;
+        onError(error);
+      },
+      onMessage(message) {
+        if (message.op === OP.error) {
+          owner.fail(new CodecError(owner.code, new TextDecoder().decode(message.payload)));
+        } else if (link !== undefined) {
+          onMessage(message, link);
+        }
+      },
+    };
+    const ready = this.#open(id, owner, configureOp, config).then((l) => {
+      link = l;
+      return l;
+    });
+    ready.catch(() => {});
+    return {
+      id,
+      async live() {
+        const l = await ready;
+        if (failed !== undefined) throw failed;
+        return l;
+      },
+      close: (closeOp) => this.#closeOwner(ready, id, closeOp, owner),
+    };
+  }
+
+  /** Waits for a connected page, then configures codec `id` on it. */
+  async #open(id: number, owner: Owner, op: number, config: unknown): Promise<Link> {
+    const link = await this.#connected();
+    link.owners.set(id, owner);
+    link.connection.send(encodeMessage({ op, id }, jsonPayload(config)));
+    return link;
+  }
+
+  #closeOwner(ready: Promise<Link>, id: number, op: number, owner: Owner): void {
+    owner.fail = () => {};
+    void ready.then(
+      (link) => {
+        link.owners.delete(id);
+        for (const [seq, pending] of this.#pending) {
+          if (pending.owner !== id) continue;
+          this.#pending.delete(seq);
+          pending.reject(new CodecError('codec.closed', 'closed'));
+        }
+        post(link, encodeMessage({ op, id }));
+      },
+      () => {},
+    );
+  }
+
+  readonly #releaseFrame = (shared: SharedFrame): void => {
+    post(shared.link, encodeMessage({ op: OP.frameRelease, ref: shared.ref }));
+  };
+
+  /** Sends one call and resolves with its answer. */
+  #call(link: Link, owner: number, head: MessageHead, payload?: Uint8Array): Promise<Message> {
+    if (!link.alive) return Promise.reject(new CodecError('codec.closed', 'chromium page gone'));
+    const seq = this.#nextSeq++;
+    return new Promise<Message>((resolve, reject) => {
+      this.#pending.set(seq, { owner, sentAtMs: Date.now(), resolve, reject });
+      try {
+        link.connection.send(encodeMessage({ ...head, seq }, payload));
+      } catch (error) {
+        this.#pending.delete(seq);
+        reject(new CodecError('codec.closed', `chromium page unreachable: ${errorMessage(error)}`));
+      }
+    });
+  }
+
+  /** The current link, waiting up to the connect timeout for one. */
+  async #connected(): Promise<Link> {
+    const deadline = Date.now() + (this.#options.connectTimeoutMs ?? 15_000);
+    while (this.#link === undefined) {
+      if (this.#closed) throw new CodecError('codec.closed', 'chromium codecs closed');
+      const left = deadline - Date.now();
+      if (left <= 0) throw new CodecError('codec.closed', 'no chromium page connected');
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(wake, left);
+        const waiters = this.#waiters;
+        function wake(): void {
+          clearTimeout(timer);
+          const at = waiters.indexOf(wake);
+          if (at !== -1) waiters.splice(at, 1);
+          resolve();
+        }
+        waiters.push(wake);
+      });
+    }
+    return this.#link;
+  }
+}

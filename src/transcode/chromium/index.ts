@@ -1,0 +1,20 @@
+/**
+ * The chromium backend's codecs, one job per file: protocol.ts (the binary messages between the
+ * service and the page) -> page.ts (the page: decoders, encoders and decoded frames live there) ->
+ * codecs.ts (`VideoCodecs` on the service side: counted frame handles, calls and their answers, a
+ * page that goes or hangs fails everything on it).
+ *
+ * Not here: launching and relaunching the browser and its loopback server (src/runtime/chromium.ts,
+ * it touches processes and sockets), choosing the backend and the encoder policy
+ * (src/runtime/chromium-codecs.ts).
+ */
+
+export {
+  ChromiumCodecs,
+  type ChromiumCodecsOptions,
+  type ChromiumEncoderChoice,
+  ChromiumFrame,
+  type PageConnection,
+} from './codecs.ts';
+export { PAGE_HTML } from './page.ts';
+export { decodeMessage, encodeMessage, FLAG, HEADER_BYTES, type Message, type MessageHead, OP } from './protocol.ts';

@@ -1,0 +1,243 @@
+/**
+ * The page the Chromium backend loads: it connects back to the service over a WebSocket, runs the
+ * decoders and encoders the service asks for, keeps every decoded frame in the page (the service
+ * holds ids), and sends back only compressed chunks and small results (`protocol.ts`). An encoder
+ * configured smaller than the frames it gets scales them itself (Chromium's encoders scale a frame
+ * whose visible size differs from the configured one, with libyuv's box filter).
+ */
+
+import { decodeMessage, encodeMessage, FLAG, HEADER_BYTES, OP } from './protocol.ts';
+
+/** The page's script; runs in Chromium, so it is plain JavaScript. */
+const PAGE_SCRIPT = `
+'use strict';
+const OP = ${JSON.stringify(OP)};
+const FLAG = ${JSON.stringify(FLAG)};
+const HEADER_BYTES = ${HEADER_BYTES};
+const encodeMessage = ${encodeMessage.toString()};
+const decodeMessage = ${decodeMessage.toString()};
+/** Calls a codec takes before it waits for room. */
+const MAX_QUEUE = 4;
+const text = new TextEncoder();
+const decoders = new Map();
+const encoders = new Map();
+const frames = new Map();
+let nextFrame = 1;
+const token = new URLSearchParams(location.search).get('token');
+const socket = new WebSocket('ws://' + location.host + '/link?token=' + encodeURIComponent(token));
+socket.binaryType = 'arraybuffer';
+
+function send(head, payload) {
+  if (socket.readyState === WebSocket.OPEN) socket.send(encodeMessage(head, payload));
+}
+function fail(id, seq, error) {
+  send({ op: OP.error, id, seq }, text.encode(String((error && error.message) || error)));
+}
+function json(payload) {
+  return JSON.parse(new TextDecoder().decode(payload));
+}
+/** Acknowledges call seq once the codec's queue is below its bound. */
+function accept(entry, seq, queueSize) {
+  if (queueSize() < MAX_QUEUE && entry.waiting.length === 0) send({ op: OP.done, id: entry.id, seq });
+  else entry.waiting.push(seq);
+}
+function drain(entry, queueSize) {
+  while (entry.waiting.length > 0 && queueSize() < MAX_QUEUE) send({ op: OP.done, id: entry.id, seq: entry.waiting.shift() });
+}
+function release(entry) {
+  for (const seq of entry.waiting.splice(0)) send({ op: OP.done, id: entry.id, seq });
+}
+
+/** Creates and configures a decoder or encoder (Codec) for message m; queueKey names its queue size. */
+function open(map, m, Codec, queueKey, output, config) {
+  const entry = { id: m.id, waiting: [] };
+  entry.queueSize = () => entry.codec[queueKey];
+  entry.codec = new Codec({
+    output,
+    error(error) {
+      release(entry);
+      fail(m.id, 0, error);
+    },
+  });
+  entry.codec.addEventListener('dequeue', () => drain(entry, entry.queueSize));
+  map.set(m.id, entry);
+  entry.codec.configure(config);
+}
+
+function configureDecoder(m) {
+  const config = json(m.payload);
+  const output = (frame) => {
+    const ref = nextFrame++;
+    frames.set(ref, frame);
+    send({ op: OP.frame, id: m.id, ref, timestampUs: frame.timestamp, durationUs: frame.duration || 0 });
+  };
+  open(decoders, m, VideoDecoder, 'decodeQueueSize', output, {
+    codec: config.codec,
+    description: new Uint8Array(config.description),
+    codedWidth: config.codedWidth,
+    codedHeight: config.codedHeight,
+    optimizeForLatency: true,
+  });
+}
+
+/** The chunk payload: with a decoder config, its codec string and avcC first (protocol.ts, OP.chunk). */
+function chunkPayload(chunk, metadata) {
+  const description = metadata && metadata.decoderConfig && metadata.decoderConfig.description;
+  if (description === undefined) {
+    const payload = new Uint8Array(chunk.byteLength);
+    chunk.copyTo(payload);
+    return payload;
+  }
+  const codec = text.encode(metadata.decoderConfig.codec);
+  const avcC = description instanceof ArrayBuffer ? new Uint8Array(description) : new Uint8Array(description.buffer, description.byteOffset, description.byteLength);
+  const payload = new Uint8Array(6 + codec.length + avcC.length + chunk.byteLength);
+  const view = new DataView(payload.buffer);
+  view.setUint16(0, codec.length, true);
+  payload.set(codec, 2);
+  view.setUint32(2 + codec.length, avcC.length, true);
+  payload.set(avcC, 6 + codec.length);
+  chunk.copyTo(payload.subarray(6 + codec.length + avcC.length));
+  return payload;
+}
+
+/** Scales frame to the encoder's size on an OffscreenCanvas with high-quality smoothing. */
+function canvasScaled(entry, frame) {
+  if (entry.canvas === undefined) {
+    entry.canvas = new OffscreenCanvas(entry.width, entry.height);
+    entry.context = entry.canvas.getContext('2d', { alpha: false });
+    entry.context.imageSmoothingEnabled = true;
+    entry.context.imageSmoothingQuality = 'high';
+  }
+  entry.context.drawImage(frame, 0, 0, entry.width, entry.height);
+  return new VideoFrame(entry.canvas, { timestamp: frame.timestamp, duration: frame.duration || undefined });
+}
+
+function configureEncoder(m) {
+  const config = json(m.payload);
+  const output = (chunk, metadata) => {
+    const hasConfig = metadata && metadata.decoderConfig && metadata.decoderConfig.description !== undefined;
+    const flags = (chunk.type === 'key' ? FLAG.keyframe : 0) | (hasConfig ? FLAG.config : 0);
+    send({ op: OP.chunk, id: m.id, flags, timestampUs: chunk.timestamp }, chunkPayload(chunk, metadata));
+  };
+  open(encoders, m, VideoEncoder, 'encodeQueueSize', output, {
+    codec: config.codec,
+    width: config.width,
+    height: config.height,
+    bitrate: config.bitrate,
+    framerate: config.framerate,
+    hardwareAcceleration: config.hardwareAcceleration,
+    avc: { format: 'avc' },
+    latencyMode: 'quality',
+  });
+  const entry = encoders.get(m.id);
+  entry.scale = config.scale;
+  entry.width = config.width;
+  entry.height = config.height;
+}
+
+async function flush(entry, seq) {
+  try {
+    await entry.codec.flush();
+    send({ op: OP.done, id: entry.id, seq });
+  } catch (error) {
+    fail(entry.id, seq, error);
+  }
+}
+
+function close(map, id) {
+  const entry = map.get(id);
+  map.delete(id);
+  if (entry === undefined) return;
+  entry.waiting.length = 0;
+  if (entry.codec.state !== 'closed') entry.codec.close();
+}
+
+/** Encodes a few frames under the given preference: whether it works says whether it is available. */
+async function probe(m) {
+  const { hardwareAcceleration } = json(m.payload);
+  const answer = (result) => send({ op: OP.probeResult, seq: m.seq }, text.encode(JSON.stringify(result)));
+  try {
+    const config = { codec: 'avc1.42001f', width: 320, height: 240, bitrate: 500000, framerate: 30, hardwareAcceleration, avc: { format: 'avc' } };
+    const support = await VideoEncoder.isConfigSupported(config);
+    if (!support.supported) return answer({ ok: false, error: 'configuration not supported' });
+    let chunks = 0;
+    let failure;
+    const encoder = new VideoEncoder({ output: () => { chunks += 1; }, error: (e) => { failure = e; } });
+    encoder.configure(config);
+    const canvas = new OffscreenCanvas(320, 240);
+    const context = canvas.getContext('2d');
+    for (let i = 0; i < 3; i++) {
+      context.fillStyle = 'rgb(' + i * 80 + ',100,50)';
+      context.fillRect(0, 0, 320, 240);
+      const frame = new VideoFrame(canvas, { timestamp: i * 33333 });
+      encoder.encode(frame, { keyFrame: i === 0 });
+      frame.close();
+    }
+    await encoder.flush();
+    encoder.close();
+    answer(failure === undefined && chunks === 3 ? { ok: true } : { ok: false, error: String(failure || chunks + ' chunks') });
+  } catch (error) {
+    answer({ ok: false, error: String((error && error.message) || error) });
+  }
+}
+
+function handle(m) {
+  switch (m.op) {
+    case OP.decoderConfigure: return configureDecoder(m);
+    case OP.encoderConfigure: return configureEncoder(m);
+    case OP.decode: {
+      const entry = decoders.get(m.id);
+      if (entry === undefined) return fail(m.id, m.seq, 'no such decoder');
+      entry.codec.decode(new EncodedVideoChunk({
+        type: m.flags & FLAG.keyframe ? 'key' : 'delta',
+        timestamp: m.timestampUs,
+        duration: m.durationUs,
+        data: m.payload,
+      }));
+      return accept(entry, m.seq, entry.queueSize);
+    }
+    case OP.encode: {
+      const entry = encoders.get(m.id);
+      const frame = frames.get(m.ref);
+      if (entry === undefined || frame === undefined) return fail(m.id, m.seq, entry === undefined ? 'no such encoder' : 'no such frame');
+      const keyFrame = (m.flags & FLAG.keyframe) !== 0;
+      if (entry.scale === 'canvas' && (frame.displayWidth !== entry.width || frame.displayHeight !== entry.height)) {
+        const scaled = canvasScaled(entry, frame);
+        entry.codec.encode(scaled, { keyFrame });
+        scaled.close();
+      } else {
+        entry.codec.encode(frame, { keyFrame });
+      }
+      return accept(entry, m.seq, entry.queueSize);
+    }
+    case OP.decoderFlush:
+    case OP.encoderFlush: {
+      const entry = (m.op === OP.decoderFlush ? decoders : encoders).get(m.id);
+      if (entry === undefined) return fail(m.id, m.seq, 'closed');
+      return void flush(entry, m.seq);
+    }
+    case OP.decoderClose: return close(decoders, m.id);
+    case OP.encoderClose: return close(encoders, m.id);
+    case OP.frameRelease: {
+      const frame = frames.get(m.ref);
+      frames.delete(m.ref);
+      if (frame !== undefined) frame.close();
+      return;
+    }
+    case OP.probe: return void probe(m);
+  }
+}
+
+socket.onmessage = (event) => {
+  const m = decodeMessage(new Uint8Array(event.data));
+  if (m === undefined) return;
+  try {
+    handle(m);
+  } catch (error) {
+    fail(m.id, m.seq, error);
+  }
+};
+`;
+
+/** The HTML of the page (the script inline). */
+export const PAGE_HTML = `<!doctype html><meta charset="utf-8"><title>lvqr-transcode codecs</title><script>${PAGE_SCRIPT}</script>`;
