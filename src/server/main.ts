@@ -11,8 +11,9 @@ import type { MemoryUsage } from '../metrics/index.ts';
 import type { AudioCodecs } from '../transcode/audio/index.ts';
 import type { VideoCodecs } from '../transcode/codecs.ts';
 import type { WebCodecsProvider } from '../webcodecs/index.ts';
-import { type Command, parseCommand, type ServeConfig } from './config.ts';
+import { type Command, parseCommand, type Role, type ServeConfig } from './config.ts';
 import { DASHBOARD_HTML } from './dashboard.ts';
+import { refusalOf } from './ingest-gate.ts';
 import type { HttpRuntime } from './runtime-adapter.ts';
 import { createService, type Service } from './service.ts';
 
@@ -137,8 +138,28 @@ export type StartedService = {
  * Throws `LvqrError('config.invalid')` for an unmet `hardware-only` policy, and the listen error.
  */
 export async function startService(host: RuntimeHost, config: ServeConfig, logger: Logger): Promise<StartedService> {
-  const loaded = config.ladder.length > 0 ? await host.loadCodecs(config, logger) : { reason: 'no ladder configured' };
-  if (loaded.codecs === undefined && config.ladder.length > 0) {
+  const runs = (role: Role): boolean => config.roles.includes(role);
+  // The cluster module (and NATS) is loaded only when a cluster is configured.
+  const cluster =
+    config.natsUrls.length === 0
+      ? undefined
+      : await (await import('../cluster/index.ts')).joinCluster({
+          urls: config.natsUrls,
+          nodeId: config.nodeId,
+          roles: config.roles,
+          maxSources: config.maxSources,
+          logger,
+        });
+  const loaded = !runs('transcode')
+    ? { reason: 'this node does not transcode (--role)' }
+    : config.ladder.length > 0
+      ? await host.loadCodecs(config, logger)
+      : { reason: 'no ladder configured' };
+  if (loaded.codecs === undefined && cluster !== undefined && runs('transcode') && config.ladder.length > 0) {
+    await cluster.close();
+    throw new LvqrError('config.invalid', `--role transcode without codecs: ${loaded.reason ?? 'unavailable'}`);
+  }
+  if (loaded.codecs === undefined && config.ladder.length > 0 && runs('transcode')) {
     if (config.encoder === 'hardware-only') {
       throw new LvqrError(
         'config.invalid',
@@ -173,6 +194,24 @@ export async function startService(host: RuntimeHost, config: ServeConfig, logge
       '/assets/hls.min.js': { body: host.readHlsJs(), contentType: 'text/javascript; charset=utf-8' },
     },
     info: { runtime: host.name, ...loaded.info },
+    ...(cluster === undefined
+      ? {}
+      : {
+          admit: async (broadcast: string) => {
+            try {
+              await cluster.claim(broadcast);
+              return undefined;
+            } catch (error) {
+              return refusalOf(error);
+            }
+          },
+          runsLadder: (broadcast: string) => cluster.runsLadder(broadcast),
+          cluster: () => cluster.status(),
+        }),
+  });
+  cluster?.attach({
+    registry: service.registry,
+    publishing: () => service.ingest.list().map((b) => b.broadcast),
   });
   let listener: Listener;
   try {
@@ -187,6 +226,7 @@ export async function startService(host: RuntimeHost, config: ServeConfig, logge
       },
     });
   } catch (error) {
+    await cluster?.close();
     await service.close();
     throw new LvqrError('config.invalid', `cannot listen on ${config.host}:${config.port}: ${errorMessage(error)}`, {
       cause: error,
@@ -194,7 +234,7 @@ export async function startService(host: RuntimeHost, config: ServeConfig, logge
   }
 
   let stopPattern: (() => Promise<void>) | undefined;
-  if (config.testPattern !== undefined && host.startTestPattern !== undefined) {
+  if (config.testPattern !== undefined && host.startTestPattern !== undefined && runs('ingest')) {
     try {
       stopPattern = await host.startTestPattern(service, config.testPattern, logger);
     } catch (error) {
@@ -214,6 +254,9 @@ export async function startService(host: RuntimeHost, config: ServeConfig, logge
     stop() {
       stopping ??= (async () => {
         await stopPattern?.().catch(() => {});
+        await cluster
+          ?.close()
+          .catch((error: unknown) => logger.error('leaving the cluster failed', { error: errorMessage(error) }));
         await service
           .close()
           .catch((error: unknown) => logger.error('shutdown failed', { error: errorMessage(error) }));

@@ -34,8 +34,9 @@ import {
 import type { TranscoderFactory } from '../transcode/transcoder.ts';
 import type { WebCodecs } from '../webcodecs/index.ts';
 import { type ClientLimits, createApp, type HttpRuntime, type StaticAsset } from './app.ts';
-import type { ServeConfig } from './config.ts';
+import type { Role, ServeConfig } from './config.ts';
 import { type EventWiring, wireEvents } from './event-wiring.ts';
+import type { Admit } from './ingest-gate.ts';
 import { withPlaybackUrls } from './playback-urls.ts';
 import { StreamLadders } from './stream-ladders.ts';
 import { withThumbnails } from './thumbnail-routes.ts';
@@ -81,6 +82,12 @@ export type ServiceDeps = {
   info?: Record<string, unknown>;
   /** How webhooks are sent (default: the runtime's `fetch`). */
   fetch?: typeof fetch;
+  /** Publish admission asked before the webhook's (a cluster's claim on the broadcast name). */
+  admit?: Admit | undefined;
+  /** Whether this node runs `broadcast`'s ladder (a cluster places each ladder on one node); default: yes. */
+  runsLadder?: ((broadcast: string) => boolean) | undefined;
+  /** This node's part of a cluster, for /healthz and /api/v1/transcode. */
+  cluster?: (() => Record<string, unknown>) | undefined;
 };
 
 /** A wired service. */
@@ -108,6 +115,7 @@ export type Service = {
 /** Wires a service from `deps`. */
 export function createService(deps: ServiceDeps): Service {
   const { config } = deps;
+  const runs = (role: Role): boolean => config.roles.includes(role);
   const logger = deps.logger ?? silentLogger;
   const metrics =
     deps.metrics ?? createMetrics(undefined, deps.memoryUsage === undefined ? {} : { memoryUsage: deps.memoryUsage });
@@ -153,7 +161,7 @@ export function createService(deps: ServiceDeps): Service {
   const thumbnails = new ThumbnailStore({ registry, webcodecs: deps.thumbnailCodecs, logger });
   let ladder: SoftwareLadder | undefined;
   const runner = new TranscodeRunner({ ...deps.runner, metrics, logger });
-  if (deps.codecs !== undefined && config.ladder.length > 0) {
+  if (deps.codecs !== undefined && config.ladder.length > 0 && runs('transcode')) {
     ladder = new SoftwareLadder({
       ...deps.ladder,
       registry,
@@ -172,11 +180,16 @@ export function createService(deps: ServiceDeps): Service {
     runner.withLadder(
       config.ladder,
       (spec) => new SoftwareTranscoderFactory(spec, shared),
-      (broadcast) => ladders.lookup(broadcast),
+      (broadcast) => (deps.runsLadder?.(broadcast) === false ? [] : ladders.lookup(broadcast)),
     );
   }
   let audioLadder: AudioLadder | undefined;
-  if (config.transcodeAudio === 'ladder' && deps.audioCodecs !== undefined && config.ladder.length > 0) {
+  if (
+    config.transcodeAudio === 'ladder' &&
+    deps.audioCodecs !== undefined &&
+    config.ladder.length > 0 &&
+    runs('transcode')
+  ) {
     audioLadder = new AudioLadder({ registry, codecs: deps.audioCodecs, metrics, logger });
     for (const target of audioRenditionTargets(config.ladder, config.transcodeAudioOpusKbps)) {
       runner.withFactory(new AudioRenditionFactory(target, audioLadder));
@@ -198,7 +211,8 @@ export function createService(deps: ServiceDeps): Service {
     ...(config.sourceBandwidthKbps === undefined ? {} : { sourceBandwidthKbps: config.sourceBandwidthKbps }),
     ...(config.playbackSecret === undefined ? {} : { playbackSecret: config.playbackSecret }),
   });
-  hls.start();
+  // Only an edge packages LL-HLS; the other roles leave the registry's tracks to the cluster.
+  if (runs('edge')) hls.start();
 
   const ingest = new IngestManager({
     registry,
@@ -296,6 +310,7 @@ export function createService(deps: ServiceDeps): Service {
       codecsUnavailableReason: deps.codecsUnavailableReason,
       ladder: config.ladder,
       ...deps.info,
+      ...(deps.cluster === undefined ? {} : { cluster: deps.cluster() }),
       sources,
       audio,
       transcoders,
@@ -303,9 +318,10 @@ export function createService(deps: ServiceDeps): Service {
     };
   };
 
+  const admit = chainAdmit(deps.admit, events?.admit);
   const app = createApp({
-    ingest,
-    hls: withThumbnails(hls, thumbnails, (path, query) => hls.authorize(path, query)),
+    ...(runs('ingest') ? { ingest } : {}),
+    ...(runs('edge') ? { hls: withThumbnails(hls, thumbnails, (path, query) => hls.authorize(path, query)) } : {}),
     metrics,
     logger,
     broadcasts: async () => ({
@@ -319,12 +335,13 @@ export function createService(deps: ServiceDeps): Service {
         broadcasts: ingest.list().length,
         ...(memory === undefined ? {} : { rssBytes: memory.rss, heapUsedBytes: memory.heapUsed }),
         ...deps.info,
+        ...(deps.cluster === undefined ? {} : { cluster: deps.cluster() }),
       };
     },
     ...(deps.runtime === undefined ? {} : { runtime: deps.runtime }),
     ...(deps.clientLimits === undefined ? {} : { clientLimits: deps.clientLimits }),
     ...(deps.assets === undefined ? {} : { assets: deps.assets }),
-    ...(events === undefined ? {} : { admit: events.admit }),
+    ...(admit === undefined ? {} : { admit }),
     admin: {
       token: config.adminToken,
       ladders,
@@ -360,4 +377,10 @@ export function createService(deps: ServiceDeps): Service {
       return closing;
     },
   };
+}
+
+/** Admission that asks `first`, then (if it lets the publisher in) `second`; undefined when neither is set. */
+function chainAdmit(first: Admit | undefined, second: Admit | undefined): Admit | undefined {
+  if (first === undefined || second === undefined) return first ?? second;
+  return async (broadcast, info) => (await first(broadcast, info)) ?? second(broadcast, info);
 }
