@@ -67,6 +67,38 @@ export function ffmpegPublish(file: string, url: string, { loops = 0 }: { loops?
   ]);
 }
 
+/**
+ * `ffmpeg -v error -live_start_index 0 -i <playlist> -map 0:v:0 -f null -progress pipe:1 -`: decodes
+ * a live media playlist from its first segment until its end; read the result with `decodedFrames`
+ * and `decodeErrorLines`.
+ */
+export function ffmpegDecodeLive(playlistUrl: string): Proc {
+  return run('ffmpeg', [
+    '-nostdin',
+    '-v',
+    'error',
+    '-live_start_index',
+    '0',
+    '-i',
+    playlistUrl,
+    '-map',
+    '0:v:0',
+    '-f',
+    'null',
+    '-progress',
+    'pipe:1',
+    '-',
+  ]);
+}
+
+/** Frames an `ffmpegDecodeLive` run decoded (its last `frame=` progress line). */
+export const decodedFrames = (progress: string): number =>
+  Number([...progress.matchAll(/^frame=(\d+)$/gm)].at(-1)?.[1] ?? Number.NaN);
+
+/** The lines of an `ffmpegDecodeLive` run that are not progress lines: its errors. */
+export const decodeErrorLines = (progress: string): string[] =>
+  progress.split('\n').filter((l) => l.trim() !== '' && !/^[a-z_0-9]+=/.test(l.trim()));
+
 /** `lvqr-transcode publish <file> <url>` on Node. */
 export function cliPublish(file: string, url: string): Proc {
   const { command, args } = cliCommand('node', ['publish', file, url]);

@@ -1,0 +1,141 @@
+/**
+ * The cluster end to end, with real processes: a nats-server started here, ingest node A, transcode
+ * node B, edge C (and a second ingest node D). ffmpeg publishes to A; C serves the master and every
+ * rung B produces; ffmpeg and ffprobe judge each rung as the single-node ladder tests do (every
+ * source frame, IDRs where the source has them, the planned sizes, one audio group).
+ */
+
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { fixtureInfo, fixturePath } from '../../testkit/fixtures.ts';
+import { type RunningNats, startNats } from '../../testkit/nats.ts';
+import { getText, type RunningServer } from '../../testkit/server.ts';
+import {
+  decodedFrames,
+  decodeErrorLines,
+  ffmpegDecodeLive,
+  ffmpegPublish,
+  type Proc,
+  parseM3u8,
+} from '../e2e/helpers.ts';
+import { probePackets, probeStreams } from '../support/ffprobe.ts';
+import { waitFor } from '../support/wait.ts';
+import { clusterHealth, startNode } from './nodes.ts';
+
+const FIXTURE = '720p30-nob-aac.mp4';
+const LOOPS = 2; // 3 passes of the 3 s clip
+const RUNGS = [
+  { name: '480p', width: 854, height: 480 },
+  { name: '240p', width: 426, height: 240 },
+] as const;
+
+let nats: RunningNats;
+let ingest: RunningServer;
+let worker: RunningServer;
+let edge: RunningServer;
+let otherIngest: RunningServer;
+let publisher: Proc;
+let base: string;
+const decodes = new Map<string, Proc>();
+
+beforeAll(async () => {
+  nats = await startNats();
+  [ingest, worker, edge, otherIngest] = await Promise.all([
+    startNode('A', 'ingest', nats.url, ['--ingest-grace', '1']),
+    startNode('B', 'transcode', nats.url, ['--transcode-rendition', '480p,240p', '--transcode-overload', 'off']),
+    startNode('C', 'edge', nats.url),
+    startNode('D', 'ingest', nats.url),
+  ]);
+  base = `${edge.url}/hls/live/cl`;
+  publisher = ffmpegPublish(fixturePath(FIXTURE), `${ingest.url}/ingest/live/cl`, { loops: LOOPS });
+}, 120_000);
+
+afterAll(async () => {
+  publisher?.kill();
+  for (const d of decodes.values()) d.kill();
+  await Promise.all([ingest, worker, edge, otherIngest].map((n) => n?.stop()));
+  await nats?.stop();
+});
+
+describe('ingest, transcode and edge on separate nodes', () => {
+  it('the edge lists the source and every rung the transcode node produces, with CODECS, RESOLUTION, FRAME-RATE and the one audio group', async () => {
+    const text = await waitFor(
+      async () => {
+        const t = await getText(`${base}/master.m3u8`);
+        return t !== undefined && RUNGS.every((r) => t.includes(`${r.name}/playlist.m3u8`)) ? t : undefined;
+      },
+      'the edge master to list every rung',
+      { timeoutMs: 30_000, intervalMs: 100 },
+    );
+    for (const name of ['source', ...RUNGS.map((r) => r.name)]) {
+      decodes.set(
+        name,
+        ffmpegDecodeLive(name === 'source' ? `${base}/playlist.m3u8` : `${base}/${name}/playlist.m3u8`),
+      );
+    }
+    const master = parseM3u8(text);
+    const audio = Object.values(master.mediaGroups.AUDIO.audio) as Array<{ uri: string }>;
+    expect(audio.map((a) => a.uri)).toEqual(['audio.m3u8']);
+    const variants = master.playlists as Array<{ uri: string; attributes: Record<string, unknown> }>;
+    expect(variants.map((v) => v.uri)).toEqual(['playlist.m3u8', ...RUNGS.map((r) => `${r.name}/playlist.m3u8`)]);
+    const source = fixtureInfo(FIXTURE).video;
+    const sizes = [{ width: source.width, height: source.height }, ...RUNGS];
+    variants.forEach((v, i) => {
+      expect(v.attributes['AUDIO'], v.uri).toBe('audio');
+      expect(v.attributes['CODECS'], v.uri).toMatch(/^avc1\.[0-9a-f]{6},mp4a\.40\.2$/);
+      expect(v.attributes['RESOLUTION'], v.uri).toEqual({ width: sizes[i]!.width, height: sizes[i]!.height });
+      expect(v.attributes['FRAME-RATE'], v.uri).toBeCloseTo(30, 1);
+    });
+    // Where each part runs: the source is mirrored from A, the rungs from B; B runs the ladder.
+    const c = await clusterHealth(edge);
+    expect(new Set(c?.mirrored.map((m) => `${m.broadcast}#${m.track}@${m.from}`))).toEqual(
+      new Set(['live/cl#0.mp4@A', 'live/cl#1.mp4@A', 'live/cl/480p#0.mp4@B', 'live/cl/240p#0.mp4@B']),
+    );
+    expect((await clusterHealth(worker))?.ladders).toEqual(['live/cl']);
+  });
+
+  it('a publisher of the same name on another ingest node is refused with 409 ingest.published_elsewhere', async () => {
+    const res = await fetch(`${otherIngest.url}/ingest/live/cl`, { method: 'POST', body: new Uint8Array(16) });
+    expect(res.status).toBe(409);
+    expect(((await res.json()) as { error: { code: string } }).error.code).toBe('ingest.published_elsewhere');
+    // Nodes without the role do not take publishers or serve playlists.
+    expect((await fetch(`${worker.url}/ingest/live/x`, { method: 'POST', body: new Uint8Array(8) })).status).toBe(404);
+    expect((await fetch(`${ingest.url}/hls/live/cl/master.m3u8`)).status).toBe(404);
+  });
+
+  it('every rung, decoded live from the edge to the end, has every source frame at the planned size and IDRs exactly where the source has them', async () => {
+    expect(await publisher.exited, publisher.output()).toBe(0);
+    for (const url of [`${base}/playlist.m3u8`, ...RUNGS.map((r) => `${base}/${r.name}/playlist.m3u8`)]) {
+      await waitFor(async () => (await getText(url))?.includes('#EXT-X-ENDLIST'), `ENDLIST in ${url}`, {
+        timeoutMs: 30_000,
+        intervalMs: 200,
+      });
+    }
+    const results = new Map<string, { code: number | null; output: string }>();
+    for (const [name, proc] of decodes) results.set(name, { code: await proc.exited, output: proc.output() });
+    const source = results.get('source')!;
+    expect(source.code, source.output).toBe(0);
+    expect(decodeErrorLines(source.output)).toEqual([]);
+    const sourceFrames = decodedFrames(source.output);
+    expect(sourceFrames).toBe(fixtureInfo(FIXTURE).video.frameCount * (LOOPS + 1));
+    const keyframes = async (url: string): Promise<number[]> => {
+      const packets = await probePackets(url);
+      const first = packets[0]!.pts;
+      return packets.filter((p) => p.keyframe).map((p) => p.pts - first);
+    };
+    const sourceIdrs = await keyframes(`${base}/playlist.m3u8`);
+    expect(sourceIdrs.length).toBeGreaterThan(3);
+    for (const r of RUNGS) {
+      const { code, output } = results.get(r.name)!;
+      expect(code, `${r.name}: ${output}`).toBe(0);
+      expect(decodeErrorLines(output), r.name).toEqual([]);
+      expect(decodedFrames(output), r.name).toBe(sourceFrames);
+      const [video] = (await probeStreams(`${base}/${r.name}/playlist.m3u8`)).filter((s) => s.codecType === 'video');
+      expect({ codec: video?.codecName, width: video?.width, height: video?.height }, r.name).toEqual({
+        codec: 'h264',
+        width: r.width,
+        height: r.height,
+      });
+      expect(await keyframes(`${base}/${r.name}/playlist.m3u8`), r.name).toEqual(sourceIdrs);
+    }
+  });
+});

@@ -1,0 +1,33 @@
+/** Cluster nodes for the multi-process tests: the real CLI with role flags, joined through one nats-server. */
+
+import { type RunningServer, startServer } from '../../testkit/server.ts';
+
+/** Starts `lvqr-transcode serve --role <roles> --nats <url> --node-id <id>` with `extra` flags. */
+export function startNode(
+  id: string,
+  roles: string,
+  natsUrl: string,
+  extra: readonly string[] = [],
+): Promise<RunningServer> {
+  return startServer(['--role', roles, '--nats', natsUrl, '--node-id', id, '--test-pattern', 'off', ...extra], {
+    timeoutMs: 60_000,
+  });
+}
+
+/** What a node's /healthz says of its part of the cluster. */
+export type ClusterHealth = {
+  node: string;
+  roles: string[];
+  ladders: string[];
+  mirrored: Array<{ broadcast: string; track: string; from: string; fragments: number; gaps: number }>;
+};
+
+/** The `cluster` field of a node's /healthz (undefined while it does not answer). */
+export async function clusterHealth(node: RunningServer): Promise<ClusterHealth | undefined> {
+  try {
+    const res = await fetch(`${node.url}/healthz`);
+    return ((await res.json()) as { cluster?: ClusterHealth }).cluster;
+  } catch {
+    return undefined;
+  }
+}
