@@ -16,6 +16,7 @@ import {
   ffmpegPublish,
   type Proc,
   parseM3u8,
+  waitForMasterListing,
 } from '../e2e/helpers.ts';
 import { probePackets, probeStreams } from '../support/ffprobe.ts';
 import { waitFor } from '../support/wait.ts';
@@ -58,13 +59,10 @@ afterAll(async () => {
 
 describe('ingest, transcode and edge on separate nodes', () => {
   it('the edge lists the source and every rung the transcode node produces, with CODECS, RESOLUTION, FRAME-RATE and the one audio group', async () => {
-    const text = await waitFor(
-      async () => {
-        const t = await getText(`${base}/master.m3u8`);
-        return t !== undefined && RUNGS.every((r) => t.includes(`${r.name}/playlist.m3u8`)) ? t : undefined;
-      },
-      'the edge master to list every rung',
-      { timeoutMs: 30_000, intervalMs: 100 },
+    const text = await waitForMasterListing(
+      base,
+      RUNGS.map((r) => r.name),
+      30_000,
     );
     for (const name of ['source', ...RUNGS.map((r) => r.name)]) {
       decodes.set(

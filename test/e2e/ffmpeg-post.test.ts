@@ -18,6 +18,7 @@ import {
   metricSum,
   type Proc,
   parseM3u8,
+  waitForMasterListing,
 } from './helpers.ts';
 
 const FIXTURE = '720p30-bframes-aac.mp4';
@@ -49,13 +50,10 @@ afterAll(async () => {
 
 describe('ffmpeg publishes fMP4 with one long chunked POST', () => {
   it('the master lists the source first, then 720p, 480p and 240p, each with CODECS, RESOLUTION, FRAME-RATE and the shared audio group', async () => {
-    const text = await waitFor(
-      async () => {
-        const t = await getText(`${base}/master.m3u8`);
-        return t !== undefined && RUNGS.every((r) => t.includes(`${r.name}/playlist.m3u8`)) ? t : undefined;
-      },
-      'the master to list every rung',
-      { timeoutMs: 25_000, intervalMs: 100 },
+    const text = await waitForMasterListing(
+      base,
+      RUNGS.map((r) => r.name),
+      25_000,
     );
     // Decode each rung live from its first segment until the broadcast ends (checked below).
     for (const r of [{ name: 'source' }, ...RUNGS]) {

@@ -8,8 +8,9 @@ import WebSocket from 'ws';
 import { Fmp4StreamParser } from '../../src/container/index.ts';
 import { loopPieces, planPieces } from '../../src/runtime/publish.ts';
 import { seededRandom } from '../../testkit/fmp4.ts';
-import { cliCommand, getJson, ROOT } from '../../testkit/server.ts';
+import { cliCommand, getJson, getText, ROOT } from '../../testkit/server.ts';
 import { trackIdsOf } from '../support/mp4-edit.ts';
+import { waitFor } from '../support/wait.ts';
 
 /** A child process with its captured output. */
 export type Proc = {
@@ -98,6 +99,18 @@ export const decodedFrames = (progress: string): number =>
 /** The lines of an `ffmpegDecodeLive` run that are not progress lines: its errors. */
 export const decodeErrorLines = (progress: string): string[] =>
   progress.split('\n').filter((l) => l.trim() !== '' && !/^[a-z_0-9]+=/.test(l.trim()));
+
+/** Polls `<base>/master.m3u8` until it lists `<rung>/playlist.m3u8` for every rung name; returns its text. */
+export function waitForMasterListing(base: string, rungs: readonly string[], timeoutMs: number): Promise<string> {
+  return waitFor(
+    async () => {
+      const t = await getText(`${base}/master.m3u8`);
+      return t !== undefined && rungs.every((r) => t.includes(`${r}/playlist.m3u8`)) ? t : undefined;
+    },
+    `the master at ${base} to list ${rungs.join(', ')}`,
+    { timeoutMs, intervalMs: 100 },
+  );
+}
 
 /** `lvqr-transcode publish <file> <url>` on Node. */
 export function cliPublish(file: string, url: string): Proc {

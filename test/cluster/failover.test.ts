@@ -1,0 +1,159 @@
+/**
+ * Failover with real processes: the transcode node running a source's ladder is killed with
+ * SIGKILL; the other transcode node takes the source over within 5 s, and the rung playlist on the
+ * edge goes on with rising media sequence numbers (a discontinuity exactly where the init changes),
+ * decodable to the end.
+ */
+
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { fixturePath } from '../../testkit/fixtures.ts';
+import { type RunningNats, startNats } from '../../testkit/nats.ts';
+import { getText, type RunningServer } from '../../testkit/server.ts';
+import {
+  decodedFrames,
+  decodeErrorLines,
+  ffmpegDecodeLive,
+  ffmpegPublish,
+  type Proc,
+  parseM3u8,
+  waitForMasterListing,
+} from '../e2e/helpers.ts';
+import { waitFor } from '../support/wait.ts';
+import { clusterHealth, startNode } from './nodes.ts';
+
+const FIXTURE = '360p30.mp4';
+const LOOPS = 9; // 30 s of live input: long enough for a kill and a takeover in the middle
+const BROADCAST = 'live/fo';
+
+let nats: RunningNats;
+let ingest: RunningServer;
+let workers: RunningServer[];
+let edge: RunningServer;
+let publisher: Proc;
+let rungUrl: string;
+
+beforeAll(async () => {
+  nats = await startNats();
+  const worker = (id: string) =>
+    startNode(id, 'transcode', nats.url, ['--transcode-rendition', '240p', '--transcode-overload', 'off']);
+  let w1: RunningServer;
+  let w2: RunningServer;
+  [ingest, w1, w2, edge] = await Promise.all([
+    startNode('A', 'ingest', nats.url, ['--ingest-grace', '1']),
+    worker('B1'),
+    worker('B2'),
+    startNode('C', 'edge', nats.url),
+  ]);
+  workers = [w1, w2];
+  rungUrl = `${edge.url}/hls/${BROADCAST}/240p/playlist.m3u8`;
+  publisher = ffmpegPublish(fixturePath(FIXTURE), `${ingest.url}/ingest/${BROADCAST}`, { loops: LOOPS });
+}, 120_000);
+
+afterAll(async () => {
+  publisher?.kill();
+  await Promise.all([ingest, ...(workers ?? []), edge].map((n) => n?.stop()));
+  await nats?.stop();
+});
+
+/** The rung playlist's media sequence, last segment number and discontinuity count. */
+function summary(text: string): { sequence: number; lastMsn: number; discontinuities: number } {
+  const media = parseM3u8(text);
+  const sequence = media.mediaSequence as number;
+  return {
+    sequence,
+    lastMsn: sequence + (media.segments as unknown[]).length - 1,
+    discontinuities: (text.match(/^#EXT-X-DISCONTINUITY$/gm) ?? []).length,
+  };
+}
+
+describe('a transcode node dies', () => {
+  it('SIGKILL of the worker running the ladder: the other worker takes the source within 5 s and the rung playlist goes on with rising media sequence numbers and a player decodes across', async () => {
+    await waitForMasterListing(`${edge.url}/hls/${BROADCAST}`, ['240p'], 40_000);
+    const owners = await waitFor(
+      async () => {
+        const ladders = await Promise.all(workers.map(async (w) => (await clusterHealth(w))?.ladders ?? []));
+        const held = workers.filter((_, i) => ladders[i]!.includes(BROADCAST));
+        return held.length === 1 ? held : undefined;
+      },
+      'exactly one worker running the ladder',
+      { timeoutMs: 10_000, intervalMs: 100 },
+    );
+    const owner = owners[0]!;
+    const other = workers.find((w) => w !== owner)!;
+    const otherId = other === workers[0] ? 'B1' : 'B2';
+    // A player decoding the rung from the edge from now to the end.
+    const player = ffmpegDecodeLive(rungUrl);
+    // Some rung segments before the kill.
+    const before = summary(
+      await waitFor(
+        async () => {
+          const t = await getText(rungUrl);
+          return t !== undefined && summary(t).lastMsn >= 2 ? t : undefined;
+        },
+        'three rung segments',
+        { timeoutMs: 20_000, intervalMs: 100 },
+      ),
+    );
+    expect(before.discontinuities).toBe(0);
+
+    // Every playlist the edge answers from here on, in order.
+    const seen: Array<ReturnType<typeof summary>> = [];
+    let polling = true;
+    const poller = (async () => {
+      while (polling) {
+        const t = await getText(rungUrl).catch(() => undefined);
+        if (t !== undefined) seen.push(summary(t));
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+    })();
+
+    const killedAt = Date.now();
+    await owner.stop({ signal: 'SIGKILL' });
+    await waitFor(async () => (await clusterHealth(other))?.ladders.includes(BROADCAST), 'the takeover', {
+      timeoutMs: 8_000,
+      intervalMs: 50,
+    });
+    const takeoverMs = Date.now() - killedAt;
+    expect(takeoverMs).toBeLessThanOrEqual(5_000);
+
+    // The edge now mirrors the rung from the new worker, and the rung goes on in the same playlist
+    // with rising numbers. The new worker's init is normally the same bytes and a rung keeps its
+    // source's timeline (src/hls/window.ts), so no discontinuity is needed; a different init gets a
+    // new EXT-X-MAP after an EXT-X-DISCONTINUITY.
+    await waitFor(
+      async () =>
+        (await clusterHealth(edge))?.mirrored.some((m) => m.broadcast === `${BROADCAST}/240p` && m.from === otherId),
+      'the edge to mirror the rung from the new worker',
+      { timeoutMs: 10_000, intervalMs: 100 },
+    );
+    const afterText = await waitFor(
+      async () => {
+        const t = await getText(rungUrl);
+        return t !== undefined && summary(t).lastMsn >= before.lastMsn + 4 ? t : undefined;
+      },
+      'four more rung segments after the takeover',
+      { timeoutMs: 20_000, intervalMs: 100 },
+    );
+    const after = summary(afterText);
+    const maps = new Set([...afterText.matchAll(/^#EXT-X-MAP:URI="([^"]+)"/gm)].map((m) => m[1]));
+    expect(after.discontinuities).toBe(maps.size - 1);
+    polling = false;
+    await poller;
+    expect(after.lastMsn).toBeGreaterThan(before.lastMsn);
+    for (let i = 1; i < seen.length; i++) {
+      expect(seen[i]!.sequence, `playlist ${i}`).toBeGreaterThanOrEqual(seen[i - 1]!.sequence);
+      expect(seen[i]!.lastMsn, `playlist ${i}`).toBeGreaterThanOrEqual(seen[i - 1]!.lastMsn);
+    }
+
+    // The player decoded across the failover to the end of the broadcast without an error.
+    expect(await publisher.exited, publisher.output()).toBe(0);
+    await waitFor(async () => (await getText(rungUrl))?.includes('#EXT-X-ENDLIST'), 'the rung to end', {
+      timeoutMs: 30_000,
+      intervalMs: 200,
+    });
+    const code = await player.exited;
+    expect(code, player.output()).toBe(0);
+    expect(decodeErrorLines(player.output())).toEqual([]);
+    expect(decodedFrames(player.output())).toBeGreaterThan(300);
+  });
+});
