@@ -3,9 +3,12 @@
  * single process without NATS, and clear refusals for what cannot work.
  */
 
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseServe } from '../../src/server/config.ts';
 import { createService } from '../../src/server/service.ts';
+import { ROOT } from '../../testkit/server.ts';
 
 const parse = (argv: string[], env: Record<string, string> = {}) => parseServe(argv, env, () => '');
 
@@ -62,5 +65,16 @@ describe('cluster roles on the command line', () => {
     } finally {
       await service.close();
     }
+  });
+
+  it('compose.yaml runs one ingest node, two transcode nodes and two edges with flags serve accepts and distinct node ids', () => {
+    const text = readFileSync(path.join(ROOT, 'compose.yaml'), 'utf8');
+    const env = { LVQR_NATS_URL: /LVQR_NATS_URL: (\S+)/.exec(text)![1]! };
+    const commands = [...text.matchAll(/^\s+command: (\["serve".*\])$/gm)].map((m) => JSON.parse(m[1]!) as string[]);
+    const configs = commands.map((c) => parse(c.slice(1), env));
+    expect(configs.map((c) => c.roles.join(',')).sort()).toEqual(['edge', 'edge', 'ingest', 'transcode', 'transcode']);
+    expect(new Set(configs.map((c) => c.nodeId)).size).toBe(5);
+    for (const c of configs) expect(c.natsUrls).toEqual(['nats://nats:4222']);
+    expect(text).toMatch(/image: nats:[^\n]*\n\s+command: \["-js"\]/);
   });
 });
