@@ -37,6 +37,8 @@ export type BridgeOptions = {
   readonly limits: TrackLimits;
   readonly maxBodyBytes: number;
   readonly logger: Logger;
+  /** Creates the directory's buckets again (after NATS lost them: memory storage). */
+  readonly reopenDirectory: () => Promise<void>;
 };
 
 /** What the bridge reads of the local service. */
@@ -64,6 +66,8 @@ export class ClusterBridge {
   #local: LocalService | undefined;
   #offs: Array<() => void> = [];
   #loops: Promise<void>[] = [];
+  /** Ends the current directory watch (it is started again). */
+  #stopWatch: (() => void) | undefined;
 
   /** A bridge for one node; `attach` starts it. */
   constructor(options: BridgeOptions) {
@@ -174,6 +178,7 @@ export class ClusterBridge {
     while (!this.#abort.signal.aborted) {
       try {
         const watch = await this.#o.directory.tracks.watch();
+        this.#stopWatch = () => watch.stop();
         const stop = (): void => watch.stop();
         this.#abort.signal.addEventListener('abort', stop, { once: true });
         for await (const e of watch) this.#onDirectory(e);
@@ -246,8 +251,10 @@ export class ClusterBridge {
 
   async #heartbeat(): Promise<void> {
     const { directory, timing, nodeId, roles, logger } = this.#o;
+    let failed = false;
     while (!this.#abort.signal.aborted) {
       try {
+        if (failed) await this.#o.reopenDirectory();
         const node: NodeEntry = {
           id: nodeId,
           roles,
@@ -271,8 +278,15 @@ export class ClusterBridge {
           logger.info('ladder placement changed', { node: nodeId, ...change });
         }
         this.#reconcile();
+        if (failed) {
+          // The watch's consumer may have lost its stream with the server: watch afresh.
+          this.#stopWatch?.();
+          logger.info('cluster heartbeat works again', { node: nodeId });
+        }
+        failed = false;
       } catch (error) {
-        logger.warn('cluster heartbeat failed', { error: errorMessage(error) });
+        if (!failed) logger.warn('cluster heartbeat failed', { error: errorMessage(error) });
+        failed = true;
       }
       await abortableSleep(timing.heartbeatMs, this.#abort.signal);
     }

@@ -88,6 +88,9 @@ export async function joinCluster(options: ClusterOptions): Promise<Cluster> {
       limits: options.limits ?? DEFAULT_TRACK_LIMITS,
       maxBodyBytes: Math.max(1024, maxPayload - HEADER_ROOM_BYTES),
       logger: options.logger,
+      reopenDirectory: async () => {
+        await openDirectory(nc, timing);
+      },
     });
     options.logger.info('joined the cluster', { node: options.nodeId, roles: options.roles.join(','), maxPayload });
     let closing: Promise<void> | undefined;

@@ -64,9 +64,15 @@ export class LadderPlacement {
       try {
         this.#held.set(broadcast, await this.#kv.update(key, value(), revision));
       } catch {
-        this.#held.delete(broadcast);
-        lost.push(broadcast);
-        this.#logger.warn('ladder lease lost', { broadcast });
+        // Gone without a successor (NATS lost its memory, or this node stalled past the TTL and
+        // nobody took it): take it again; held by another node now: let it go.
+        try {
+          this.#held.set(broadcast, await this.#kv.create(key, value()));
+        } catch {
+          this.#held.delete(broadcast);
+          lost.push(broadcast);
+          this.#logger.warn('ladder lease lost', { broadcast });
+        }
       }
     }
     for (const broadcast of sources) {

@@ -23,6 +23,8 @@ import type { TrackEntry } from './directory.ts';
 import { trackSubjects } from './names.ts';
 import { Reassembler } from './wire.ts';
 
+/** A read with no message for this long is started again (from where it stopped, if it can). */
+const IDLE_RESTART_MS = 4_000;
 /** Messages the client buffers ahead of this reader at most. */
 const BUFFERED_MESSAGES = 256;
 
@@ -48,6 +50,10 @@ export class TrackConsumer {
   #done: Promise<void> | undefined;
   #received = 0;
   #gaps = 0;
+  /** Where reading stopped: the stream (by creation time) and the next sequence to read. */
+  #position: { created: string; nextSeq: number } | undefined;
+  /** Whether the last read stopped between a gap and the next sync point. */
+  #waiting = true;
 
   /** A consumer of `options.entry`; call `start()`. */
   constructor(options: TrackConsumerOptions) {
@@ -110,44 +116,75 @@ export class TrackConsumer {
     }
   }
 
-  /** Reads until the stream's messages end; true when it got any. */
+  /**
+   * Reads until the stream's messages end (or none came for `IDLE_RESTART_MS`); true when it got
+   * any. It resumes right after the last message read when the stream is the same one and still
+   * holds it; otherwise (a new stream: NATS restarted, or the reader fell too far behind) it starts
+   * at the newest sync point.
+   */
   async #readOnce(): Promise<boolean> {
     const { js, jsm } = this.#o;
     const { broadcast, track } = this.#entry;
     const subjects = trackSubjects(broadcast, track);
-    const newest = await jsm.streams.getMessage(subjects.stream, { last_by_subj: subjects.sync }).catch(() => null);
+    const info = await jsm.streams.info(subjects.stream);
+    const { created } = info;
+    const position = this.#position;
+    const resume =
+      position !== undefined && position.created === created && position.nextSeq >= info.state.first_seq
+        ? position.nextSeq
+        : undefined;
+    const startSeq =
+      resume ?? (await jsm.streams.getMessage(subjects.stream, { last_by_subj: subjects.sync }).catch(() => null))?.seq;
     const start: Partial<OrderedConsumerOptions> =
-      newest === null
+      startSeq === undefined
         ? { deliver_policy: DeliverPolicy.All }
-        : { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: newest.seq };
+        : { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: startSeq };
     const consumer = await js.consumers.get(subjects.stream, start);
     const messages = await consumer.consume({ max_messages: BUFFERED_MESSAGES });
     this.#close = () => void messages.close();
     if (this.#abort.signal.aborted) messages.close();
+    // A consumer whose stream vanished (NATS restarted) waits forever: read again when idle.
+    let lastMessageMs = Date.now();
+    const watchdog = setInterval(() => {
+      if (Date.now() - lastMessageMs > IDLE_RESTART_MS) void messages.close();
+    }, IDLE_RESTART_MS / 4);
     const reassembler = new Reassembler(track);
-    let lastSeq: number | undefined;
-    let waiting = true;
+    let lastSeq = resume === undefined ? undefined : resume - 1;
+    let waiting = resume === undefined || this.#waiting;
+    let dropped = 0;
     let any = false;
-    for await (const m of messages) {
-      if (lastSeq !== undefined && m.seq !== lastSeq + 1) {
-        reassembler.reset();
-        if (!waiting) this.#gaps += 1;
-        waiting = true;
-      }
-      lastSeq = m.seq;
-      any = true;
-      const decoded = reassembler.push({ subject: m.subject, headers: m.headers, data: m.data });
-      if (decoded === undefined) continue;
-      if (decoded.meta !== undefined) {
-        waiting = false;
-        if (decoded.meta.id !== this.#metaId) {
-          this.#metaId = decoded.meta.id;
-          this.#applyMeta(decoded.meta.meta);
+    try {
+      for await (const m of messages) {
+        lastMessageMs = Date.now();
+        if (lastSeq !== undefined && m.seq !== lastSeq + 1) {
+          reassembler.reset();
+          if (!waiting) this.#gaps += 1;
+          waiting = true;
         }
+        lastSeq = m.seq;
+        this.#position = { created, nextSeq: m.seq + 1 };
+        any = true;
+        const decoded = reassembler.push({ subject: m.subject, headers: m.headers, data: m.data });
+        if (reassembler.dropped !== dropped) {
+          dropped = reassembler.dropped;
+          waiting = true;
+        }
+        this.#waiting = waiting;
+        if (decoded === undefined) continue;
+        if (decoded.meta !== undefined) {
+          waiting = false;
+          this.#waiting = false;
+          if (decoded.meta.id !== this.#metaId) {
+            this.#metaId = decoded.meta.id;
+            this.#applyMeta(decoded.meta.meta);
+          }
+        }
+        if (waiting || this.#broadcaster === undefined) continue;
+        this.#broadcaster.emit(decoded.fragment);
+        this.#received += 1;
       }
-      if (waiting || this.#broadcaster === undefined) continue;
-      this.#broadcaster.emit(decoded.fragment);
-      this.#received += 1;
+    } finally {
+      clearInterval(watchdog);
     }
     return any;
   }

@@ -19,6 +19,8 @@ import { encodeFragment, type WireMeta } from './wire.ts';
 const MAX_IN_FLIGHT = 64;
 /** Queue bound of the publisher's own subscription (fragments). */
 const QUEUE_CAPACITY = 512;
+/** After a failed publish, the stream is checked (and made again) at most this often. */
+const STREAM_CHECK_MS = 1_000;
 /** An audio track (no keyframes) gets a sync point this often, in seconds of media. */
 const AUDIO_SYNC_S = 1;
 
@@ -106,8 +108,13 @@ export class TrackPublisher {
       // Readers must never get a delta frame they cannot decode: after a start, a new init, a
       // skip or a lost publish, video waits for its next keyframe.
       let needSync = true;
+      // A failed publish may mean the stream is gone (NATS restarted: memory streams are lost):
+      // it is created again before the next publish, at most once a second.
+      let streamCheckedMs = Date.now();
+      let checkStream = false;
       const lost = (): void => {
         needSync = true;
+        checkStream = true;
       };
       for (;;) {
         const fragment = await sub.next(signal);
@@ -132,6 +139,13 @@ export class TrackPublisher {
         if (sync) {
           needSync = false;
           lastSyncDts = fragment.dts;
+        }
+        if (checkStream && Date.now() - streamCheckedMs >= STREAM_CHECK_MS) {
+          checkStream = false;
+          streamCheckedMs = Date.now();
+          await ensureTrackStream(o.jsm, subjects, o.limits).catch(() => {
+            checkStream = true;
+          });
         }
         inFlight.push(...this.#publish(subjects, fragment, sync ? meta : undefined, lost));
         while (inFlight.length > MAX_IN_FLIGHT) await inFlight.shift();

@@ -190,3 +190,47 @@ describe('the registry bridge over NATS JetStream', () => {
     await waitFor(() => owner.registry.get('live/s1', '0.mp4'), 'the source on its ladder node', { timeoutMs: 10_000 });
   });
 });
+
+describe('NATS restarts', () => {
+  it('after nats-server restarts (its memory streams and buckets gone), nodes reconnect by themselves and the track flows again to the same local broadcaster', async () => {
+    const producer = await node('pr', ['ingest'], ['live/restart']);
+    const edge = await node('er', ['edge']);
+    const b = producer.registry.getOrCreate('live/restart', '0.mp4', {
+      codec: 'avc1.42c01e',
+      timescale: 90_000,
+      initSegment: bytes(300, 3),
+    });
+    let i = 0;
+    const emitGop = (): void => {
+      for (let k = 0; k < 10; k++, i++) b.emit(fragment(i, k === 0));
+    };
+    emitGop();
+    const local = await waitFor(() => edge.registry.get('live/restart', '0.mp4'), 'the mirrored track', {
+      timeoutMs: 10_000,
+    });
+    const sub = local.subscribe();
+    await nats.restart();
+    const restartedAt = i;
+    // The producer goes on (a GOP every 200 ms) while the nodes find the new server.
+    const timer = setInterval(emitGop, 200);
+    try {
+      const got = await waitFor(
+        async () => {
+          for (;;) {
+            const f = sub.tryNext();
+            if (f === undefined) return undefined;
+            if (f.dts >= restartedAt * 3_000) return f;
+          }
+        },
+        'a fragment emitted after the restart',
+        { timeoutMs: 30_000, intervalMs: 50 },
+      );
+      // It resumes at a keyframe, in the broadcaster the edge had before the restart.
+      expect(got.flags.keyframe).toBe(true);
+      expect(edge.registry.get('live/restart', '0.mp4')).toBe(local);
+    } finally {
+      clearInterval(timer);
+      sub.close();
+    }
+  });
+});
