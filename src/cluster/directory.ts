@@ -54,15 +54,15 @@ export type TrackLimits = {
 
 /** How long an entry that is not written again lives, and how often live nodes write theirs. */
 export type DirectoryTiming = {
-  /** Lifetime of node, broadcast and track entries. */
+  /** Lifetime of node and track entries. */
   readonly entryTtlMs: number;
-  /** Lifetime of a ladder lease (a dead worker's sources are free after it). */
+  /** Lifetime of a ladder lease and of a broadcast name's claim (a dead node's are free after it). */
   readonly leaseTtlMs: number;
   /** How often a node writes its entries again. */
   readonly heartbeatMs: number;
 };
 
-/** Default timing: a dead worker's ladders are free within 3 s, its other entries within 6 s. */
+/** Default timing: a dead node's ladders and names are free within 3 s, its other entries within 6 s. */
 export const DEFAULT_TIMING: DirectoryTiming = { entryTtlMs: 6_000, leaseTtlMs: 3_000, heartbeatMs: 1_000 };
 
 /** The four buckets. */
@@ -75,7 +75,9 @@ export async function openDirectory(nc: NatsConnection, timing: DirectoryTiming)
     kvm.create(bucket, { ttl, history: 1, storage: StorageType.Memory });
   const [nodes, broadcasts, tracks, leases] = await Promise.all([
     open(NODES_BUCKET, timing.entryTtlMs),
-    open(BROADCASTS_BUCKET, timing.entryTtlMs),
+    // A dead ingest node's names are free as soon as its leases would be: its publisher may
+    // reconnect to another ingest node before edges let go of the broadcast.
+    open(BROADCASTS_BUCKET, timing.leaseTtlMs),
     open(TRACKS_BUCKET, timing.entryTtlMs),
     open(LEASES_BUCKET, timing.leaseTtlMs),
   ]);

@@ -15,11 +15,10 @@ import {
   ffmpegDecodeLive,
   ffmpegPublish,
   type Proc,
-  parseM3u8,
   waitForMasterListing,
 } from '../e2e/helpers.ts';
 import { waitFor } from '../support/wait.ts';
-import { clusterHealth, startNode } from './nodes.ts';
+import { clusterHealth, type PlaylistSummary, playlistSummary, startNode } from './nodes.ts';
 
 const FIXTURE = '360p30.mp4';
 const LOOPS = 9; // 30 s of live input: long enough for a kill and a takeover in the middle
@@ -55,17 +54,6 @@ afterAll(async () => {
   await nats?.stop();
 });
 
-/** The rung playlist's media sequence, last segment number and discontinuity count. */
-function summary(text: string): { sequence: number; lastMsn: number; discontinuities: number } {
-  const media = parseM3u8(text);
-  const sequence = media.mediaSequence as number;
-  return {
-    sequence,
-    lastMsn: sequence + (media.segments as unknown[]).length - 1,
-    discontinuities: (text.match(/^#EXT-X-DISCONTINUITY$/gm) ?? []).length,
-  };
-}
-
 describe('a transcode node dies', () => {
   it('SIGKILL of the worker running the ladder: the other worker takes the source within 5 s and the rung playlist goes on with rising media sequence numbers and a player decodes across', async () => {
     await waitForMasterListing(`${edge.url}/hls/${BROADCAST}`, ['240p'], 40_000);
@@ -84,11 +72,11 @@ describe('a transcode node dies', () => {
     // A player decoding the rung from the edge from now to the end.
     const player = ffmpegDecodeLive(rungUrl);
     // Some rung segments before the kill.
-    const before = summary(
+    const before = playlistSummary(
       await waitFor(
         async () => {
           const t = await getText(rungUrl);
-          return t !== undefined && summary(t).lastMsn >= 2 ? t : undefined;
+          return t !== undefined && playlistSummary(t).lastMsn >= 2 ? t : undefined;
         },
         'three rung segments',
         { timeoutMs: 20_000, intervalMs: 100 },
@@ -97,12 +85,12 @@ describe('a transcode node dies', () => {
     expect(before.discontinuities).toBe(0);
 
     // Every playlist the edge answers from here on, in order.
-    const seen: Array<ReturnType<typeof summary>> = [];
+    const seen: PlaylistSummary[] = [];
     let polling = true;
     const poller = (async () => {
       while (polling) {
         const t = await getText(rungUrl).catch(() => undefined);
-        if (t !== undefined) seen.push(summary(t));
+        if (t !== undefined) seen.push(playlistSummary(t));
         await new Promise((resolve) => setTimeout(resolve, 100));
       }
     })();
@@ -129,12 +117,12 @@ describe('a transcode node dies', () => {
     const afterText = await waitFor(
       async () => {
         const t = await getText(rungUrl);
-        return t !== undefined && summary(t).lastMsn >= before.lastMsn + 4 ? t : undefined;
+        return t !== undefined && playlistSummary(t).lastMsn >= before.lastMsn + 4 ? t : undefined;
       },
       'four more rung segments after the takeover',
       { timeoutMs: 20_000, intervalMs: 100 },
     );
-    const after = summary(afterText);
+    const after = playlistSummary(afterText);
     const maps = new Set([...afterText.matchAll(/^#EXT-X-MAP:URI="([^"]+)"/gm)].map((m) => m[1]));
     expect(after.discontinuities).toBe(maps.size - 1);
     polling = false;

@@ -1,6 +1,7 @@
 /** Cluster nodes for the multi-process tests: the real CLI with role flags, joined through one nats-server. */
 
 import { type RunningServer, startServer } from '../../testkit/server.ts';
+import { parseM3u8 } from '../e2e/helpers.ts';
 
 /** Starts `lvqr-transcode serve --role <roles> --nats <url> --node-id <id>` with `extra` flags. */
 export function startNode(
@@ -30,4 +31,25 @@ export async function clusterHealth(node: RunningServer): Promise<ClusterHealth 
   } catch {
     return undefined;
   }
+}
+
+/** What the failover tests read of a media playlist. */
+export type PlaylistSummary = {
+  readonly sequence: number;
+  /** Number of the last whole segment listed. */
+  readonly lastMsn: number;
+  readonly discontinuities: number;
+  readonly ended: boolean;
+};
+
+/** Media sequence, last segment number, discontinuities and end of a media playlist's text. */
+export function playlistSummary(text: string): PlaylistSummary {
+  const media = parseM3u8(text);
+  const sequence = media.mediaSequence as number;
+  return {
+    sequence,
+    lastMsn: sequence + (media.segments as unknown[]).length - 1,
+    discontinuities: (text.match(/^#EXT-X-DISCONTINUITY$/gm) ?? []).length,
+    ended: text.includes('#EXT-X-ENDLIST'),
+  };
 }
