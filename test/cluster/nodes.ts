@@ -1,17 +1,19 @@
 /** Cluster nodes for the multi-process tests: the real CLI with role flags, joined through one nats-server. */
 
-import { type RunningServer, startServer } from '../../testkit/server.ts';
+import { type RunningServer, type Runtime, startServer } from '../../testkit/server.ts';
 import { parseM3u8 } from '../e2e/helpers.ts';
 
-/** Starts `lvqr-transcode serve --role <roles> --nats <url> --node-id <id>` with `extra` flags. */
+/** Starts `lvqr-transcode serve --role <roles> --nats <url> --node-id <id>` with `extra` flags (on Node unless told). */
 export function startNode(
   id: string,
   roles: string,
   natsUrl: string,
   extra: readonly string[] = [],
+  runtime: Runtime = 'node',
 ): Promise<RunningServer> {
   return startServer(['--role', roles, '--nats', natsUrl, '--node-id', id, '--test-pattern', 'off', ...extra], {
     timeoutMs: 60_000,
+    runtime,
   });
 }
 

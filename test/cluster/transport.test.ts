@@ -63,6 +63,11 @@ function bytes(length: number, seed: number): Uint8Array {
   return out;
 }
 
+/** A video track (avc1.42c01e, 90 kHz) in `registry` with `init` as its init segment. */
+function videoTrack(registry: FragmentBroadcasterRegistry, broadcast: string, init: Uint8Array) {
+  return registry.getOrCreate(broadcast, '0.mp4', { codec: 'avc1.42c01e', timescale: 90_000, initSegment: init });
+}
+
 function fragment(i: number, keyframe: boolean, size = 2_000): Fragment {
   return {
     trackId: '0.mp4',
@@ -121,11 +126,7 @@ describe('the registry bridge over NATS JetStream', () => {
 
   it('a node that joins mid-stream starts at the newest keyframe, with the init that keyframe needs', async () => {
     const producer = await node('p2', ['ingest'], ['live/late']);
-    const b = producer.registry.getOrCreate('live/late', '0.mp4', {
-      codec: 'avc1.42c01e',
-      timescale: 90_000,
-      initSegment: bytes(500, 1),
-    });
+    const b = videoTrack(producer.registry, 'live/late', bytes(500, 1));
     for (let i = 0; i < 25; i++) b.emit(fragment(i, i % 10 === 0));
     await waitFor(async () => (await storedMessages('live/late').catch(() => 0)) >= 23, 'the stream to hold the GOPs', {
       timeoutMs: 10_000,
@@ -164,11 +165,7 @@ describe('the registry bridge over NATS JetStream', () => {
   it('each source ladder has exactly one transcode node, and no node takes more than --max-sources', async () => {
     const ingest = await node('src', ['ingest'], ['live/s1', 'live/s2']);
     for (const name of ['live/s1', 'live/s2']) {
-      const b = ingest.registry.getOrCreate(name, '0.mp4', {
-        codec: 'avc1.42c01e',
-        timescale: 90_000,
-        initSegment: bytes(10, 2),
-      });
+      const b = videoTrack(ingest.registry, name, bytes(10, 2));
       b.emit(fragment(0, true));
     }
     const w1 = await node('w1', ['transcode'], [], 1);
@@ -191,15 +188,34 @@ describe('the registry bridge over NATS JetStream', () => {
   });
 });
 
+describe('the end of a track', () => {
+  it('a track removed right after its last fragments ends on the edge only after those fragments', async () => {
+    const producer = await node('pe', ['ingest'], ['live/end']);
+    const edge = await node('ee', ['edge']);
+    const b = videoTrack(producer.registry, 'live/end', bytes(200, 5));
+    b.emit(fragment(0, true));
+    const local = await waitFor(() => edge.registry.get('live/end', '0.mp4'), 'the mirrored track', {
+      timeoutMs: 10_000,
+    });
+    const sub = local.subscribe();
+    // Big fragments, then the end at once: the directory's delete must not cut them off.
+    for (let i = 1; i < 40; i++) b.emit(fragment(i, i % 10 === 0, 200_000));
+    producer.registry.remove('live/end', '0.mp4');
+    const got: number[] = [];
+    for (;;) {
+      const f = await sub.next();
+      if (f === undefined) break;
+      got.push(f.dts / 3_000);
+    }
+    expect(got).toEqual(Array.from({ length: 39 }, (_, i) => i + 1));
+  });
+});
+
 describe('NATS restarts', () => {
   it('after nats-server restarts (its memory streams and buckets gone), nodes reconnect by themselves and the track flows again to the same local broadcaster', async () => {
     const producer = await node('pr', ['ingest'], ['live/restart']);
     const edge = await node('er', ['edge']);
-    const b = producer.registry.getOrCreate('live/restart', '0.mp4', {
-      codec: 'avc1.42c01e',
-      timescale: 90_000,
-      initSegment: bytes(300, 3),
-    });
+    const b = videoTrack(producer.registry, 'live/restart', bytes(300, 3));
     let i = 0;
     const emitGop = (): void => {
       for (let k = 0; k < 10; k++, i++) b.emit(fragment(i, k === 0));
