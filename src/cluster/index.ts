@@ -24,9 +24,11 @@ import { errorMessage, LvqrError } from '../core/errors.ts';
 import type { Logger } from '../core/log.ts';
 import { ClusterBridge, type LocalService } from './bridge.ts';
 import { DEFAULT_TIMING, type DirectoryTiming, openDirectory, type TrackLimits } from './directory.ts';
+import { type ClusterOverview, clusterOverview } from './overview.ts';
 import { HEADER_ROOM_BYTES } from './wire.ts';
 
 export type { LocalService } from './bridge.ts';
+export type { ClusterOverview } from './overview.ts';
 
 /** Default bounds of a track's stream: about two GOPs of a 2 s segment target, at most 64 MiB. */
 export const DEFAULT_TRACK_LIMITS: TrackLimits = { maxAgeMs: 5_000, maxBytes: 64 * 1024 * 1024 };
@@ -52,6 +54,8 @@ export type Cluster = {
   attach(local: LocalService): void;
   /** This node's view, for the APIs. */
   status(): Record<string, unknown>;
+  /** The whole cluster from the directory: nodes, and where each broadcast and ladder runs. */
+  overview(): Promise<ClusterOverview>;
   /** Withdraws this node and closes the connection. Idempotent. */
   close(): Promise<void>;
 };
@@ -99,6 +103,7 @@ export async function joinCluster(options: ClusterOptions): Promise<Cluster> {
       runsLadder: (broadcast) => bridge.runsLadder(broadcast),
       attach: (local) => bridge.attach(local),
       status: () => bridge.status(),
+      overview: () => clusterOverview(directory),
       close() {
         closing ??= (async () => {
           await bridge.close();

@@ -207,6 +207,7 @@ export async function startService(host: RuntimeHost, config: ServeConfig, logge
           },
           runsLadder: (broadcast: string) => cluster.runsLadder(broadcast),
           cluster: () => cluster.status(),
+          clusterOverview: () => cluster.overview(),
         }),
   });
   cluster?.attach({

@@ -88,6 +88,8 @@ export type ServiceDeps = {
   runsLadder?: ((broadcast: string) => boolean) | undefined;
   /** This node's part of a cluster, for /healthz and /api/v1/transcode. */
   cluster?: (() => Record<string, unknown>) | undefined;
+  /** The whole cluster (nodes, where each broadcast and ladder runs), for /api/v1/broadcasts. */
+  clusterOverview?: (() => Promise<unknown>) | undefined;
 };
 
 /** A wired service. */
@@ -327,6 +329,7 @@ export function createService(deps: ServiceDeps): Service {
     broadcasts: async () => ({
       broadcasts: await withPlaybackUrls(hls.broadcasts(), config.playbackSecret),
       publishers: ingest.list(),
+      ...(deps.clusterOverview === undefined ? {} : { cluster: await deps.clusterOverview() }),
     }),
     transcode: transcodeStatus,
     health: () => {

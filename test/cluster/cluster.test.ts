@@ -8,7 +8,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fixtureInfo, fixturePath } from '../../testkit/fixtures.ts';
 import { type RunningNats, startNats } from '../../testkit/nats.ts';
-import { getText, type RunningServer } from '../../testkit/server.ts';
+import { getJson, getText, type RunningServer } from '../../testkit/server.ts';
 import {
   decodedFrames,
   decodeErrorLines,
@@ -89,6 +89,41 @@ describe('ingest, transcode and edge on separate nodes', () => {
       new Set(['live/cl#0.mp4@A', 'live/cl#1.mp4@A', 'live/cl/480p#0.mp4@B', 'live/cl/240p#0.mp4@B']),
     );
     expect((await clusterHealth(worker))?.ladders).toEqual(['live/cl']);
+  });
+
+  it("the edge's /api/v1/broadcasts shows the whole cluster: every node with its roles, and where each broadcast, ladder and track runs", async () => {
+    type Overview = {
+      nodes: Array<{ id: string; roles: string[]; ladders?: string[] }>;
+      broadcasts: Array<{
+        broadcast: string;
+        ingestNode?: string;
+        ladderNode?: string;
+        tracks: Array<{ track: string; node: string }>;
+      }>;
+    };
+    const api = await getJson<{ cluster: Overview; broadcasts: Array<{ name: string }> }>(
+      `${edge.url}/api/v1/broadcasts`,
+    );
+    expect(api.cluster.nodes.map((n) => `${n.id}:${n.roles.join(',')}`)).toEqual([
+      'A:ingest',
+      'B:transcode',
+      'C:edge',
+      'D:ingest',
+    ]);
+    expect(api.cluster.nodes.find((n) => n.id === 'B')?.ladders).toEqual(['live/cl']);
+    const where = Object.fromEntries(
+      api.cluster.broadcasts.map((b) => [
+        b.broadcast,
+        { ingest: b.ingestNode, ladder: b.ladderNode, tracks: b.tracks.map((t) => `${t.track}@${t.node}`) },
+      ]),
+    );
+    expect(where).toEqual({
+      'live/cl': { ingest: 'A', ladder: 'B', tracks: ['0.mp4@A', '1.mp4@A'] },
+      'live/cl/240p': { tracks: ['0.mp4@B'] },
+      'live/cl/480p': { tracks: ['0.mp4@B'] },
+    });
+    // The edge's own list holds what it serves: the source and its rungs.
+    expect(api.broadcasts.map((b) => b.name).sort()).toEqual(['live/cl', 'live/cl/240p', 'live/cl/480p']);
   });
 
   it('a publisher of the same name on another ingest node is refused with 409 ingest.published_elsewhere', async () => {
