@@ -1,8 +1,9 @@
 /**
  * `ClusterBridge`: the seam between one node's registry and the cluster. Every track produced
  * here (ingest: sources; transcode: rungs) is published; every track this node's roles consume
- * (edge: all of them; transcode: the sources whose ladder lease it holds) is mirrored into the
- * local registry. Ingest, transcode and HLS code only see the registry.
+ * (edge: the sources, rungs and audio of the broadcasts players ask it for, until they stop
+ * asking; transcode: the sources whose ladder lease it holds) is mirrored into the local registry.
+ * Ingest, transcode and HLS code only see the registry.
  */
 
 import type { JetStreamClient, JetStreamManager } from '@nats-io/jetstream';
@@ -10,6 +11,7 @@ import type { KvWatchEntry } from '@nats-io/kv';
 import { errorMessage } from '../core/errors.ts';
 import type { Logger } from '../core/log.ts';
 import type { FragmentBroadcaster } from '../fragment/broadcaster.ts';
+import { AUDIO_TRACK, VIDEO_TRACK } from '../fragment/fragment.ts';
 import type { FragmentBroadcasterRegistry } from '../fragment/registry.ts';
 import { BroadcastClaims } from './broadcast-claims.ts';
 import {
@@ -25,6 +27,9 @@ import { tokenOf, trackKey } from './names.ts';
 import { abortableSleep, TrackConsumer } from './track-consumer.ts';
 import { TrackPublisher } from './track-publisher.ts';
 
+/** Longest a first request waits for its broadcast to be mirrored. */
+const DEMAND_WAIT_MS = 5_000;
+
 /** What a bridge is built from. */
 export type BridgeOptions = {
   readonly js: JetStreamClient;
@@ -33,6 +38,8 @@ export type BridgeOptions = {
   readonly nodeId: string;
   readonly roles: readonly string[];
   readonly maxSources: number;
+  /** An edge mirrors a broadcast from its first request until this long without one. */
+  readonly edgeIdleMs: number;
   readonly timing: DirectoryTiming;
   readonly limits: TrackLimits;
   readonly maxBodyBytes: number;
@@ -60,6 +67,8 @@ export class ClusterBridge {
   /** Local registry keys created by consumers (never published back). */
   readonly #mirrored = new Set<string>();
   readonly #known = new Map<string, Known>();
+  /** Sources players asked this edge for, with the time of the last request. */
+  readonly #demand = new Map<string, number>();
   readonly #claims: BroadcastClaims | undefined;
   readonly #placement: LadderPlacement | undefined;
   readonly #startedMs = Date.now();
@@ -93,6 +102,34 @@ export class ClusterBridge {
     if (this.#placement === undefined) return false;
     if (this.#placement.holds(broadcast)) return true;
     return this.#local?.publishing().includes(broadcast) ?? false;
+  }
+
+  /**
+   * A player asked this edge for `broadcast` (a source or a rung): its source, rungs and audio are
+   * mirrored until nobody asked for `edgeIdleMs`. A name not live yet is remembered, so a broadcast
+   * that starts later is mirrored from its first keyframe. Resolves once the broadcast is in the
+   * local registry (at once when it already is, or is unknown), or after `DEMAND_WAIT_MS`.
+   */
+  async demand(broadcast: string): Promise<void> {
+    if (!this.#runs('edge') || this.#local === undefined || this.#abort.signal.aborted) return;
+    const registry = this.#local.registry;
+    const local = (): boolean =>
+      registry.get(broadcast, VIDEO_TRACK) !== undefined || registry.get(broadcast, AUDIO_TRACK) !== undefined;
+    let source = broadcast;
+    let known = false;
+    for (const { entry } of this.#known.values()) {
+      if (entry.broadcast !== broadcast) continue;
+      known = true;
+      if (entry.origin.kind === 'rendition') source = entry.origin.source;
+    }
+    const fresh = !this.#demand.has(source);
+    this.#demand.set(source, Date.now());
+    if (!fresh || !known || local()) return;
+    this.#reconcile();
+    const deadline = Date.now() + DEMAND_WAIT_MS;
+    while (!local() && Date.now() < deadline && !this.#abort.signal.aborted) {
+      await abortableSleep(20, this.#abort.signal);
+    }
   }
 
   /** This node's part of the cluster, for the APIs. */
@@ -234,7 +271,11 @@ export class ClusterBridge {
 
   #wants(entry: TrackEntry): boolean {
     if (entry.node === this.#o.nodeId) return false;
-    if (this.#runs('edge')) return true;
+    if (this.#runs('edge')) {
+      const source = entry.origin.kind === 'rendition' ? entry.origin.source : entry.broadcast;
+      const asked = this.#demand.get(source);
+      if (asked !== undefined && Date.now() - asked < this.#o.edgeIdleMs) return true;
+    }
     return entry.origin.kind === 'ingest' && (this.#placement?.holds(entry.broadcast) ?? false);
   }
 
@@ -270,6 +311,9 @@ export class ClusterBridge {
         await this.#claims?.refresh(this.#local?.publishing() ?? []);
         // A track whose producer stopped writing its entry is gone (the KV entry expired).
         const now = Date.now();
+        for (const [source, asked] of this.#demand) {
+          if (now - asked >= this.#o.edgeIdleMs) this.#demand.delete(source);
+        }
         for (const [key, known] of this.#known) {
           if (now - known.seenMs > timing.entryTtlMs) this.#known.delete(key);
         }

@@ -33,12 +33,17 @@ export type { ClusterOverview } from './overview.ts';
 /** Default bounds of a track's stream: about two GOPs of a 2 s segment target, at most 64 MiB. */
 export const DEFAULT_TRACK_LIMITS: TrackLimits = { maxAgeMs: 5_000, maxBytes: 64 * 1024 * 1024 };
 
+/** How long an edge mirrors a broadcast nobody asks for. */
+export const DEFAULT_EDGE_IDLE_MS = 30_000;
+
 /** What joining the cluster needs. */
 export type ClusterOptions = {
   readonly urls: readonly string[];
   readonly nodeId: string;
   readonly roles: readonly string[];
   readonly maxSources: number;
+  /** An edge lets a broadcast go after this long without a request (default 30 s). */
+  readonly edgeIdleMs?: number;
   readonly logger: Logger;
   readonly timing?: DirectoryTiming;
   readonly limits?: TrackLimits;
@@ -50,6 +55,8 @@ export type Cluster = {
   claim(broadcast: string): Promise<void>;
   /** Whether this node runs `broadcast`'s ladder. */
   runsLadder(broadcast: string): boolean;
+  /** A player asked this edge for `broadcast` (see `ClusterBridge.demand`). */
+  demand(broadcast: string): Promise<void>;
   /** Starts bridging the local service's registry. */
   attach(local: LocalService): void;
   /** This node's view, for the APIs. */
@@ -88,6 +95,7 @@ export async function joinCluster(options: ClusterOptions): Promise<Cluster> {
       nodeId: options.nodeId,
       roles: options.roles,
       maxSources: options.maxSources,
+      edgeIdleMs: options.edgeIdleMs ?? DEFAULT_EDGE_IDLE_MS,
       timing,
       limits: options.limits ?? DEFAULT_TRACK_LIMITS,
       maxBodyBytes: Math.max(1024, maxPayload - HEADER_ROOM_BYTES),
@@ -101,6 +109,7 @@ export async function joinCluster(options: ClusterOptions): Promise<Cluster> {
     return {
       claim: (broadcast) => bridge.claim(broadcast),
       runsLadder: (broadcast) => bridge.runsLadder(broadcast),
+      demand: (broadcast) => bridge.demand(broadcast),
       attach: (local) => bridge.attach(local),
       status: () => bridge.status(),
       overview: () => clusterOverview(directory),

@@ -34,6 +34,8 @@ export type ServeConfig = {
   nodeId: string;
   /** Sources whose ladder this node takes on at most, in a cluster. */
   maxSources: number;
+  /** An edge of a cluster lets a broadcast go after this long without a request for it. */
+  edgeIdleMs: number;
   port: number;
   host: string;
   ladder: RenditionSpec[];
@@ -228,6 +230,7 @@ export function parseServe(
     natsUrls,
     nodeId: read('node-id') ?? `${read('node-name')!}:${port}`,
     maxSources: numOf('max-sources'),
+    edgeIdleMs: Math.round(numOf('edge-idle') * 1000),
     port,
     host: read('host')!,
     ladder,

@@ -148,6 +148,7 @@ export async function startService(host: RuntimeHost, config: ServeConfig, logge
           nodeId: config.nodeId,
           roles: config.roles,
           maxSources: config.maxSources,
+          edgeIdleMs: config.edgeIdleMs,
           logger,
         });
   const loaded = !runs('transcode')
@@ -208,6 +209,7 @@ export async function startService(host: RuntimeHost, config: ServeConfig, logge
           runsLadder: (broadcast: string) => cluster.runsLadder(broadcast),
           cluster: () => cluster.status(),
           clusterOverview: () => cluster.overview(),
+          playbackDemand: (broadcast: string) => cluster.demand(broadcast),
         }),
   });
   cluster?.attach({

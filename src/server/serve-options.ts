@@ -263,6 +263,15 @@ export const SERVE_OPTIONS = {
     max: 1000,
     help: 'sources whose ladder a transcode node of a cluster takes on at most',
   },
+  'edge-idle': {
+    value: 'S',
+    env: ['LVQR_EDGE_IDLE'],
+    type: 'number',
+    default: '30',
+    min: 1,
+    max: 86_400,
+    help: 'an edge of a cluster mirrors a broadcast from its first request until S seconds without one',
+  },
   'log-level': {
     value: 'L',
     env: ['LVQR_LOG_LEVEL'],

@@ -7,7 +7,7 @@
 import { describeInit } from '../container/index.ts';
 import { type Logger, silentLogger } from '../core/log.ts';
 import { FragmentBroadcasterRegistry } from '../fragment/registry.ts';
-import { HlsBridge } from '../hls/index.ts';
+import { HlsBridge, splitHlsPath } from '../hls/index.ts';
 import { type IngestLimits, IngestManager } from '../ingest/index.ts';
 import { createMetrics, type LvqrMetrics, type MemoryUsage } from '../metrics/index.ts';
 import { ThumbnailStore } from '../thumbnail/index.ts';
@@ -33,7 +33,7 @@ import {
 } from '../transcode/runner.ts';
 import type { TranscoderFactory } from '../transcode/transcoder.ts';
 import type { WebCodecs } from '../webcodecs/index.ts';
-import { type ClientLimits, createApp, type HttpRuntime, type StaticAsset } from './app.ts';
+import { type ClientLimits, createApp, type HlsHandler, type HttpRuntime, type StaticAsset } from './app.ts';
 import type { Role, ServeConfig } from './config.ts';
 import { type EventWiring, wireEvents } from './event-wiring.ts';
 import type { Admit } from './ingest-gate.ts';
@@ -88,6 +88,11 @@ export type ServiceDeps = {
   runsLadder?: ((broadcast: string) => boolean) | undefined;
   /** This node's part of a cluster, for /healthz and /api/v1/transcode. */
   cluster?: (() => Record<string, unknown>) | undefined;
+  /**
+   * Called with the broadcast of every HLS request before it is answered (an edge of a cluster
+   * mirrors a broadcast while players ask for it); the answer waits for it.
+   */
+  playbackDemand?: ((broadcast: string) => Promise<void>) | undefined;
   /** The whole cluster (nodes, where each broadcast and ladder runs), for /api/v1/broadcasts. */
   clusterOverview?: (() => Promise<unknown>) | undefined;
 };
@@ -323,7 +328,14 @@ export function createService(deps: ServiceDeps): Service {
   const admit = chainAdmit(deps.admit, events?.admit);
   const app = createApp({
     ...(runs('ingest') ? { ingest } : {}),
-    ...(runs('edge') ? { hls: withThumbnails(hls, thumbnails, (path, query) => hls.authorize(path, query)) } : {}),
+    ...(runs('edge')
+      ? {
+          hls: withDemand(
+            withThumbnails(hls, thumbnails, (path, query) => hls.authorize(path, query)),
+            deps.playbackDemand,
+          ),
+        }
+      : {}),
     metrics,
     logger,
     broadcasts: async () => ({
@@ -386,4 +398,16 @@ export function createService(deps: ServiceDeps): Service {
 function chainAdmit(first: Admit | undefined, second: Admit | undefined): Admit | undefined {
   if (first === undefined || second === undefined) return first ?? second;
   return async (broadcast, info) => (await first(broadcast, info)) ?? second(broadcast, info);
+}
+
+/** `hls` that first tells `demand` which broadcast each request is for (unchanged without one). */
+function withDemand(hls: HlsHandler, demand: ((broadcast: string) => Promise<void>) | undefined): HlsHandler {
+  if (demand === undefined) return hls;
+  return {
+    async handle(path, query, signal) {
+      const split = splitHlsPath(path);
+      if (split !== undefined) await demand(split.broadcast);
+      return hls.handle(path, query, signal);
+    },
+  };
 }

@@ -44,9 +44,11 @@ beforeAll(async () => {
     startNode('A', 'ingest', nats.url, ['--ingest-grace', '1']),
     startNode('B', 'transcode', nats.url, ['--transcode-rendition', '480p,240p', '--transcode-overload', 'off']),
     startNode('C', 'edge', nats.url),
-    startNode('D', 'ingest', nats.url),
+    startNode('D', 'ingest,edge', nats.url, ['--edge-idle', '2']),
   ]);
   base = `${edge.url}/hls/live/cl`;
+  // A first request makes the edge mirror the broadcast from its first keyframe on.
+  expect((await fetch(`${base}/master.m3u8`)).status).toBe(404);
   publisher = ffmpegPublish(fixturePath(FIXTURE), `${ingest.url}/ingest/live/cl`, { loops: LOOPS });
 }, 120_000);
 
@@ -108,7 +110,7 @@ describe('ingest, transcode and edge on separate nodes', () => {
       'A:ingest',
       'B:transcode',
       'C:edge',
-      'D:ingest',
+      'D:ingest,edge',
     ]);
     expect(api.cluster.nodes.find((n) => n.id === 'B')?.ladders).toEqual(['live/cl']);
     const where = Object.fromEntries(
@@ -124,6 +126,30 @@ describe('ingest, transcode and edge on separate nodes', () => {
     });
     // The edge's own list holds what it serves: the source and its rungs.
     expect(api.broadcasts.map((b) => b.name).sort()).toEqual(['live/cl', 'live/cl/240p', 'live/cl/480p']);
+  });
+
+  it('an edge mirrors a broadcast only once a player asks for it, and lets it go after --edge-idle without requests', async () => {
+    const mirroredBy = async (node: RunningServer): Promise<string[]> =>
+      ((await clusterHealth(node))?.mirrored ?? []).map((m) => `${m.broadcast}#${m.track}`).sort();
+    // D (ingest and edge, 2 s idle) has not been asked for live/cl: it mirrors nothing.
+    expect(await mirroredBy(otherIngest)).toEqual([]);
+    // The first request is answered once D has the broadcast (a player retries a 404 meanwhile).
+    await waitFor(
+      async () => (await getText(`${otherIngest.url}/hls/live/cl/master.m3u8`))?.includes('playlist.m3u8'),
+      'the master from D',
+      { timeoutMs: 10_000, intervalMs: 100 },
+    );
+    const all = ['live/cl#0.mp4', 'live/cl#1.mp4', 'live/cl/240p#0.mp4', 'live/cl/480p#0.mp4'];
+    await waitFor(
+      async () => JSON.stringify(await mirroredBy(otherIngest)) === JSON.stringify(all),
+      'D to mirror the source, its audio and both rungs',
+      { timeoutMs: 10_000, intervalMs: 50 },
+    );
+    // Nobody asks any more: after 2 s (and a heartbeat) D lets all of it go.
+    await waitFor(async () => (await mirroredBy(otherIngest)).length === 0, 'D to let live/cl go', {
+      timeoutMs: 10_000,
+      intervalMs: 100,
+    });
   });
 
   it('a publisher of the same name on another ingest node is refused with 409 ingest.published_elsewhere', async () => {

@@ -58,6 +58,8 @@ async function playlistState(url: string): Promise<PlaylistSummary> {
 
 describe('an ingest node or an edge dies', () => {
   it('ingest node killed: the publisher reconnecting to another ingest node continues the same source and rung playlists on the edges', async () => {
+    // Both edges are asked before the broadcast starts, so both mirror it from its first keyframe.
+    for (const e of [edge1, edge2]) expect((await fetch(`${e.url}/hls/${BROADCAST}/master.m3u8`)).status).toBe(404);
     const first = ffmpegPublish(fixturePath(FIXTURE), `${ingest1.url}/ingest/${BROADCAST}`, { loops: 20 });
     procs.push(first);
     const urls = [edge1, edge2].flatMap((e) => [

@@ -40,6 +40,9 @@ describe('cluster nodes on Bun and Deno', () => {
   ])('a broadcast published to the %s node is served by the %s node with every frame', async (from, to) => {
     const [source, edge] = from === 'Bun' ? [bun, deno] : [deno, bun];
     const name = `live/${from.toLowerCase()}`;
+    const url = `${edge.url}/hls/${name}/playlist.m3u8`;
+    // Asked before it starts, the edge mirrors the broadcast from its first keyframe.
+    expect((await fetch(url)).status).toBe(404);
     // `lvqr-transcode publish`: Deno.serve drops the tail of a body ffmpeg closes at once (README "Known limits").
     const publisher = cliPublish(fixturePath(FIXTURE), `${source.url}/ingest/${name}`);
     procs.push(publisher);
@@ -51,7 +54,6 @@ describe('cluster nodes on Bun and Deno', () => {
       { timeoutMs: 10_000, intervalMs: 50 },
     );
     expect(await publisher.exited, publisher.output()).toBe(0);
-    const url = `${edge.url}/hls/${name}/playlist.m3u8`;
     await waitFor(async () => (await getText(url))?.includes('#EXT-X-ENDLIST'), `${url} to end`, {
       timeoutMs: 30_000,
       intervalMs: 200,

@@ -92,6 +92,7 @@ describe('the registry bridge over NATS JetStream', () => {
   it('a track of one node appears in an edge registry with its meta, and every fragment (one of 4 MB, over the 1 MiB max payload) arrives whole and in order', async () => {
     const producer = await node('p1', ['ingest'], ['live/big']);
     const edge = await node('e1', ['edge']);
+    await edge.cluster.demand('live/big');
     const init = bytes(900, 7);
     const b = producer.registry.getOrCreate('live/big', '0.mp4', {
       codec: 'avc1.64001f',
@@ -132,6 +133,7 @@ describe('the registry bridge over NATS JetStream', () => {
       timeoutMs: 10_000,
     });
     const late = await node('e2', ['edge']);
+    await late.cluster.demand('live/late');
     const local = await waitFor(() => late.registry.get('live/late', '0.mp4'), 'the mirrored track', {
       timeoutMs: 10_000,
     });
@@ -192,6 +194,7 @@ describe('the end of a track', () => {
   it('a track removed right after its last fragments ends on the edge only after those fragments', async () => {
     const producer = await node('pe', ['ingest'], ['live/end']);
     const edge = await node('ee', ['edge']);
+    await edge.cluster.demand('live/end');
     const b = videoTrack(producer.registry, 'live/end', bytes(200, 5));
     b.emit(fragment(0, true));
     const local = await waitFor(() => edge.registry.get('live/end', '0.mp4'), 'the mirrored track', {
@@ -215,6 +218,7 @@ describe('NATS restarts', () => {
   it('after nats-server restarts (its memory streams and buckets gone), nodes reconnect by themselves and the track flows again to the same local broadcaster', async () => {
     const producer = await node('pr', ['ingest'], ['live/restart']);
     const edge = await node('er', ['edge']);
+    await edge.cluster.demand('live/restart');
     const b = videoTrack(producer.registry, 'live/restart', bytes(300, 3));
     let i = 0;
     const emitGop = (): void => {
