@@ -55,8 +55,8 @@ export type LocalService = {
   publishing(): string[];
 };
 
-/** A directory entry as this node last saw it. */
-type Known = { entry: TrackEntry; seenMs: number };
+/** A directory entry as this node last saw it (and since when the directory has lacked it). */
+type Known = { entry: TrackEntry; seenMs: number; missingSinceMs?: number };
 
 /** Publishes this node's tracks and mirrors the ones its roles consume. */
 export class ClusterBridge {
@@ -290,6 +290,33 @@ export class ClusterBridge {
     return [...out];
   }
 
+  /**
+   * Entries the watch has not shown for longer than their lifetime: gone when the directory has
+   * not held them for another lifetime (the producer stopped writing: its entry expired), else the watch missed
+   * their updates (it lost its consumer with the server) and is started again. Kept while NATS
+   * does not answer.
+   */
+  async #checkStale(): Promise<void> {
+    const { directory, timing } = this.#o;
+    let watchBroken = false;
+    for (const [key, known] of [...this.#known]) {
+      if (Date.now() - known.seenMs <= timing.entryTtlMs) continue;
+      const current = await directory.tracks.get(key).catch(() => undefined);
+      if (current === undefined) continue;
+      const entry = current?.operation === 'PUT' ? parseEntry<TrackEntry>(current.value) : undefined;
+      if (entry === undefined) {
+        // Absent for another lifetime: the producer is gone. (Right after NATS restarts, every
+        // entry is absent until its producer writes it again, a heartbeat later.)
+        known.missingSinceMs ??= Date.now();
+        if (Date.now() - known.missingSinceMs > timing.entryTtlMs) this.#known.delete(key);
+        continue;
+      }
+      this.#known.set(key, { entry, seenMs: Date.now() });
+      watchBroken = true;
+    }
+    if (watchBroken) this.#stopWatch?.();
+  }
+
   async #heartbeat(): Promise<void> {
     const { directory, timing, nodeId, roles, logger } = this.#o;
     let failed = false;
@@ -309,13 +336,10 @@ export class ClusterBridge {
         await directory.nodes.put(tokenOf(nodeId), JSON.stringify(node));
         await Promise.all([...this.#publishers.values()].map((p) => p.refresh()));
         await this.#claims?.refresh(this.#local?.publishing() ?? []);
-        // A track whose producer stopped writing its entry is gone (the KV entry expired).
+        await this.#checkStale();
         const now = Date.now();
         for (const [source, asked] of this.#demand) {
           if (now - asked >= this.#o.edgeIdleMs) this.#demand.delete(source);
-        }
-        for (const [key, known] of this.#known) {
-          if (now - known.seenMs > timing.entryTtlMs) this.#known.delete(key);
         }
         const change = await this.#placement?.tick(this.#placeableSources());
         if (change !== undefined && (change.gained.length > 0 || change.lost.length > 0)) {
