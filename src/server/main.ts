@@ -303,6 +303,9 @@ async function serve(host: RuntimeHost, config: ServeConfig): Promise<number> {
       `  api         ${base}/api/v1/broadcasts  ${base}/api/v1/transcode  ${base}/metrics  ${base}/healthz`,
       `  ladder      ${ladderText}`,
       `  encoder     ${started.backend ?? `none (${started.codecsUnavailableReason ?? 'unavailable'})`} (policy ${config.encoder})`,
+      ...(config.natsUrls.length === 0
+        ? []
+        : [`  cluster     node ${config.nodeId}, roles ${config.roles.join(',')}, NATS ${config.natsUrls.join(',')}`]),
       `  ingest auth ${config.ingestToken === undefined ? 'off' : 'bearer token required'}`,
       `  playback    ${config.playbackSecret === undefined ? 'open' : 'signed tokens required (lvqr-transcode sign <broadcast>)'}`,
       ...(config.testPattern !== undefined &&

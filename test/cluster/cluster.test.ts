@@ -91,6 +91,8 @@ describe('ingest, transcode and edge on separate nodes', () => {
       new Set(['live/cl#0.mp4@A', 'live/cl#1.mp4@A', 'live/cl/480p#0.mp4@B', 'live/cl/240p#0.mp4@B']),
     );
     expect((await clusterHealth(worker))?.ladders).toEqual(['live/cl']);
+    // Each node says at start which cluster node it is.
+    expect(worker.stdout()).toContain(`cluster     node B, roles transcode, NATS ${nats.url}`);
   });
 
   it("the edge's /api/v1/broadcasts shows the whole cluster: every node with its roles, and where each broadcast, ladder and track runs", async () => {
