@@ -168,12 +168,14 @@ export class ClusterBridge {
     this.#abort.abort();
     for (const off of this.#offs) off();
     this.#offs = [];
+    // Rungs first, handed over (their entries stay until another node writes them), then the
+    // leases, so edges keep the rung playlists while the next transcode node takes the ladders.
+    await Promise.all([...this.#publishers.values()].map((p) => p.close(p.origin.kind === 'rendition')));
+    this.#publishers.clear();
+    await this.#placement?.close().catch(() => {});
     await Promise.all([...this.#consumers.values()].map((c) => c.close()));
     this.#consumers.clear();
-    await Promise.all([...this.#publishers.values()].map((p) => p.close()));
-    this.#publishers.clear();
     await Promise.all(this.#loops);
-    await this.#placement?.close().catch(() => {});
     await this.#claims?.close().catch(() => {});
     await this.#o.directory.nodes.delete(tokenOf(this.#o.nodeId)).catch(() => {});
   }

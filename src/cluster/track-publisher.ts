@@ -49,12 +49,18 @@ export class TrackPublisher {
   #entryRevision = 0;
   #published = 0;
   #failed = 0;
+  #handOver = false;
   #done: Promise<void> | undefined;
 
   /** A publisher of `options.broadcaster`; call `start()`. */
   constructor(options: TrackPublisherOptions) {
     this.#o = options;
     this.#key = trackKey(options.broadcast, options.track);
+  }
+
+  /** Who produces the track. */
+  get origin(): FragmentBroadcaster['origin'] {
+    return this.#o.broadcaster.origin;
   }
 
   /** Fragments written to the stream. */
@@ -81,8 +87,13 @@ export class TrackPublisher {
     this.#entryRevision = await this.#o.tracks.put(this.#key, JSON.stringify(this.#entry));
   }
 
-  /** Stops publishing now (the entry is withdrawn). Idempotent. */
-  async close(): Promise<void> {
+  /**
+   * Stops publishing now. The entry is withdrawn (readers end the track), unless `handOver`: then
+   * it is left to expire, so readers keep the track for a successor that writes it again (a rung
+   * whose ladder another transcode node takes over). Idempotent.
+   */
+  async close(handOver = false): Promise<void> {
+    if (handOver) this.#handOver = true;
     this.#abort.abort();
     await this.#done;
   }
@@ -208,7 +219,7 @@ export class TrackPublisher {
   async #withdraw(): Promise<void> {
     const entry = this.#entry;
     this.#entry = undefined;
-    if (entry === undefined) return;
+    if (entry === undefined || this.#handOver) return;
     try {
       await this.#o.tracks.delete(this.#key, { previousSeq: this.#entryRevision });
     } catch {

@@ -1,6 +1,7 @@
 /**
  * Failover with real processes: the transcode node running a source's ladder is killed with
- * SIGKILL; the other transcode node takes the source over within 5 s, and the rung playlist on the
+ * SIGKILL; another transcode node takes the source over within 5 s, then that one stops gracefully
+ * and the last one takes over; the rung playlist on the
  * edge goes on with rising media sequence numbers (a discontinuity exactly where the init changes),
  * decodable to the end.
  */
@@ -21,7 +22,7 @@ import { waitFor } from '../support/wait.ts';
 import { clusterHealth, type PlaylistSummary, playlistSummary, startNode } from './nodes.ts';
 
 const FIXTURE = '360p30.mp4';
-const LOOPS = 9; // 30 s of live input: long enough for a kill and a takeover in the middle
+const LOOPS = 12; // 39 s of live input: long enough for a kill, a graceful stop and two takeovers
 const BROADCAST = 'live/fo';
 
 let nats: RunningNats;
@@ -37,13 +38,15 @@ beforeAll(async () => {
     startNode(id, 'transcode', nats.url, ['--transcode-rendition', '240p', '--transcode-overload', 'off']);
   let w1: RunningServer;
   let w2: RunningServer;
-  [ingest, w1, w2, edge] = await Promise.all([
+  let w3: RunningServer;
+  [ingest, w1, w2, w3, edge] = await Promise.all([
     startNode('A', 'ingest', nats.url, ['--ingest-grace', '1']),
     worker('B1'),
     worker('B2'),
+    worker('B3'),
     startNode('C', 'edge', nats.url),
   ]);
-  workers = [w1, w2];
+  workers = [w1, w2, w3];
   rungUrl = `${edge.url}/hls/${BROADCAST}/240p/playlist.m3u8`;
   publisher = ffmpegPublish(fixturePath(FIXTURE), `${ingest.url}/ingest/${BROADCAST}`, { loops: LOOPS });
 }, 120_000);
@@ -55,7 +58,7 @@ afterAll(async () => {
 });
 
 describe('a transcode node dies', () => {
-  it('SIGKILL of the worker running the ladder: the other worker takes the source within 5 s and the rung playlist goes on with rising media sequence numbers and a player decodes across', async () => {
+  it('SIGKILL of the worker running the ladder: another worker takes the source within 5 s, a graceful stop hands it on, and the rung playlist goes on with rising media sequence numbers, never ended, and a player decodes across', async () => {
     await waitForMasterListing(`${edge.url}/hls/${BROADCAST}`, ['240p'], 40_000);
     const owners = await waitFor(
       async () => {
@@ -67,8 +70,6 @@ describe('a transcode node dies', () => {
       { timeoutMs: 10_000, intervalMs: 100 },
     );
     const owner = owners[0]!;
-    const other = workers.find((w) => w !== owner)!;
-    const otherId = other === workers[0] ? 'B1' : 'B2';
     // A player decoding the rung from the edge from now to the end.
     const player = ffmpegDecodeLive(rungUrl);
     // Some rung segments before the kill.
@@ -97,10 +98,17 @@ describe('a transcode node dies', () => {
 
     const killedAt = Date.now();
     await owner.stop({ signal: 'SIGKILL' });
-    await waitFor(async () => (await clusterHealth(other))?.ladders.includes(BROADCAST), 'the takeover', {
-      timeoutMs: 8_000,
-      intervalMs: 50,
-    });
+    const takeOver = (from: readonly RunningServer[]) =>
+      waitFor(
+        async () => {
+          for (const w of from) if ((await clusterHealth(w))?.ladders.includes(BROADCAST)) return w;
+          return undefined;
+        },
+        'the takeover',
+        { timeoutMs: 8_000, intervalMs: 50 },
+      );
+    const other = await takeOver(workers.filter((w) => w !== owner));
+    const otherId = `B${workers.indexOf(other) + 1}`;
     const takeoverMs = Date.now() - killedAt;
     expect(takeoverMs).toBeLessThanOrEqual(5_000);
 
@@ -125,9 +133,26 @@ describe('a transcode node dies', () => {
     const after = playlistSummary(afterText);
     const maps = new Set([...afterText.matchAll(/^#EXT-X-MAP:URI="([^"]+)"/gm)].map((m) => m[1]));
     expect(after.discontinuities).toBe(maps.size - 1);
+    expect(after.lastMsn).toBeGreaterThan(before.lastMsn);
+
+    // A graceful stop (SIGTERM) of that worker hands the ladder to the last one: its leases are
+    // released at once and edges keep the rung (its entry is left to the successor), so the rung
+    // playlist never ends and goes on.
+    const stoppedAt = Date.now();
+    await other.stop();
+    await takeOver(workers.filter((w) => w !== owner && w !== other));
+    expect(Date.now() - stoppedAt).toBeLessThan(5_000);
+    await waitFor(
+      async () => {
+        const t = await getText(rungUrl);
+        return t !== undefined && playlistSummary(t).lastMsn >= after.lastMsn + 3;
+      },
+      'three more rung segments after the graceful handover',
+      { timeoutMs: 20_000, intervalMs: 100 },
+    );
     polling = false;
     await poller;
-    expect(after.lastMsn).toBeGreaterThan(before.lastMsn);
+    expect(seen.filter((p) => p.ended)).toEqual([]);
     for (let i = 1; i < seen.length; i++) {
       expect(seen[i]!.sequence, `playlist ${i}`).toBeGreaterThanOrEqual(seen[i - 1]!.sequence);
       expect(seen[i]!.lastMsn, `playlist ${i}`).toBeGreaterThanOrEqual(seen[i - 1]!.lastMsn);
