@@ -3,7 +3,7 @@
  * single process without NATS, and clear refusals for what cannot work.
  */
 
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseServe } from '../../src/server/config.ts';
@@ -76,5 +76,19 @@ describe('cluster roles on the command line', () => {
     expect(new Set(configs.map((c) => c.nodeId)).size).toBe(5);
     for (const c of configs) expect(c.natsUrls).toEqual(['nats://nats:4222']);
     expect(text).toMatch(/image: nats:[^\n]*\n\s+command: \["-js"\]/);
+  });
+
+  it('only src/cluster knows NATS, and the rest reaches it only through a dynamic import (a node without --nats never loads it)', () => {
+    const files = readdirSync(path.join(ROOT, 'src'), { recursive: true, encoding: 'utf8' }).filter((f) =>
+      f.endsWith('.ts'),
+    );
+    const outside = files.filter((f) => !f.startsWith(`cluster${path.sep}`));
+    const mentions: string[] = [];
+    for (const file of outside) {
+      const text = readFileSync(path.join(ROOT, 'src', file), 'utf8');
+      if (text.includes('@nats-io/')) mentions.push(`${file}: @nats-io`);
+      for (const m of text.matchAll(/^.*['"][./]*cluster\/[^'"]*['"].*$/gm)) mentions.push(`${file}: ${m[0].trim()}`);
+    }
+    expect(mentions).toEqual([`server${path.sep}main.ts: : await (await import('../cluster/index.ts')).joinCluster({`]);
   });
 });
