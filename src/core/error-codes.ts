@@ -24,6 +24,10 @@ export const ERROR_CODES = {
   'ingest.message_too_large': { status: 413, meaning: 'a WebSocket message is larger than the ingest limit' },
   'ingest.text_message': { status: 415, meaning: 'a WebSocket message was not binary' },
   'ingest.already_publishing': { status: 409, meaning: 'another publisher holds the broadcast name' },
+  'ingest.published_elsewhere': {
+    status: 409,
+    meaning: 'another ingest node of the cluster holds the broadcast name',
+  },
   'ingest.bad_name': { status: 400, meaning: 'the broadcast name is not allowed' },
   'ingest.limit': {
     status: 429,
@@ -72,6 +76,8 @@ export const ERROR_CODES = {
   'admin.unauthorized': { status: 401, meaning: 'the admin API needs a bearer token and none came' },
   'admin.forbidden': { status: 403, meaning: 'the bearer token is not the admin token' },
   'admin.bad_request': { status: 400, meaning: 'the admin request body is not the JSON expected' },
+  // Cluster.
+  'cluster.unavailable': { status: 503, meaning: 'the cluster directory (NATS) did not answer' },
   // Configuration.
   'rendition.invalid': { status: 400, meaning: 'a rendition spec or ladder file failed validation' },
   'config.invalid': { status: 400, meaning: 'a flag, environment variable or setting is invalid' },

@@ -21,8 +21,24 @@ export type TranscodeBackend = 'napi' | 'chromium' | 'auto';
 /** What happens to the source audio: copied as it is, or transcoded by the audio ladder as well. */
 export type AudioMode = 'passthrough' | 'ladder';
 
+/** A part of the service a node runs: publishers in, ladders, or LL-HLS out with the APIs. */
+export type Role = 'ingest' | 'transcode' | 'edge';
+
+/** Every role, in the order `--role all` stands for. */
+export const ROLES: readonly Role[] = ['ingest', 'transcode', 'edge'];
+
 /** Everything `serve` needs. */
 export type ServeConfig = {
+  /** The roles this node runs (all three: the single process). */
+  roles: readonly Role[];
+  /** NATS servers of the cluster; empty: no cluster (only with every role). */
+  natsUrls: readonly string[];
+  /** This node's name in the cluster (default: host name and port). */
+  nodeId: string;
+  /** Sources whose ladder this node takes on at most, in a cluster. */
+  maxSources: number;
+  /** An edge of a cluster lets a broadcast go after this long without a request for it. */
+  edgeIdleMs: number;
   port: number;
   host: string;
   ladder: RenditionSpec[];
@@ -210,6 +226,10 @@ export function parseServe(
     ? undefined
     : number('--transcode-audio-opus', opusRaw, { min: 6, max: 510 });
 
+  const natsUrls = splitList(given('nats') ?? []);
+  const roles = parseRoles(splitList(given('role') ?? [read('role')!]), natsUrls);
+  const port = numOf('port');
+
   const pattern = read('test-pattern')!;
   const logLevel = read('log-level') as LogLevel;
   if (!['debug', 'info', 'warn', 'error'].includes(logLevel)) fail(`--log-level must be debug, info, warn or error`);
@@ -218,7 +238,12 @@ export function parseServe(
   if (partTargetMs >= targetDurationS * 1000) fail('--hls-part-target must be shorter than --hls-target-duration');
 
   return {
-    port: numOf('port'),
+    roles,
+    natsUrls,
+    nodeId: read('node-id') ?? `${read('node-name')!}:${port}`,
+    maxSources: numOf('max-sources'),
+    edgeIdleMs: Math.round(numOf('edge-idle') * 1000),
+    port,
     host: read('host')!,
     ladder,
     encoder,
@@ -247,15 +272,42 @@ export function parseServe(
   };
 }
 
+/** Every comma-separated item of every value, trimmed, without empty ones. */
+function splitList(values: readonly string[]): string[] {
+  return values
+    .flatMap((v) => v.split(','))
+    .map((v) => v.trim())
+    .filter((v) => v !== '');
+}
+
+/** `--role` values as roles (`all` stands for every role); a role other than all needs `--nats`. */
+function parseRoles(values: readonly string[], natsUrls: readonly string[]): Role[] {
+  const roles = new Set<Role>();
+  for (const value of values.length === 0 ? ['all'] : values) {
+    const v = value.toLowerCase();
+    if (v === 'all') for (const r of ROLES) roles.add(r);
+    else if ((ROLES as readonly string[]).includes(v)) roles.add(v as Role);
+    else
+      fail(`--role must be all, ingest, transcode or edge (comma-separated for several), got ${JSON.stringify(value)}`);
+  }
+  const list = ROLES.filter((r) => roles.has(r));
+  if (list.length < ROLES.length && natsUrls.length === 0) {
+    fail(`--role ${list.join(',')} needs --nats URL: a node with only some roles works in a cluster`);
+  }
+  for (const url of natsUrls) {
+    if (!/^((nats|tls|ws|wss):\/\/)?[^\s/]+(:\d+)?\/?$/.test(url)) {
+      fail(`--nats must be a NATS server URL such as nats://127.0.0.1:4222, got ${JSON.stringify(url)}`);
+    }
+  }
+  return list;
+}
+
 /** The webhook options: URLs (each flag value may hold several, comma-separated), secret, admission. */
 function parseWebhooks(
   values: readonly string[],
   read: (name: ServeOptionName) => string | undefined,
 ): Omit<WebhookConfig, 'timeoutMs'> {
-  const urls = values
-    .flatMap((v) => v.split(','))
-    .map((u) => u.trim())
-    .filter((u) => u !== '');
+  const urls = splitList(values);
   for (const url of urls) {
     let parsed: URL | undefined;
     try {

@@ -11,8 +11,9 @@ import type { MemoryUsage } from '../metrics/index.ts';
 import type { AudioCodecs } from '../transcode/audio/index.ts';
 import type { VideoCodecs } from '../transcode/codecs.ts';
 import type { WebCodecsProvider } from '../webcodecs/index.ts';
-import { type Command, parseCommand, type ServeConfig } from './config.ts';
+import { type Command, parseCommand, type Role, type ServeConfig } from './config.ts';
 import { DASHBOARD_HTML } from './dashboard.ts';
+import { refusalOf } from './ingest-gate.ts';
 import type { HttpRuntime } from './runtime-adapter.ts';
 import { createService, type Service } from './service.ts';
 
@@ -139,14 +140,34 @@ export type StartedService = {
  * Throws `LvqrError('config.invalid')` for an unmet `hardware-only` policy, and the listen error.
  */
 export async function startService(host: RuntimeHost, config: ServeConfig, logger: Logger): Promise<StartedService> {
-  const loaded: Awaited<ReturnType<RuntimeHost['loadCodecs']>> =
-    config.ladder.length > 0 ? await host.loadCodecs(config, logger) : { reason: 'no ladder configured' };
+  const runs = (role: Role): boolean => config.roles.includes(role);
+  // The cluster module (and NATS) is loaded only when a cluster is configured.
+  const cluster =
+    config.natsUrls.length === 0
+      ? undefined
+      : await (await import('../cluster/index.ts')).joinCluster({
+          urls: config.natsUrls,
+          nodeId: config.nodeId,
+          roles: config.roles,
+          maxSources: config.maxSources,
+          edgeIdleMs: config.edgeIdleMs,
+          logger,
+        });
+  const loaded: Awaited<ReturnType<RuntimeHost['loadCodecs']>> = !runs('transcode')
+    ? { reason: 'this node does not transcode (--role)' }
+    : config.ladder.length > 0
+      ? await host.loadCodecs(config, logger)
+      : { reason: 'no ladder configured' };
   const closeCodecs = async (): Promise<void> => {
     await loaded
       .close?.()
       .catch((error: unknown) => logger.error('codecs shutdown failed', { error: errorMessage(error) }));
   };
-  if (loaded.codecs === undefined && config.ladder.length > 0) {
+  if (loaded.codecs === undefined && cluster !== undefined && runs('transcode') && config.ladder.length > 0) {
+    await cluster.close();
+    throw new LvqrError('config.invalid', `--role transcode without codecs: ${loaded.reason ?? 'unavailable'}`);
+  }
+  if (loaded.codecs === undefined && config.ladder.length > 0 && runs('transcode')) {
     if (config.encoder === 'hardware-only') {
       throw new LvqrError(
         'config.invalid',
@@ -181,6 +202,26 @@ export async function startService(host: RuntimeHost, config: ServeConfig, logge
       '/assets/hls.min.js': { body: host.readHlsJs(), contentType: 'text/javascript; charset=utf-8' },
     },
     info: { runtime: host.name, ...loaded.info },
+    ...(cluster === undefined
+      ? {}
+      : {
+          admit: async (broadcast: string) => {
+            try {
+              await cluster.claim(broadcast);
+              return undefined;
+            } catch (error) {
+              return refusalOf(error);
+            }
+          },
+          runsLadder: (broadcast: string) => cluster.runsLadder(broadcast),
+          cluster: () => cluster.status(),
+          clusterOverview: () => cluster.overview(),
+          playbackDemand: (broadcast: string) => cluster.demand(broadcast),
+        }),
+  });
+  cluster?.attach({
+    registry: service.registry,
+    publishing: () => service.ingest.list().map((b) => b.broadcast),
   });
   let listener: Listener;
   try {
@@ -195,6 +236,7 @@ export async function startService(host: RuntimeHost, config: ServeConfig, logge
       },
     });
   } catch (error) {
+    await cluster?.close();
     await service.close();
     await closeCodecs();
     throw new LvqrError('config.invalid', `cannot listen on ${config.host}:${config.port}: ${errorMessage(error)}`, {
@@ -203,7 +245,7 @@ export async function startService(host: RuntimeHost, config: ServeConfig, logge
   }
 
   let stopPattern: (() => Promise<void>) | undefined;
-  if (config.testPattern !== undefined && host.startTestPattern !== undefined) {
+  if (config.testPattern !== undefined && host.startTestPattern !== undefined && runs('ingest')) {
     try {
       stopPattern = await host.startTestPattern(service, config.testPattern, logger);
     } catch (error) {
@@ -223,6 +265,9 @@ export async function startService(host: RuntimeHost, config: ServeConfig, logge
     stop() {
       stopping ??= (async () => {
         await stopPattern?.().catch(() => {});
+        await cluster
+          ?.close()
+          .catch((error: unknown) => logger.error('leaving the cluster failed', { error: errorMessage(error) }));
         await service
           .close()
           .catch((error: unknown) => logger.error('shutdown failed', { error: errorMessage(error) }));
@@ -267,6 +312,9 @@ async function serve(host: RuntimeHost, config: ServeConfig): Promise<number> {
       `  api         ${base}/api/v1/broadcasts  ${base}/api/v1/transcode  ${base}/metrics  ${base}/healthz`,
       `  ladder      ${ladderText}`,
       `  encoder     ${started.backend ?? `none (${started.codecsUnavailableReason ?? 'unavailable'})`} (policy ${config.encoder})`,
+      ...(config.natsUrls.length === 0
+        ? []
+        : [`  cluster     node ${config.nodeId}, roles ${config.roles.join(',')}, NATS ${config.natsUrls.join(',')}`]),
       `  ingest auth ${config.ingestToken === undefined ? 'off' : 'bearer token required'}`,
       `  playback    ${config.playbackSecret === undefined ? 'open' : 'signed tokens required (lvqr-transcode sign <broadcast>)'}`,
       ...(config.testPattern !== undefined &&

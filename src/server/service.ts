@@ -7,7 +7,7 @@
 import { describeInit } from '../container/index.ts';
 import { type Logger, silentLogger } from '../core/log.ts';
 import { FragmentBroadcasterRegistry } from '../fragment/registry.ts';
-import { HlsBridge } from '../hls/index.ts';
+import { HlsBridge, splitHlsPath } from '../hls/index.ts';
 import { type IngestLimits, IngestManager } from '../ingest/index.ts';
 import { createMetrics, type LvqrMetrics, type MemoryUsage } from '../metrics/index.ts';
 import { ThumbnailStore } from '../thumbnail/index.ts';
@@ -33,9 +33,10 @@ import {
 } from '../transcode/runner.ts';
 import type { TranscoderFactory } from '../transcode/transcoder.ts';
 import type { WebCodecs } from '../webcodecs/index.ts';
-import { type ClientLimits, createApp, type HttpRuntime, type StaticAsset } from './app.ts';
-import type { ServeConfig } from './config.ts';
+import { type ClientLimits, createApp, type HlsHandler, type HttpRuntime, type StaticAsset } from './app.ts';
+import type { Role, ServeConfig } from './config.ts';
 import { type EventWiring, wireEvents } from './event-wiring.ts';
+import type { Admit } from './ingest-gate.ts';
 import { withPlaybackUrls } from './playback-urls.ts';
 import { StreamLadders } from './stream-ladders.ts';
 import { withThumbnails } from './thumbnail-routes.ts';
@@ -81,6 +82,19 @@ export type ServiceDeps = {
   info?: Record<string, unknown>;
   /** How webhooks are sent (default: the runtime's `fetch`). */
   fetch?: typeof fetch;
+  /** Publish admission asked before the webhook's (a cluster's claim on the broadcast name). */
+  admit?: Admit | undefined;
+  /** Whether this node runs `broadcast`'s ladder (a cluster places each ladder on one node); default: yes. */
+  runsLadder?: ((broadcast: string) => boolean) | undefined;
+  /** This node's part of a cluster, for /healthz and /api/v1/transcode. */
+  cluster?: (() => Record<string, unknown>) | undefined;
+  /**
+   * Called with the broadcast of every HLS request before it is answered (an edge of a cluster
+   * mirrors a broadcast while players ask for it); the answer waits for it.
+   */
+  playbackDemand?: ((broadcast: string) => Promise<void>) | undefined;
+  /** The whole cluster (nodes, where each broadcast and ladder runs), for /api/v1/broadcasts. */
+  clusterOverview?: (() => Promise<unknown>) | undefined;
 };
 
 /** A wired service. */
@@ -108,6 +122,7 @@ export type Service = {
 /** Wires a service from `deps`. */
 export function createService(deps: ServiceDeps): Service {
   const { config } = deps;
+  const runs = (role: Role): boolean => config.roles.includes(role);
   const logger = deps.logger ?? silentLogger;
   const metrics =
     deps.metrics ?? createMetrics(undefined, deps.memoryUsage === undefined ? {} : { memoryUsage: deps.memoryUsage });
@@ -153,7 +168,7 @@ export function createService(deps: ServiceDeps): Service {
   const thumbnails = new ThumbnailStore({ registry, webcodecs: deps.thumbnailCodecs, logger });
   let ladder: SoftwareLadder | undefined;
   const runner = new TranscodeRunner({ ...deps.runner, metrics, logger });
-  if (deps.codecs !== undefined && config.ladder.length > 0) {
+  if (deps.codecs !== undefined && config.ladder.length > 0 && runs('transcode')) {
     ladder = new SoftwareLadder({
       ...deps.ladder,
       registry,
@@ -172,11 +187,16 @@ export function createService(deps: ServiceDeps): Service {
     runner.withLadder(
       config.ladder,
       (spec) => new SoftwareTranscoderFactory(spec, shared),
-      (broadcast) => ladders.lookup(broadcast),
+      (broadcast) => (deps.runsLadder?.(broadcast) === false ? [] : ladders.lookup(broadcast)),
     );
   }
   let audioLadder: AudioLadder | undefined;
-  if (config.transcodeAudio === 'ladder' && deps.audioCodecs !== undefined && config.ladder.length > 0) {
+  if (
+    config.transcodeAudio === 'ladder' &&
+    deps.audioCodecs !== undefined &&
+    config.ladder.length > 0 &&
+    runs('transcode')
+  ) {
     audioLadder = new AudioLadder({ registry, codecs: deps.audioCodecs, metrics, logger });
     for (const target of audioRenditionTargets(config.ladder, config.transcodeAudioOpusKbps)) {
       runner.withFactory(new AudioRenditionFactory(target, audioLadder));
@@ -198,7 +218,8 @@ export function createService(deps: ServiceDeps): Service {
     ...(config.sourceBandwidthKbps === undefined ? {} : { sourceBandwidthKbps: config.sourceBandwidthKbps }),
     ...(config.playbackSecret === undefined ? {} : { playbackSecret: config.playbackSecret }),
   });
-  hls.start();
+  // Only an edge packages LL-HLS; the other roles leave the registry's tracks to the cluster.
+  if (runs('edge')) hls.start();
 
   const ingest = new IngestManager({
     registry,
@@ -296,6 +317,7 @@ export function createService(deps: ServiceDeps): Service {
       codecsUnavailableReason: deps.codecsUnavailableReason,
       ladder: config.ladder,
       ...deps.info,
+      ...(deps.cluster === undefined ? {} : { cluster: deps.cluster() }),
       sources,
       audio,
       transcoders,
@@ -303,14 +325,23 @@ export function createService(deps: ServiceDeps): Service {
     };
   };
 
+  const admit = chainAdmit(deps.admit, events?.admit);
   const app = createApp({
-    ingest,
-    hls: withThumbnails(hls, thumbnails, (path, query) => hls.authorize(path, query)),
+    ...(runs('ingest') ? { ingest } : {}),
+    ...(runs('edge')
+      ? {
+          hls: withDemand(
+            withThumbnails(hls, thumbnails, (path, query) => hls.authorize(path, query)),
+            deps.playbackDemand,
+          ),
+        }
+      : {}),
     metrics,
     logger,
     broadcasts: async () => ({
       broadcasts: await withPlaybackUrls(hls.broadcasts(), config.playbackSecret),
       publishers: ingest.list(),
+      ...(deps.clusterOverview === undefined ? {} : { cluster: await deps.clusterOverview() }),
     }),
     transcode: transcodeStatus,
     health: () => {
@@ -319,12 +350,13 @@ export function createService(deps: ServiceDeps): Service {
         broadcasts: ingest.list().length,
         ...(memory === undefined ? {} : { rssBytes: memory.rss, heapUsedBytes: memory.heapUsed }),
         ...deps.info,
+        ...(deps.cluster === undefined ? {} : { cluster: deps.cluster() }),
       };
     },
     ...(deps.runtime === undefined ? {} : { runtime: deps.runtime }),
     ...(deps.clientLimits === undefined ? {} : { clientLimits: deps.clientLimits }),
     ...(deps.assets === undefined ? {} : { assets: deps.assets }),
-    ...(events === undefined ? {} : { admit: events.admit }),
+    ...(admit === undefined ? {} : { admit }),
     admin: {
       token: config.adminToken,
       ladders,
@@ -359,6 +391,24 @@ export function createService(deps: ServiceDeps): Service {
         thumbnails.close();
       })();
       return closing;
+    },
+  };
+}
+
+/** Admission that asks `first`, then (if it lets the publisher in) `second`; undefined when neither is set. */
+function chainAdmit(first: Admit | undefined, second: Admit | undefined): Admit | undefined {
+  if (first === undefined || second === undefined) return first ?? second;
+  return async (broadcast, info) => (await first(broadcast, info)) ?? second(broadcast, info);
+}
+
+/** `hls` that first tells `demand` which broadcast each request is for (unchanged without one). */
+function withDemand(hls: HlsHandler, demand: ((broadcast: string) => Promise<void>) | undefined): HlsHandler {
+  if (demand === undefined) return hls;
+  return {
+    async handle(path, query, signal) {
+      const split = splitHlsPath(path);
+      if (split !== undefined) await demand(split.broadcast);
+      return hls.handle(path, query, signal);
     },
   };
 }

@@ -9,7 +9,17 @@ import { fixtureInfo, fixturePath } from '../../testkit/fixtures.ts';
 import { getJson, getText, type RunningServer, startServer } from '../../testkit/server.ts';
 import { probeStreams } from '../support/ffprobe.ts';
 import { waitFor } from '../support/wait.ts';
-import { ffmpegPublish, lastPart, metricSum, type Proc, parseM3u8, run } from './helpers.ts';
+import {
+  decodedFrames,
+  decodeErrorLines,
+  ffmpegDecodeLive,
+  ffmpegPublish,
+  lastPart,
+  metricSum,
+  type Proc,
+  parseM3u8,
+  waitForMasterListing,
+} from './helpers.ts';
 
 const FIXTURE = '720p30-bframes-aac.mp4';
 const LOOPS = 3; // 4 passes of the 3 s clip: 12 s of live input
@@ -24,31 +34,6 @@ let publisher: Proc;
 let base: string;
 /** Live decodes of each rung (started once the rungs are in the master), awaited at the end. */
 const decodes = new Map<string, Proc>();
-
-/** `ffmpeg -v error -i <playlist> -f null -` from the first segment; frames decoded come from -progress. */
-function decode(playlistUrl: string): Proc {
-  return run('ffmpeg', [
-    '-nostdin',
-    '-v',
-    'error',
-    '-live_start_index',
-    '0',
-    '-i',
-    playlistUrl,
-    '-map',
-    '0:v:0',
-    '-f',
-    'null',
-    '-progress',
-    'pipe:1',
-    '-',
-  ]);
-}
-
-const framesOf = (progress: string): number =>
-  Number([...progress.matchAll(/^frame=(\d+)$/gm)].at(-1)?.[1] ?? Number.NaN);
-const errorLines = (progress: string): string[] =>
-  progress.split('\n').filter((l) => l.trim() !== '' && !/^[a-z_0-9]+=/.test(l.trim()));
 
 beforeAll(async () => {
   // Every source frame is checked in every rung: no overload shedding on a busy test machine.
@@ -65,17 +50,17 @@ afterAll(async () => {
 
 describe('ffmpeg publishes fMP4 with one long chunked POST', () => {
   it('the master lists the source first, then 720p, 480p and 240p, each with CODECS, RESOLUTION, FRAME-RATE and the shared audio group', async () => {
-    const text = await waitFor(
-      async () => {
-        const t = await getText(`${base}/master.m3u8`);
-        return t !== undefined && RUNGS.every((r) => t.includes(`${r.name}/playlist.m3u8`)) ? t : undefined;
-      },
-      'the master to list every rung',
-      { timeoutMs: 25_000, intervalMs: 100 },
+    const text = await waitForMasterListing(
+      base,
+      RUNGS.map((r) => r.name),
+      25_000,
     );
     // Decode each rung live from its first segment until the broadcast ends (checked below).
     for (const r of [{ name: 'source' }, ...RUNGS]) {
-      decodes.set(r.name, decode(r.name === 'source' ? `${base}/playlist.m3u8` : `${base}/${r.name}/playlist.m3u8`));
+      decodes.set(
+        r.name,
+        ffmpegDecodeLive(r.name === 'source' ? `${base}/playlist.m3u8` : `${base}/${r.name}/playlist.m3u8`),
+      );
     }
 
     const master = parseM3u8(text);
@@ -255,14 +240,14 @@ describe('ffmpeg publishes fMP4 with one long chunked POST', () => {
     for (const [name, proc] of decodes) results.set(name, { code: await proc.exited, output: proc.output() });
     const source = results.get('source')!;
     expect(source.code, source.output).toBe(0);
-    expect(errorLines(source.output)).toEqual([]);
-    const sourceFrames = framesOf(source.output);
+    expect(decodeErrorLines(source.output)).toEqual([]);
+    const sourceFrames = decodedFrames(source.output);
     expect(sourceFrames).toBe(fixtureInfo(FIXTURE).video.frameCount * (LOOPS + 1));
     for (const r of RUNGS) {
       const { code, output } = results.get(r.name)!;
       expect(code, `${r.name}: ${output}`).toBe(0);
-      expect(errorLines(output), r.name).toEqual([]);
-      expect(framesOf(output), r.name).toBe(sourceFrames);
+      expect(decodeErrorLines(output), r.name).toEqual([]);
+      expect(decodedFrames(output), r.name).toBe(sourceFrames);
       const [video] = (await probeStreams(`${base}/${r.name}/playlist.m3u8`)).filter((s) => s.codecType === 'video');
       expect({ codec: video?.codecName, width: video?.width, height: video?.height }, r.name).toEqual({
         codec: 'h264',

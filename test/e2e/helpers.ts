@@ -8,8 +8,9 @@ import WebSocket from 'ws';
 import { Fmp4StreamParser } from '../../src/container/index.ts';
 import { loopPieces, planPieces } from '../../src/runtime/publish.ts';
 import { seededRandom } from '../../testkit/fmp4.ts';
-import { cliCommand, getJson, ROOT } from '../../testkit/server.ts';
+import { cliCommand, getJson, getText, ROOT } from '../../testkit/server.ts';
 import { trackIdsOf } from '../support/mp4-edit.ts';
+import { waitFor } from '../support/wait.ts';
 
 /** A child process with its captured output. */
 export type Proc = {
@@ -65,6 +66,50 @@ export function ffmpegPublish(file: string, url: string, { loops = 0 }: { loops?
     'frag_keyframe+empty_moov+default_base_moof',
     url,
   ]);
+}
+
+/**
+ * `ffmpeg -v error -live_start_index 0 -i <playlist> -map 0:v:0 -f null -progress pipe:1 -`: decodes
+ * a live media playlist from its first segment until its end; read the result with `decodedFrames`
+ * and `decodeErrorLines`.
+ */
+export function ffmpegDecodeLive(playlistUrl: string): Proc {
+  return run('ffmpeg', [
+    '-nostdin',
+    '-v',
+    'error',
+    '-live_start_index',
+    '0',
+    '-i',
+    playlistUrl,
+    '-map',
+    '0:v:0',
+    '-f',
+    'null',
+    '-progress',
+    'pipe:1',
+    '-',
+  ]);
+}
+
+/** Frames an `ffmpegDecodeLive` run decoded (its last `frame=` progress line). */
+export const decodedFrames = (progress: string): number =>
+  Number([...progress.matchAll(/^frame=(\d+)$/gm)].at(-1)?.[1] ?? Number.NaN);
+
+/** The lines of an `ffmpegDecodeLive` run that are not progress lines: its errors. */
+export const decodeErrorLines = (progress: string): string[] =>
+  progress.split('\n').filter((l) => l.trim() !== '' && !/^[a-z_0-9]+=/.test(l.trim()));
+
+/** Polls `<base>/master.m3u8` until it lists `<rung>/playlist.m3u8` for every rung name; returns its text. */
+export function waitForMasterListing(base: string, rungs: readonly string[], timeoutMs: number): Promise<string> {
+  return waitFor(
+    async () => {
+      const t = await getText(`${base}/master.m3u8`);
+      return t !== undefined && rungs.every((r) => t.includes(`${r}/playlist.m3u8`)) ? t : undefined;
+    },
+    `the master at ${base} to list ${rungs.join(', ')}`,
+    { timeoutMs, intervalMs: 100 },
+  );
 }
 
 /** `lvqr-transcode publish <file> <url>` on Node. */

@@ -17,7 +17,16 @@ import { fixtureInfo, fixturePath, readFixture } from '../../testkit/fixtures.ts
 import { getJson, getText, type RunningServer, startServer } from '../../testkit/server.ts';
 import { ffmpeg } from '../support/ffprobe.ts';
 import { waitFor } from '../support/wait.ts';
-import { type BroadcastsApi, cliPublish, openWsPublisher, type Proc, parseM3u8, rawRequest, run } from './helpers.ts';
+import {
+  type BroadcastsApi,
+  cliPublish,
+  decodedFrames,
+  ffmpegDecodeLive,
+  openWsPublisher,
+  type Proc,
+  parseM3u8,
+  rawRequest,
+} from './helpers.ts';
 
 const RUNGS = ['720p', '480p', '240p'];
 
@@ -173,22 +182,7 @@ describe('lvqr-transcode publish', () => {
       timeoutMs: 20_000,
       intervalMs: 50,
     });
-    const decode = run('ffmpeg', [
-      '-nostdin',
-      '-v',
-      'error',
-      '-live_start_index',
-      '0',
-      '-i',
-      playlist,
-      '-map',
-      '0:v:0',
-      '-f',
-      'null',
-      '-progress',
-      'pipe:1',
-      '-',
-    ]);
+    const decode = ffmpegDecodeLive(playlist);
     cleanup.push(() => decode.kill());
 
     for (const [name, p] of Object.entries(procs)) expect(await p.exited, `${name}: ${p.output()}`).toBe(0);
@@ -198,7 +192,7 @@ describe('lvqr-transcode publish', () => {
     expect(await videoFragments('live/cli-http')).toBe(frames);
 
     expect(await decode.exited, decode.output()).toBe(0);
-    const decoded = Number([...decode.output().matchAll(/^frame=(\d+)$/gm)].at(-1)?.[1]);
+    const decoded = decodedFrames(decode.output());
     expect(decoded).toBe(fixtureInfo('720p30-nob-aac.mp4').video.frameCount);
     const api = await getJson<Broadcasts>(`${http}/api/v1/broadcasts`);
     const remuxed = api.broadcasts.find((b) => b.name === 'live/cli-plain')!;
