@@ -5,7 +5,8 @@
  * source's), (c) the LVQR-style chain: three ffmpeg processes, each decoding the source, (d) our
  * ladder on the chromium backend (decode, scale and encode in a headless Chromium). Contenders
  * alternate; each reports fps, x realtime, CPU-s per source second, peak RSS, and PSNR/SSIM per
- * rung against the source scaled with bicubic.
+ * rung against the source scaled with bicubic. Then the audio ladder alone on the same source:
+ * the CPU it adds per source second.
  *   node --expose-gc --import tsx bench/ladder-throughput.ts [--rounds 3] [--smoke]
  */
 
@@ -168,6 +169,16 @@ for (let round = 0; round < rounds; round++) {
   }
 }
 
+// What the audio ladder adds: the source's AAC decoded once, AAC 128/96/64 and Opus 64 encoded.
+const audioCpu: number[] = [];
+for (let round = 0; round < rounds; round++) {
+  const m = await measure(process.execPath, ['--expose-gc', '--import', 'tsx', 'bench/run-audio-ladder.ts', source]);
+  if (m.code !== 0) throw new Error(`the audio ladder failed: ${m.stderr.slice(-2000)}`);
+  const run = JSON.parse(m.stdout.trim().split('\n').at(-1)!) as { sourceS: number; cpuS: number };
+  audioCpu.push(run.cpuS / run.sourceS);
+  console.log(`round ${round + 1}/${rounds} audio ladder: ${(run.cpuS / run.sourceS).toFixed(3)} CPU-s/s`);
+}
+
 const rows: string[][] = [];
 const q = new Map<Name, Record<string, { psnr: number; ssim: number }>>();
 for (const [name, runs] of results) {
@@ -212,6 +223,8 @@ ${table(['contender', 'output fps', 'x realtime', 'CPU-s per source s', 'peak RS
 Ratios (medians): ours / ffmpeg one process = **${ratioB.toFixed(2)}** (target >= 1.0); ours / LVQR-style = **${ratioC.toFixed(2)}** (target >= 1.5).
 PSNR gap to ffmpeg per rung (dB, target <= 0.5): ${RUNGS.map((r, i) => `${r.name} ${psnrGap[i]!.toFixed(2)}`).join(', ')}.
 Quality is measured frame by frame (index-aligned) against the source scaled with bicubic.
-The chromium backend (\`--transcode-backend chromium\`): decode (Chromium's FFmpeg), scale (libyuv box filter) and encode (OpenH264, not x264) in a headless Chromium, the same ladder code around it; ours / chromium backend = **${(fps('ours') / fps('ours, chromium backend')).toFixed(2)}**. Its wall time starts with the ladder (the browser already runs, as in a service); its CPU adds every browser process (${browserShare()} of it in the browser), its memory the browser's PSS.`;
+The chromium backend (\`--transcode-backend chromium\`): decode (Chromium's FFmpeg), scale (libyuv box filter) and encode (OpenH264, not x264) in a headless Chromium, the same ladder code around it; ours / chromium backend = **${(fps('ours') / fps('ours, chromium backend')).toFixed(2)}**. Its wall time starts with the ladder (the browser already runs, as in a service); its CPU adds every browser process (${browserShare()} of it in the browser), its memory the browser's PSS.
+
+Audio ladder (\`--transcode-audio ladder\`: the source's AAC decoded once, AAC-LC at 128/96/64 kb/s and Opus at 64 kb/s): **${fmtSummary(audioCpu, 3)} CPU-s per source second** on top of the video ladder (bench/run-audio-ladder.ts, CPU of the whole process from the first byte ingested to the last rendition ended, the file's demuxing included).`;
 console.log(`\n${text}\n`);
 writeSection('Ladder throughput (1080p30 -> 720p/480p/240p)', text);

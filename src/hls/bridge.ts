@@ -38,6 +38,12 @@ export type HlsBridgeOptions = {
   sourceBandwidthKbps?: number;
   /** A rung for which this returns true is left out of the master playlist (overload policy). */
   isRungHidden?: (source: string, rendition: string) => boolean;
+  /**
+   * The audio rendition (an audio-only rung of the same source, e.g. `audio-aac-64k`) a video
+   * rung's variant references in the master; the source's audio when it returns undefined or that
+   * rendition has no playable segment yet. Opus renditions are listed as their own variants.
+   */
+  rungAudio?: (source: string, rendition: string) => string | undefined;
   metrics?: LvqrMetrics;
   logger?: Logger;
   /**
@@ -150,6 +156,7 @@ export class HlsBridge {
       describer: descriptions,
       sourceBandwidthBps: kbps === undefined ? undefined : kbps * 1000,
       isRungHidden: options.isRungHidden ?? (() => false),
+      rungAudio: options.rungAudio ?? (() => undefined),
       logger,
     });
     this.#master = master;

@@ -1,12 +1,17 @@
 /**
  * `MasterBuilder`: the master playlist of a broadcast (its own variant, then its visible rungs by
- * bandwidth, with the audio group while it is live) and the EXT-X-RENDITION-REPORTs of its video
- * playlists. Rungs the overload policy hides, rungs without a complete segment, and rungs that
+ * bandwidth) and the EXT-X-RENDITION-REPORTs of its video playlists. Audio groups: the source's
+ * own audio (`audio`, while it is live), and one group per audio-only rung (the audio ladder's
+ * renditions, one per codec and bitrate). A rung's variant references the AAC group `rungAudio`
+ * names for it (its audio bitrate), else the source's audio; every video variant is then listed a
+ * second time per Opus group, after all the others. BANDWIDTH counts the audio a variant
+ * references. Rungs the overload policy hides, rungs without a complete segment, and rungs that
  * ended while their source went on are left out; rungs that ended with their source stay.
  */
 
 import { errorMessage } from '../core/errors.ts';
 import type { Logger } from '../core/log.ts';
+import type { Bitrate } from './bitrate.ts';
 import { groupName, type HlsBroadcast } from './broadcast-table.ts';
 import type { InitDescription } from './init-description.ts';
 import { type MasterVariant, type RenditionReport, renderMasterPlaylist } from './playlist.ts';
@@ -38,8 +43,26 @@ export type MasterBuilderOptions = {
   sourceBandwidthBps: number | undefined;
   /** A rung for which this returns true is left out. */
   isRungHidden: (source: string, rendition: string) => boolean;
+  /**
+   * The audio rendition (an audio-only rung of the same source) whose group the video rung
+   * `rendition` references; while it has no playable segment, or without one, the source's audio.
+   */
+  rungAudio: (source: string, rendition: string) => string | undefined;
   logger: Logger;
 };
+
+/** GROUP-ID of a source's own audio. */
+const SOURCE_AUDIO_GROUP = 'audio';
+/** CODECS of Opus (RFC 6381 registry, lower case as hls.js expects). */
+const OPUS_CODEC = 'opus';
+
+/** The rendition name of a rung, undefined for a source. */
+function renditionOf(b: HlsBroadcast): string | undefined {
+  return b.origin.kind === 'rendition' ? b.origin.rendition : undefined;
+}
+
+/** An audio group as the master uses it. */
+type AudioGroup = { id: string; name: string; uri: string; codec: string; bitrate: Bitrate };
 
 /** Master playlists and rendition reports over a set of broadcasts. */
 export class MasterBuilder {
@@ -47,6 +70,7 @@ export class MasterBuilder {
   readonly #describer: VariantDescriber;
   readonly #sourceBandwidthBps: number | undefined;
   readonly #isRungHidden: (source: string, rendition: string) => boolean;
+  readonly #rungAudio: (source: string, rendition: string) => string | undefined;
   readonly #logger: Logger;
 
   /** A builder reading `options.broadcasts`. */
@@ -55,12 +79,13 @@ export class MasterBuilder {
     this.#describer = options.describer;
     this.#sourceBandwidthBps = options.sourceBandwidthBps;
     this.#isRungHidden = options.isRungHidden;
+    this.#rungAudio = options.rungAudio;
     this.#logger = options.logger;
   }
 
   /** Whether `b` is listed in a master playlist now: a visible rung, or a source with a published part. */
   listed(b: HlsBroadcast): boolean {
-    if (b.origin.kind === 'rendition') return this.#rungVisible(b);
+    if (b.origin.kind === 'rendition') return this.#rungVisible(b) || this.#audioVisible(b);
     const main = b.tracks.get('video')?.window ?? b.tracks.get('audio')?.window;
     return main?.latestPart() !== undefined;
   }
@@ -94,54 +119,110 @@ export class MasterBuilder {
     if (main === undefined || main.init === undefined || main.latestPart() === undefined) {
       return errorResponse('hls.not_found', `broadcast '${b.name}' has no media yet`);
     }
-    // The audio group: this broadcast's audio, while it is live (or everything has ended).
-    const audio =
+    // The source's own audio group: its audio, while it is live (or everything has ended).
+    const sourceAudio =
       video !== undefined &&
       audioWindow?.init !== undefined &&
       audioWindow.latestPart() !== undefined &&
       (!audioWindow.ended || video.ended)
-        ? audioWindow
+        ? this.#group(audioWindow, SOURCE_AUDIO_GROUP, 'main', 'audio.m3u8')
         : undefined;
-    const audioBitrate = audio?.bitrate();
-    const audioCodec = audio?.init === undefined ? undefined : this.#describer.describe(audio.init, 'audio').codec;
+    // The audio ladder's renditions (audio-only rungs), when the source has video to pair them with.
+    const renditions =
+      video === undefined
+        ? []
+        : this.#visibleAudio(b.name).map((a) =>
+            this.#group(
+              a.tracks.get('audio')!.window,
+              renditionOf(a) ?? a.name,
+              undefined,
+              relativeUri(b.name, a.name, 'audio.m3u8'),
+            ),
+          );
+    const opus = renditions.filter((g) => g.codec === OPUS_CODEC);
+    const referenced: AudioGroup[] = [];
 
-    const variant = (w: TrackWindow, uri: string, override: number | undefined): MasterVariant => {
+    const variant = (
+      w: TrackWindow,
+      uri: string,
+      override: number | undefined,
+      audio: AudioGroup | undefined,
+    ): MasterVariant => {
       const init = w.init!;
       const kind = w === audioWindow ? 'audio' : 'video';
       const description = this.#describer.describe(init, kind);
       const rate = w.bitrate();
-      const withAudio = kind === 'video' && audio !== undefined;
-      const peak = rate.peakBps + (withAudio ? (audioBitrate?.peakBps ?? 0) : 0);
-      const average = rate.averageBps + (withAudio ? (audioBitrate?.averageBps ?? 0) : 0);
+      const withAudio = kind === 'video' ? audio : undefined;
+      if (withAudio !== undefined && !referenced.includes(withAudio)) referenced.push(withAudio);
+      const peak = rate.peakBps + (withAudio?.bitrate.peakBps ?? 0);
+      const average = rate.averageBps + (withAudio?.bitrate.averageBps ?? 0);
       const bandwidth = override ?? peak;
       return {
         uri,
         bandwidthBps: bandwidth,
         averageBandwidthBps: Math.min(average, bandwidth),
-        codecs: withAudio && audioCodec !== undefined ? [description.codec, audioCodec] : [description.codec],
+        codecs: withAudio === undefined ? [description.codec] : [description.codec, withAudio.codec],
         width: kind === 'video' ? description.width : undefined,
         height: kind === 'video' ? description.height : undefined,
         frameRate: kind === 'video' ? this.#describer.frameRate(init) : undefined,
-        audio: withAudio,
+        audioGroup: withAudio?.id,
       };
     };
+    /** The AAC group a rung's audio bitrate selects, else the source's audio. */
+    const rungAudio = (rendition: string): AudioGroup | undefined => {
+      const name = this.#rungAudio(b.name, rendition);
+      return renditions.find((g) => g.id === name && g.codec !== OPUS_CODEC) ?? sourceAudio;
+    };
 
-    const sourceVariant = variant(
-      main,
-      main === video ? 'playlist.m3u8' : 'audio.m3u8',
-      b.origin.kind === 'ingest' ? this.#sourceBandwidthBps : undefined,
-    );
-    const rungs = this.#visibleRungs(b.name)
-      .map((rung) =>
-        variant(rung.tracks.get('video')!.window, relativeUri(b.name, rung.name, 'playlist.m3u8'), undefined),
-      )
-      .sort((x, y) => y.bandwidthBps - x.bandwidthBps);
+    const sourceBandwidth = b.origin.kind === 'ingest' ? this.#sourceBandwidthBps : undefined;
+    const sourceUri = main === video ? 'playlist.m3u8' : 'audio.m3u8';
+    // Rungs by bandwidth (video and the audio it references), highest first.
+    const rungBps = (rung: HlsBroadcast): number =>
+      rung.tracks.get('video')!.window.bitrate().peakBps + (rungAudio(renditionOf(rung) ?? '')?.bitrate.peakBps ?? 0);
+    const rungs = this.#visibleRungs(b.name).sort((x, y) => rungBps(y) - rungBps(x));
+    const listing = (audio: (rendition: string | undefined) => AudioGroup | undefined): MasterVariant[] => [
+      variant(main, sourceUri, sourceBandwidth, audio(undefined)),
+      ...rungs.map((rung) =>
+        variant(
+          rung.tracks.get('video')!.window,
+          relativeUri(b.name, rung.name, 'playlist.m3u8'),
+          undefined,
+          audio(renditionOf(rung)),
+        ),
+      ),
+    ];
+    // AAC (and the source's audio) first: players without Opus (Safari's native HLS) pick from these.
+    const variants = listing((rendition) => (rendition === undefined ? sourceAudio : rungAudio(rendition)));
+    if (video !== undefined) for (const group of opus) variants.push(...listing(() => group));
     return playlistResponse(
       renderMasterPlaylist({
-        audioUri: audio === undefined ? undefined : 'audio.m3u8',
-        variants: [sourceVariant, ...rungs],
+        audioGroups: referenced.map((g) => ({ id: g.id, name: g.name, uri: g.uri })),
+        variants,
       }),
     );
+  }
+
+  #group(window: TrackWindow, id: string, name: string | undefined, uri: string): AudioGroup {
+    return {
+      id,
+      name: name ?? id,
+      uri,
+      codec: this.#describer.describe(window.init!, 'audio').codec,
+      bitrate: window.bitrate(),
+    };
+  }
+
+  /** Whether `b` is an audio-only rung (an audio ladder rendition) with a playable segment. */
+  #audioVisible(b: HlsBroadcast): boolean {
+    const origin = b.origin;
+    if (origin.kind !== 'rendition' || b.tracks.has('video')) return false;
+    const w = b.tracks.get('audio')?.window;
+    if (w === undefined || w.init === undefined || w.listing().segments.length === 0) return false;
+    return !w.ended || this.#endedWithSource(w, origin.source);
+  }
+
+  #visibleAudio(source: string): HlsBroadcast[] {
+    return this.#broadcasts.rungsOf(source).filter((a) => this.#audioVisible(a));
   }
 
   #rungVisible(b: HlsBroadcast): boolean {

@@ -37,14 +37,22 @@ export type MasterVariant = {
   readonly width: number | undefined;
   readonly height: number | undefined;
   readonly frameRate: number | undefined;
-  /** References the shared audio group. */
-  readonly audio: boolean;
+  /** GROUP-ID of the audio group the variant references, if any. */
+  readonly audioGroup: string | undefined;
+};
+
+/** One audio group of the master playlist (one rendition: EXT-X-MEDIA). */
+export type MasterAudioGroup = {
+  readonly id: string;
+  readonly name: string;
+  /** Its playlist, relative to the master. */
+  readonly uri: string;
 };
 
 /** What the master playlist is rendered from. */
 export type MasterPlaylistInput = {
-  /** The audio rendition's playlist URI, when there is audio. */
-  readonly audioUri: string | undefined;
+  /** The audio groups the variants reference, in order. */
+  readonly audioGroups: readonly MasterAudioGroup[];
   readonly variants: readonly MasterVariant[];
 };
 
@@ -142,13 +150,11 @@ function bitsPerSecond(bps: number): number {
   return Math.ceil(bps - 1e-6);
 }
 
-/** Renders the master (multivariant) playlist: one audio group, then the variants in the given order. */
+/** Renders the master (multivariant) playlist: the audio groups, then the variants, in the given order. */
 export function renderMasterPlaylist(input: MasterPlaylistInput): string {
   const lines: string[] = ['#EXTM3U', `#EXT-X-VERSION:${HLS_VERSION}`, '#EXT-X-INDEPENDENT-SEGMENTS'];
-  if (input.audioUri !== undefined) {
-    lines.push(
-      `#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID="audio",NAME="main",DEFAULT=YES,AUTOSELECT=YES,URI="${input.audioUri}"`,
-    );
+  for (const g of input.audioGroups) {
+    lines.push(`#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID="${g.id}",NAME="${g.name}",DEFAULT=YES,AUTOSELECT=YES,URI="${g.uri}"`);
   }
   for (const v of input.variants) {
     const attrs = [`BANDWIDTH=${Math.max(1, bitsPerSecond(v.bandwidthBps))}`];
@@ -158,7 +164,7 @@ export function renderMasterPlaylist(input: MasterPlaylistInput): string {
     if (v.codecs.length > 0) attrs.push(`CODECS="${v.codecs.join(',')}"`);
     if (v.width !== undefined && v.height !== undefined) attrs.push(`RESOLUTION=${v.width}x${v.height}`);
     if (v.frameRate !== undefined && v.frameRate > 0) attrs.push(`FRAME-RATE=${v.frameRate.toFixed(3)}`);
-    if (v.audio) attrs.push('AUDIO="audio"');
+    if (v.audioGroup !== undefined) attrs.push(`AUDIO="${v.audioGroup}"`);
     lines.push(`#EXT-X-STREAM-INF:${attrs.join(',')}`, v.uri);
   }
   return `${lines.join('\n')}\n`;

@@ -89,7 +89,7 @@ export const DASHBOARD_HTML = `<!doctype html>
       window.__hls = hls;
       hls.on(Hls.Events.MANIFEST_PARSED, (_e, data) => {
         levelSelect.innerHTML = '<option value="-1">auto</option>' + data.levels
-          .map((l, i) => '<option value="' + i + '">' + (l.height ? l.height + 'p' : 'level ' + i) + ' ' + fmtKbps(l.bitrate) + '</option>')
+          .map((l, i) => '<option value="' + i + '">' + (l.height ? l.height + 'p' : 'level ' + i) + ' ' + fmtKbps(l.bitrate) + (l.audioCodec === 'opus' ? ' opus' : '') + '</option>')
           .join('');
         video.play().catch(() => {});
       });
@@ -184,7 +184,10 @@ export const DASHBOARD_HTML = `<!doctype html>
       const body = $('rungs');
       if (!src) { body.innerHTML = '<tr><td colspan="10" class="empty">no ladder for this source</td></tr>'; $('ladder-note').textContent = ''; }
       else {
-        body.innerHTML = (src.rungs || []).map((r) => '<tr><td>' + r.rendition + '</td><td class="state-' + r.state + '">' + r.state + '</td><td>' + (r.width ? r.width + 'x' + r.height : '-') + '</td><td>' + fmt(r.frameRate, 2) + '</td><td>' + fmtKbps(r.outputBitrateBps) + '</td><td>' + fmt(r.encodeFps, 1) + '</td><td>' + fmt(r.realtimeFactor, 2) + '</td><td>' + fmt(r.latencyMsP50) + ' / ' + fmt(r.latencyMsP99) + ' ms</td><td>' + (r.droppedFrames ?? 0) + '</td><td>' + (r.restarts ?? 0) + '</td></tr>').join('');
+        // Video rungs, then the audio ladder's renditions of this source (codec in the size column).
+        const audio = ((t.audio && t.audio.renditions) || []).filter((r) => r.broadcast === current);
+        body.innerHTML = (src.rungs || []).map((r) => '<tr><td>' + r.rendition + '</td><td class="state-' + r.state + '">' + r.state + '</td><td>' + (r.width ? r.width + 'x' + r.height : '-') + '</td><td>' + fmt(r.frameRate, 2) + '</td><td>' + fmtKbps(r.outputBitrateBps) + '</td><td>' + fmt(r.encodeFps, 1) + '</td><td>' + fmt(r.realtimeFactor, 2) + '</td><td>' + fmt(r.latencyMsP50) + ' / ' + fmt(r.latencyMsP99) + ' ms</td><td>' + (r.droppedFrames ?? 0) + '</td><td>' + (r.restarts ?? 0) + '</td></tr>').join('')
+          + audio.map((r) => '<tr><td>' + r.rendition + '</td><td class="state-' + r.state + '">' + r.state + '</td><td>' + r.codec + '</td><td>-</td><td>' + fmtKbps(r.outputBitrateBps) + '</td><td>-</td><td>-</td><td>-</td><td>' + (r.droppedFrames ?? 0) + '</td><td>' + (r.restarts ?? 0) + '</td></tr>').join('');
         const skipped = (src.skipped || []).map((s) => s.rendition + ': ' + s.reason).join('; ');
         $('ladder-note').textContent = (src.reason ? src.reason + ' ' : '') + (skipped ? 'skipped ' + skipped : '');
       }

@@ -75,7 +75,7 @@ export const SERVE_OPTIONS = {
     env: ['LVQR_TRANSCODE_AUDIO'],
     type: 'string',
     default: 'passthrough',
-    help: 'ladder: AAC-LC at each distinct rung audio bitrate plus one Opus rendition, published as <source>/audio-<codec>-<kbps>k (not yet in the master playlist)',
+    help: 'ladder: AAC-LC at each distinct rung audio bitrate plus one Opus rendition, published as <source>/audio-<codec>-<kbps>k and listed as audio groups in the master',
   },
   'transcode-audio-opus': {
     value: 'KBPS|off',

@@ -16,6 +16,7 @@ import {
   type AudioCodecs,
   AudioLadder,
   AudioRenditionFactory,
+  audioRenditionName,
   audioRenditionTargets,
 } from '../transcode/audio/index.ts';
 import type { VideoCodecs } from '../transcode/codecs.ts';
@@ -215,6 +216,11 @@ export function createService(deps: ServiceDeps): Service {
     logger,
     // A rung the overload policy paused is left out of the master until it resumes.
     isRungHidden: (source, rendition) => ladder?.isRungPaused(source, rendition) ?? false,
+    // A rung's variant references the AAC rendition at its audio_bitrate_kbps (when the audio ladder runs).
+    rungAudio: (source, rendition) => {
+      const kbps = ladders.active(source).find((r) => r.name === rendition)?.audioBitrateKbps;
+      return kbps === undefined ? undefined : audioRenditionName({ codec: 'aac', bitrateKbps: kbps });
+    },
     ...(config.sourceBandwidthKbps === undefined ? {} : { sourceBandwidthKbps: config.sourceBandwidthKbps }),
     ...(config.playbackSecret === undefined ? {} : { playbackSecret: config.playbackSecret }),
   });

@@ -4,6 +4,11 @@
  * tone with a beep every second encoded to AAC, packaged as CMAF (one fragment per frame or
  * audio packet) and published through the ingest path like any other publisher.
  *
+ * Sync marks: each beep starts on a whole second of the timeline, and the frame whose time span
+ * holds that instant is a white flash, so the A/V offset of any output can be measured. The AAC
+ * encoder's priming packet is dropped and packet k (k >= 1) is stamped at input sample
+ * (k-1)*1024, so decoded audio lines up with the video to the sample.
+ *
  * Pacing: frames are produced on a wall-clock schedule; when the machine falls behind, frames are
  * produced as fast as possible until caught up (none are skipped, timestamps stay regular).
  */
@@ -64,6 +69,12 @@ function trackFrom(init: Uint8Array, trackId: typeof VIDEO_TRACK | typeof AUDIO_
   return { ...info, trackId, initSegment: init };
 }
 
+/** Whether frame `index` at `fps` holds a whole second of the timeline (where a beep starts): the flash frame. */
+export function isFlashFrame(index: number, fps: number): boolean {
+  const second = Math.ceil(index / fps - 1e-9);
+  return second < (index + 1) / fps - 1e-9;
+}
+
 /** A running test pattern; `stop()` ends it and flushes the encoders. */
 export class TestPatternSource {
   readonly #o: Required<Omit<TestPatternOptions, 'label' | 'audio'>> & { label: string; audio: boolean };
@@ -80,6 +91,7 @@ export class TestPatternSource {
   #frame = 0;
   #audioSamples = 0;
   #audioPackets = 0;
+  #audioOutputs = 0;
   #videoSeq = 0;
   #audioSeq = 0;
   #running = false;
@@ -175,6 +187,9 @@ export class TestPatternSource {
             bitrateBps: 128_000,
           });
         }
+        // Packet 0 holds only the encoder's 1024 samples of priming.
+        this.#audioOutputs += 1;
+        if (this.#audioOutputs === 1) return;
         const data = new Uint8Array(chunk.byteLength);
         chunk.copyTo(data);
         this.#pendingAudio.push({ data, ingestTimeMs: this.#o.now() });
@@ -367,6 +382,11 @@ export class TestPatternSource {
 
   #drawFrame(ctx: Ctx, index: number): void {
     const { width, height, fps } = this.#o;
+    if (isFlashFrame(index, fps)) {
+      ctx.fillStyle = '#ffffff';
+      ctx.fillRect(0, 0, width, height);
+      return;
+    }
     ctx.drawImage(this.#background, 0, 0);
     const t = index / fps;
     // A sweeping bar and an orbiting disc: motion that every rung must keep smooth.

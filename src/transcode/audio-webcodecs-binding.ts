@@ -2,9 +2,9 @@
  * Binds the audio ladder's codec contract (`AudioCodecs`) to a WebCodecs implementation: AAC (and
  * any codec the implementation decodes) to interleaved float PCM, PCM to AAC-LC or Opus packets.
  *
- * Back-pressure: `decode` / `encode` wait while the native queue holds `maxQueue` items, and yield
- * one macrotask per call: the addon delivers outputs through the event loop and loses them when
- * the loop never turns. Errors reach `onError` once, as `CodecError`; the owner closes and rebuilds.
+ * Back-pressure: `decode` / `encode` wait while the native queue holds `maxQueue` items, and
+ * otherwise yield one macrotask every `maxQueue` calls: the addon delivers outputs through the
+ * event loop and loses them when the loop never turns. Errors reach `onError` once, as `CodecError`; the owner closes and rebuilds.
  */
 
 import { CodecError, errorMessage } from '../core/errors.ts';
@@ -41,8 +41,14 @@ function pcmOf(data: AudioDataPort): PcmBlock {
   return { timestampUs: data.timestamp, sampleRate: data.sampleRate, channels, frames, data: out };
 }
 
-/** Waits until `size()` is below `max`, one macrotask at a time (at least one). */
-async function room(size: () => number, max: number): Promise<void> {
+/**
+ * After call number `calls`: waits until `size()` is below `max`, one macrotask at a time, and
+ * otherwise yields one macrotask every `max` calls (outputs arrive through the event loop). A
+ * yield on every call costs a whole loop turn per packet, which a process busy with a video
+ * ladder cannot give: its audio renditions fell seconds behind.
+ */
+async function room(size: () => number, max: number, calls: number): Promise<void> {
+  if (calls % max !== 0 && size() < max) return;
   do await yieldMacrotask();
   while (size() >= max);
 }
@@ -93,6 +99,7 @@ export function bindAudioWebCodecs(
         decoder.close();
         throw new CodecError('codec.config', `audio decoder ${config.codec}: ${errorMessage(error)}`, { cause: error });
       }
+      let calls = 0;
       return {
         async decode(sample) {
           if (failed || decoder.state === 'closed') throw new CodecError('codec.closed', 'audio decoder is closed');
@@ -104,7 +111,8 @@ export function bindAudioWebCodecs(
               data: sample.data,
             }),
           );
-          await room(() => decoder.decodeQueueSize, maxQueue);
+          calls += 1;
+          await room(() => decoder.decodeQueueSize, maxQueue, calls);
         },
         async flush() {
           if (failed || decoder.state !== 'configured') return;
@@ -147,6 +155,7 @@ export function bindAudioWebCodecs(
         encoder.close();
         throw new CodecError('codec.config', `audio encoder ${config.codec}: ${errorMessage(error)}`, { cause: error });
       }
+      let calls = 0;
       return {
         async encode(block) {
           if (failed || encoder.state === 'closed') throw new CodecError('codec.closed', 'audio encoder is closed');
@@ -163,7 +172,8 @@ export function bindAudioWebCodecs(
           } finally {
             data.close();
           }
-          await room(() => encoder.encodeQueueSize, maxQueue);
+          calls += 1;
+          await room(() => encoder.encodeQueueSize, maxQueue, calls);
         },
         async flush() {
           if (failed || encoder.state !== 'configured') return;

@@ -1,7 +1,8 @@
 /**
  * The dashboard in a real browser: Debian chromium driven by playwright-core against the CLI server
  * with the built-in test pattern. The player must play the source and then a picked rung, the stats
- * table must show the ladder, and a screenshot lands in artifacts/dashboard.png.
+ * table must show the ladder (video rungs, then the audio renditions), and a screenshot lands in
+ * artifacts/dashboard.png.
  */
 
 import { existsSync, mkdirSync } from 'node:fs';
@@ -14,6 +15,8 @@ import { waitFor } from '../support/wait.ts';
 
 const ARTIFACTS = path.join(ROOT, 'artifacts');
 const RUNGS = ['720p', '480p', '240p'];
+/** The audio ladder's renditions of the default ladder (AAC per audio bitrate, then Opus). */
+const AUDIO = ['audio-aac-128k', 'audio-aac-96k', 'audio-aac-64k', 'audio-opus-64k'];
 
 let server: RunningServer;
 let browser: Browser;
@@ -71,7 +74,10 @@ beforeAll(async () => {
   try {
     // The overload policy off: under the whole suite's load on 2 cores it can shed the lowest rung
     // (240p) that these tests pick and expect running; the policy has its own tests.
-    server = await startServer(['--test-pattern', 'live/demo', '--transcode-overload', 'off']);
+    server = await startServer([
+      ...['--test-pattern', 'live/demo', '--transcode-overload', 'off'],
+      ...['--transcode-audio', 'ladder'],
+    ]);
     browser = await launchChromium();
     ({ context, page } = await openPage(browser, browserLog, { width: 1280, height: 860 }));
   } catch (error) {
@@ -139,20 +145,24 @@ describe('dashboard in chromium', () => {
     expect(await page.locator('#playing').textContent()).toBe('playing 426x240');
   }, 60_000);
 
-  it('the stats table lists every rung of the ladder as running, and the page is captured to artifacts/dashboard.png', async () => {
+  it('the stats table lists every rung of the ladder and every audio rendition as running, and the page is captured to artifacts/dashboard.png', async () => {
     ready();
     const rows = await waitFor(
       async () => {
         const cells = await page
           .locator('#rungs tr')
           .evaluateAll((trs) => trs.map((tr) => [...tr.querySelectorAll('td')].map((td) => td.textContent ?? '')));
-        return RUNGS.every((r) => cells.some((c) => c[0] === r && c[1] === 'running')) ? cells : undefined;
+        return [...RUNGS, ...AUDIO].every((r) => cells.some((c) => c[0] === r && c[1] === 'running'))
+          ? cells
+          : undefined;
       },
-      'every rung running in the stats table',
+      'every rung and audio rendition running in the stats table',
       { timeoutMs: 10_000, intervalMs: 200 },
     );
-    expect(rows.map((c) => c[0])).toEqual(RUNGS);
+    expect(rows.map((c) => c[0])).toEqual([...RUNGS, ...AUDIO]);
     expect(rows.find((c) => c[0] === '240p')?.[2]).toBe('426x240');
+    expect(rows.find((c) => c[0] === 'audio-opus-64k')?.[2]).toBe('opus');
+    expect(rows.find((c) => c[0] === 'audio-aac-64k')?.[2]).toBe('mp4a.40.2');
     expect(await page.locator('#backend').textContent()).toContain('encoder: software');
     mkdirSync(ARTIFACTS, { recursive: true });
     const file = path.join(ARTIFACTS, 'dashboard.png');

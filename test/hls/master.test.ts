@@ -101,6 +101,77 @@ describe('HLS master playlist', () => {
     expect(manifest.mediaGroups?.AUDIO?.['audio']?.['main']?.uri).toBe('audio.m3u8');
   });
 
+  it('points each rung to the AAC rendition of its audio bitrate, lists every video variant again with the Opus group after all AAC ones, and counts the referenced audio in BANDWIDTH', async () => {
+    const aacOf: Record<string, string> = { '720p': 'audio-aac-128k', '240p': 'audio-aac-64k' };
+    const { registry, bridge } = setup({
+      rungAudio: (source, rendition) => (source === 'live/demo' ? aacOf[rendition] : undefined),
+    });
+    const s = stage(registry, ['720p', '240p']);
+    const renditions = [
+      ['audio-aac-128k', 'mp4a.40.2', 80],
+      ['audio-aac-64k', 'mp4a.40.2', 40],
+      ['audio-opus-64k', 'opus', 30],
+    ] as const;
+    const tracks = renditions.map(
+      ([name, codec, bytes]) =>
+        [
+          name,
+          new FakeTrack(registry, `live/demo/${name}`, 'audio', {
+            origin: rungOrigin(name),
+            init: { kind: 'audio', codec },
+            bytes,
+          }),
+        ] as const,
+    );
+    s.frames(61);
+    await settle(bridge, s);
+    // No audio rendition has a segment yet: every variant keeps the source's audio.
+    let raw = text(await get(bridge, '/hls/live/demo/master.m3u8'));
+    expect(lines(raw, '#EXT-X-MEDIA:')).toHaveLength(1);
+    expect(lines(raw, '#EXT-X-STREAM-INF:').map((l) => /AUDIO="([^"]+)"/.exec(l)?.[1])).toEqual([
+      'audio',
+      'audio',
+      'audio',
+    ]);
+
+    for (const [name, track] of tracks) {
+      track.until(s.source.timeS);
+      await appended(bridge, `live/demo/${name}`, 'audio', track.frame);
+    }
+    raw = text(await get(bridge, '/hls/live/demo/master.m3u8'));
+    expect(lines(raw, '#EXT-X-MEDIA:')).toEqual([
+      '#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID="audio",NAME="main",DEFAULT=YES,AUTOSELECT=YES,URI="audio.m3u8"',
+      '#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID="audio-aac-128k",NAME="audio-aac-128k",DEFAULT=YES,AUTOSELECT=YES,URI="audio-aac-128k/audio.m3u8"',
+      '#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID="audio-aac-64k",NAME="audio-aac-64k",DEFAULT=YES,AUTOSELECT=YES,URI="audio-aac-64k/audio.m3u8"',
+      '#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID="audio-opus-64k",NAME="audio-opus-64k",DEFAULT=YES,AUTOSELECT=YES,URI="audio-opus-64k/audio.m3u8"',
+    ]);
+    const manifest = parse(raw);
+    const audioBps = (bytes: number) => bytes * (48000 / 1024) * 8;
+    const videoBps = (bytes: number) => bytes * 30 * 8;
+    expect(
+      manifest.playlists!.map((p) => [p.uri, p.attributes['AUDIO'], p.attributes['CODECS'], p.attributes['BANDWIDTH']]),
+    ).toEqual([
+      ['playlist.m3u8', 'audio', 'avc1.640028,mp4a.40.2', Math.ceil(videoBps(200) + audioBps(40))],
+      ['720p/playlist.m3u8', 'audio-aac-128k', 'avc1.64001f,mp4a.40.2', Math.ceil(videoBps(120) + audioBps(80))],
+      ['240p/playlist.m3u8', 'audio-aac-64k', 'avc1.42c015,mp4a.40.2', Math.ceil(videoBps(30) + audioBps(40))],
+      ['playlist.m3u8', 'audio-opus-64k', 'avc1.640028,opus', Math.ceil(videoBps(200) + audioBps(30))],
+      ['720p/playlist.m3u8', 'audio-opus-64k', 'avc1.64001f,opus', Math.ceil(videoBps(120) + audioBps(30))],
+      ['240p/playlist.m3u8', 'audio-opus-64k', 'avc1.42c015,opus', Math.ceil(videoBps(30) + audioBps(30))],
+    ]);
+    // The audio renditions are LL-HLS playlists numbered like the source video, with parts.
+    const video = (await playlist(bridge, '/hls/live/demo/playlist.m3u8')).manifest;
+    for (const [name] of renditions) {
+      const audio = await playlist(bridge, `/hls/live/demo/${name}/audio.m3u8`);
+      expect(
+        audio.manifest.segments.map((x) => x.uri),
+        name,
+      ).toEqual(['audio-seg-0.m4s']);
+      expect(audio.manifest.mediaSequence).toBe(video.mediaSequence);
+      expect(lines(audio.raw, '#EXT-X-PART:').length, name).toBeGreaterThan(0);
+    }
+    expect(bridge.broadcasts().find((b) => b.name === 'live/demo/audio-opus-64k')?.inMaster).toBe(true);
+  });
+
   it('estimates bandwidth from the parts before the first complete segment, and takes the declared source bandwidth when given', async () => {
     const { registry, bridge } = setup({ sourceBandwidthKbps: 6000 });
     const s = stage(registry, []);

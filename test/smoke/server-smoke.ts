@@ -2,7 +2,7 @@
  * Server smoke cases per runtime: the real service (the runtime's own host from `src/runtime/*.ts`:
  * its HTTP server, WebSocket upgrader and codecs) boots in-process on an ephemeral loopback port,
  * a fixture is ingested over the runtime's WebSocket client, and the master, a rung playlist and a
- * segment are fetched. Importing the runtime file does not start its CLI (it runs `main()` only as
+ * segment are fetched, and with the audio ladder on, the Opus rendition's playlist, init and a segment. Importing the runtime file does not start its CLI (it runs `main()` only as
  * the entry module).
  */
 
@@ -89,7 +89,10 @@ export function serverSmokeCases(runtime: string): Case[] {
         const host = await loadHost(runtime);
         check(host.name === runtime || runtime === 'node', `host is ${host.name}`);
         const config = parseServe(
-          ['--port', '0', '--host', '127.0.0.1', '--test-pattern', 'off', '--log-level', 'warn'],
+          [
+            ...['--port', '0', '--host', '127.0.0.1', '--test-pattern', 'off', '--log-level', 'warn'],
+            ...['--transcode-audio', 'ladder'],
+          ],
           {},
           host.readFile,
         );
@@ -129,7 +132,8 @@ export function serverSmokeCases(runtime: string): Case[] {
           { timeoutMs: 45_000, intervalMs: 100 },
         );
         check(master.startsWith('#EXTM3U'), 'a master playlist');
-        check(master.split('\n')[4]?.includes('RESOLUTION=1280x720'), 'the source is listed first');
+        const variants = master.split('\n').filter((l) => l.startsWith('#EXT-X-STREAM-INF:'));
+        check(variants[0]?.includes('RESOLUTION=1280x720'), 'the source is listed first');
 
         const playlistRes = await fetch(`${base}/hls/live/smoke/240p/playlist.m3u8`);
         const playlist = await playlistRes.text();
@@ -147,6 +151,32 @@ export function serverSmokeCases(runtime: string): Case[] {
         check(seg.status === 200, `segment ${seg.status}`);
         check(segBytes.byteLength > 1000, `segment bytes ${segBytes.byteLength}`);
         check(['moof', 'styp'].includes(boxType(segBytes)), `segment starts with ${boxType(segBytes)}`);
+      },
+    },
+    {
+      name: `${runtime}: the audio ladder publishes the fixture's audio as Opus: playlist, init (dOps) and a segment`,
+      async run() {
+        server();
+        const opus = `${base}/hls/live/smoke/audio-opus-64k`;
+        const playlist = await waitFor(
+          async () => {
+            const res = await fetch(`${opus}/audio.m3u8`);
+            const text = await res.text();
+            return res.status === 200 && /^audio-seg-\d+\.m4s$/m.test(text) ? text : undefined;
+          },
+          'a complete segment in the Opus playlist',
+          { timeoutMs: 45_000, intervalMs: 100 },
+        );
+        const map = /#EXT-X-MAP:URI="([^"]+)"/.exec(playlist)?.[1];
+        check(map !== undefined, 'an init segment in the Opus playlist');
+        const init = new Uint8Array(await (await fetch(`${opus}/${map}`)).arrayBuffer());
+        const text = new TextDecoder('latin1').decode(init);
+        check(boxType(init) === 'ftyp' && text.includes('Opus') && text.includes('dOps'), 'an Opus init with dOps');
+        const segment = /^(audio-seg-\d+\.m4s)$/m.exec(playlist)![1]!;
+        const seg = await fetch(`${opus}/${segment}`);
+        const segBytes = new Uint8Array(await seg.arrayBuffer());
+        check(seg.status === 200 && boxType(segBytes) === 'moof', `segment ${seg.status} ${boxType(segBytes)}`);
+        check(new TextDecoder('latin1').decode(segBytes).includes('mdat'), 'the segment carries media');
       },
     },
     {

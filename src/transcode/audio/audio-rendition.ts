@@ -26,6 +26,7 @@ import type { AudioCodecs, AudioEncoderLike, AudioPacket, PcmBlock } from './aud
 import { AUDIO_LADDER_TRANSCODER_NAME, AudioOutput } from './audio-output.ts';
 import type { AudioSink, BlockMeta, SharedAudioDecoder } from './audio-source.ts';
 import { AAC_SHAPE, OPUS_EXPECTED_PRE_SKIP, opusShape, PacketClock } from './audio-timeline.ts';
+import { OPUS_FRAME_SAMPLES, opusPacketBytes, padOpusPacket } from './opus-padding.ts';
 
 /** What an audio rendition produces. */
 export type AudioRenditionTarget = { codec: 'aac' | 'opus'; bitrateKbps: number };
@@ -284,11 +285,16 @@ export class AudioRenditionTranscoder implements Transcoder, AudioSink {
     }
     const time = session.clock.next();
     if (time === undefined) return;
-    const bytes = output.publish(packet.data, time, this.#lastIngestMs);
+    // Opus is made constant-bitrate by padding (see opus-padding.ts); AAC holds its rate itself.
+    const data =
+      this.target.codec === 'opus'
+        ? padOpusPacket(packet.data, opusPacketBytes(this.target.bitrateKbps * 1000, OPUS_FRAME_SAMPLES, 48_000))
+        : packet.data;
+    const bytes = output.publish(data, time, this.#lastIngestMs);
     if (bytes === undefined) return;
     this.#packetsOut += 1;
     this.#bytesOut += bytes;
-    this.#payloadBytes += packet.data.byteLength;
+    this.#payloadBytes += data.byteLength;
     this.#mediaTicks += time.duration;
     this.#mediaRate = session.sampleRate;
     this.#backoff.succeed();
