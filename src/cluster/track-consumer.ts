@@ -201,7 +201,10 @@ export class TrackConsumer {
       return;
     }
     this.#o.onCreating();
-    this.#broadcaster = registry.getOrCreate(broadcast, track, meta, { origin });
+    // Tagged as a mirror: what the producing node reports of the track (events) is not said again here.
+    this.#broadcaster = registry.getOrCreate(broadcast, track, meta, {
+      origin: { ...origin, mirroredFrom: this.#entry.node },
+    });
   }
 }
 

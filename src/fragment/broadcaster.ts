@@ -15,9 +15,13 @@ export const DEFAULT_SUBSCRIBER_CAPACITY = 1024;
 export const DEFAULT_SUBSCRIBER_MAX_BYTES = 64 * 1024 * 1024;
 
 /** What produced a broadcaster's fragments: a publisher, or a transcoder output (never re-transcoded). */
-export type BroadcastOrigin =
+export type BroadcastOrigin = (
   | { readonly kind: 'ingest' }
-  | { readonly kind: 'rendition'; readonly source: string; readonly rendition: string; readonly transcoder: string };
+  | { readonly kind: 'rendition'; readonly source: string; readonly rendition: string; readonly transcoder: string }
+) & {
+  /** Set on a track mirrored from another node of a cluster: the node that produces it. */
+  readonly mirroredFrom?: string;
+};
 
 /** Options of a broadcaster. */
 export type BroadcasterOptions = {

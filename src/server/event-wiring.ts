@@ -96,8 +96,11 @@ export function wireEvents(deps: EventWiringDeps): EventWiring {
     return undefined;
   };
 
+  /** A source this node ingests itself (a cluster mirror's events come from the node that ingests it). */
+  const ingestedHere = (broadcaster: FragmentBroadcaster): boolean =>
+    broadcaster.origin.kind === 'ingest' && broadcaster.origin.mirroredFrom === undefined;
   const watchReady = (broadcast: string, track: string, broadcaster: FragmentBroadcaster): void => {
-    if (broadcaster.origin.kind !== 'ingest' || track !== VIDEO_TRACK) return;
+    if (!ingestedHere(broadcaster) || track !== VIDEO_TRACK) return;
     const sub = broadcaster.subscribe();
     void (async () => {
       try {
@@ -119,8 +122,8 @@ export function wireEvents(deps: EventWiringDeps): EventWiring {
   };
   const unsubscribeCreated = registry.onEntryCreated(watchReady);
   const unsubscribeRemoved = registry.onEntryRemoved((broadcast, _track, broadcaster) => {
-    if (broadcaster.origin.kind !== 'ingest') return;
-    const left = registry.entries().some((e) => e.broadcast === broadcast && e.broadcaster.origin.kind === 'ingest');
+    if (!ingestedHere(broadcaster)) return;
+    const left = registry.entries().some((e) => e.broadcast === broadcast && ingestedHere(e.broadcaster));
     if (!left) sender.emit('unpublish', broadcast);
   });
 
