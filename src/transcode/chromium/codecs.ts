@@ -231,7 +231,8 @@ export class ChromiumCodecs implements VideoCodecs {
    * test hooks ignores it.
    */
   injectWorkerFault(worker: number, how: 'throw' | 'hang'): void {
-    if (this.#link !== undefined) post(this.#link, encodeMessage({ op: OP.testFault, id: worker }, jsonPayload(how)));
+    if (this.#link !== undefined)
+      post(this.#link, encodeMessage({ op: OP.testFault, id: worker }, new TextEncoder().encode(how)));
   }
 
   /** The page went away: everything on it fails with `reason`. */
