@@ -183,6 +183,48 @@ describe('chromium codecs (service side)', () => {
     codecs.close();
   });
 
+  it("a rebuilt decoder joins the worker its source's encoders are in; an encoder handed another worker's frame fails", async () => {
+    const { codecs, page } = attached(15_000);
+    const frames: VideoFrameLike[] = [];
+    const configures = (): Message[] => page.sent.filter((m) => m.op === OP.decoderConfigure);
+    const first = codecs.createDecoder(
+      DECODER,
+      (f) => frames.push(f),
+      () => {},
+    );
+    await waitFor(() => configures().length === 1, 'the first configure');
+    const a = configures()[0]!;
+    codecs.receive(encodeMessage({ op: OP.frame, id: a.id, ref: 1, timestampUs: 0 }));
+    const errors: unknown[] = [];
+    const encoder = codecs.createEncoder(
+      { width: 426, height: 240, bitrateBps: 400_000, framerate: 30 },
+      () => {},
+      (e) => errors.push(e),
+    );
+    const encoding = encoder.encode(frames[0]!, { keyFrame: true, durationUs: 1 });
+    await waitFor(() => page.sent.some((m) => m.op === OP.encode), 'the encode call');
+    const encode = page.sent.find((m) => m.op === OP.encode)!;
+    codecs.receive(encodeMessage({ op: OP.done, id: encode.id, seq: encode.seq }));
+    await encoding;
+    first.close();
+    const rebuilt = [0, 1].map(() =>
+      codecs.createDecoder(
+        DECODER,
+        (f) => frames.push(f),
+        () => {},
+      ),
+    );
+    await waitFor(() => configures().length === 3, 'the two new configures');
+    const [, again, other] = configures();
+    expect(again!.ref, "the rebuilt decoder is in its encoders' worker").toBe(a.ref);
+    expect(other!.ref, 'a new source gets a new worker').not.toBe(a.ref);
+    codecs.receive(encodeMessage({ op: OP.frame, id: other!.id, ref: 1, timestampUs: 33_333 }));
+    await expect(encoder.encode(frames[1]!, { keyFrame: true, durationUs: 1 })).rejects.toThrow(/another page worker/);
+    expect(errors.map(String)).toEqual(['CodecError: its frames come from another page worker']);
+    for (const decoder of rebuilt) decoder.close();
+    codecs.close();
+  });
+
   it('a page that does not end a hung worker in time is killed', async () => {
     const { codecs, page } = attached(300);
     const decoder = codecs.createDecoder(
