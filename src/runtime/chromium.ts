@@ -89,6 +89,8 @@ export type ChromiumBrowserOptions = {
   relaunchMaxMs?: number;
   /** Longest a launch may take until the page connects, ms (default 20 s). */
   launchTimeoutMs?: number;
+  /** Tests only: the page honours `ChromiumCodecs.injectWorkerFault` (the service never sets it). */
+  testHooks?: boolean;
 };
 
 /** The browser process and its page, relaunched after a crash until `stop`. */
@@ -204,7 +206,7 @@ export class ChromiumBrowser {
       ...BASE_FLAGS,
       ...(this.#options.hardware ? HARDWARE_FLAGS : SOFTWARE_FLAGS),
       `--user-data-dir=${profile}`,
-      `http://127.0.0.1:${this.#port}/?token=${this.#token}`,
+      `http://127.0.0.1:${this.#port}/?token=${this.#token}${this.#options.testHooks === true ? '&hooks=1' : ''}`,
     ];
     const executable = this.#options.executable ?? DEFAULT_EXECUTABLE;
     // fds 3 and 4 are the DevTools pipe: Chromium exits when the service's ends of it close.

@@ -6,18 +6,17 @@
  * killed mid-stream: the rungs must resume at a later source keyframe on a relaunched browser.
  */
 
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { silentLogger } from '../../src/core/log.ts';
-import { ChromiumBrowser } from '../../src/runtime/chromium.ts';
-import { ChromiumCodecs } from '../../src/transcode/chromium/codecs.ts';
+import type { ChromiumBrowser } from '../../src/runtime/chromium.ts';
+import type { ChromiumCodecs } from '../../src/transcode/chromium/codecs.ts';
 import { fixtureInfo, fixturePath, readFixture } from '../../testkit/fixtures.ts';
+import { chromiumUnderTest } from '../support/chromium.ts';
 import { type ProbedFrame, probeFrames } from '../support/ffprobe.ts';
 import { createHarness, type JudgedOutput, judge, publish, sessionFile } from '../support/ladder.ts';
 import { psnrPerFrame } from '../support/psnr.ts';
 import { waitFor } from '../support/wait.ts';
 
-const CHROMIUM = process.env['LVQR_CHROMIUM'] ?? '/usr/bin/chromium';
 const FIXTURE = '720p30-nob-aac.mp4';
 const PLANNED: Record<string, readonly [number, number]> = {
   '720p': [1280, 720],
@@ -61,7 +60,6 @@ function renderersOf(pid: number): number[] {
 }
 
 beforeAll(async () => {
-  if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: apt-get install chromium`);
   const info = fixtureInfo(FIXTURE);
   const frames = await probeFrames(fixturePath(FIXTURE));
   truth = {
@@ -70,14 +68,7 @@ beforeAll(async () => {
     ptsS: seconds(frames, info.video.timescale),
     keyS: info.video.keyframePts.map((p) => p / info.video.timescale),
   };
-  codecs = new ChromiumCodecs({ backend: 'chromium-software', hardwareAcceleration: 'no-preference' });
-  browser = new ChromiumBrowser({
-    executable: CHROMIUM,
-    hardware: false,
-    codecs,
-    logger: silentLogger,
-    relaunchBaseMs: 200,
-  });
+  ({ codecs, browser } = chromiumUnderTest());
   await browser.start();
 });
 
@@ -143,24 +134,9 @@ describe('chromium backend: the ladder through a headless Chromium page', () => 
     'a %s (%s) is noticed, the browser relaunched, and every rung resumes at a later source keyframe with clean output',
     async (victim, _how, speed) => {
       // The hung page waits out its own short call timeout, with its own browser.
-      const own =
-        victim === 'hung page'
-          ? new ChromiumCodecs({
-              backend: 'chromium-software',
-              hardwareAcceleration: 'no-preference',
-              callTimeoutMs: 3000,
-            })
-          : undefined;
-      const ownBrowser =
-        own === undefined
-          ? undefined
-          : new ChromiumBrowser({
-              executable: CHROMIUM,
-              hardware: false,
-              codecs: own,
-              logger: silentLogger,
-              relaunchBaseMs: 200,
-            });
+      const ownChromium = victim === 'hung page' ? chromiumUnderTest({ callTimeoutMs: 3000 }) : undefined;
+      const own = ownChromium?.codecs;
+      const ownBrowser = ownChromium?.browser;
       await ownBrowser?.start();
       const used = ownBrowser ?? browser;
       const harness = await createHarness({ codecs: own ?? codecs });

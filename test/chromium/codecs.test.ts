@@ -30,6 +30,18 @@ function scriptedPage(): { connection: PageConnection; sent: Message[]; broken: 
   };
 }
 
+/** Codecs attached to a scripted page, with a call timeout. */
+function attached(callTimeoutMs: number): { codecs: ChromiumCodecs; page: ReturnType<typeof scriptedPage> } {
+  const codecs = new ChromiumCodecs({
+    backend: 'chromium-software',
+    hardwareAcceleration: 'no-preference',
+    callTimeoutMs,
+  });
+  const page = scriptedPage();
+  codecs.attach(page.connection);
+  return { codecs, page };
+}
+
 const DECODER = { codec: 'avc1.64001f', description: new Uint8Array([1, 100, 0, 31]) };
 
 describe('chromium codecs (service side)', () => {
@@ -112,14 +124,109 @@ describe('chromium codecs (service side)', () => {
     codecs.close();
   });
 
-  it('a page that leaves a call unanswered past the call timeout is killed', async () => {
-    const codecs = new ChromiumCodecs({
-      backend: 'chromium-software',
-      hardwareAcceleration: 'no-preference',
-      callTimeoutMs: 300,
+  it('each decoder runs in a worker of its own, an encoder in the worker of its first frame; a hung worker is ended alone', async () => {
+    const { codecs, page } = attached(300);
+    const errors: string[] = [];
+    const frames: VideoFrameLike[][] = [[], []];
+    const decoders = [0, 1].map((i) =>
+      codecs.createDecoder(
+        DECODER,
+        (f) => frames[i]!.push(f),
+        (e) => errors.push(`decoder ${i}: ${String(e)}`),
+      ),
+    );
+    await waitFor(() => page.sent.filter((m) => m.op === OP.decoderConfigure).length === 2, 'both configures');
+    const [a, b] = page.sent.filter((m) => m.op === OP.decoderConfigure);
+    expect(a!.ref).not.toBe(b!.ref);
+    expect(codecs.workerIds()).toEqual([a!.ref, b!.ref]);
+    codecs.receive(encodeMessage({ op: OP.frame, id: a!.id, ref: 1, timestampUs: 0 }));
+    codecs.receive(encodeMessage({ op: OP.frame, id: b!.id, ref: 1, timestampUs: 0 }));
+    const encoder = codecs.createEncoder(
+      { width: 426, height: 240, bitrateBps: 400_000, framerate: 30 },
+      () => {},
+      (e) => errors.push(`encoder: ${String(e)}`),
+    );
+    const encoding = encoder.encode(frames[0]![0]!, { keyFrame: true, durationUs: 1 });
+    encoding.catch(() => {});
+    await waitFor(() => page.sent.some((m) => m.op === OP.encode), 'the encode call');
+    expect(page.sent.find((m) => m.op === OP.encoderConfigure)!.ref, "the encoder is in its frame's worker").toBe(
+      a!.ref,
+    );
+    // Worker a hangs: the service asks the page to end it, and only a's codecs fail.
+    await waitFor(() => page.sent.some((m) => m.op === OP.workerKill), 'the kill of the hung worker', {
+      timeoutMs: 5000,
+      intervalMs: 10,
     });
-    const page = scriptedPage();
-    codecs.attach(page.connection);
+    expect(page.sent.filter((m) => m.op === OP.workerKill).map((m) => m.id)).toEqual([a!.ref]);
+    codecs.receive(encodeMessage({ op: OP.workerGone, id: a!.ref }, new TextEncoder().encode('hung')));
+    await expect(encoding).rejects.toThrow(/chromium page worker gone: hung/);
+    expect(errors.sort()).toEqual([
+      'decoder 0: CodecError: chromium page worker gone: hung',
+      'encoder: CodecError: chromium page worker gone: hung',
+    ]);
+    expect(codecs.workerIds()).toEqual([b!.ref]);
+    // Worker b still serves; a frame of a gone worker is not released into the page.
+    const decoding = decoders[1]!.decode({
+      data: new Uint8Array([0, 0, 0, 1, 5]),
+      timestampUs: 1,
+      durationUs: 1,
+      keyframe: true,
+    });
+    await waitFor(() => page.sent.some((m) => m.op === OP.decode), 'the decode of b');
+    const decode = page.sent.find((m) => m.op === OP.decode)!;
+    codecs.receive(encodeMessage({ op: OP.done, id: decode.id, seq: decode.seq }));
+    await decoding;
+    frames[0]![0]!.close();
+    frames[1]![0]!.close();
+    expect(page.sent.filter((m) => m.op === OP.frameRelease).map((m) => [m.id, m.ref])).toEqual([[b!.ref, 1]]);
+    expect(page.kills).toEqual([]);
+    codecs.close();
+  });
+
+  it("a rebuilt decoder joins the worker its source's encoders are in; an encoder handed another worker's frame fails", async () => {
+    const { codecs, page } = attached(15_000);
+    const frames: VideoFrameLike[] = [];
+    const configures = (): Message[] => page.sent.filter((m) => m.op === OP.decoderConfigure);
+    const first = codecs.createDecoder(
+      DECODER,
+      (f) => frames.push(f),
+      () => {},
+    );
+    await waitFor(() => configures().length === 1, 'the first configure');
+    const a = configures()[0]!;
+    codecs.receive(encodeMessage({ op: OP.frame, id: a.id, ref: 1, timestampUs: 0 }));
+    const errors: unknown[] = [];
+    const encoder = codecs.createEncoder(
+      { width: 426, height: 240, bitrateBps: 400_000, framerate: 30 },
+      () => {},
+      (e) => errors.push(e),
+    );
+    const encoding = encoder.encode(frames[0]!, { keyFrame: true, durationUs: 1 });
+    await waitFor(() => page.sent.some((m) => m.op === OP.encode), 'the encode call');
+    const encode = page.sent.find((m) => m.op === OP.encode)!;
+    codecs.receive(encodeMessage({ op: OP.done, id: encode.id, seq: encode.seq }));
+    await encoding;
+    first.close();
+    const rebuilt = [0, 1].map(() =>
+      codecs.createDecoder(
+        DECODER,
+        (f) => frames.push(f),
+        () => {},
+      ),
+    );
+    await waitFor(() => configures().length === 3, 'the two new configures');
+    const [, again, other] = configures();
+    expect(again!.ref, "the rebuilt decoder is in its encoders' worker").toBe(a.ref);
+    expect(other!.ref, 'a new source gets a new worker').not.toBe(a.ref);
+    codecs.receive(encodeMessage({ op: OP.frame, id: other!.id, ref: 1, timestampUs: 33_333 }));
+    await expect(encoder.encode(frames[1]!, { keyFrame: true, durationUs: 1 })).rejects.toThrow(/another page worker/);
+    expect(errors.map(String)).toEqual(['CodecError: its frames come from another page worker']);
+    for (const decoder of rebuilt) decoder.close();
+    codecs.close();
+  });
+
+  it('a page that does not end a hung worker in time is killed', async () => {
+    const { codecs, page } = attached(300);
     const decoder = codecs.createDecoder(
       DECODER,
       () => {},
@@ -129,7 +236,8 @@ describe('chromium codecs (service side)', () => {
     const flushing = decoder.flush();
     flushing.catch(() => {});
     await waitFor(() => page.kills.length > 0, 'the hung page to be killed', { timeoutMs: 5000, intervalMs: 10 });
-    expect(Date.now() - started).toBeGreaterThanOrEqual(300);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(450);
+    expect(page.sent.filter((m) => m.op === OP.workerKill)).toHaveLength(1);
     expect(page.kills[0]).toBe('the page left a call unanswered for 300 ms');
     codecs.close();
     await expect(flushing).rejects.toThrow(/chromium page gone/);

@@ -4,10 +4,18 @@
  * and a timestamp, shared by clones and counted, so the page frees a frame when its last handle
  * closes), and an encoder is handed the id. Only compressed media crosses (`protocol.ts`).
  *
+ * Each source runs in a page worker of its own: a decoder is placed in a new worker (or in the
+ * worker of a source whose decoder was replaced: one that holds encoders and no decoder), and an
+ * encoder is configured at its first frame, in the worker that holds that frame, so frames never
+ * leave their worker. An encoder handed a frame of another worker fails (the rung rebuilds it at
+ * the next keyframe, in that worker).
+ *
  * The page is reached through a `PageConnection` the launcher attaches; when it goes (the page
  * crashed, the browser was killed) every decoder and encoder of that connection fails, with its
- * pending calls: the ladder rebuilds them at the next keyframe, on the next connection. A page
- * that leaves a call unanswered too long is killed through its connection (it hangs).
+ * pending calls: the ladder rebuilds them at the next keyframe, on the next connection. A worker
+ * that throws, or leaves a call unanswered too long (the page is told to end it), fails only its
+ * own decoders and encoders the same way; a page that does not end a hung worker in time is
+ * killed through its connection.
  */
 
 import { CodecError, type ErrorCode, errorMessage } from '../../core/errors.ts';
@@ -62,19 +70,32 @@ type Pending = {
 };
 
 /** A failable codec of the page; `code` is what its failed calls reject with. */
-type Owner = { code: ErrorCode; fail(error: unknown): void; onMessage(message: Message): void };
+type Owner = {
+  code: ErrorCode;
+  decoder: boolean;
+  /** The page worker it runs in (undefined until it is configured there). */
+  worker: number | undefined;
+  fail(error: unknown): void;
+  onMessage(message: Message): void;
+};
+
+/** A page worker: the codecs that run in it, and when the page was asked to end it (it hangs). */
+type PageWorker = { owners: Set<number>; killAskedAtMs: number | undefined };
 
 /** A connection and what lives on it. */
 type Link = {
   connection: PageConnection;
   owners: Map<number, Owner>;
+  workers: Map<number, PageWorker>;
+  /** Workers the page ended: nothing is configured in them again. */
+  ended: Set<number>;
   alive: boolean;
   /** Checks that the page answers its calls in time. */
   watchdog: ReturnType<typeof setInterval>;
 };
 
-/** The frames named by one id in the page; shared by every handle (clone) of it. */
-type SharedFrame = { ref: number; handles: number; link: Link };
+/** The frame named by one id in a page worker; shared by every handle (clone) of it. */
+type SharedFrame = { ref: number; worker: number; handles: number; link: Link };
 
 /** A handle of a decoded frame that stays in the page. */
 export class ChromiumFrame implements VideoFrameLike {
@@ -129,6 +150,7 @@ export class ChromiumCodecs implements VideoCodecs {
   #waiters: Array<() => void> = [];
   #nextId = 1;
   #nextSeq = 1;
+  #nextWorker = 1;
   readonly #pending = new Map<number, Pending>();
   #closed = false;
 
@@ -153,15 +175,64 @@ export class ChromiumCodecs implements VideoCodecs {
     const timeoutMs = this.#options.callTimeoutMs ?? 15_000;
     const watchdog = setInterval(() => this.#checkAnswers(connection, timeoutMs), Math.min(1000, timeoutMs / 4));
     watchdog.unref?.();
-    this.#link = { connection, owners: new Map(), alive: true, watchdog };
+    this.#link = { connection, owners: new Map(), workers: new Map(), ended: new Set(), alive: true, watchdog };
     for (const wake of this.#waiters.splice(0)) wake();
   }
 
-  /** Kills a page that has left a call unanswered for `timeoutMs`. */
+  /**
+   * A call unanswered for `timeoutMs`: the page is asked to end the worker it waits on; a page
+   * that has not done so `timeoutMs / 2` later (or a call of the page itself) kills the page.
+   */
   #checkAnswers(connection: PageConnection, timeoutMs: number): void {
-    const oldest = Math.min(...[...this.#pending.values()].map((p) => p.sentAtMs));
-    if (Date.now() - oldest < timeoutMs || this.#link?.connection !== connection) return;
-    connection.kill(`the page left a call unanswered for ${timeoutMs} ms`);
+    const link = this.#link;
+    if (link?.connection !== connection) return;
+    const now = Date.now();
+    for (const pending of this.#pending.values()) {
+      if (now - pending.sentAtMs < timeoutMs) continue;
+      const worker = link.owners.get(pending.owner)?.worker;
+      const entry = worker === undefined ? undefined : link.workers.get(worker);
+      if (entry === undefined || (entry.killAskedAtMs !== undefined && now - entry.killAskedAtMs >= timeoutMs / 2)) {
+        connection.kill(`the page left a call unanswered for ${timeoutMs} ms`);
+        return;
+      }
+      if (entry.killAskedAtMs === undefined) {
+        entry.killAskedAtMs = now;
+        post(link, encodeMessage({ op: OP.workerKill, id: worker }));
+      }
+    }
+  }
+
+  /** Worker `worker` of `link` was ended by the page: its codecs fail with their pending calls. */
+  #workerGone(link: Link, worker: number, reason: string): void {
+    link.ended.add(worker);
+    const entry = link.workers.get(worker);
+    link.workers.delete(worker);
+    if (entry === undefined) return;
+    const error = new CodecError('codec.closed', `chromium page worker gone: ${reason}`);
+    for (const [seq, pending] of this.#pending) {
+      if (!entry.owners.has(pending.owner)) continue;
+      this.#pending.delete(seq);
+      pending.reject(error);
+    }
+    for (const id of entry.owners) {
+      const owner = link.owners.get(id);
+      link.owners.delete(id);
+      owner?.fail(error);
+    }
+  }
+
+  /** The page workers that run codecs now, oldest first (one per source). */
+  workerIds(): number[] {
+    return [...(this.#link?.workers.keys() ?? [])];
+  }
+
+  /**
+   * Test only: makes page worker `worker` throw an uncaught error or hang. A page launched without
+   * test hooks ignores it.
+   */
+  injectWorkerFault(worker: number, how: 'throw' | 'hang'): void {
+    if (this.#link !== undefined)
+      post(this.#link, encodeMessage({ op: OP.testFault, id: worker }, new TextEncoder().encode(how)));
   }
 
   /** The page went away: everything on it fails with `reason`. */
@@ -193,6 +264,10 @@ export class ChromiumCodecs implements VideoCodecs {
     const message = decodeMessage(bytes);
     const link = this.#link;
     if (message === undefined || link === undefined) return;
+    if (message.op === OP.workerGone) {
+      this.#workerGone(link, message.id, new TextDecoder().decode(message.payload));
+      return;
+    }
     if (message.op === OP.done || message.op === OP.probeResult || (message.op === OP.error && message.seq !== 0)) {
       const pending = this.#pending.get(message.seq);
       if (pending === undefined) return;
@@ -226,9 +301,10 @@ export class ChromiumCodecs implements VideoCodecs {
         codedHeight: config.codedHeight,
       },
       onError,
-      (message, link) => {
+      (message, link, worker) => {
         if (message.op !== OP.frame) return;
-        onFrame(new ChromiumFrame(message.timestampUs, { ref: message.ref, handles: 0, link }, this.#releaseFrame));
+        const shared = { ref: message.ref, worker, handles: 0, link };
+        onFrame(new ChromiumFrame(message.timestampUs, shared, this.#releaseFrame));
       },
     );
     const { id } = codec;
@@ -289,6 +365,7 @@ export class ChromiumCodecs implements VideoCodecs {
         if (shared === undefined || shared.link !== link) {
           throw new CodecError('codec.closed', 'the frame is not (or no longer) in the page');
         }
+        codec.placeIn(link, shared.worker);
         inFlight.set(frame.timestamp, { durationUs: options.durationUs, keyFrame: options.keyFrame });
         const head = {
           op: OP.encode,
@@ -301,27 +378,40 @@ export class ChromiumCodecs implements VideoCodecs {
         await this.#call(link, id, head);
       },
       flush: async () => {
-        await this.#call(await codec.live(), id, { op: OP.encoderFlush, id });
+        const link = await codec.live();
+        // Not configured yet (no frame came): nothing to flush.
+        if (codec.placed()) await this.#call(link, id, { op: OP.encoderFlush, id });
       },
       close: () => codec.close(OP.encoderClose),
     };
   }
 
   /**
-   * A decoder or encoder in the page, configured with `config` once a page is connected. A failure
-   * (its error in the page, or the page gone) reaches `onError` once; later calls reject with it.
+   * A decoder or encoder in the page. A decoder is configured with `config` in its worker once a
+   * page is connected; an encoder when `placeIn` names the worker of its first frame. A failure
+   * (its error in the page, its worker or the page gone) reaches `onError` once; later calls
+   * reject with it.
    */
   #openCodec(
     configureOp: number,
     config: unknown,
     onError: (error: unknown) => void,
-    onMessage: (message: Message, link: Link) => void,
-  ): { id: number; live(): Promise<Link>; close(closeOp: number): void } {
+    onMessage: (message: Message, link: Link, worker: number) => void,
+  ): {
+    id: number;
+    live(): Promise<Link>;
+    placed(): boolean;
+    placeIn(link: Link, worker: number): void;
+    close(closeOp: number): void;
+  } {
     const id = this.#nextId++;
+    const decoder = configureOp === OP.decoderConfigure;
     let failed: unknown;
     let link: Link | undefined;
     const owner: Owner = {
-      code: configureOp === OP.decoderConfigure ? 'codec.decode_failed' : 'codec.encode_failed',
+      code: decoder ? 'codec.decode_failed' : 'codec.encode_failed',
+      decoder,
+      worker: undefined,
       fail(error) {
         if (failed !== undefined) return;
         failed = error;
@@ -330,13 +420,16 @@ export class ChromiumCodecs implements VideoCodecs {
       onMessage(message) {
         if (message.op === OP.error) {
           owner.fail(new CodecError(owner.code, new TextDecoder().decode(message.payload)));
-        } else if (link !== undefined) {
-          onMessage(message, link);
+        } else if (link !== undefined && owner.worker !== undefined) {
+          onMessage(message, link, owner.worker);
         }
       },
     };
-    const ready = this.#open(id, owner, configureOp, config).then((l) => {
+    const placeIn = (l: Link, worker: number): void => this.#place(l, id, owner, worker, configureOp, config);
+    const ready = this.#connected().then((l) => {
       link = l;
+      l.owners.set(id, owner);
+      if (decoder) placeIn(l, this.#decoderWorker(l));
       return l;
     });
     ready.catch(() => {});
@@ -347,16 +440,44 @@ export class ChromiumCodecs implements VideoCodecs {
         if (failed !== undefined) throw failed;
         return l;
       },
+      placed: () => owner.worker !== undefined,
+      placeIn,
       close: (closeOp) => this.#closeOwner(ready, id, closeOp, owner),
     };
   }
 
-  /** Waits for a connected page, then configures codec `id` on it. */
-  async #open(id: number, owner: Owner, op: number, config: unknown): Promise<Link> {
-    const link = await this.#connected();
-    link.owners.set(id, owner);
-    link.connection.send(encodeMessage({ op, id }, jsonPayload(config)));
-    return link;
+  /** The worker of a source whose decoder was replaced (it holds encoders, no decoder), or a new one. */
+  #decoderWorker(link: Link): number {
+    for (const [worker, entry] of link.workers) {
+      if (![...entry.owners].some((id) => link.owners.get(id)?.decoder)) return worker;
+    }
+    return this.#nextWorker++;
+  }
+
+  /**
+   * Configures codec `id` in page worker `worker` (once; a codec already in another worker, or a
+   * worker the page ended, fails it and throws).
+   */
+  #place(link: Link, id: number, owner: Owner, worker: number, op: number, config: unknown): void {
+    if (owner.worker === worker) return;
+    if (owner.worker !== undefined || link.ended.has(worker)) {
+      const error = new CodecError(
+        'codec.closed',
+        owner.worker === undefined
+          ? `chromium page worker ${worker} is gone`
+          : 'its frames come from another page worker',
+      );
+      owner.fail(error);
+      throw error;
+    }
+    owner.worker = worker;
+    let entry = link.workers.get(worker);
+    if (entry === undefined) {
+      entry = { owners: new Set(), killAskedAtMs: undefined };
+      link.workers.set(worker, entry);
+    }
+    entry.owners.add(id);
+    link.connection.send(encodeMessage({ op, id, ref: worker }, jsonPayload(config)));
   }
 
   #closeOwner(ready: Promise<Link>, id: number, op: number, owner: Owner): void {
@@ -369,6 +490,10 @@ export class ChromiumCodecs implements VideoCodecs {
           this.#pending.delete(seq);
           pending.reject(new CodecError('codec.closed', 'closed'));
         }
+        const entry = owner.worker === undefined ? undefined : link.workers.get(owner.worker);
+        if (entry === undefined) return;
+        entry.owners.delete(id);
+        if (entry.owners.size === 0 && owner.worker !== undefined) link.workers.delete(owner.worker);
         post(link, encodeMessage({ op, id }));
       },
       () => {},
@@ -376,7 +501,8 @@ export class ChromiumCodecs implements VideoCodecs {
   }
 
   readonly #releaseFrame = (shared: SharedFrame): void => {
-    post(shared.link, encodeMessage({ op: OP.frameRelease, ref: shared.ref }));
+    if (shared.link.ended.has(shared.worker)) return;
+    post(shared.link, encodeMessage({ op: OP.frameRelease, id: shared.worker, ref: shared.ref }));
   };
 
   /** Sends one call and resolves with its answer. */

@@ -1,8 +1,9 @@
 /**
  * The chromium backend's codecs, one job per file: protocol.ts (the binary messages between the
- * service and the page) -> page.ts (the page: decoders, encoders and decoded frames live there) ->
- * codecs.ts (`VideoCodecs` on the service side: counted frame handles, calls and their answers, a
- * page that goes or hangs fails everything on it).
+ * service and the page) -> page.ts (the page: one worker per source holds its decoder, its rungs'
+ * encoders and its decoded frames; the main thread relays) -> codecs.ts (`VideoCodecs` on the
+ * service side: counted frame handles, which worker each codec runs in, calls and their answers, a
+ * worker that fails or hangs fails its source's codecs, a page that goes fails everything on it).
  *
  * Not here: launching and relaunching the browser and its loopback server (src/runtime/chromium.ts,
  * it touches processes and sockets), choosing the backend and the encoder policy

@@ -1,40 +1,53 @@
 /**
- * The page the Chromium backend loads: it connects back to the service over a WebSocket, runs the
- * decoders and encoders the service asks for, keeps every decoded frame in the page (the service
- * holds ids), and sends back only compressed chunks and small results (`protocol.ts`). An encoder
- * configured smaller than the frames it gets scales them itself (Chromium's encoders scale a frame
- * whose visible size differs from the configured one, with libyuv's box filter).
+ * The page the Chromium backend loads: it connects back to the service over a WebSocket and runs
+ * each source's decoder and its rungs' encoders in a dedicated Worker of their own (the service
+ * names the worker in every configure message), so sources share no thread and a worker that
+ * throws or hangs is ended without touching the others. The page's main thread only routes
+ * messages between the socket and the workers (transferring their buffers) and runs the hardware
+ * probe. Decoded frames stay in the worker that decoded them (the service holds ids); only
+ * compressed chunks and small results go back (`protocol.ts`). An encoder configured smaller than
+ * the frames it gets scales them itself (Chromium's encoders scale a frame whose visible size
+ * differs from the configured one, with libyuv's box filter).
  */
 
 import { decodeMessage, encodeMessage, FLAG, HEADER_BYTES, OP } from './protocol.ts';
 
-/** The page's script; runs in Chromium, so it is plain JavaScript. */
-const PAGE_SCRIPT = `
+/** What the page and its workers share: the protocol and the error message helper. */
+const COMMON_SCRIPT = `
 'use strict';
 const OP = ${JSON.stringify(OP)};
 const FLAG = ${JSON.stringify(FLAG)};
 const HEADER_BYTES = ${HEADER_BYTES};
 const encodeMessage = ${encodeMessage.toString()};
 const decodeMessage = ${decodeMessage.toString()};
-/** Calls a codec takes before it waits for room. */
-const MAX_QUEUE = 4;
 const text = new TextEncoder();
-const decoders = new Map();
-const encoders = new Map();
-const frames = new Map();
-let nextFrame = 1;
-const token = new URLSearchParams(location.search).get('token');
-const socket = new WebSocket('ws://' + location.host + '/link?token=' + encodeURIComponent(token));
-socket.binaryType = 'arraybuffer';
-
-function send(head, payload) {
-  if (socket.readyState === WebSocket.OPEN) socket.send(encodeMessage(head, payload));
+function json(payload) {
+  return JSON.parse(new TextDecoder().decode(payload));
 }
 function fail(id, seq, error) {
   send({ op: OP.error, id, seq }, text.encode(String((error && error.message) || error)));
 }
-function json(payload) {
-  return JSON.parse(new TextDecoder().decode(payload));
+`;
+
+/**
+ * One source's worker: its decoder, its rungs' encoders and the frames it decoded. Messages come
+ * from the page as the socket delivered them and go back as wire messages (buffers transferred);
+ * the string `idle` says it holds no codec and no frame any more (the page may end it).
+ */
+const WORKER_SCRIPT = `${COMMON_SCRIPT}
+/** Calls a codec takes before it waits for room. */
+const MAX_QUEUE = 4;
+const decoders = new Map();
+const encoders = new Map();
+const frames = new Map();
+let nextFrame = 1;
+
+function send(head, payload) {
+  const bytes = encodeMessage(head, payload);
+  postMessage(bytes.buffer, [bytes.buffer]);
+}
+function idleCheck() {
+  if (decoders.size === 0 && encoders.size === 0 && frames.size === 0) postMessage('idle');
 }
 /** Acknowledges call seq once the codec's queue is below its bound. */
 function accept(entry, seq, queueSize) {
@@ -152,33 +165,13 @@ function close(map, id) {
   if (entry.codec.state !== 'closed') entry.codec.close();
 }
 
-/** Encodes a few frames under the given preference: whether it works says whether it is available. */
-async function probe(m) {
-  const { hardwareAcceleration } = json(m.payload);
-  const answer = (result) => send({ op: OP.probeResult, seq: m.seq }, text.encode(JSON.stringify(result)));
-  try {
-    const config = { codec: 'avc1.42001f', width: 320, height: 240, bitrate: 500000, framerate: 30, hardwareAcceleration, avc: { format: 'avc' } };
-    const support = await VideoEncoder.isConfigSupported(config);
-    if (!support.supported) return answer({ ok: false, error: 'configuration not supported' });
-    let chunks = 0;
-    let failure;
-    const encoder = new VideoEncoder({ output: () => { chunks += 1; }, error: (e) => { failure = e; } });
-    encoder.configure(config);
-    const canvas = new OffscreenCanvas(320, 240);
-    const context = canvas.getContext('2d');
-    for (let i = 0; i < 3; i++) {
-      context.fillStyle = 'rgb(' + i * 80 + ',100,50)';
-      context.fillRect(0, 0, 320, 240);
-      const frame = new VideoFrame(canvas, { timestamp: i * 33333 });
-      encoder.encode(frame, { keyFrame: i === 0 });
-      frame.close();
-    }
-    await encoder.flush();
-    encoder.close();
-    answer(failure === undefined && chunks === 3 ? { ok: true } : { ok: false, error: String(failure || chunks + ' chunks') });
-  } catch (error) {
-    answer({ ok: false, error: String((error && error.message) || error) });
-  }
+
+/** Test-only faults (the page forwards them only when launched with test hooks): an uncaught error, or a busy loop. */
+function testFault(how) {
+  if (how === 'hang') for (;;);
+  setTimeout(() => {
+    throw new Error('test fault');
+  });
 }
 
 function handle(m) {
@@ -216,19 +209,24 @@ function handle(m) {
       if (entry === undefined) return fail(m.id, m.seq, 'closed');
       return void flush(entry, m.seq);
     }
-    case OP.decoderClose: return close(decoders, m.id);
-    case OP.encoderClose: return close(encoders, m.id);
+    case OP.decoderClose:
+      close(decoders, m.id);
+      return idleCheck();
+    case OP.encoderClose:
+      close(encoders, m.id);
+      return idleCheck();
     case OP.frameRelease: {
       const frame = frames.get(m.ref);
       frames.delete(m.ref);
       if (frame !== undefined) frame.close();
-      return;
+      return idleCheck();
     }
-    case OP.probe: return void probe(m);
+    case OP.testFault: return testFault(new TextDecoder().decode(m.payload));
   }
 }
 
-socket.onmessage = (event) => {
+
+onmessage = (event) => {
   const m = decodeMessage(new Uint8Array(event.data));
   if (m === undefined) return;
   try {
@@ -239,5 +237,132 @@ socket.onmessage = (event) => {
 };
 `;
 
-/** The HTML of the page (the script inline). */
+/**
+ * The page's main thread: the socket, the workers (created on the first configure that names
+ * them, ended when idle or when they fail), the route of each codec to its worker, and the probe.
+ */
+const PAGE_SCRIPT = `${COMMON_SCRIPT}
+const params = new URLSearchParams(location.search);
+const testHooks = params.get('hooks') === '1';
+const workerUrl = URL.createObjectURL(new Blob([${JSON.stringify(WORKER_SCRIPT)}], { type: 'text/javascript' }));
+/** Worker id -> { worker, codecs: Set of codec ids }. */
+const workers = new Map();
+/** Codec id -> worker id. */
+const routes = new Map();
+/** Ids of ended workers: never created again. */
+const ended = new Set();
+const socket = new WebSocket('ws://' + location.host + '/link?token=' + encodeURIComponent(params.get('token')));
+socket.binaryType = 'arraybuffer';
+
+function send(head, payload) {
+  forward(encodeMessage(head, payload));
+}
+function forward(bytes) {
+  if (socket.readyState === WebSocket.OPEN) socket.send(bytes);
+}
+
+/** Ends worker id; with a reason, its codecs failed and the service hears it. */
+function end(id, reason) {
+  const entry = workers.get(id);
+  if (entry === undefined) return;
+  workers.delete(id);
+  ended.add(id);
+  entry.worker.terminate();
+  for (const codec of entry.codecs) routes.delete(codec);
+  if (reason !== undefined) send({ op: OP.workerGone, id }, text.encode(reason));
+}
+
+function start(id) {
+  const entry = { worker: new Worker(workerUrl, { name: 'source-' + id }), codecs: new Set() };
+  workers.set(id, entry);
+  entry.worker.onmessage = (event) => {
+    if (event.data !== 'idle') return forward(event.data);
+    if (entry.codecs.size === 0 && workers.get(id) === entry) end(id, undefined);
+  };
+  entry.worker.onerror = (event) => {
+    event.preventDefault();
+    end(id, 'its worker failed: ' + (event.message || 'error'));
+  };
+  entry.worker.onmessageerror = () => end(id, 'its worker got a message it could not read');
+  return entry;
+}
+
+/** Encodes a few frames under the given preference: whether it works says whether it is available. */
+async function probe(m) {
+  const { hardwareAcceleration } = json(m.payload);
+  const answer = (result) => send({ op: OP.probeResult, seq: m.seq }, text.encode(JSON.stringify(result)));
+  try {
+    const config = { codec: 'avc1.42001f', width: 320, height: 240, bitrate: 500000, framerate: 30, hardwareAcceleration, avc: { format: 'avc' } };
+    const support = await VideoEncoder.isConfigSupported(config);
+    if (!support.supported) return answer({ ok: false, error: 'configuration not supported' });
+    let chunks = 0;
+    let failure;
+    const encoder = new VideoEncoder({ output: () => { chunks += 1; }, error: (e) => { failure = e; } });
+    encoder.configure(config);
+    const canvas = new OffscreenCanvas(320, 240);
+    const context = canvas.getContext('2d');
+    for (let i = 0; i < 3; i++) {
+      context.fillStyle = 'rgb(' + i * 80 + ',100,50)';
+      context.fillRect(0, 0, 320, 240);
+      const frame = new VideoFrame(canvas, { timestamp: i * 33333 });
+      encoder.encode(frame, { keyFrame: i === 0 });
+      frame.close();
+    }
+    await encoder.flush();
+    encoder.close();
+    answer(failure === undefined && chunks === 3 ? { ok: true } : { ok: false, error: String(failure || chunks + ' chunks') });
+  } catch (error) {
+    answer({ ok: false, error: String((error && error.message) || error) });
+  }
+}
+
+
+/** Routes one message from the service (buffer) to the worker it concerns. */
+function route(m, buffer) {
+  switch (m.op) {
+    case OP.decoderConfigure:
+    case OP.encoderConfigure: {
+      if (ended.has(m.ref)) return fail(m.id, 0, 'its worker is gone');
+      const entry = workers.get(m.ref) || start(m.ref);
+      entry.codecs.add(m.id);
+      routes.set(m.id, m.ref);
+      return entry.worker.postMessage(buffer, [buffer]);
+    }
+    case OP.frameRelease: {
+      const entry = workers.get(m.id);
+      if (entry !== undefined) entry.worker.postMessage(buffer, [buffer]);
+      return;
+    }
+    case OP.probe: return void probe(m);
+    case OP.workerKill: return end(m.id, 'it left a call unanswered too long (hung)');
+    case OP.testFault: {
+      const entry = workers.get(m.id);
+      if (testHooks && entry !== undefined) entry.worker.postMessage(buffer, [buffer]);
+      return;
+    }
+  }
+  const entry = workers.get(routes.get(m.id));
+  if (entry === undefined) {
+    if (m.op !== OP.decoderClose && m.op !== OP.encoderClose) fail(m.id, m.seq, 'no such decoder or encoder');
+    return;
+  }
+  if (m.op === OP.decoderClose || m.op === OP.encoderClose) {
+    entry.codecs.delete(m.id);
+    routes.delete(m.id);
+  }
+  entry.worker.postMessage(buffer, [buffer]);
+}
+
+socket.onmessage = (event) => {
+  const m = decodeMessage(new Uint8Array(event.data));
+  if (m === undefined) return;
+  try {
+    route(m, event.data);
+  } catch (error) {
+    fail(m.id, m.seq, error);
+  }
+};
+`;
+
+/** The HTML of the page (the script inline; the workers' script is a blob it makes). */
 export const PAGE_HTML = `<!doctype html><meta charset="utf-8"><title>lvqr-transcode codecs</title><script>${PAGE_SCRIPT}</script>`;

@@ -1,30 +1,35 @@
 /**
  * The wire format between the service and the Chromium page: one binary WebSocket message per
  * call or result, a fixed 32-byte header and an optional payload. Only compressed media and small
- * configurations travel; decoded frames stay in the page and are named by id.
+ * configurations travel; decoded frames stay in the page and are named by id. Each decoder and
+ * encoder runs in a page worker the service names (a configure's `ref`); a frame id is its worker's.
  *
  * Header (little-endian): op u8 · flags u8 · reserved u16 · id u32 (decoder or encoder) · seq u32
  * (the call a result answers) · ref u32 (a frame id) · timestampUs f64 · durationUs f64.
  */
 
-/** Message kinds. Service -> page: configure, decode, encode, flush, close, release. Page -> service: the rest. */
+/** Message kinds. Service -> page: configure, decode, encode, flush, close, release, kill, fault. Page -> service: the rest. */
 export const OP = {
-  /** Payload: JSON `{codec, description: number[], codedWidth?, codedHeight?}`. */
+  /** `ref` names the worker; payload: JSON `{codec, description: number[], codedWidth?, codedHeight?}`. */
   decoderConfigure: 1,
   /** Payload: one access unit; flags: keyframe. */
   decode: 2,
   decoderFlush: 3,
   decoderClose: 4,
-  /** Payload: JSON `{codec, width, height, bitrate, framerate, hardwareAcceleration}`. */
+  /** `ref` names the worker; payload: JSON `{codec, width, height, bitrate, framerate, hardwareAcceleration}`. */
   encoderConfigure: 5,
-  /** `ref` names the frame; flags: keyframe. */
+  /** `ref` names a frame of the encoder's worker; flags: keyframe. */
   encode: 6,
   encoderFlush: 7,
   encoderClose: 8,
-  /** The service holds no more handles of frame `ref`. */
+  /** The service holds no more handles of frame `ref` of worker `id`. */
   frameRelease: 9,
   /** Payload: JSON `{hardwareAcceleration}`; answered by `probeResult`. */
   probe: 10,
+  /** Worker `id` hangs: end it (answered by `workerGone`). */
+  workerKill: 11,
+  /** Test only, honoured by a page launched with test hooks: worker `id` throws (payload `throw`) or hangs (`hang`). */
+  testFault: 12,
   /** The call `seq` was accepted (its codec's queue is below its bound) or finished (flush). */
   done: 64,
   /** A decoded frame `ref` of decoder `id`. */
@@ -39,6 +44,8 @@ export const OP = {
   error: 67,
   /** Payload: JSON `{hardware: boolean, error?: string}`. */
   probeResult: 68,
+  /** Worker `id` was ended (it threw, or hung): its decoders, encoders and frames are gone; payload: why. */
+  workerGone: 69,
 } as const;
 
 /** Flag bits. */
