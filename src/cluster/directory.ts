@@ -120,8 +120,9 @@ export function parseEntry<T>(value: Uint8Array | undefined): T | undefined {
 /** Every (key, value) of a bucket now. */
 export async function listEntries<T>(kv: KV): Promise<Array<{ key: string; value: T; revision: number }>> {
   const out: Array<{ key: string; value: T; revision: number }> = [];
-  const keys: string[] = [];
-  for await (const k of await kv.keys()) keys.push(k);
+  // A key written while the listing runs may be listed more than once.
+  const keys = new Set<string>();
+  for await (const k of await kv.keys()) keys.add(k);
   for (const key of keys) {
     const e = await kv.get(key);
     if (e === null || e.operation !== 'PUT') continue;

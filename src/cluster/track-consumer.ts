@@ -38,8 +38,9 @@ export type TrackConsumerOptions = {
   readonly entry: TrackEntry;
   /**
    * Whether the local track starts where the producer's LL-HLS numbering says (an edge): a source's
-   * video at a keyframe that starts a segment, with that segment's numbering; other tracks at their
-   * leader's boundaries, with its numbering. Every edge then lists the same media alike.
+   * video at a keyframe that starts a segment, with that segment's numbering; a rung at its
+   * source's boundaries, with its numbering. Every edge then lists the same video alike. Audio
+   * starts at once (a late master would otherwise lack its audio group for up to a segment).
    */
   readonly numberAsProducer: boolean;
   /** Called just before the local broadcaster is created (the bridge must not publish it back). */
@@ -220,7 +221,7 @@ export class TrackConsumer {
       if (origin.kind === 'ingest' && track === VIDEO_TRACK) {
         if (segment === undefined) return;
         numbering = { msn: segment.msn, discontinuitySequence: segment.discontinuitySequence };
-      } else {
+      } else if (origin.kind === 'rendition') {
         numbering = 'leader';
       }
     }
