@@ -24,6 +24,7 @@ import {
 } from './directory.ts';
 import { LadderPlacement } from './ladder-placement.ts';
 import { tokenOf, trackKey } from './names.ts';
+import type { SegmentTargets } from './segment-marker.ts';
 import { abortableSleep, TrackConsumer } from './track-consumer.ts';
 import { TrackPublisher } from './track-publisher.ts';
 
@@ -43,6 +44,8 @@ export type BridgeOptions = {
   readonly timing: DirectoryTiming;
   readonly limits: TrackLimits;
   readonly maxBodyBytes: number;
+  /** The edges' LL-HLS segment targets (a source's video carries where their segments start). */
+  readonly segments: SegmentTargets;
   readonly logger: Logger;
   /** Creates the directory's buckets again (after NATS lost them: memory storage). */
   readonly reopenDirectory: () => Promise<void>;
@@ -199,6 +202,7 @@ export class ClusterBridge {
       broadcaster,
       maxBodyBytes: o.maxBodyBytes,
       limits: o.limits,
+      segments: broadcaster.origin.kind === 'ingest' && track === VIDEO_TRACK ? o.segments : undefined,
       logger: o.logger,
     });
     this.#publishers.set(key, publisher);
@@ -257,6 +261,7 @@ export class ClusterBridge {
         jsm: this.#o.jsm,
         registry,
         entry: known.entry,
+        numberAsProducer: this.#runs('edge'),
         onCreating: () => this.#mirrored.add(key),
         logger: this.#o.logger,
       });

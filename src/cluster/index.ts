@@ -5,7 +5,9 @@
  * Transport: each track has a memory stream bounded by age and bytes (about two GOPs) on its own
  * subjects; each fragment is one message (timing and flags in a header); sync points (video
  * keyframes, audio once a second) carry the init, so a reader starts at the newest one at once.
- * Bodies above the server's max payload travel as chunks and arrive whole.
+ * Bodies above the server's max payload travel as chunks and arrive whole. A source's video marks
+ * the keyframes that start an LL-HLS segment with its numbering (`segment-marker.ts`): an edge
+ * starts a mirrored broadcast there, so every edge lists the same segments whenever it joined.
  *
  * Back-pressure: a publisher reads its local track through a bounded subscription and keeps a
  * bounded number of publishes in flight; a reader buffers a bounded number of messages and, after
@@ -25,6 +27,7 @@ import type { Logger } from '../core/log.ts';
 import { ClusterBridge, type LocalService } from './bridge.ts';
 import { DEFAULT_TIMING, type DirectoryTiming, openDirectory, type TrackLimits } from './directory.ts';
 import { type ClusterOverview, clusterOverview } from './overview.ts';
+import type { SegmentTargets } from './segment-marker.ts';
 import { HEADER_ROOM_BYTES } from './wire.ts';
 
 export type { LocalService } from './bridge.ts';
@@ -47,6 +50,8 @@ export type ClusterOptions = {
   readonly logger: Logger;
   readonly timing?: DirectoryTiming;
   readonly limits?: TrackLimits;
+  /** The edges' LL-HLS segment targets (`--hls-target-duration`, `--hls-part-target`); default 2000 / 200 ms. */
+  readonly segments?: SegmentTargets;
 };
 
 /** This node's membership of the cluster. */
@@ -99,6 +104,7 @@ export async function joinCluster(options: ClusterOptions): Promise<Cluster> {
       timing,
       limits: options.limits ?? DEFAULT_TRACK_LIMITS,
       maxBodyBytes: Math.max(1024, maxPayload - HEADER_ROOM_BYTES),
+      segments: options.segments ?? { targetDurationMs: 2000, partTargetMs: 200 },
       logger: options.logger,
       reopenDirectory: async () => {
         await openDirectory(nc, timing);

@@ -17,10 +17,12 @@ import {
 import { backoffDelayMs } from '../core/backoff.ts';
 import { errorMessage } from '../core/errors.ts';
 import type { Logger } from '../core/log.ts';
-import type { FragmentBroadcaster } from '../fragment/broadcaster.ts';
+import type { FragmentBroadcaster, TrackNumbering } from '../fragment/broadcaster.ts';
+import { VIDEO_TRACK } from '../fragment/fragment.ts';
 import type { FragmentBroadcasterRegistry } from '../fragment/registry.ts';
 import type { TrackEntry } from './directory.ts';
 import { trackSubjects } from './names.ts';
+import type { SegmentMark } from './segment-marker.ts';
 import { Reassembler } from './wire.ts';
 
 /** A read with no message for this long is started again (from where it stopped, if it can). */
@@ -34,6 +36,13 @@ export type TrackConsumerOptions = {
   readonly jsm: JetStreamManager;
   readonly registry: FragmentBroadcasterRegistry;
   readonly entry: TrackEntry;
+  /**
+   * Whether the local track starts where the producer's LL-HLS numbering says (an edge): a source's
+   * video at a keyframe that starts a segment, with that segment's numbering; a rung at its
+   * source's boundaries, with its numbering. Every edge then lists the same video alike. Audio
+   * starts at once (a late master would otherwise lack its audio group for up to a segment).
+   */
+  readonly numberAsProducer: boolean;
   /** Called just before the local broadcaster is created (the bridge must not publish it back). */
   readonly onCreating: () => void;
   readonly logger: Logger;
@@ -46,6 +55,8 @@ export class TrackConsumer {
   #entry: TrackEntry;
   #broadcaster: FragmentBroadcaster | undefined;
   #metaId: string | undefined;
+  /** A meta whose local track is not created yet (it waits for a segment's start). */
+  #pendingMeta: FragmentBroadcaster['meta'] | undefined;
   #close: (() => void) | undefined;
   #done: Promise<void> | undefined;
   #received = 0;
@@ -179,6 +190,7 @@ export class TrackConsumer {
             this.#applyMeta(decoded.meta.meta);
           }
         }
+        if (this.#pendingMeta !== undefined) this.#create(decoded.segment);
         if (waiting || this.#broadcaster === undefined) continue;
         this.#broadcaster.emit(decoded.fragment);
         this.#received += 1;
@@ -190,12 +202,30 @@ export class TrackConsumer {
   }
 
   #applyMeta(meta: FragmentBroadcaster['meta']): void {
-    const { registry } = this.#o;
-    const { broadcast, track, origin } = this.#entry;
     if (this.#broadcaster !== undefined && !this.#broadcaster.closed) {
       this.#broadcaster.setMeta(meta);
       return;
     }
+    this.#broadcaster = undefined;
+    this.#pendingMeta = meta;
+  }
+
+  /** Creates the local track with the pending meta, unless it must wait for a segment's start. */
+  #create(segment: SegmentMark | undefined): void {
+    const meta = this.#pendingMeta;
+    const { registry } = this.#o;
+    const { broadcast, track, origin } = this.#entry;
+    if (meta === undefined) return;
+    let numbering: TrackNumbering | undefined;
+    if (this.#o.numberAsProducer) {
+      if (origin.kind === 'ingest' && track === VIDEO_TRACK) {
+        if (segment === undefined) return;
+        numbering = { msn: segment.msn, discontinuitySequence: segment.discontinuitySequence };
+      } else if (origin.kind === 'rendition') {
+        numbering = 'leader';
+      }
+    }
+    this.#pendingMeta = undefined;
     if (registry.get(broadcast, track) !== undefined) {
       this.#o.logger.warn('cluster track already exists locally; not mirrored', { broadcast, track });
       return;
@@ -204,6 +234,7 @@ export class TrackConsumer {
     // Tagged as a mirror: what the producing node reports of the track (events) is not said again here.
     this.#broadcaster = registry.getOrCreate(broadcast, track, meta, {
       origin: { ...origin, mirroredFrom: this.#entry.node },
+      ...(numbering === undefined ? {} : { numbering }),
     });
   }
 }

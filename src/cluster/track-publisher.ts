@@ -13,6 +13,7 @@ import type { FragmentBroadcaster } from '../fragment/broadcaster.ts';
 import { type Fragment, VIDEO_TRACK } from '../fragment/fragment.ts';
 import { ensureTrackStream, type TrackEntry, type TrackLimits } from './directory.ts';
 import { trackKey, trackSubjects } from './names.ts';
+import { type SegmentMark, SegmentMarker, type SegmentTargets } from './segment-marker.ts';
 import { encodeFragment, type WireMeta } from './wire.ts';
 
 /** Publishes awaiting their acknowledgement at most; the next one waits for the oldest. */
@@ -37,6 +38,8 @@ export type TrackPublisherOptions = {
   /** Largest message body (the server's max payload less header room). */
   readonly maxBodyBytes: number;
   readonly limits: TrackLimits;
+  /** For a source's video: the edges' segment targets, to mark where their segments start (`SegmentMarker`). */
+  readonly segments?: SegmentTargets | undefined;
   readonly logger: Logger;
 };
 
@@ -119,6 +122,7 @@ export class TrackPublisher {
       // Readers must never get a delta frame they cannot decode: after a start, a new init, a
       // skip or a lost publish, video waits for its next keyframe.
       let needSync = true;
+      const marker = o.segments === undefined ? undefined : new SegmentMarker(o.segments);
       // A failed publish may mean the stream is gone (NATS restarted: memory streams are lost):
       // it is created again before the next publish, at most once a second.
       let streamCheckedMs = Date.now();
@@ -134,6 +138,7 @@ export class TrackPublisher {
           version = sub.metaVersion;
           meta = { id: `${epoch}/${version}`, meta: sub.meta };
           await this.#putEntry(meta);
+          marker?.newInit();
           needSync = true;
         }
         if (sub.lagged !== lagged) {
@@ -158,7 +163,8 @@ export class TrackPublisher {
             checkStream = true;
           });
         }
-        inFlight.push(...this.#publish(subjects, fragment, sync ? meta : undefined, lost));
+        const mark = marker?.mark(fragment, sub.meta.timescale);
+        inFlight.push(...this.#publish(subjects, fragment, sync ? meta : undefined, lost, mark));
         while (inFlight.length > MAX_IN_FLIGHT) await inFlight.shift();
       }
     } finally {
@@ -174,8 +180,9 @@ export class TrackPublisher {
     fragment: Fragment,
     meta: WireMeta | undefined,
     onFailure: () => void,
+    mark: SegmentMark | undefined,
   ): Array<Promise<PubAck | undefined>> {
-    const messages = encodeFragment(subjects, fragment, meta, this.#o.maxBodyBytes);
+    const messages = encodeFragment(subjects, fragment, meta, this.#o.maxBodyBytes, mark);
     this.#published += 1;
     return messages.map((m) =>
       this.#o.js.publish(m.subject, m.data, { headers: m.headers }).catch((error: unknown) => {

@@ -10,6 +10,7 @@ import { headers, type MsgHdrs } from '@nats-io/transport-node';
 import { concatBytes } from '../core/bytes.ts';
 import type { Fragment, FragmentMeta } from '../fragment/fragment.ts';
 import type { TrackSubjects } from './names.ts';
+import type { SegmentMark } from './segment-marker.ts';
 
 const H_FRAGMENT = 'Lvqr-Fragment';
 const H_META = 'Lvqr-Meta';
@@ -19,6 +20,7 @@ const H_FRAME_RATE = 'Lvqr-Frame-Rate';
 const H_INIT = 'Lvqr-Init';
 const H_CHUNKS = 'Lvqr-Chunks';
 const H_CHUNK = 'Lvqr-Chunk';
+const H_SEGMENT = 'Lvqr-Segment';
 
 /** Room left in each message for its headers, below the server's max payload. */
 export const HEADER_ROOM_BYTES = 4096;
@@ -29,24 +31,33 @@ export type WireMeta = { readonly id: string; readonly meta: FragmentMeta };
 /** One message to publish. */
 export type WireMessage = { readonly subject: string; readonly headers: MsgHdrs; readonly data: Uint8Array };
 
-/** What a reader gets back: the fragment and, at a sync point, the meta in effect. */
-export type Decoded = { readonly fragment: Fragment; readonly meta: WireMeta | undefined };
+/**
+ * What a reader gets back: the fragment, at a sync point the meta in effect, and on a keyframe that
+ * starts an LL-HLS segment (a source's video) that segment's numbering.
+ */
+export type Decoded = {
+  readonly fragment: Fragment;
+  readonly meta: WireMeta | undefined;
+  readonly segment: SegmentMark | undefined;
+};
 
 function flagsText(f: Fragment['flags']): string {
   return `${f.keyframe ? 1 : 0}${f.independent ? 1 : 0}${f.discardable ? 1 : 0}`;
 }
 
 /**
- * The messages of `fragment` on `subjects`; `meta` makes it a sync point. Each message body is at
- * most `maxBodyBytes`.
+ * The messages of `fragment` on `subjects`; `meta` makes it a sync point, `segment` marks the start
+ * of an LL-HLS segment. Each message body is at most `maxBodyBytes`.
  */
 export function encodeFragment(
   subjects: TrackSubjects,
   fragment: Fragment,
   meta: WireMeta | undefined,
   maxBodyBytes: number,
+  segment?: SegmentMark,
 ): WireMessage[] {
   const h = headers();
+  if (segment !== undefined) h.set(H_SEGMENT, `${segment.msn} ${segment.discontinuitySequence}`);
   h.set(
     H_FRAGMENT,
     [
@@ -174,6 +185,11 @@ export class Reassembler {
       meta = { id: metaId, meta: m };
       payload = body.subarray(initLength);
     }
+    const mark = (h?.get(H_SEGMENT) ?? '').split(' ').map(Number);
+    const segment =
+      mark.length === 2 && mark.every((n) => Number.isInteger(n) && n >= 0)
+        ? { msn: mark[0]!, discontinuitySequence: mark[1]! }
+        : undefined;
     // A plain Uint8Array view (the client hands out Node Buffers).
     payload = new Uint8Array(payload.buffer, payload.byteOffset, payload.byteLength);
     return {
@@ -190,6 +206,7 @@ export class Reassembler {
         ingestTimeMs: Number(ingest),
       },
       meta,
+      segment,
     };
   }
 }

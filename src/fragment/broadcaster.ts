@@ -23,6 +23,14 @@ export type BroadcastOrigin = (
   readonly mirroredFrom?: string;
 };
 
+/**
+ * Where an LL-HLS packager's numbering of a track starts, when the track began before this process
+ * saw it (a cluster edge mirroring a broadcast): its first segment's media sequence number and
+ * discontinuity sequence, or `leader` for a track that takes its leader's (audio: its video; a
+ * rung: its source) and starts at one of its leader's segment boundaries.
+ */
+export type TrackNumbering = { readonly msn: number; readonly discontinuitySequence: number } | 'leader';
+
 /** Options of a broadcaster. */
 export type BroadcasterOptions = {
   /** Per-subscriber queue bound in fragments. */
@@ -31,6 +39,8 @@ export type BroadcasterOptions = {
   maxBytes?: number;
   /** Tag of who produces this track; defaults to ingest. */
   origin?: BroadcastOrigin;
+  /** Where a packager's numbering starts; undefined: at 0 with the track's first media. */
+  numbering?: TrackNumbering;
   /** Called once per fragment a lagging subscriber skips (feeds the lagged-skips metric). */
   onLaggedSkip?: (count: number, trackId: string) => void;
 };
@@ -47,6 +57,8 @@ export type SubscribeOptions = {
 export class FragmentBroadcaster {
   readonly trackId: string;
   readonly origin: BroadcastOrigin;
+  /** Where a packager's numbering of this track starts (undefined: at 0). */
+  readonly numbering: TrackNumbering | undefined;
   readonly #capacity: number;
   readonly #maxBytes: number;
   readonly #onLaggedSkip: ((count: number, trackId: string) => void) | undefined;
@@ -72,6 +84,7 @@ export class FragmentBroadcaster {
     this.#capacity = capacity;
     this.#maxBytes = maxBytes;
     this.origin = options.origin ?? { kind: 'ingest' };
+    this.numbering = options.numbering;
     this.#onLaggedSkip = options.onLaggedSkip;
   }
 

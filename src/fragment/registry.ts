@@ -10,6 +10,7 @@ import {
   FragmentBroadcaster,
   type FragmentSubscription,
   type SubscribeOptions,
+  type TrackNumbering,
 } from './broadcaster.ts';
 import type { FragmentMeta } from './fragment.ts';
 
@@ -28,6 +29,8 @@ export type RegistryOptions = {
 export type GetOrCreateOptions = {
   /** Who produces the track (transcoder outputs are tagged so they are never re-transcoded). */
   origin?: BroadcastOrigin;
+  /** Where a packager's numbering of the track starts (a track mirrored mid-stream). */
+  numbering?: TrackNumbering;
 };
 
 function keyOf(broadcast: string, track: string): string {
@@ -62,6 +65,7 @@ export class FragmentBroadcasterRegistry {
     const broadcaster = new FragmentBroadcaster(track, meta, {
       ...this.#options.broadcaster,
       ...(options.origin === undefined ? {} : { origin: options.origin }),
+      ...(options.numbering === undefined ? {} : { numbering: options.numbering }),
     });
     this.#entries.set(key, { broadcast, track, broadcaster });
     this.#fire(this.#created, broadcast, track, broadcaster);

@@ -183,7 +183,13 @@ export class BroadcastTable {
     }
     let t = b.tracks.get(kind);
     if (t === undefined) {
-      t = { kind, window: this.#newWindow(b, kind), subs: new Set(), session: 0, chain: Promise.resolve() };
+      t = {
+        kind,
+        window: this.#newWindow(b, kind, broadcaster),
+        subs: new Set(),
+        session: 0,
+        chain: Promise.resolve(),
+      };
       b.tracks.set(kind, t);
     }
     const sub = broadcaster.subscribe();
@@ -213,10 +219,14 @@ export class BroadcastTable {
     this.#groups.clear();
   }
 
-  #newWindow(b: BroadcastState, kind: TrackKind): TrackWindow {
+  #newWindow(b: BroadcastState, kind: TrackKind, broadcaster: FragmentBroadcaster): TrackWindow {
     const key = `${b.name}\u0000${kind}`;
-    const start = this.#tombstones.get(key);
+    const numbering = broadcaster.numbering;
+    let start = this.#tombstones.get(key);
     this.#tombstones.delete(key);
+    if (start === undefined && numbering !== undefined && numbering !== 'leader') {
+      start = { nextMsn: numbering.msn, discontinuitySequence: numbering.discontinuitySequence, nextInitVersion: 1 };
+    }
     const leader =
       kind === 'video'
         ? () => this.#sourceOf(b)?.tracks.get('video')?.window
@@ -230,6 +240,7 @@ export class BroadcastTable {
       group: this.groupOf(b),
       leader,
       ...(start === undefined ? {} : { start }),
+      startAtLeader: numbering === 'leader',
       now: this.#options.now,
       onWarning: (message, fields) => logger.warn(message, { broadcast: b.name, ...fields }),
     });

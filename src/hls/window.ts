@@ -37,6 +37,12 @@ export type TrackWindowOptions = {
   leader?: () => TrackWindow | undefined;
   /** Numbering to continue from. */
   start?: TrackCursor;
+  /**
+   * Whether the first segment waits for its leader: media is dropped until the leader has a segment
+   * starting at (or, for audio, within) the fragment, so that the track's segments line up with its
+   * leader's from the first one (a track mirrored mid-stream). Without a leader it starts at once.
+   */
+  startAtLeader?: boolean;
   /** Wall clock, ms (PROGRAM-DATE-TIME when a fragment has no ingest time). */
   now?: () => number;
   /** Told about forced cuts and timestamp regressions. */
@@ -45,6 +51,8 @@ export type TrackWindowOptions = {
 
 /** Segments are force-cut (without a keyframe) past this many target durations. */
 const MAX_SEGMENT_TARGETS = 10;
+/** A track that starts at its leader's boundaries waits this many target durations of media for a leader to appear. */
+const LEADER_WAIT_TARGETS = 3;
 /** How many recent leader segments a boundary lookup scans. */
 const LEADER_SCAN = 8;
 
@@ -60,6 +68,10 @@ export class TrackWindow {
   readonly #builder: SegmentBuilder;
   /** Cuts at the leader's boundaries and GAPs after it. */
   readonly #follower: LeaderFollower;
+  readonly #leader: () => TrackWindow | undefined;
+  readonly #startAtLeader: boolean;
+  /** With `startAtLeader`: when the first fragment came, seconds (a track without a leader waits a while for one). */
+  #firstSeenS: number | undefined;
   #init: InitVersion | undefined;
   #nextInitVersion: number;
   #lastDts: number | undefined;
@@ -84,6 +96,11 @@ export class TrackWindow {
     this.#warn = options.onWarning ?? (() => {});
     this.#nextInitVersion = options.start?.nextInitVersion ?? 1;
     const init = (): InitVersion | undefined => this.#init;
+    this.#startAtLeader = options.startAtLeader === true;
+    this.#leader = () => {
+      const leader = options.leader?.();
+      return leader === this ? undefined : leader;
+    };
     this.#builder = new SegmentBuilder({
       store: this.#store,
       group: options.group,
@@ -95,10 +112,7 @@ export class TrackWindow {
     });
     this.#follower = new LeaderFollower({
       builder: this.#builder,
-      leader: () => {
-        const leader = options.leader?.();
-        return leader === this ? undefined : leader;
-      },
+      leader: this.#leader,
       init,
       targetS: this.#targetS,
       group: options.group,
@@ -177,7 +191,7 @@ export class TrackWindow {
     }
     const ts = init.timescale;
     const timeS = fragment.pts / ts;
-    if (this.#follower.covers(timeS)) {
+    if (this.#follower.covers(timeS) || this.#beforeLeader(timeS, fragment.duration / ts)) {
       this.#dropped += 1;
       return;
     }
@@ -417,6 +431,20 @@ export class TrackWindow {
   /** Whether this window has ever opened a segment. */
   get hasMedia(): boolean {
     return this.#builder.hasHistory;
+  }
+
+  /** With `startAtLeader`, before the first segment: whether the fragment at `timeS` comes before a leader boundary. */
+  #beforeLeader(timeS: number, durationS: number): boolean {
+    if (!this.#startAtLeader || this.#builder.hasHistory) return false;
+    const leader = this.#leader();
+    if (leader === undefined) {
+      // The leader may appear a little later (a mirrored video waits for a segment's start).
+      this.#firstSeenS ??= timeS;
+      return timeS - this.#firstSeenS < LEADER_WAIT_TARGETS * this.#targetS;
+    }
+    if (leader.ended) return false;
+    // The first fragment at or after a leader boundary (the one a follower cuts at) starts the track.
+    return !leader.hasBoundary(timeS - durationS + EPS_S, timeS + EPS_S);
   }
 
   /** The open segment then up to `limit` recent complete ones, newest first. */

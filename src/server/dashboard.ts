@@ -1,7 +1,9 @@
 /**
  * The dashboard page served at `/`: live broadcasts with their thumbnails (refreshed every
  * `THUMBNAIL_REFRESH_MS`), an hls.js player with a rendition picker and
- * per-rung stats refreshed every second. Plain HTML + script, no build step; hls.js is served from
+ * per-rung stats refreshed every second; on a clustered node also the cluster (every node with
+ * its roles and ladders, where each broadcast's name, ladder and tracks run) and the cluster's
+ * sources this node does not serve yet. Plain HTML + script, no build step; hls.js is served from
  * `/assets/hls.min.js` by the runtime. The player loads each broadcast's `playbackUrl` from
  * `/api/v1/broadcasts` (signed by the server when a playback secret is set; hls.js then carries the
  * token from the playlists), and reloads with a fresh one when a token is refused.
@@ -63,6 +65,17 @@ export const DASHBOARD_HTML = `<!doctype html>
         <tbody id="rungs"><tr><td colspan="10" class="empty">no source selected</td></tr></tbody>
       </table>
       <p id="ladder-note" class="empty"></p>
+    </section>
+    <section id="cluster" hidden style="margin-top:16px">
+      <h2>Cluster</h2>
+      <table>
+        <thead><tr><th>node</th><th>roles</th><th>ladders</th><th>sources / capacity</th></tr></thead>
+        <tbody id="cluster-nodes"></tbody>
+      </table>
+      <table style="margin-top:12px">
+        <thead><tr><th>broadcast</th><th>ingest</th><th>ladder</th><th>tracks</th></tr></thead>
+        <tbody id="cluster-broadcasts"></tbody>
+      </table>
     </section>
   </div>
 </main>
@@ -149,6 +162,23 @@ export const DASHBOARD_HTML = `<!doctype html>
     return img;
   }
 
+  const esc = (text) => String(text).replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]);
+  // A clustered node: every node with its roles and ladders, and where each broadcast runs.
+  function renderCluster(c) {
+    $('cluster').hidden = !c;
+    if (!c) return;
+    $('cluster-nodes').innerHTML = (c.nodes || []).map((n) => '<tr data-node="' + esc(n.id) + '"><td>' + esc(n.id) + '</td><td>' + esc((n.roles || []).join(', ')) + '</td><td>' + esc((n.ladders || []).join(', ') || '-') + '</td><td>' + (n.maxSources == null ? '-' : (n.ladders || []).length + ' / ' + n.maxSources) + '</td></tr>').join('') || '<tr><td colspan="4" class="empty">no nodes</td></tr>';
+    $('cluster-broadcasts').innerHTML = (c.broadcasts || []).map((b) => '<tr data-broadcast="' + esc(b.broadcast) + '"><td>' + esc(b.broadcast) + '</td><td>' + esc(b.ingestNode || '-') + '</td><td>' + esc(b.ladderNode || '-') + '</td><td>' + esc((b.tracks || []).map((t) => t.track + ' @ ' + t.node).join(', ')) + '</td></tr>').join('') || '<tr><td colspan="4" class="empty">no broadcasts</td></tr>';
+  }
+  // The sources of the cluster this node does not serve yet (an edge mirrors one once it is played).
+  function withCluster(list, c) {
+    if (!c) return list;
+    const remote = (c.broadcasts || [])
+      .filter((b) => b.ingestNode && !list.some((x) => x.name === b.broadcast))
+      .map((b) => ({ name: b.broadcast, origin: 'ingest', ended: false, tracks: [] }));
+    return [...list, ...remote];
+  }
+
   let lastBroadcasts = [];
   function renderList(list) {
     const ul = $('broadcasts');
@@ -173,8 +203,9 @@ export const DASHBOARD_HTML = `<!doctype html>
   async function refresh() {
     try {
       const [b, t] = await Promise.all([fetch('/api/v1/broadcasts').then((r) => r.json()), fetch('/api/v1/transcode').then((r) => r.json())]);
-      lastBroadcasts = b.broadcasts || [];
+      lastBroadcasts = withCluster(b.broadcasts || [], b.cluster);
       renderList(lastBroadcasts);
+      renderCluster(b.cluster);
       if (!current) {
         const first = lastBroadcasts.find((x) => x.origin !== 'rendition' && !x.ended);
         if (first) play(first.name);

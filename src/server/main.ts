@@ -151,6 +151,7 @@ export async function startService(host: RuntimeHost, config: ServeConfig, logge
           roles: config.roles,
           maxSources: config.maxSources,
           edgeIdleMs: config.edgeIdleMs,
+          segments: { targetDurationMs: config.hlsTargetDurationMs, partTargetMs: config.hlsPartTargetMs },
           logger,
         });
   const loaded: Awaited<ReturnType<RuntimeHost['loadCodecs']>> = !runs('transcode')

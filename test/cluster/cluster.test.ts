@@ -18,12 +18,13 @@ import {
   parseM3u8,
   waitForMasterListing,
 } from '../e2e/helpers.ts';
+import { launchChromium, openPage } from '../support/browser.ts';
 import { probePackets, probeStreams } from '../support/ffprobe.ts';
 import { waitFor } from '../support/wait.ts';
 import { clusterHealth, startNode } from './nodes.ts';
 
 const FIXTURE = '720p30-nob-aac.mp4';
-const LOOPS = 2; // 3 passes of the 3 s clip
+const LOOPS = 4; // 5 passes of the 3 s clip
 const RUNGS = [
   { name: '480p', width: 854, height: 480 },
   { name: '240p', width: 426, height: 240 },
@@ -34,17 +35,19 @@ let ingest: RunningServer;
 let worker: RunningServer;
 let edge: RunningServer;
 let otherIngest: RunningServer;
+let lateEdge: RunningServer;
 let publisher: Proc;
 let base: string;
 const decodes = new Map<string, Proc>();
 
 beforeAll(async () => {
   nats = await startNats();
-  [ingest, worker, edge, otherIngest] = await Promise.all([
+  [ingest, worker, edge, otherIngest, lateEdge] = await Promise.all([
     startNode('A', 'ingest', nats.url, ['--ingest-grace', '1']),
     startNode('B', 'transcode', nats.url, ['--transcode-rendition', '480p,240p', '--transcode-overload', 'off']),
     startNode('C', 'edge', nats.url),
     startNode('D', 'ingest,edge', nats.url, ['--edge-idle', '2']),
+    startNode('E', 'edge', nats.url),
   ]);
   base = `${edge.url}/hls/live/cl`;
   // A first request makes the edge mirror the broadcast from its first keyframe on.
@@ -55,7 +58,7 @@ beforeAll(async () => {
 afterAll(async () => {
   publisher?.kill();
   for (const d of decodes.values()) d.kill();
-  await Promise.all([ingest, worker, edge, otherIngest].map((n) => n?.stop()));
+  await Promise.all([ingest, worker, edge, otherIngest, lateEdge].map((n) => n?.stop()));
   await nats?.stop();
 });
 
@@ -95,6 +98,20 @@ describe('ingest, transcode and edge on separate nodes', () => {
     expect(worker.stdout()).toContain(`cluster     node B, roles transcode, NATS ${nats.url}`);
   });
 
+  it('a second edge is first asked 5 s into the broadcast (its playlists are compared with the first edge at the end)', async () => {
+    const listedMs = async (): Promise<number> => {
+      const text = await getText(`${base}/playlist.m3u8`);
+      const segments = text === undefined ? [] : segmentsOf(text).segments;
+      return segments.length === 0 ? 0 : segments[segments.length - 1]!.pdtMs - segments[0]!.pdtMs;
+    };
+    await waitFor(async () => (await listedMs()) >= 5_000, 'C to list 5 s of media', {
+      timeoutMs: 30_000,
+      intervalMs: 100,
+    });
+    // E mirrors the broadcast from this first request on (a 404 while it has nothing yet).
+    await fetch(`${lateEdge.url}/hls/live/cl/master.m3u8`);
+  });
+
   it("the edge's /api/v1/broadcasts shows the whole cluster: every node with its roles, and where each broadcast, ladder and track runs", async () => {
     type Overview = {
       nodes: Array<{ id: string; roles: string[]; ladders?: string[] }>;
@@ -113,6 +130,7 @@ describe('ingest, transcode and edge on separate nodes', () => {
       'B:transcode',
       'C:edge',
       'D:ingest,edge',
+      'E:edge',
     ]);
     expect(api.cluster.nodes.find((n) => n.id === 'B')?.ladders).toEqual(['live/cl']);
     const where = Object.fromEntries(
@@ -128,6 +146,42 @@ describe('ingest, transcode and edge on separate nodes', () => {
     });
     // The edge's own list holds what it serves: the source and its rungs.
     expect(api.broadcasts.map((b) => b.name).sort()).toEqual(['live/cl', 'live/cl/240p', 'live/cl/480p']);
+  });
+
+  it("the edge's dashboard shows the cluster: every node with its roles and ladders, and where the broadcast's name, ladder and tracks run", async () => {
+    const browser = await launchChromium();
+    try {
+      const log: string[] = [];
+      const { page } = await openPage(browser, log, { width: 1200, height: 900 });
+      expect((await page.goto(`${edge.url}/`))?.status()).toBe(200);
+      const rows = (selector: string): Promise<string[][]> =>
+        page.$$eval(`${selector} tr`, (trs) =>
+          trs.map((tr) => Array.from(tr.querySelectorAll('td'), (td) => td.textContent ?? '')),
+        );
+      const nodes = await waitFor(
+        async () => {
+          const r = await rows('#cluster-nodes');
+          return r.length === 5 ? r : undefined;
+        },
+        `the cluster's five nodes on the dashboard\n${log.join('\n')}`,
+        { timeoutMs: 10_000, intervalMs: 100 },
+      );
+      expect(await page.isVisible('#cluster')).toBe(true);
+      expect(nodes).toEqual([
+        ['A', 'ingest', '-', '-'],
+        ['B', 'transcode', 'live/cl', '1 / 4'],
+        ['C', 'edge', '-', '-'],
+        ['D', 'ingest, edge', '-', '-'],
+        ['E', 'edge', '-', '-'],
+      ]);
+      expect(await rows('#cluster-broadcasts')).toEqual([
+        ['live/cl', 'A', 'B', '0.mp4 @ A, 1.mp4 @ A'],
+        ['live/cl/240p', '-', '-', '0.mp4 @ B'],
+        ['live/cl/480p', '-', '-', '0.mp4 @ B'],
+      ]);
+    } finally {
+      await browser.close();
+    }
   });
 
   it('an edge mirrors a broadcast only once a player asks for it, and lets it go after --edge-idle without requests', async () => {
@@ -199,4 +253,61 @@ describe('ingest, transcode and edge on separate nodes', () => {
       expect(await keyframes(`${base}/${r.name}/playlist.m3u8`), r.name).toEqual(sourceIdrs);
     }
   });
+
+  it('the edge asked 5 s in lists the same segments as the edge asked before the start: MSNs, PROGRAM-DATE-TIMEs, parts, discontinuity sequence', async () => {
+    const late = `${lateEdge.url}/hls/live/cl`;
+    for (const file of ['playlist.m3u8', '480p/playlist.m3u8']) {
+      const [early = '', later = ''] = await Promise.all(
+        [base, late].map((b) =>
+          waitFor(
+            async () => {
+              const text = await getText(`${b}/${file}`);
+              return text?.includes('#EXT-X-ENDLIST') ? text : undefined;
+            },
+            `ENDLIST in ${b}/${file}`,
+            { timeoutMs: 30_000, intervalMs: 200 },
+          ),
+        ),
+      );
+      const a = segmentsOf(early);
+      const b = segmentsOf(later);
+      expect(b.mediaSequence, `${file}: E starts later than C`).toBeGreaterThan(a.mediaSequence);
+      expect(b.discontinuitySequence, file).toBe(a.discontinuitySequence);
+      expect(b.segments.length, `${file}: segments E lists\n${later}`).toBeGreaterThanOrEqual(2);
+      expect(b.segments, `${file}\n${early}\n${later}`).toEqual(a.segments.filter((s) => s.msn >= b.mediaSequence));
+    }
+    // The master playlists name the same variants with the same attributes (bitrates are measured per edge).
+    const [earlyMaster, lateMaster] = await Promise.all([base, late].map((b) => getText(`${b}/master.m3u8`)));
+    const unmeasured = (text: string | undefined): string | undefined =>
+      text?.replace(/,?(AVERAGE-)?BANDWIDTH=\d+/g, '');
+    expect(unmeasured(lateMaster)).toBe(unmeasured(earlyMaster));
+  });
 });
+
+/** One listed segment: its number and every line that describes it (PDT, EXTINF, parts, URI). */
+type ListedSegment = { msn: number; pdtMs: number; lines: string[] };
+
+/** The segments of a media playlist's text with their numbers, and its sequence numbers. */
+function segmentsOf(text: string): {
+  mediaSequence: number;
+  discontinuitySequence: number;
+  segments: ListedSegment[];
+} {
+  const lines = text.split('\n');
+  const number = (tag: string): number => Number(lines.find((l) => l.startsWith(tag))?.slice(tag.length) ?? '0');
+  const mediaSequence = number('#EXT-X-MEDIA-SEQUENCE:');
+  const segments: ListedSegment[] = [];
+  let pending: string[] = [];
+  for (const line of lines) {
+    if (/^#EXT-X-(PROGRAM-DATE-TIME|PART|GAP):|^#EXTINF:|^#EXT-X-DISCONTINUITY$/.test(line)) {
+      pending.push(line);
+    } else if (line !== '' && !line.startsWith('#')) {
+      pending.push(line);
+      const pdt = pending.find((l) => l.startsWith('#EXT-X-PROGRAM-DATE-TIME:'));
+      const pdtMs = pdt === undefined ? Number.NaN : Date.parse(pdt.slice('#EXT-X-PROGRAM-DATE-TIME:'.length));
+      segments.push({ msn: mediaSequence + segments.length, pdtMs, lines: pending });
+      pending = [];
+    }
+  }
+  return { mediaSequence, discontinuitySequence: number('#EXT-X-DISCONTINUITY-SEQUENCE:'), segments };
+}

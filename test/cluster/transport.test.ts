@@ -42,6 +42,8 @@ async function node(nodeId: string, roles: string[], publishing: string[] = [], 
     nodeId,
     roles,
     maxSources,
+    // Segments of one 1/3 s GOP (ten 1/30 s fragments): every keyframe starts one.
+    segments: { targetDurationMs: 300, partTargetMs: 100 },
     logger: process.env['CLUSTER_DEBUG'] ? consoleLogger('debug') : silentLogger,
   });
   clusters.push(cluster);
@@ -143,6 +145,8 @@ describe('the registry bridge over NATS JetStream', () => {
     const first = await sub.next();
     expect(first!.dts).toBeGreaterThan(20 * 3_000);
     expect(local.meta.initSegment).toEqual(bytes(500, 1));
+    // The edge's LL-HLS numbering starts where the producer's does: keyframe 20 starts segment 2.
+    expect(local.numbering).toEqual({ msn: 2, discontinuitySequence: 0 });
     const stats = await waitFor(
       () =>
         (late.cluster.status()['mirrored'] as Array<{ broadcast: string; fragments: number }>).find(
