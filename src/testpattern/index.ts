@@ -4,8 +4,10 @@
  * tone with a beep every second encoded to AAC, packaged as CMAF (one fragment per frame or
  * audio packet) and published through the ingest path like any other publisher.
  *
- * Sync marks: each beep starts on a whole second of the timeline, and the frame whose time span
- * holds that instant is a white flash, so the A/V offset of any output can be measured. The AAC
+ * Sync marks: each beep starts half a second into a second of the timeline, and the frame whose
+ * time span holds that instant is a white flash, so the A/V offset of any output can be measured.
+ * Half a second, not the whole second: keyframes fall on whole seconds, and a keyframe that is a
+ * white flash would make every thumbnail white. The AAC
  * encoder's priming packet is dropped and packet k (k >= 1) is stamped at input sample
  * (k-1)*1024, so decoded audio lines up with the video to the sample.
  *
@@ -69,10 +71,13 @@ function trackFrom(init: Uint8Array, trackId: typeof VIDEO_TRACK | typeof AUDIO_
   return { ...info, trackId, initSegment: init };
 }
 
-/** Whether frame `index` at `fps` holds a whole second of the timeline (where a beep starts): the flash frame. */
+/** Where in each second of the timeline a beep starts (and its flash frame lies). */
+const BEEP_OFFSET_S = 0.5;
+
+/** Whether frame `index` at `fps` holds the instant a beep starts (half past a second): the flash frame. */
 export function isFlashFrame(index: number, fps: number): boolean {
-  const second = Math.ceil(index / fps - 1e-9);
-  return second < (index + 1) / fps - 1e-9;
+  const mark = Math.ceil(index / fps - BEEP_OFFSET_S - 1e-9) + BEEP_OFFSET_S;
+  return mark < (index + 1) / fps - 1e-9;
 }
 
 /** A running test pattern; `stop()` ends it and flushes the encoders. */
@@ -252,7 +257,7 @@ export class TestPatternSource {
       for (let i = 0; i < AAC_FRAME; i++) {
         const n = this.#audioSamples + i;
         const t = n / AUDIO_RATE;
-        const beep = n % AUDIO_RATE < AUDIO_RATE / 10;
+        const beep = (n - BEEP_OFFSET_S * AUDIO_RATE + AUDIO_RATE) % AUDIO_RATE < AUDIO_RATE / 10;
         const v = 0.2 * Math.sin(2 * Math.PI * (beep ? 880 : 440) * t);
         planar[i] = v;
         planar[AAC_FRAME + i] = v;

@@ -24,7 +24,9 @@ import { waitFor } from '../support/wait.ts';
 import { clusterHealth, startNode } from './nodes.ts';
 
 const FIXTURE = '720p30-nob-aac.mp4';
-const LOOPS = 4; // 5 passes of the 3 s clip
+// 15 passes of the 3 s clip (45 s): the broadcast stays live through every check that needs it
+// live (names, mirrors, dashboard) however slow a loaded machine makes them.
+const LOOPS = 14;
 const RUNGS = [
   { name: '480p', width: 854, height: 480 },
   { name: '240p', width: 426, height: 240 },
@@ -47,7 +49,8 @@ beforeAll(async () => {
     startNode('B', 'transcode', nats.url, ['--transcode-rendition', '480p,240p', '--transcode-overload', 'off']),
     startNode('C', 'edge', nats.url),
     startNode('D', 'ingest,edge', nats.url, ['--edge-idle', '2']),
-    startNode('E', 'edge', nats.url),
+    // E is asked once, 5 s in, and must keep the broadcast to its end (no player keeps asking it).
+    startNode('E', 'edge', nats.url, ['--edge-idle', '600']),
   ]);
   base = `${edge.url}/hls/live/cl`;
   // A first request makes the edge mirror the broadcast from its first keyframe on.
@@ -271,7 +274,8 @@ describe('ingest, transcode and edge on separate nodes', () => {
       );
       const a = segmentsOf(early);
       const b = segmentsOf(later);
-      expect(b.mediaSequence, `${file}: E starts later than C`).toBeGreaterThan(a.mediaSequence);
+      // E joined 5 s late; by the end both windows may have slid to the same start.
+      expect(b.mediaSequence, `${file}: E starts no earlier than C`).toBeGreaterThanOrEqual(a.mediaSequence);
       expect(b.discontinuitySequence, file).toBe(a.discontinuitySequence);
       expect(b.segments.length, `${file}: segments E lists\n${later}`).toBeGreaterThanOrEqual(2);
       expect(b.segments, `${file}\n${early}\n${later}`).toEqual(a.segments.filter((s) => s.msn >= b.mediaSequence));

@@ -109,7 +109,7 @@ describe('the registry bridge over NATS JetStream', () => {
       timeoutMs: 10_000,
     });
     const sub = local.subscribe();
-    expect(local.origin).toEqual({ kind: 'ingest' });
+    expect(local.origin).toEqual({ kind: 'ingest', mirroredFrom: 'p1' });
     expect(local.meta.codec).toBe('avc1.64001f');
     expect(local.meta.timescale).toBe(90_000);
     expect(local.meta.frameRate).toBe(30);
