@@ -9,6 +9,7 @@ import { Fmp4StreamParser } from '../../src/container/index.ts';
 import { loopPieces, planPieces } from '../../src/runtime/publish.ts';
 import { seededRandom } from '../../testkit/fmp4.ts';
 import { cliCommand, getJson, getText, ROOT } from '../../testkit/server.ts';
+import { probeStreams } from '../support/ffprobe.ts';
 import { trackIdsOf } from '../support/mp4-edit.ts';
 import { waitFor } from '../support/wait.ts';
 
@@ -99,6 +100,37 @@ export const decodedFrames = (progress: string): number =>
 /** The lines of an `ffmpegDecodeLive` run that are not progress lines: its errors. */
 export const decodeErrorLines = (progress: string): string[] =>
   progress.split('\n').filter((l) => l.trim() !== '' && !/^[a-z_0-9]+=/.test(l.trim()));
+
+/**
+ * Judges the `ffmpegDecodeLive` runs in `decodes` (keys `source` and each rung's name) once the
+ * broadcast at `base` ended: each exits 0 with no decode error, the source decodes
+ * `sourceFrames` frames, every rung as many, at its planned size (ffprobe of its playlist).
+ */
+export async function judgeLiveDecodes(
+  decodes: ReadonlyMap<string, Proc>,
+  base: string,
+  rungs: ReadonlyArray<{ name: string; width: number; height: number }>,
+  sourceFrames: number,
+): Promise<void> {
+  const results = new Map<string, { code: number | null; output: string }>();
+  for (const [name, proc] of decodes) results.set(name, { code: await proc.exited, output: proc.output() });
+  const source = results.get('source')!;
+  expect(source.code, source.output).toBe(0);
+  expect(decodeErrorLines(source.output)).toEqual([]);
+  expect(decodedFrames(source.output)).toBe(sourceFrames);
+  for (const r of rungs) {
+    const { code, output } = results.get(r.name)!;
+    expect(code, `${r.name}: ${output}`).toBe(0);
+    expect(decodeErrorLines(output), r.name).toEqual([]);
+    expect(decodedFrames(output), r.name).toBe(sourceFrames);
+    const [video] = (await probeStreams(`${base}/${r.name}/playlist.m3u8`)).filter((s) => s.codecType === 'video');
+    expect({ codec: video?.codecName, width: video?.width, height: video?.height }, r.name).toEqual({
+      codec: 'h264',
+      width: r.width,
+      height: r.height,
+    });
+  }
+}
 
 /** Polls `<base>/master.m3u8` until it lists `<rung>/playlist.m3u8` for every rung name; returns its text. */
 export function waitForMasterListing(base: string, rungs: readonly string[], timeoutMs: number): Promise<string> {
