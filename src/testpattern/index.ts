@@ -307,6 +307,10 @@ export class TestPatternSource {
     const frameTicks = Math.round(VIDEO_TIMESCALE / this.#o.fps);
     for (const { chunk, ingestTimeMs } of this.#pendingVideo.splice(0)) {
       const dts = Math.round((chunk.timestampUs * VIDEO_TIMESCALE) / 1_000_000);
+      // Only the GOP starts we asked for are keyframes of the stream: x264 also puts an IDR on a
+      // hard scene cut (the white sync flash), which must not become a segment start or a thumbnail.
+      const frameIndex = Math.round((chunk.timestampUs * this.#o.fps) / 1_000_000);
+      const keyframe = chunk.keyframe && frameIndex % this.#o.gopFrames === 0;
       this.#videoSeq += 1;
       const payload = buildMediaSegment({
         sequenceNumber: this.#videoSeq,
@@ -319,11 +323,11 @@ export class TestPatternSource {
           trackId: VIDEO_TRACK,
           groupId: Math.floor(dts / (frameTicks * this.#o.gopFrames)),
           objectId: 0,
-          priority: chunk.keyframe ? 0 : 1,
+          priority: keyframe ? 0 : 1,
           dts,
           pts: dts,
           duration: frameTicks,
-          flags: chunk.keyframe ? FragmentFlags.KEYFRAME : FragmentFlags.DELTA,
+          flags: keyframe ? FragmentFlags.KEYFRAME : FragmentFlags.DELTA,
           payload,
           ingestTimeMs,
         },
