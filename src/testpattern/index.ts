@@ -315,7 +315,7 @@ export class TestPatternSource {
       const payload = buildMediaSegment({
         sequenceNumber: this.#videoSeq,
         baseMediaDecodeTime: dts,
-        samples: [{ data: chunk.data, duration: frameTicks, keyframe: chunk.keyframe }],
+        samples: [{ data: chunk.data, duration: frameTicks, keyframe }],
       });
       events.push({
         type: 'fragment',
