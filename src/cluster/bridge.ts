@@ -67,6 +67,8 @@ export class ClusterBridge {
   readonly #abort = new AbortController();
   readonly #publishers = new Map<string, TrackPublisher>();
   readonly #consumers = new Map<string, TrackConsumer>();
+  /** Readers of tracks their producer ended, emitting the last fragments before they close. */
+  readonly #finishing = new Map<string, TrackConsumer>();
   /** Local registry keys created by consumers (never published back). */
   readonly #mirrored = new Set<string>();
   readonly #known = new Map<string, Known>();
@@ -176,7 +178,7 @@ export class ClusterBridge {
     await Promise.all([...this.#publishers.values()].map((p) => p.close(p.origin.kind === 'rendition')));
     this.#publishers.clear();
     await this.#placement?.close().catch(() => {});
-    await Promise.all([...this.#consumers.values()].map((c) => c.close()));
+    await Promise.all([...this.#consumers.values(), ...this.#finishing.values()].map((c) => c.close()));
     this.#consumers.clear();
     await Promise.all(this.#loops);
     await this.#claims?.close().catch(() => {});
@@ -256,6 +258,13 @@ export class ClusterBridge {
         continue;
       }
       if (this.#publishers.has(key)) continue;
+      // The track's previous reader still emits its last fragments: it stops now, and this one
+      // starts once it removed its local track.
+      const finishing = this.#finishing.get(key);
+      if (finishing !== undefined) {
+        void finishing.close();
+        continue;
+      }
       const consumer = new TrackConsumer({
         js: this.#o.js,
         jsm: this.#o.jsm,
@@ -272,7 +281,16 @@ export class ClusterBridge {
       const known = this.#known.get(key);
       if (known !== undefined && this.#wants(known.entry)) continue;
       this.#consumers.delete(key);
-      void consumer.close();
+      if (known !== undefined) {
+        void consumer.close();
+        continue;
+      }
+      // Withdrawn by its producer: the track ended, after the fragments still on their way here.
+      this.#finishing.set(key, consumer);
+      void consumer.finish().then(() => {
+        this.#finishing.delete(key);
+        this.#reconcile();
+      });
     }
   }
 

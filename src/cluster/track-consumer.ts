@@ -29,6 +29,8 @@ import { Reassembler } from './wire.ts';
 const IDLE_RESTART_MS = 4_000;
 /** Messages the client buffers ahead of this reader at most. */
 const BUFFERED_MESSAGES = 256;
+/** Longest an ended track is read on for the fragments its producer wrote before it ended. */
+const DRAIN_MS = 5_000;
 
 /** What a track consumer needs. */
 export type TrackConsumerOptions = {
@@ -65,6 +67,8 @@ export class TrackConsumer {
   #position: { created: string; nextSeq: number } | undefined;
   /** Whether the last read stopped between a gap and the next sync point. */
   #waiting = true;
+  /** While finishing: the stream's last sequence when the producer ended, and who waits for it. */
+  #drain: { lastSeq: number; reached: () => void } | undefined;
 
   /** A consumer of `options.entry`; call `start()`. */
   constructor(options: TrackConsumerOptions) {
@@ -95,6 +99,35 @@ export class TrackConsumer {
   /** Starts reading; retries (with back-off) while the stream is missing or NATS is away. */
   start(): void {
     this.#done ??= this.#run();
+  }
+
+  /**
+   * The producer ended the track (withdrew its entry): reads on until what the stream held at
+   * that moment is emitted (at most `DRAIN_MS`), then closes. The entry's delete can overtake the
+   * last fragments, which are still on their way to this reader.
+   */
+  async finish(): Promise<void> {
+    const position = this.#position;
+    if (position !== undefined && !this.#abort.signal.aborted) {
+      const { broadcast, track } = this.#entry;
+      const info = await this.#o.jsm.streams.info(trackSubjects(broadcast, track).stream).catch(() => undefined);
+      if (info !== undefined && info.created === position.created && position.nextSeq <= info.state.last_seq) {
+        await new Promise<void>((resolve) => {
+          const done = (): void => {
+            clearTimeout(timer);
+            this.#abort.signal.removeEventListener('abort', done);
+            this.#drain = undefined;
+            resolve();
+          };
+          const timer = setTimeout(done, DRAIN_MS);
+          this.#abort.signal.addEventListener('abort', done, { once: true });
+          this.#drain = { lastSeq: info.state.last_seq, reached: done };
+          // Read on while the stream's state was asked for.
+          if ((this.#position?.nextSeq ?? 0) > info.state.last_seq) done();
+        });
+      }
+    }
+    await this.close();
   }
 
   /** Stops reading and removes the local track (its readers drain, then end). Idempotent. */
@@ -191,9 +224,11 @@ export class TrackConsumer {
           }
         }
         if (this.#pendingMeta !== undefined) this.#create(decoded.segment);
-        if (waiting || this.#broadcaster === undefined) continue;
-        this.#broadcaster.emit(decoded.fragment);
-        this.#received += 1;
+        if (!waiting && this.#broadcaster !== undefined) {
+          this.#broadcaster.emit(decoded.fragment);
+          this.#received += 1;
+        }
+        if (this.#drain !== undefined && m.seq >= this.#drain.lastSeq) this.#drain.reached();
       }
     } finally {
       clearInterval(watchdog);
