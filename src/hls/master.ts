@@ -7,6 +7,8 @@
  * second time per Opus group, after all the others. BANDWIDTH counts the audio a variant
  * references. Rungs the overload policy hides, rungs without a complete segment, and rungs that
  * ended while their source went on are left out; rungs that ended with their source stay.
+ * No two video variants of one listing have the same resolution: a rung at the source's size
+ * (encoded because the source's bitrate is above the rung's) takes the source variant's place.
  */
 
 import { errorMessage } from '../core/errors.ts';
@@ -86,8 +88,13 @@ export class MasterBuilder {
   /** Whether `b` is listed in a master playlist now: a visible rung, or a source with a published part. */
   listed(b: HlsBroadcast): boolean {
     if (b.origin.kind === 'rendition') return this.#rungVisible(b) || this.#audioVisible(b);
-    const main = b.tracks.get('video')?.window ?? b.tracks.get('audio')?.window;
-    return main?.latestPart() !== undefined;
+    const video = b.tracks.get('video')?.window;
+    const main = video ?? b.tracks.get('audio')?.window;
+    if (main?.latestPart() === undefined) return false;
+    return (
+      video?.init === undefined ||
+      !this.#visibleRungs(b.name).some((r) => this.#sameSize(r.tracks.get('video')!.window, video))
+    );
   }
 
   /** EXT-X-RENDITION-REPORTs of a video playlist: the source and every rung in the master, but itself. */
@@ -180,8 +187,10 @@ export class MasterBuilder {
     const rungBps = (rung: HlsBroadcast): number =>
       rung.tracks.get('video')!.window.bitrate().peakBps + (rungAudio(renditionOf(rung) ?? '')?.bitrate.peakBps ?? 0);
     const rungs = this.#visibleRungs(b.name).sort((x, y) => rungBps(y) - rungBps(x));
+    const sourceSized =
+      video !== undefined && rungs.some((rung) => this.#sameSize(rung.tracks.get('video')!.window, video));
     const listing = (audio: (rendition: string | undefined) => AudioGroup | undefined): MasterVariant[] => [
-      variant(main, sourceUri, sourceBandwidth, audio(undefined)),
+      ...(sourceSized ? [] : [variant(main, sourceUri, sourceBandwidth, audio(undefined))]),
       ...rungs.map((rung) =>
         variant(
           rung.tracks.get('video')!.window,
@@ -200,6 +209,13 @@ export class MasterBuilder {
         variants,
       }),
     );
+  }
+
+  /** Whether two video windows have the same picture size. */
+  #sameSize(a: TrackWindow, b: TrackWindow): boolean {
+    const x = this.#describer.describe(a.init!, 'video');
+    const y = this.#describer.describe(b.init!, 'video');
+    return x.width !== undefined && x.width === y.width && x.height === y.height;
   }
 
   #group(window: TrackWindow, id: string, name: string | undefined, uri: string): AudioGroup {

@@ -268,7 +268,10 @@ export function createService(deps: ServiceDeps): Service {
         })),
         skipped: plan?.skipped.map((r) => ({ rendition: r.rendition.name, reason: r.reason })) ?? [],
         rungs: (bySource.get(s.broadcast) ?? [])
-          .filter((t) => t.endedAtMs === undefined || t.transcoderStats?.['state'] !== 'skipped')
+          .filter(
+            (t) =>
+              t.endedAtMs === undefined || !['skipped', 'bypassed'].includes(t.transcoderStats?.['state'] as string),
+          )
           .map((t) => ({
             rendition: t.rendition,
             taskState: t.state,

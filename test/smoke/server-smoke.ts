@@ -133,7 +133,12 @@ export function serverSmokeCases(runtime: string): Case[] {
         );
         check(master.startsWith('#EXTM3U'), 'a master playlist');
         const variants = master.split('\n').filter((l) => l.startsWith('#EXT-X-STREAM-INF:'));
-        check(variants[0]?.includes('RESOLUTION=1280x720'), 'the source is listed first');
+        // The 720p rung (below the source's bitrate) takes the place of the 1280x720 source variant.
+        check(variants[0]?.includes('RESOLUTION=1280x720'), 'the 1280x720 variant is listed first');
+        check(
+          variants.filter((v) => v.includes('RESOLUTION=1280x720') && !v.includes('opus')).length === 1,
+          'one variant per resolution',
+        );
 
         const playlistRes = await fetch(`${base}/hls/live/smoke/240p/playlist.m3u8`);
         const playlist = await playlistRes.text();

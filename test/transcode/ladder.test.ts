@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { defaultLadder, PRESET_240P, PRESET_720P } from '../../src/transcode/index.ts';
-import { evenSize, planLadder, planRung } from '../../src/transcode/ladder/plan.ts';
+import { bypassReason, evenSize, type PlannedRung, planLadder, planRung } from '../../src/transcode/ladder/plan.ts';
+import { GopBitrate } from '../../src/transcode/ladder/source-bitrate.ts';
 
 const sizes = (source: { width: number; height: number }) =>
   planLadder(source, defaultLadder()).rungs.map((r) => `${r.rendition.name}:${r.width}x${r.height}`);
@@ -41,5 +42,43 @@ describe('ladder planning', () => {
 
   it('evenSize rounds to even and never below 2', () => {
     expect([evenSize(0), evenSize(1), evenSize(426.6), evenSize(853.33)]).toEqual([2, 2, 426, 854]);
+  });
+});
+
+describe('rung bypass rule', () => {
+  const source = { width: 1280, height: 720, frameRate: 30 };
+  const rung = planRung(source, PRESET_720P) as PlannedRung;
+
+  it('bypasses a source-sized rung whose bitrate is at least the source bitrate, and only that', () => {
+    expect(bypassReason(rung, source, 1_600_000)).toMatch(
+      /source is 1280x720 at 1600 kb\/s, the rung would be 2500 kb\/s/,
+    );
+    expect(bypassReason(rung, source, 2_500_000)).toBeDefined();
+    expect(bypassReason(rung, source, 2_500_001)).toBeUndefined();
+    expect(bypassReason(rung, source, undefined)).toBeUndefined();
+    const wider = { width: 1280, height: 722 };
+    expect(bypassReason(planRung(wider, PRESET_720P) as PlannedRung, wider, 100_000)).toBeUndefined();
+  });
+
+  it('measures the first whole GOP, from its keyframe to the next', () => {
+    const m = new GopBitrate();
+    const sample = (dts: number, bytes: number, keyframe = false) => ({
+      data: new Uint8Array(bytes),
+      dts,
+      duration: 3000,
+      keyframe,
+    });
+    // A delta frame before the first keyframe is not counted.
+    m.push([sample(0, 9999)], 90_000);
+    expect(m.partialBps()).toBeUndefined();
+    m.push([sample(3000, 30_000, true), sample(6000, 7_500)], 90_000);
+    expect(m.bps).toBeUndefined();
+    // 37 500 bytes over 2 frames of 1/30 s.
+    expect(m.partialBps()).toBeCloseTo((37_500 * 8) / (6000 / 90_000), 6);
+    m.push([sample(9000, 7_500), sample(12_000, 30_000, true)], 90_000);
+    expect(m.bps).toBeCloseTo((45_000 * 8) / (9000 / 90_000), 6);
+    expect(m.seconds).toBeCloseTo(0.1, 6);
+    m.reset();
+    expect(m.bps).toBeUndefined();
   });
 });

@@ -62,3 +62,22 @@ export function planLadder(source: SourceVideo, ladder: readonly RenditionSpec[]
   }
   return { rungs, skipped };
 }
+
+/** Whether `rung` has exactly the source's picture size (then the source variant may serve it). */
+export function matchesSource(rung: PlannedRung, source: SourceVideo): boolean {
+  return rung.width === source.width && rung.height === source.height;
+}
+
+/**
+ * Why `rung` is not encoded: it has the source's size and at least the source's bitrate
+ * (`sourceBps`, bits/s), so the source variant serves it as well. Undefined when it is encoded.
+ */
+export function bypassReason(
+  rung: PlannedRung,
+  source: SourceVideo,
+  sourceBps: number | undefined,
+): string | undefined {
+  if (sourceBps === undefined || !matchesSource(rung, source) || rung.videoBitrateBps < sourceBps) return undefined;
+  const kbps = (bps: number): string => `${Math.round(bps / 1000)} kb/s`;
+  return `served by the source variant: the source is ${source.width}x${source.height} at ${kbps(sourceBps)}, the rung would be ${kbps(rung.videoBitrateBps)}`;
+}

@@ -5,6 +5,11 @@
  *
  * Back-pressure: `onFragment` waits while the queue is above half its bound; a queue that reaches
  * the bound drops whole GOPs (resumes at the next forced keyframe) and counts them.
+ *
+ * Bypass: a rung planned at exactly the source's size is encoded from the first keyframe, but its
+ * output is held back until the source's first whole GOP tells the source's bitrate. At or below
+ * the rung's bitrate the rung is bypassed (the encoder closes, nothing of it is published: the
+ * source variant serves that size); above it, the held output is published and the rung goes on.
  */
 
 import { Backoff } from '../../core/backoff.ts';
@@ -20,7 +25,7 @@ import { type FrameMeta, isFrame, type QueuedFrame, type QueueItem, type SourceF
 import { RungLoad } from './load.ts';
 import { notifyLadderEvent, type ResolvedLadderOptions, softQueueLimit } from './options.ts';
 import type { RungLoadState, RungSample } from './overload.ts';
-import { type PlannedRung, planRung, type SourceVideo } from './plan.ts';
+import { bypassReason, matchesSource, type PlannedRung, planRung, type SourceVideo } from './plan.ts';
 import { RungOutput } from './rung-output.ts';
 import { RungStats } from './rung-stats.ts';
 import type { DecodedSource, RungSink } from './shared-decoder.ts';
@@ -30,6 +35,9 @@ export type SourceAttach = (broadcast: string, meta: FragmentMeta, rung: RungSin
 
 /** A rung's hold on its source's decoder (the last rung to let go closes it). */
 export type SourceLease = SessionLease<DecodedSource>;
+
+/** Longest the bypass rule waits for the source's second keyframe, in media seconds. */
+const BYPASS_DECISION_MAX_S = 4;
 
 /** One rung of one source: encoder, CMAF packaging, publication. */
 export class RungTranscoder implements Transcoder, RungSink {
@@ -53,7 +61,11 @@ export class RungTranscoder implements Transcoder, RungSink {
   #waitingForKey = false;
   #needKey = true;
   #inFlight = new Map<number, FrameMeta>();
-  #state: 'starting' | 'running' | 'failed' | 'skipped' | 'ended' = 'starting';
+  #state: 'starting' | 'running' | 'failed' | 'skipped' | 'bypassed' | 'ended' = 'starting';
+  /** Output held back while the bypass rule waits for the source's bitrate (a source-sized plan). */
+  #held: Array<{ chunk: EncodedChunk; meta: FrameMeta }> | undefined;
+  /** The plan the bypass rule left to the source variant (its frames are not queued). */
+  #bypassedPlan: PlannedRung | undefined;
   /** What encodes this rung's current session, when it differs from `codecs.backend` (a fallback). */
   #backend: string | undefined;
   #lastError: string | undefined;
@@ -106,9 +118,13 @@ export class RungTranscoder implements Transcoder, RungSink {
   }
 
   async onStop(): Promise<void> {
-    if (!(await this.#sourceFeed.stop(() => this.#closeEncoder(true)))) return;
+    const closing = async (): Promise<void> => {
+      await this.#decideBypass(true);
+      await this.#closeEncoder(true);
+    };
+    if (!(await this.#sourceFeed.stop(closing))) return;
     this.#output?.end();
-    if (this.#state !== 'skipped') this.#state = 'ended';
+    if (this.#state !== 'skipped' && this.#state !== 'bypassed') this.#state = 'ended';
     this.#queue.wake();
   }
 
@@ -133,7 +149,7 @@ export class RungTranscoder implements Transcoder, RungSink {
 
   /** A frame clone from the shared decoder, which this rung now owns. */
   enqueue(frame: VideoFrameLike, meta: FrameMeta): void {
-    if (this.#queuedPlan === undefined || this.#queue.stopped) {
+    if (this.#queuedPlan === undefined || this.#queuedPlan === this.#bypassedPlan || this.#queue.stopped) {
       frame.close();
       return;
     }
@@ -218,6 +234,8 @@ export class RungTranscoder implements Transcoder, RungSink {
 
   #replan(video: SourceVideo): void {
     const planned = planRung(video, this.rendition);
+    this.#held = undefined;
+    this.#bypassedPlan = undefined;
     if (typeof planned === 'string') {
       this.#plan = undefined;
       this.#skipReason = planned;
@@ -225,8 +243,37 @@ export class RungTranscoder implements Transcoder, RungSink {
     } else {
       this.#plan = planned;
       this.#skipReason = undefined;
-      if (this.#state === 'skipped' || this.#state === 'starting') this.#state = 'running';
+      if (this.#state === 'skipped' || this.#state === 'bypassed' || this.#state === 'starting')
+        this.#state = 'running';
+      if (matchesSource(planned, video)) this.#held = [];
     }
+  }
+
+  /**
+   * The bypass rule, while a source-sized plan waits: decides once the source's first whole GOP
+   * is measured, or after `BYPASS_DECISION_MAX_S` of it, or (`final`) when the session ends.
+   */
+  async #decideBypass(final: boolean): Promise<void> {
+    const held = this.#held;
+    const plan = this.#plan;
+    const source = this.#sourceFeed.source;
+    if (held === undefined || plan === undefined || source === undefined) return;
+    const { bitrate } = source;
+    let sourceBps = bitrate.bps;
+    if (sourceBps === undefined && (final || bitrate.seconds >= BYPASS_DECISION_MAX_S))
+      sourceBps = bitrate.partialBps();
+    if (sourceBps === undefined && !final) return;
+    this.#held = undefined;
+    const reason = bypassReason(plan, source.video, sourceBps);
+    if (reason === undefined) {
+      for (const { chunk, meta } of held) this.#publishChunk(chunk, meta);
+      return;
+    }
+    this.#bypassedPlan = plan;
+    this.#skipReason = reason;
+    this.#state = 'bypassed';
+    this.#options.logger.info('rung bypassed', { output: this.#output?.name, reason });
+    await this.#closeEncoder(false);
   }
 
   /** Handles one queued item: a pause, a format boundary or a frame to encode. */
@@ -256,6 +303,7 @@ export class RungTranscoder implements Transcoder, RungSink {
    * old plan), re-plan, and start the next session with a new init, or end the output.
    */
   async #switchFormat(format: SourceFormat): Promise<void> {
+    await this.#decideBypass(true);
     await this.#closeEncoder(true);
     this.#output?.restart();
     this.#needKey = true;
@@ -264,6 +312,8 @@ export class RungTranscoder implements Transcoder, RungSink {
   }
 
   async #encode({ frame, meta }: QueuedFrame): Promise<void> {
+    await this.#decideBypass(false);
+    if (this.#plan !== undefined && this.#plan === this.#bypassedPlan) return;
     const source = this.#sourceFeed.source;
     // A new session takes its frame rate from the source: wait until a few samples tell it.
     if (this.#encoder === undefined && meta.forceKey && source !== undefined) await source.frameRateSettled();
@@ -321,6 +371,11 @@ export class RungTranscoder implements Transcoder, RungSink {
     const meta = this.#inFlight.get(chunk.timestampUs);
     if (meta === undefined) return;
     this.#inFlight.delete(chunk.timestampUs);
+    if (this.#held !== undefined) this.#held.push({ chunk, meta });
+    else this.#publishChunk(chunk, meta);
+  }
+
+  #publishChunk(chunk: EncodedChunk, meta: FrameMeta): void {
     const source = this.#sourceFeed.source;
     const plan = this.#plan;
     if (source === undefined || plan === undefined || this.#output === undefined) return;

@@ -20,6 +20,7 @@ import { type LoadSampled, SourceLoadMonitor } from './load.ts';
 import type { ResolvedLadderOptions } from './options.ts';
 import type { RungLoadState } from './overload.ts';
 import { planRung, type SourceVideo } from './plan.ts';
+import { GopBitrate } from './source-bitrate.ts';
 
 /** Per-source ladder status for the API. */
 export type SourceLadderStatus = {
@@ -61,6 +62,8 @@ export interface DecodedSource {
   frameRate(): number | undefined;
   /** Resolves once the frame rate is trustworthy (or the source ends, or `maxMs` passes). */
   frameRateSettled(maxMs?: number): Promise<void>;
+  /** The video bitrate of the current format's first GOP (decided before its frames reach the rungs). */
+  readonly bitrate: Pick<GopBitrate, 'bps' | 'partialBps' | 'seconds'>;
   /** Decodes `fragment` unless another rung already submitted it. */
   submit(fragment: Fragment, init: Uint8Array | undefined): Promise<void>;
   /** Switches to a new init once; later calls for it are no-ops. */
@@ -105,6 +108,7 @@ export class SharedDecoder implements DecodedSource {
   /** The meta of the current init; ingest fills in its `frameRate` once measured. */
   #meta: FragmentMeta;
   #frameRateWaiters: Array<() => void> = [];
+  readonly #bitrate = new GopBitrate();
 
   /** A decoder for `broadcast`, configured from `meta`; `priority` ranks renditions for the policy. */
   constructor(
@@ -141,6 +145,11 @@ export class SharedDecoder implements DecodedSource {
     if (!this.#load.active || this.#rungs.size === 0) return false;
     for (const rung of this.#rungs) if (rung.loadState !== 'paused') return false;
     return true;
+  }
+
+  /** The video bitrate of the current format's first GOP. */
+  get bitrate(): GopBitrate {
+    return this.#bitrate;
   }
 
   /** Source picture size and frame rate. */
@@ -274,6 +283,7 @@ export class SharedDecoder implements DecodedSource {
     this.#lastForcedPts = undefined;
     this.#pending.clear();
     this.#meta = meta;
+    this.#bitrate.reset();
     if (meta.initSegment === undefined) return;
     const track = describeInit(meta.initSegment).find((t) => t.kind === 'video');
     if (track === undefined) return;
@@ -317,6 +327,7 @@ export class SharedDecoder implements DecodedSource {
     if (this.#closed) return;
     const samples = readSamples(fragment.payload);
     if (samples.length === 0) return;
+    this.#bitrate.push(samples, this.#timescale);
     // Ingest fills in the meta's frame rate before it emits the fragment that settles it.
     if (this.#frameRateKnown()) this.#wakeFrameRateWaiters();
     const first = samples[0]!;

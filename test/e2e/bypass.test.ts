@@ -1,0 +1,136 @@
+/**
+ * Rung bypass and one variant per resolution, against the running CLI server and real ffmpeg
+ * publishers. A rung at the source's size whose bitrate is at least the source's is not encoded:
+ * `/api/v1/transcode` says it is bypassed and why, no output of it exists, and the master lists
+ * the source for that size. A rung at the source's size below the source's bitrate is encoded and
+ * takes the source variant's place. No master lists one resolution twice; ffprobe reads the
+ * variants the master lists.
+ */
+
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { fixturePath } from '../../testkit/fixtures.ts';
+import { getJson, getText, type RunningServer, startServer } from '../../testkit/server.ts';
+import { probeStreams } from '../support/ffprobe.ts';
+import { waitFor } from '../support/wait.ts';
+import { ffmpegPublish, type Proc, waitForMasterListing } from './helpers.ts';
+
+const ADMIN = 'admin-token-b7c1';
+// 1280x720, about 3.5 Mb/s of video (noise): above the default 720p rung's 2500 kb/s.
+const CLIP = fixturePath('720p30-nob-aac.mp4');
+const R720_HIGH = { name: '720p', width: 1280, height: 720, video_bitrate_kbps: 12_000, audio_bitrate_kbps: 128 };
+const R240 = { name: '240p', width: 426, height: 240, video_bitrate_kbps: 400, audio_bitrate_kbps: 64 };
+
+let server: RunningServer;
+const publishers: Proc[] = [];
+
+beforeAll(async () => {
+  server = await startServer(['--test-pattern', 'off', '--admin-token', ADMIN]);
+}, 60_000);
+
+afterAll(async () => {
+  for (const p of publishers) p.kill();
+  await server?.stop();
+});
+
+type RungApi = { rendition: string; state: string; skippedReason?: string; width?: number; height?: number };
+type TranscodeApi = { sources: Array<{ broadcast: string; rungs: RungApi[] }> };
+
+async function rungsOf(broadcast: string): Promise<RungApi[]> {
+  const api = (await getJson(`${server.url}/api/v1/transcode`)) as TranscodeApi;
+  return api.sources.find((s) => s.broadcast === broadcast)?.rungs ?? [];
+}
+
+/** The RESOLUTION and URI of every video variant of a master playlist. */
+function variants(master: string): Array<{ resolution: string; uri: string }> {
+  const lines = master.split('\n');
+  return lines.flatMap((line, i) => {
+    if (!line.startsWith('#EXT-X-STREAM-INF:')) return [];
+    const resolution = /RESOLUTION=(\d+x\d+)/.exec(line)?.[1] ?? '';
+    return [{ resolution, uri: lines[i + 1]!.trim() }];
+  });
+}
+
+/** Each resolution once among the variants of one audio group (the Opus listing repeats them). */
+function expectOneVariantPerResolution(master: string): void {
+  const seen = new Map<string, string>();
+  for (const line of master.split('\n')) {
+    if (!line.startsWith('#EXT-X-STREAM-INF:')) continue;
+    const key = `${/RESOLUTION=(\d+x\d+)/.exec(line)?.[1]} ${/AUDIO="([^"]*)"/.exec(line)?.[1] ?? ''} ${/CODECS="([^"]*)"/.exec(line)?.[1]}`;
+    expect(seen.has(key), `two variants with ${key}:\n${master}`).toBe(false);
+    seen.set(key, line);
+  }
+}
+
+/** The video stream ffprobe finds in the init and first complete segment of a media playlist. */
+async function probeVideo(playlistUrl: string): Promise<{ width: number | undefined; height: number | undefined }> {
+  const text = await waitFor(
+    async () => {
+      const t = await getText(playlistUrl);
+      return t !== undefined && /^seg-\d+\.m4s$/m.test(t) ? t : undefined;
+    },
+    `a complete segment in ${playlistUrl}`,
+    { timeoutMs: 15_000, intervalMs: 200 },
+  );
+  const map = /#EXT-X-MAP:URI="([^"]+)"/.exec(text)![1]!;
+  const segment = /^(seg-\d+\.m4s)$/m.exec(text)![1]!;
+  const at = (uri: string): string => new URL(uri, playlistUrl).href;
+  const bytes = await Promise.all(
+    [map, segment].map(async (uri) => new Uint8Array(await (await fetch(at(uri))).arrayBuffer())),
+  );
+  const joined = new Uint8Array(bytes[0]!.byteLength + bytes[1]!.byteLength);
+  joined.set(bytes[0]!);
+  joined.set(bytes[1]!, bytes[0]!.byteLength);
+  const video = (await probeStreams(joined)).find((s) => s.codecType === 'video');
+  return { width: video?.width, height: video?.height };
+}
+
+function publish(broadcast: string): void {
+  publishers.push(ffmpegPublish(CLIP, `${server.url}/ingest/${broadcast}`, { loops: 20 }));
+}
+
+describe('rung bypass', () => {
+  it('a source-sized rung at or above the source bitrate is not encoded; the source variant serves its size', async () => {
+    const put = await fetch(`${server.url}/api/v1/broadcasts/live/byp/ladder`, {
+      method: 'PUT',
+      body: JSON.stringify([R720_HIGH, R240]),
+      headers: { authorization: `Bearer ${ADMIN}` },
+    });
+    expect(put.status).toBe(200);
+    publish('live/byp');
+    const rung = await waitFor(
+      async () => (await rungsOf('live/byp')).find((r) => r.rendition === '720p' && r.state === 'bypassed'),
+      'the 720p rung bypassed',
+      { timeoutMs: 20_000, intervalMs: 200 },
+    );
+    expect(rung.skippedReason).toMatch(/served by the source variant: the source is 1280x720 at \d+ kb\/s/);
+    const base = `${server.url}/hls/live/byp`;
+    const master = await waitForMasterListing(base, ['240p'], 20_000);
+    expect(variants(master).map((v) => `${v.resolution} ${v.uri}`)).toEqual([
+      '1280x720 playlist.m3u8',
+      '426x240 240p/playlist.m3u8',
+    ]);
+    expectOneVariantPerResolution(master);
+    // Nothing of the bypassed rung exists: no playlist, no broadcast.
+    expect(await getText(`${base}/720p/playlist.m3u8`)).toBeUndefined();
+    const broadcasts = (await getJson(`${server.url}/api/v1/broadcasts`)) as { broadcasts: Array<{ name: string }> };
+    expect(broadcasts.broadcasts.map((b) => b.name)).not.toContain('live/byp/720p');
+    expect(await probeVideo(`${base}/playlist.m3u8`)).toEqual({ width: 1280, height: 720 });
+  }, 60_000);
+
+  it('a source-sized rung below the source bitrate is encoded and takes the source variant’s place', async () => {
+    publish('live/rep');
+    const base = `${server.url}/hls/live/rep`;
+    const master = await waitForMasterListing(base, ['720p', '480p', '240p'], 30_000);
+    expect(variants(master).map((v) => `${v.resolution} ${v.uri}`)).toEqual([
+      '1280x720 720p/playlist.m3u8',
+      '854x480 480p/playlist.m3u8',
+      '426x240 240p/playlist.m3u8',
+    ]);
+    expectOneVariantPerResolution(master);
+    const rung = (await rungsOf('live/rep')).find((r) => r.rendition === '720p');
+    expect(rung).toMatchObject({ state: 'running', width: 1280, height: 720 });
+    expect(await probeVideo(`${base}/720p/playlist.m3u8`)).toEqual({ width: 1280, height: 720 });
+    // The source's own playlist is still served to whoever asks for it.
+    expect(await getText(`${base}/playlist.m3u8`)).toContain('#EXTINF');
+  }, 60_000);
+});
