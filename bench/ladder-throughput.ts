@@ -1,16 +1,19 @@
 /**
  * Ladder throughput: the same 1080p30 H.264 source (bench/make-source.sh, 20 s, not trivially
  * compressible) through (a) our decode-once ladder as fast as it goes, (b) one ffmpeg process
- * (decode once, split, scale bicubic, libx264 superfast/zerolatency, same bitrates, keyframes at the
- * source's), (c) the LVQR-style chain: three ffmpeg processes, each decoding the source, (d) our
- * ladder on the chromium backend (decode, scale and encode in a headless Chromium). Contenders
- * alternate; each reports fps, x realtime, CPU-s per source second, peak RSS, and PSNR/SSIM per
- * rung against the source scaled with bicubic. Then the audio ladder alone on the same source:
+ * (decode once, split, scale, libx264 superfast/zerolatency, same bitrates, keyframes at the
+ * source's), once with the bilinear scaler (the same pictures as ours) and once with bicubic,
+ * (c) the LVQR-style chain: three ffmpeg processes, each decoding the source, (d) our ladder on the
+ * chromium backend (decode, scale and encode in a headless Chromium). Contenders alternate; each
+ * reports fps, x realtime, CPU-s per source second, peak RSS, and PSNR-Y/SSIM per rung against the
+ * source scaled with Lanczos; the frames of every rung are counted, and the x264 settings of every
+ * output are read back from its SEI and compared. Then the audio ladder alone on the same source:
  * the CPU it adds per source second.
  *   node --expose-gc --import tsx bench/ladder-throughput.ts [--rounds 3] [--smoke]
  */
 
-import { mkdirSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   arg,
@@ -71,6 +74,36 @@ function x264(kbps: number): string[] {
   ];
 }
 
+/** Video frames in `file` (ffprobe counts the packets). */
+function frameCount(file: string): number {
+  const out = spawnSync(
+    'ffprobe',
+    [
+      '-v',
+      'error',
+      '-select_streams',
+      'v:0',
+      '-count_packets',
+      '-show_entries',
+      'stream=nb_read_packets',
+      '-of',
+      'csv=p=0',
+      file,
+    ],
+    { encoding: 'utf8' },
+  ).stdout;
+  return Number(out.trim());
+}
+
+/** The options x264 wrote into its SEI in `file` ("x264 - core ... - options: ..."), or undefined. */
+function x264Settings(file: string): string | undefined {
+  const bytes = readFileSync(file);
+  const at = bytes.indexOf('options: ');
+  if (at === -1) return undefined;
+  const end = bytes.indexOf(0, at);
+  return bytes.subarray(at + 'options: '.length, end === -1 ? at + 2000 : end).toString('latin1');
+}
+
 async function ours(dir: string): Promise<Run> {
   const m = await measure(process.execPath, ['--expose-gc', '--import', 'tsx', 'bench/run-ladder.ts', source, dir]);
   if (m.code !== 0) throw new Error(`our ladder failed: ${m.stderr.slice(-2000)}`);
@@ -109,8 +142,8 @@ async function chromium(dir: string): Promise<Run> {
   };
 }
 
-async function ffmpegOne(dir: string): Promise<Run> {
-  const split = `[0:v]split=3${RUNGS.map((_, i) => `[s${i}]`).join('')};${RUNGS.map((r, i) => `[s${i}]scale=${r.width}:${r.height}:flags=bicubic[o${i}]`).join(';')}`;
+async function ffmpegOne(dir: string, flags: 'bilinear' | 'bicubic'): Promise<Run> {
+  const split = `[0:v]split=3${RUNGS.map((_, i) => `[s${i}]`).join('')};${RUNGS.map((r, i) => `[s${i}]scale=${r.width}:${r.height}:flags=${flags}[o${i}]`).join(';')}`;
   const args = ['-nostdin', '-y', '-v', 'error', '-i', source, '-filter_complex', split];
   RUNGS.forEach((r, i) => {
     args.push('-map', `[o${i}]`, ...x264(r.kbps), join(dir, `${r.name}.mp4`));
@@ -152,7 +185,8 @@ async function lvqrStyle(dir: string): Promise<Run> {
 const contenders = {
   ours,
   'ours, chromium backend': chromium,
-  'ffmpeg (one process)': ffmpegOne,
+  'ffmpeg (one process, bilinear)': (dir: string) => ffmpegOne(dir, 'bilinear'),
+  'ffmpeg (one process, bicubic)': (dir: string) => ffmpegOne(dir, 'bicubic'),
   'LVQR-style (3 decodes)': lvqrStyle,
 } as const;
 type Name = keyof typeof contenders;
@@ -181,10 +215,19 @@ for (let round = 0; round < rounds; round++) {
 
 const rows: string[][] = [];
 const q = new Map<Name, Record<string, { psnr: number; ssim: number }>>();
+/** Rungs of a contender's last round whose frame count is not the source's. */
+const wrongFrames: string[] = [];
+/** x264 settings per contender (its last round's 720p output), as the encoder wrote them. */
+const settings = new Map<Name, string | undefined>();
 for (const [name, runs] of results) {
   const last = runs.at(-1)!;
   const perRung: Record<string, { psnr: number; ssim: number }> = {};
-  for (const r of RUNGS) perRung[r.name] = quality(last.files[r.name]!, source, r.width, r.height);
+  for (const r of RUNGS) {
+    perRung[r.name] = quality(last.files[r.name]!, source, r.width, r.height);
+    const count = frameCount(last.files[r.name]!);
+    if (count !== frames) wrongFrames.push(`${name} ${r.name}: ${count} of ${frames}`);
+  }
+  settings.set(name, x264Settings(last.files['720p']!));
   q.set(name, perRung);
   rows.push([
     name,
@@ -205,9 +248,24 @@ for (const [name, runs] of results) {
   ]);
 }
 const fps = (n: Name) => summary(results.get(n)!.map((r) => frames / r.wallS)).median;
-const ratioB = fps('ours') / fps('ffmpeg (one process)');
+const cpu = (n: Name) => summary(results.get(n)!.map((r) => r.cpuS / durationS)).median;
+const rss = (n: Name) => summary(results.get(n)!.map((r) => r.peakRssMb)).median;
+const BILINEAR: Name = 'ffmpeg (one process, bilinear)';
+const BICUBIC: Name = 'ffmpeg (one process, bicubic)';
+const ratioB = fps('ours') / fps(BILINEAR);
+const cpuRatio = cpu('ours') / cpu(BILINEAR);
+const rssRatio = rss('ours') / rss(BILINEAR);
 const ratioC = fps('ours') / fps('LVQR-style (3 decodes)');
-const psnrGap = RUNGS.map((r) => q.get('ffmpeg (one process)')![r.name]!.psnr - q.get('ours')![r.name]!.psnr);
+const psnrGap = RUNGS.map((r) => q.get(BICUBIC)![r.name]!.psnr - q.get('ours')![r.name]!.psnr);
+const verdict = (met: boolean) => (met ? 'met' : 'missed');
+/** Whether the x264 outputs were encoded with the same settings (bitrate and threads aside). */
+const comparable = (s: string | undefined) =>
+  s
+    ?.split(' ')
+    .filter((o) => !/^(threads|lookahead_threads|bitrate|vbv_maxrate|vbv_bufsize)=/.test(o))
+    .join(' ');
+const x264Names = [...settings.keys()].filter((n) => n !== 'ours, chromium backend');
+const sameSettings = new Set(x264Names.map((n) => comparable(settings.get(n)))).size === 1;
 /** The browser's share of the chromium backend's CPU, medians over the rounds. */
 function browserShare(): string {
   const runs = results.get('ours, chromium backend')!;
@@ -218,11 +276,11 @@ function browserShare(): string {
 const text = `Command: \`npm run bench:throughput\` (${rounds} alternating rounds). Machine: ${machine()}. Date: ${today()}.
 Source: bench/out/source-1080p30.mp4 (${durationS} s, 1920x1080 30 fps H.264 High with B-frames, 2 s GOP). Rungs 720p/480p/240p at 2500/1200/400 kb/s, x264 superfast + zerolatency, CBR with a 1 s buffer, keyframes at the source's.
 
-${table(['contender', 'output fps', 'x realtime', 'CPU-s per source s', 'peak RSS MB', 'PSNR dB / SSIM per rung (720p, 480p, 240p)'], rows)}
+${table(['contender', 'output fps', 'x realtime', 'CPU-s per source s', 'peak RSS MB', 'PSNR-Y dB / SSIM per rung (720p, 480p, 240p)'], rows)}
 
-Ratios (medians): ours / ffmpeg one process = **${ratioB.toFixed(2)}** (target >= 1.0); ours / LVQR-style = **${ratioC.toFixed(2)}** (target >= 1.5).
-PSNR gap to ffmpeg per rung (dB, target <= 0.5): ${RUNGS.map((r, i) => `${r.name} ${psnrGap[i]!.toFixed(2)}`).join(', ')}.
-Quality is measured frame by frame (index-aligned) against the source scaled with bicubic.
+Ratios (medians) against ffmpeg in one process with the same (bilinear) pictures: fps **${ratioB.toFixed(2)}x** (target >= 1.1: ${verdict(ratioB >= 1.1)}), CPU-s per source second **${cpuRatio.toFixed(2)}x** (target <= 1.0: ${verdict(cpuRatio <= 1)}), peak RSS **${rssRatio.toFixed(2)}x** (target <= 1.5: ${verdict(rssRatio <= 1.5)}); ours / LVQR-style = **${ratioC.toFixed(2)}** (target >= 1.5: ${verdict(ratioC >= 1.5)}).
+PSNR-Y below ffmpeg's bicubic per rung (dB; target: none below, ${verdict(psnrGap.every((g) => g <= 0))}): ${RUNGS.map((r, i) => `${r.name} ${psnrGap[i]!.toFixed(2)}`).join(', ')}.
+Quality is measured frame by frame (index-aligned) against the source scaled with Lanczos. Frames per rung: ${wrongFrames.length === 0 ? `every rung of every contender has all ${frames}` : `WRONG: ${wrongFrames.join('; ')}`}. x264 settings read back from each output's SEI: ${sameSettings ? 'identical in every x264 contender (bitrate and thread counts aside)' : `DIFFERENT: ${x264Names.map((n) => `${n}: ${settings.get(n) ?? 'none'}`).join(' | ')}`}.
 The chromium backend (\`--transcode-backend chromium\`): decode (Chromium's FFmpeg), scale (libyuv box filter) and encode (OpenH264, not x264) in a headless Chromium, the same ladder code around it; ours / chromium backend = **${(fps('ours') / fps('ours, chromium backend')).toFixed(2)}**. Its wall time starts with the ladder (the browser already runs, as in a service); its CPU adds every browser process (${browserShare()} of it in the browser), its memory the browser's PSS.
 
 Audio ladder (\`--transcode-audio ladder\`: the source's AAC decoded once, AAC-LC at 128/96/64 kb/s and Opus at 64 kb/s): **${fmtSummary(audioCpu, 3)} CPU-s per source second** on top of the video ladder (bench/run-audio-ladder.ts, CPU of the whole process from the first byte ingested to the last rendition ended, the file's demuxing included).`;

@@ -139,8 +139,9 @@ export function ensureSources(): void {
 }
 
 /**
- * Average PSNR and SSIM (all planes) of `distorted` against `reference` scaled to WxH with bicubic,
- * frames paired by index (both have one frame per source frame; timestamps may start differently).
+ * Average PSNR of the luma plane and SSIM (all planes) of `distorted` against `reference` scaled to
+ * WxH with Lanczos, frames paired by index (both have one frame per source frame; timestamps may
+ * start differently).
  */
 export function quality(
   distorted: string,
@@ -159,14 +160,14 @@ export function quality(
         '-i',
         reference,
         '-lavfi',
-        `[1:v]scale=${width}:${height}:flags=bicubic,format=yuv420p,setpts=N/30/TB[ref];[0:v]format=yuv420p,setpts=N/30/TB[dis];[dis][ref]${filter}`,
+        `[1:v]scale=${width}:${height}:flags=lanczos,format=yuv420p,setpts=N/30/TB[ref];[0:v]format=yuv420p,setpts=N/30/TB[dis];[dis][ref]${filter}`,
         '-f',
         'null',
         '-',
       ],
       { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 },
     ).stderr;
-  const psnr = /PSNR .*average:([\d.]+|inf)/.exec(run('psnr'))?.[1];
+  const psnr = /PSNR y:([\d.]+|inf)/.exec(run('psnr'))?.[1];
   const ssim = /SSIM .*All:([\d.]+)/.exec(run('ssim'))?.[1];
   return { psnr: psnr === 'inf' ? 99 : Number(psnr), ssim: Number(ssim) };
 }
