@@ -331,7 +331,11 @@ export class RungTranscoder implements Transcoder, RungSink {
     this.#load.noteOutput();
     if (chunk.softwareEncoder !== undefined) this.#noteFallback(chunk.softwareEncoder);
     const bytes = this.#output.publish(chunk, meta, plan, plan.frameRate ?? source.frameRate());
-    if (bytes === undefined) return;
+    if (bytes === undefined) {
+      // Encoded but not published (no output claim yet, or a time the output already has).
+      this.countDropped(1);
+      return;
+    }
     this.#stats.countOutput(this.#options.now(), meta, bytes);
     this.#backoff.succeed();
     if (this.#state === 'failed') {
