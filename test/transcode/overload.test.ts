@@ -1,7 +1,9 @@
 /**
- * The overload policy: the state machine alone on a fake clock, then the real ladder (real x264,
- * real HLS bridge) with every encoder slowed until the policy has shed and paused the lowest rung,
- * and back to full speed until that rung resumes.
+ * The overload policy: the state machine alone on a fake clock; the rung sample rule (start-up and
+ * a backlog being worked off are not overload); then the real ladder (real x264, real HLS bridge),
+ * once with encoders slow to start, which must not be shed, and once with every encoder slowed
+ * until the policy has shed and paused the lowest rung, and back to full speed until that rung
+ * resumes.
  */
 
 import { execFileSync } from 'node:child_process';
