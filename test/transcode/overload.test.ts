@@ -1,13 +1,20 @@
 /**
- * The overload policy: the state machine alone on a fake clock, then the real ladder (real x264,
- * real HLS bridge) with every encoder slowed until the policy has shed and paused the lowest rung,
- * and back to full speed until that rung resumes.
+ * The overload policy: the state machine alone on a fake clock; the rung sample rule (start-up and
+ * a backlog being worked off are not overload); then the real ladder (real x264, real HLS bridge),
+ * once with encoders slow to start, which must not be shed, and once with every encoder slowed
+ * until the policy has shed and paused the lowest rung, and back to full speed until that rung
+ * resumes.
  */
 
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { HlsBridge } from '../../src/hls/index.ts';
 import { loopPieces, planPieces } from '../../src/runtime/publish.ts';
 import { createRendition } from '../../src/transcode/index.ts';
+import { RungLoad } from '../../src/transcode/ladder/load.ts';
 import { OverloadGovernor, type OverloadTransition } from '../../src/transcode/ladder/overload.ts';
 import { readFixture } from '../../testkit/fixtures.ts';
 import { concat } from '../../testkit/fmp4.ts';
@@ -105,7 +112,190 @@ describe('overload governor', () => {
   });
 });
 
+/**
+ * Feeds `load` one second of a 30 fps rung (the second `k` of a fake clock) whose frames reach the
+ * encoder with lags going from `fromMs` to `toMs` (plus `jitterMs` on every other frame), then
+ * returns whether its sample is behind.
+ */
+function second(load: RungLoad, k: number, [fromMs, toMs]: readonly [number, number], jitterMs = 30): boolean {
+  for (let i = 0; i < 30; i++) {
+    load.noteLag(fromMs + ((toMs - fromMs) * i) / 29 + (i % 2) * jitterMs, k * 1000 + (i * 1000) / 30);
+  }
+  return load.sample('r', 0, 1000).behind;
+}
+
+/** A rung whose encoder session has produced output. */
+function started(): RungLoad {
+  const load = new RungLoad();
+  load.noteOutput();
+  return load;
+}
+
+/** Whether each second of `lags` is behind, for one started rung. */
+function behindEachSecond(lags: ReadonlyArray<readonly [number, number]>): boolean[] {
+  const load = started();
+  return lags.map((lag, k) => second(load, k, lag));
+}
+
+/** A start-up: the lag climbs past the 1 s bar for two seconds, then falls at a realtime factor of 1.1. */
+const START_UP: ReadonlyArray<readonly [number, number]> = [
+  [200, 1100],
+  [1100, 1600],
+  ...Array.from({ length: 8 }, (_, k) => [1600 - 100 * k, 1500 - 100 * k] as const),
+];
+
+describe('rung load sample', () => {
+  it('a start-up backlog that is being worked off is not behind; a lag that holds or grows is', () => {
+    expect(behindEachSecond(START_UP)).toEqual([true, true, false, false, false, false, false, false, false, false]);
+    // A realtime factor of 0.8: 200 ms more every second.
+    const slow = Array.from({ length: 5 }, (_, k) => [600 + 200 * k, 800 + 200 * k] as const);
+    expect(behindEachSecond(slow)).toEqual([false, true, true, true, true]);
+    // Realtime, 1.2 s late: not catching up.
+    expect(
+      behindEachSecond([
+        [1200, 1200],
+        [1210, 1190],
+        [1190, 1210],
+      ]),
+    ).toEqual([true, true, true]);
+  });
+
+  it('until its encoder session produces output a rung is behind only when its queue overflows', () => {
+    const load = new RungLoad();
+    // Waiting for the frame rate, creating the encoder, its first frames: 1.5 s of waiting.
+    expect(load.sample('r', 1500, 1000).behind).toBe(false);
+    expect(second(load, 1, [1500, 1700])).toBe(false);
+    load.noteOverflow();
+    expect(load.sample('r', 0, 1000).behind).toBe(true);
+    load.noteOutput();
+    expect(second(load, 3, [1700, 1800])).toBe(true);
+    // A rebuilt encoder starts again.
+    load.noteSessionStart();
+    expect(second(load, 4, [1800, 1900])).toBe(false);
+  });
+
+  it('a queue overflow is behind even while catching up; an encoder that takes nothing is behind by its oldest frame', () => {
+    const load = started();
+    load.noteOverflow();
+    expect(second(load, 0, [1300, 1200])).toBe(true);
+    expect(second(load, 1, [1200, 1100])).toBe(false);
+    // Nothing reached the encoder this interval and its oldest frame has waited 1.5 s.
+    expect(load.sample('r', 1500, 1000).behind).toBe(true);
+  });
+
+  it('three rungs working off a start-up backlog are never shed; three falling further behind are', () => {
+    const shed = (lags: ReadonlyArray<readonly [number, number]>): string[] => {
+      const governor = new OverloadGovernor();
+      const loads = RUNGS.map(() => started());
+      const log: string[] = [];
+      lags.forEach((lag, k) => {
+        const samples = RUNGS.map((name, i) => ({ name, behind: second(loads[i]!, k, lag) }));
+        for (const t of governor.evaluate((k + 1) * 1000, samples)) log.push(`${k + 1}s ${t.action} ${t.rung}`);
+      });
+      return log;
+    };
+    expect(shed(START_UP)).toEqual([]);
+    // The lag keeps growing (a realtime factor of 0.7): shed, then paused, a sustain time apart.
+    expect(shed(Array.from({ length: 8 }, (_, k) => [200 + 300 * k, 500 + 300 * k] as const))).toEqual([
+      '5s shed 240p',
+      '8s pause 240p',
+    ]);
+  });
+});
+
+/** A fragmented MP4 played `passes` times as one live stream (see `loopPieces`). */
+function looped(file: Uint8Array, passes: number): { bytes: Uint8Array; durationS: number } {
+  const planned = planPieces(file);
+  const pieces: Uint8Array[] = [];
+  for (const piece of loopPieces(planned)) {
+    if (piece.timeS >= passes * planned.durationS) break;
+    pieces.push(piece.bytes);
+  }
+  return { bytes: concat(pieces), durationS: passes * planned.durationS };
+}
+
+/**
+ * 3 s of 360p30 H.264 (no B-frames, 1 s GOP) that ffmpeg encodes and fragments one frame per
+ * fragment, as a low-latency publisher sends.
+ */
+function perFrame360p(): Uint8Array {
+  const dir = mkdtempSync(path.join(tmpdir(), 'lvqr-startup-'));
+  try {
+    const out = path.join(dir, 'per-frame.mp4');
+    const video = [
+      '-c:v',
+      'libx264',
+      '-preset',
+      'veryfast',
+      '-threads',
+      '1',
+      '-bf',
+      '0',
+      '-g',
+      '30',
+      '-pix_fmt',
+      'yuv420p',
+    ];
+    const lavfi = ['-f', 'lavfi', '-i', 'testsrc2=size=640x360:rate=30', '-t', '3'];
+    const movflags = ['-movflags', 'frag_every_frame+empty_moov+default_base_moof'];
+    execFileSync('ffmpeg', ['-nostdin', '-v', 'error', ...lavfi, ...video, '-f', 'mp4', ...movflags, out]);
+    return new Uint8Array(readFileSync(out));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 describe('overload policy on the real ladder', () => {
+  it('start-up is not overload: encoder sessions whose first frame takes 4 s leave a backlog that the ladder works off, and no rung is shed or drops a frame', async () => {
+    const harness = await createHarness({
+      renditions: SMALL,
+      // The default policy: 1 s bar, 3 s sustain, sampled every second.
+      ladder: { overload: {} },
+      wrap: (real) =>
+        wrapCodecs(real, {
+          encoder: (_config, make) => {
+            const encoder = make();
+            let first = true;
+            return {
+              // A slow start (4 s for the first frame of the session), then realtime with some
+              // headroom (10 ms a frame): the backlog takes seconds to work off.
+              encode: async (frame, options) => {
+                await new Promise<void>((resolve) => setTimeout(resolve, first ? 4000 : 10));
+                first = false;
+                return encoder.encode(frame, options);
+              },
+              flush: () => encoder.flush(),
+              close: () => encoder.close(),
+            };
+          },
+        }),
+    });
+    const passes = 3;
+    const broadcast = 'live/startup';
+    try {
+      await publish(harness.ingest, broadcast, [looped(perFrame360p(), passes)]);
+      await harness.settled(broadcast);
+      expect(await harness.metric('lvqr_transcode_overload_actions_total')).toBe(0);
+      for (const r of RUNGS) {
+        const frames = harness.outputs.get(`${broadcast}/${r}`)!.sessions.flatMap((s) => s.fragments).length;
+        expect(
+          { frames, dropped: await harness.metric('lvqr_transcode_dropped_fragments_total', { rendition: r }) },
+          r,
+        ).toEqual({
+          frames: 90 * passes,
+          dropped: 0,
+        });
+        // The start-up backlog stayed within the queue's bound (held back by its soft limit).
+        expect(harness.maxQueued.get(`${broadcast}/${r}`) ?? 0, r).toBeLessThan(60);
+      }
+      console.log(
+        `[overload] start-up backlog: queue peaks ${RUNGS.map((r) => `${r} ${harness.maxQueued.get(`${broadcast}/${r}`)}`).join(', ')} of 60`,
+      );
+    } finally {
+      await harness.close();
+    }
+  }, 60_000);
+
   it('with every encoder too slow, the lowest rung sheds GOPs, then pauses and leaves the master; it resumes at the source media sequence numbers (the missing media listed as GAP) once there is headroom', async () => {
     let slow = true;
     const harness = await createHarness({
@@ -136,15 +326,8 @@ describe('overload policy on the real ladder', () => {
       isRungHidden: (source, rendition) => harness.ladder.isRungPaused(source, rendition),
     });
     hls.start();
-    const fixture = '720p30-frag-every-frame.mp4';
-    const planned = planPieces(readFixture(fixture));
     // Long enough that the rung can resume and catch up even when the whole suite loads the machine.
-    const passes = 8;
-    const pieces: Uint8Array[] = [];
-    for (const piece of loopPieces(planned)) {
-      if (piece.timeS >= passes * planned.durationS) break;
-      pieces.push(piece.bytes);
-    }
+    const looped8 = looped(readFixture('720p30-frag-every-frame.mp4'), 8);
     const broadcast = 'live/overload';
     const rungState = (rendition: string): unknown =>
       harness.handle
@@ -153,9 +336,7 @@ describe('overload policy on the real ladder', () => {
         ?.transcoderStats?.['load'];
     const master = async (): Promise<string> => String((await hls.handle(`/hls/${broadcast}/master.m3u8`)).body);
     try {
-      const publishing = publish(harness.ingest, broadcast, [
-        { bytes: concat(pieces), durationS: passes * planned.durationS },
-      ]);
+      const publishing = publish(harness.ingest, broadcast, [looped8]);
       await waitFor(() => rungState('240p') === 'shedding', '240p to shed GOPs', { timeoutMs: 8000, intervalMs: 10 });
       expect(rungState('720p')).toBe('running');
       expect(rungState('480p')).toBe('running');

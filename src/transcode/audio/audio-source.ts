@@ -111,7 +111,7 @@ export class SharedAudioDecoder {
   /** Decodes `fragment` unless another rendition already submitted it; `init` is the submitter's init. */
   submit(fragment: Fragment, init: Uint8Array | undefined): Promise<void> {
     if (this.#closed || init !== this.#init) return this.#tasks.tail;
-    return this.#tasks.submitOnce(fragment.dts, () => this.#decodeFragment(fragment));
+    return this.#tasks.submitOnce(fragment.dts, fragment, () => this.#decodeFragment(fragment));
   }
 
   /** Switches to a new init once (flushing the old stream first); later calls for it are no-ops. */

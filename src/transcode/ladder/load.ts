@@ -9,15 +9,68 @@ import type { LvqrMetrics } from '../../metrics/index.ts';
 import { LADDER_TRANSCODER_NAME, type LadderEvent, notifyLadderEvent } from './options.ts';
 import { OverloadGovernor, type OverloadOptions, type RungLoadState, type RungSample } from './overload.ts';
 
+/**
+ * Least fall of a rung's lag per ms of wall time, over one sampling interval, for the rung to count
+ * as catching up: it handled frames at 1.05 times realtime or faster.
+ */
+const CATCH_UP_SLOPE = 0.05;
+
+/** Frames an interval's lag trend needs before it is trusted. */
+const TREND_MIN_FRAMES = 5;
+
+/**
+ * The least-squares slope of lag against wall time over one interval's frames (running sums, times
+ * taken from the interval's first frame so they stay small).
+ */
+class LagTrend {
+  #t0 = 0;
+  #n = 0;
+  #st = 0;
+  #sl = 0;
+  #stt = 0;
+  #stl = 0;
+
+  /** A frame handled at `nowMs` that lagged `lagMs`. */
+  add(nowMs: number, lagMs: number): void {
+    if (this.#n === 0) this.#t0 = nowMs;
+    const t = nowMs - this.#t0;
+    this.#n += 1;
+    this.#st += t;
+    this.#sl += lagMs;
+    this.#stt += t * t;
+    this.#stl += t * lagMs;
+  }
+
+  /** Lag change per ms of wall time, or undefined with too few frames or no time between them. */
+  slope(): number | undefined {
+    const n = this.#n;
+    const spread = n * this.#stt - this.#st * this.#st;
+    if (n < TREND_MIN_FRAMES || spread <= 0) return undefined;
+    return (n * this.#stl - this.#st * this.#sl) / spread;
+  }
+
+  reset(): void {
+    this.#n = 0;
+    this.#st = 0;
+    this.#sl = 0;
+    this.#stt = 0;
+    this.#stl = 0;
+  }
+}
+
 /** One rung's load state and what it saw during the current sampling interval. */
 export class RungLoad {
   #state: RungLoadState = 'running';
   /** Longest arrival-to-encoder wait this interval, ms. */
   #maxLagMs = 0;
+  /** How the wait moved over this interval. */
+  readonly #trend = new LagTrend();
   /** The queue overflowed this interval. */
   #overflowed = false;
   /** Shedding: the current GOP is being dropped (every other one is). */
   #shedSkip = false;
+  /** No encoder session has produced output yet since the rung started or its encoder was rebuilt. */
+  #starting = true;
 
   /** Load state under the overload policy. */
   get state(): RungLoadState {
@@ -42,9 +95,10 @@ export class RungLoad {
     return this.#state === 'paused' || this.#shedSkip;
   }
 
-  /** A frame reached the encoder `lagMs` after a realtime pipeline would have. */
-  noteLag(lagMs: number): void {
+  /** A frame reached the encoder at `nowMs`, `lagMs` after a realtime pipeline would have. */
+  noteLag(lagMs: number, nowMs: number): void {
     this.#maxLagMs = Math.max(this.#maxLagMs, lagMs);
+    this.#trend.add(nowMs, lagMs);
   }
 
   /** The rung's queue overflowed. */
@@ -52,14 +106,34 @@ export class RungLoad {
     this.#overflowed = true;
   }
 
+  /** A new encoder session was created: the rung starts again until it produces output. */
+  noteSessionStart(): void {
+    this.#starting = true;
+  }
+
+  /** The encoder session produced output: the rung has started. */
+  noteOutput(): void {
+    this.#starting = false;
+  }
+
   /**
-   * This interval's sample and the start of the next: behind when the queue overflowed or a frame
-   * (handled, or still waiting since `oldestWaitingMs`) lagged more than `behindLagMs`.
+   * This interval's sample and the start of the next. Behind: the queue overflowed, or, once the
+   * rung's encoder session has produced output, a frame (handled, or still waiting since
+   * `oldestWaitingMs`) lagged more than `behindLagMs` while the rung is not catching up. Catching
+   * up: over this interval's frames the lag fell by at least `CATCH_UP_SLOPE` per ms (least
+   * squares, so jitter and decoder bursts average out), and no frame still waiting has waited
+   * longer than the handled ones. So start-up is not overload: the wait for the frame rate, the
+   * encoder's creation and its first frames do not count, and the backlog they leave is not
+   * overload as long as it is being worked off; a lag that holds or grows is.
    */
   sample(name: string, oldestWaitingMs: number, behindLagMs: number): RungSample {
-    const behind = this.#overflowed || Math.max(this.#maxLagMs, oldestWaitingMs) > behindLagMs;
+    const lagMs = Math.max(this.#maxLagMs, oldestWaitingMs);
+    const slope = this.#trend.slope();
+    const catchingUp = slope !== undefined && slope <= -CATCH_UP_SLOPE && oldestWaitingMs <= this.#maxLagMs;
+    const behind = this.#overflowed || (!this.#starting && lagMs > behindLagMs && !catchingUp);
     this.#overflowed = false;
     this.#maxLagMs = 0;
+    this.#trend.reset();
     return { name, behind };
   }
 }

@@ -4,9 +4,11 @@
  *
  * Signal: a rung is "behind" in an interval when a frame reached its encoder more than
  * `behindLagMs` after a realtime pipeline would have (its arrival at ingest plus its offset inside
- * its source fragment, so a publisher that sends a whole GOP at once is not mistaken for overload),
- * or when its queue overflowed. A growing lag is what a realtime factor below 1 looks like from
- * inside: frames arrive faster than they leave.
+ * its source fragment, so a publisher that sends a whole GOP at once is not mistaken for overload)
+ * and the rung is not catching up (its backlog did not fall over the interval), or when its queue
+ * overflowed. A lag that holds or grows is what a realtime factor below 1 looks like from inside:
+ * frames arrive faster than they leave. A falling one is a backlog being worked off, such as the
+ * one every pipeline builds while it starts (see `RungLoad.sample` in load.ts).
  * The ladder is overloaded when more than half of its running rungs are behind: a shortage of CPU
  * slows every rung, while one slow encoder (a faulty session) only slows its own rung, which then
  * drops its own GOPs and never costs the others theirs.
@@ -25,7 +27,7 @@ export type RungLoadState = 'running' | 'shedding' | 'paused';
 
 /** Tunables of the policy. */
 export type OverloadOptions = {
-  /** Arrival-to-encoder wait above which a rung counts as behind (default 1000 ms). */
+  /** Arrival-to-encoder wait above which a rung not catching up counts as behind (default 1000 ms). */
   behindLagMs: number;
   /** Overload that lasts this long triggers one shedding step (default 3000 ms). */
   sustainMs: number;

@@ -289,7 +289,10 @@ export class RungTranscoder implements Transcoder, RungSink {
       await this.#switchFormat(item.format);
       return;
     }
-    if (item.meta.dueMs > 0) this.#load.noteLag(this.#options.now() - item.meta.dueMs);
+    if (item.meta.dueMs > 0) {
+      const nowMs = this.#options.now();
+      this.#load.noteLag(nowMs - item.meta.dueMs, nowMs);
+    }
     try {
       await this.#encode(item);
     } finally {
@@ -358,6 +361,7 @@ export class RungTranscoder implements Transcoder, RungSink {
       this.#encoder = created;
       this.#encoderConfigKey = key;
       this.#needKey = true;
+      this.#load.noteSessionStart();
       this.#backend = undefined;
       this.#stats.noteBackend(codecs.backend);
     } catch (error) {
@@ -379,9 +383,14 @@ export class RungTranscoder implements Transcoder, RungSink {
     const source = this.#sourceFeed.source;
     const plan = this.#plan;
     if (source === undefined || plan === undefined || this.#output === undefined) return;
+    this.#load.noteOutput();
     if (chunk.softwareEncoder !== undefined) this.#noteFallback(chunk.softwareEncoder);
     const bytes = this.#output.publish(chunk, meta, plan, plan.frameRate ?? source.frameRate());
-    if (bytes === undefined) return;
+    if (bytes === undefined) {
+      // Encoded but not published (no output claim yet, or a time the output already has).
+      this.countDropped(1);
+      return;
+    }
     this.#stats.countOutput(this.#options.now(), meta, bytes);
     this.#backoff.succeed();
     if (this.#state === 'failed') {

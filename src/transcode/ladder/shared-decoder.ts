@@ -92,6 +92,8 @@ export class SharedDecoder implements DecodedSource {
     if (!this.#closed) this.#fail(error, this.#decoder);
   });
   #expectedDts: number | undefined;
+  /** Group and object id of the last fragment decoded (its place in the publisher's GOP). */
+  #lastPlace: { groupId: number; objectId: number } | undefined;
   #needKeyframe = true;
   #decodedSinceFlush = false;
   #pending = new Map<number, FrameMeta>();
@@ -233,7 +235,7 @@ export class SharedDecoder implements DecodedSource {
   submit(fragment: Fragment, init: Uint8Array | undefined): Promise<void> {
     this.#load.check(this.#rungs);
     if (this.#closed || init !== this.#init) return this.#tasks.tail;
-    return this.#tasks.submitOnce(fragment.dts, () => this.#decodeFragment(fragment));
+    return this.#tasks.submitOnce(fragment.dts, fragment, () => this.#decodeFragment(fragment));
   }
 
   /** Switches to a new init segment once (flushing the old stream first); later calls for it are no-ops. */
@@ -279,6 +281,7 @@ export class SharedDecoder implements DecodedSource {
     this.#description = undefined;
     this.#tasks.restartTimestamps();
     this.#expectedDts = undefined;
+    this.#lastPlace = undefined;
     this.#needKeyframe = true;
     this.#lastForcedPts = undefined;
     this.#pending.clear();
@@ -331,8 +334,10 @@ export class SharedDecoder implements DecodedSource {
     // Ingest fills in the meta's frame rate before it emits the fragment that settles it.
     if (this.#frameRateKnown()) this.#wakeFrameRateWaiters();
     const first = samples[0]!;
-    const gap = this.#expectedDts !== undefined && fragment.dts !== this.#expectedDts;
+    const gap =
+      this.#expectedDts !== undefined && fragment.dts !== this.#expectedDts && !this.#slipped(fragment, first.duration);
     this.#expectedDts = fragment.dts + fragment.duration;
+    this.#lastPlace = { groupId: fragment.groupId, objectId: fragment.objectId };
     if (gap) this.#needKeyframe = true;
     if (this.#allPaused()) {
       // Every rung is paused: decoding would feed no one. Resume at a keyframe.
@@ -362,7 +367,10 @@ export class SharedDecoder implements DecodedSource {
         this.#dropForAll(samples.length - index);
         return;
       }
-      const timestampUs = ticksToUs(sample.pts, timescale);
+      let timestampUs = ticksToUs(sample.pts, timescale);
+      // Frames are matched to their meta by timestamp: a repeated one (a publisher that gave two
+      // samples one time) is moved on by a microsecond; the meta keeps the publisher's time.
+      while (this.#pending.has(timestampUs)) timestampUs += 1;
       this.#pending.set(timestampUs, {
         pts: sample.pts,
         duration: sample.duration,
@@ -388,6 +396,26 @@ export class SharedDecoder implements DecodedSource {
         return;
       }
     }
+  }
+
+  /**
+   * Whether `fragment`, whose decode time is not where the last one ended, still follows it with
+   * nothing missing: it is the next object of the same group (ingest numbers every fragment of a
+   * GOP) and starts later by at most its first sample's duration (`sampleTicks`). ffmpeg leaves such
+   * a one-frame hole after the first fragment when it fragments a stream per frame
+   * (`-c copy -movflags +frag_every_frame`); waiting for the next keyframe would drop the rest of
+   * the first GOP in every rung.
+   */
+  #slipped(fragment: Fragment, sampleTicks: number): boolean {
+    const last = this.#lastPlace;
+    const ahead = fragment.dts - (this.#expectedDts ?? fragment.dts);
+    return (
+      last !== undefined &&
+      fragment.groupId === last.groupId &&
+      fragment.objectId === last.objectId + 1 &&
+      ahead > 0 &&
+      ahead <= sampleTicks
+    );
   }
 
   /** In `wait` mode: holds decoding while any rung's queue is three quarters full. */

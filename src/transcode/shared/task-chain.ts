@@ -9,6 +9,8 @@ export class TaskChain {
   readonly #onError: (error: unknown) => void;
   #tail: Promise<void> = Promise.resolve();
   #lastSubmittedDts = -Infinity;
+  /** The fragments submitted at `#lastSubmittedDts` (a muxer may give two fragments one decode time). */
+  #atLastDts: object[] = [];
 
   /** An empty chain; `onError` is told of every failing task. */
   constructor(onError: (error: unknown) => void) {
@@ -26,15 +28,24 @@ export class TaskChain {
     return this.#tail;
   }
 
-  /** Chains `task` for the fragment at `dts` unless one at or after it was submitted already. */
-  submitOnce(dts: number, task: () => Promise<void>): Promise<void> {
-    if (dts <= this.#lastSubmittedDts) return this.#tail;
+  /**
+   * Chains `task` for `fragment` (decode time `dts`, the same object for every submitter) unless it
+   * was submitted already or one after it was. A later fragment at the same decode time is a new
+   * one (ffmpeg's per-frame fragmenting of a remuxed stream repeats a decode time before each
+   * keyframe), not a repeat.
+   */
+  submitOnce(dts: number, fragment: object, task: () => Promise<void>): Promise<void> {
+    if (dts < this.#lastSubmittedDts) return this.#tail;
+    if (dts === this.#lastSubmittedDts && this.#atLastDts.includes(fragment)) return this.#tail;
+    if (dts > this.#lastSubmittedDts) this.#atLastDts = [];
     this.#lastSubmittedDts = dts;
+    this.#atLastDts.push(fragment);
     return this.step(task);
   }
 
   /** Forgets the submitted timestamps (the fragments of a new init restart them). */
   restartTimestamps(): void {
     this.#lastSubmittedDts = -Infinity;
+    this.#atLastDts = [];
   }
 }
