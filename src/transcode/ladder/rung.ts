@@ -375,6 +375,7 @@ export class RungTranscoder implements Transcoder, RungSink {
     const meta = this.#inFlight.get(chunk.timestampUs);
     if (meta === undefined) return;
     this.#inFlight.delete(chunk.timestampUs);
+    this.#load.noteOutput();
     if (this.#held !== undefined) this.#held.push({ chunk, meta });
     else this.#publishChunk(chunk, meta);
   }
@@ -383,7 +384,6 @@ export class RungTranscoder implements Transcoder, RungSink {
     const source = this.#sourceFeed.source;
     const plan = this.#plan;
     if (source === undefined || plan === undefined || this.#output === undefined) return;
-    this.#load.noteOutput();
     if (chunk.softwareEncoder !== undefined) this.#noteFallback(chunk.softwareEncoder);
     const bytes = this.#output.publish(chunk, meta, plan, plan.frameRate ?? source.frameRate());
     if (bytes === undefined) {
