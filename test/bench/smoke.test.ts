@@ -1,24 +1,5 @@
-import { spawn } from 'node:child_process';
-import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-
-const root = join(import.meta.dirname, '..', '..');
-
-/** Runs `node --expose-gc --import tsx <args>` in the repository root; resolves with the exit code and output. */
-function runNode(args: readonly string[]): Promise<{ code: number | null; output: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--expose-gc', '--import', 'tsx', ...args], { cwd: root });
-    let out = '';
-    child.stdout.on('data', (d) => {
-      out += d;
-    });
-    child.stderr.on('data', (d) => {
-      out += d;
-    });
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, output: out }));
-  });
-}
+import { runNode } from '../support/run-node.ts';
 
 describe('benchmarks', () => {
   it('every benchmark still runs end to end in its seconds-long smoke mode (npm run bench -- --smoke)', async () => {
