@@ -308,7 +308,7 @@ async function serve(host: RuntimeHost, config: ServeConfig): Promise<number> {
     [
       `lvqr-transcode on ${host.name}, listening on ${config.host}:${listener.port}`,
       `  dashboard   ${base}/`,
-      `  publish     ffmpeg -re -i in.mp4 -c copy -f mp4 -movflags frag_keyframe+empty_moov+default_base_moof ${base}/ingest/live/mystream`,
+      `  publish     ffmpeg -re -i in.mp4 -c copy -f mp4 -movflags frag_every_frame+empty_moov+default_base_moof ${base}/ingest/live/mystream`,
       `  play        ${base}/hls/<broadcast>/master.m3u8`,
       `  api         ${base}/api/v1/broadcasts  ${base}/api/v1/transcode  ${base}/metrics  ${base}/healthz`,
       `  ladder      ${ladderText}`,
