@@ -13,9 +13,10 @@
  *
  * Pacing: frames are produced on a wall-clock schedule of slots (1/fps each); a frame's timestamp is
  * its slot's. When the machine falls behind by up to `SKIP_AFTER_MS`, frames are produced as fast as
- * possible until caught up; further behind, the pattern skips to the current slot, as a camera
- * drops frames, so that its media time keeps up with the wall clock (the timestamps, and the
- * PROGRAM-DATE-TIMEs that count from them, stay live). A frame lasts until the next one's slot: each
+ * possible until caught up; further behind, the pattern skips slots towards the current one (a
+ * frame lasts at most `MAX_FRAME_MS`), as a camera drops frames, so that its media time keeps up
+ * with the wall clock (the timestamps, and the PROGRAM-DATE-TIMEs that count from them, stay live)
+ * while it makes at least 1000 / `MAX_FRAME_MS` frames a second. A frame lasts until the next one's slot: each
  * video fragment is published once the next frame is encoded (one frame interval later), so that its
  * duration covers skipped slots and the track has no holes. A GOP starts at the first frame of each
  * `gopFrames` slots.
@@ -39,7 +40,7 @@ export type TestPatternOptions = {
   height?: number;
   fps?: number;
   videoBitrateBps?: number;
-  /** Keyframe interval in frames (default 2 s). */
+  /** Keyframe interval in frames (default 1 s: a player starting near the live edge loads fewer parts from a keyframe). */
   gopFrames?: number;
   /** Include the AAC tone (default true when the codecs have an AudioEncoder). */
   audio?: boolean;
@@ -50,6 +51,12 @@ export type TestPatternOptions = {
 const VIDEO_TIMESCALE = 90_000;
 /** How far behind its schedule the pattern catches up frame by frame; further behind it skips slots. */
 const SKIP_AFTER_MS = 200;
+/**
+ * The longest a frame may last when slots are skipped, ms: the default LL-HLS part target, since a
+ * longer frame would make a part longer than PART-TARGET (the playlist would raise PART-TARGET, and
+ * its PART-HOLD-BACK with it, for good).
+ */
+const MAX_FRAME_MS = 200;
 const AUDIO_RATE = 48_000;
 const AAC_FRAME = 1024;
 
@@ -129,7 +136,7 @@ export class TestPatternSource {
       height: 720,
       fps,
       videoBitrateBps: 4_000_000,
-      gopFrames: Math.round(fps * 2),
+      gopFrames: Math.round(fps),
       logger: silentLogger,
       now: Date.now,
       ...options,
@@ -227,7 +234,8 @@ export class TestPatternSource {
     const frameMs = 1000 / this.#o.fps;
     while (this.#running) {
       if (this.#o.now() - (start + this.#slot * frameMs) > SKIP_AFTER_MS) {
-        this.#slot = Math.floor((this.#o.now() - start) / frameMs);
+        const longest = this.#lastSlot === undefined ? 0 : this.#lastSlot + Math.floor(MAX_FRAME_MS / frameMs + 1e-9);
+        this.#slot = Math.max(this.#slot, Math.min(longest, Math.floor((this.#o.now() - start) / frameMs)));
       }
       const due = start + this.#slot * frameMs;
       const wait = due - this.#o.now();
