@@ -1,0 +1,73 @@
+/**
+ * Viewer latency, glass to glass as hls.js sees it: the CLI server runs the built-in test pattern
+ * with the default ladder; Debian chromium plays it for 60 s with hls.js's own low-latency defaults
+ * (`new Hls({ lowLatencyMode: true })`), then for 60 s in the dashboard's player, each sampling
+ * `Date.now() - hls.playingDate` every 250 ms (EXT-X-PROGRAM-DATE-TIME from the same machine clock).
+ * Reports p50 / p95 / max per player against the 1.5 s p50 target, with the machine's load.
+ *   node --import tsx bench/viewer-latency.ts [--seconds 60] [--smoke]
+ */
+
+import { loadavg } from 'node:os';
+import { percentile as nearestRank } from '../src/core/percentile.ts';
+import { launchChromium, openPage } from '../testkit/browser.ts';
+import { startServer } from '../testkit/server.ts';
+import {
+  type LatencyPlayer,
+  type LatencyRun,
+  measureViewerLatency,
+  waitForPlayable,
+} from '../testkit/viewer-latency.ts';
+import { arg, machine, machineBusy, SMOKE, table, today, writeSection } from './lib.ts';
+
+const seconds = SMOKE ? 5 : Number(arg('seconds') ?? 60);
+const PLAYERS: readonly LatencyPlayer[] = ['hls.js defaults', 'dashboard'];
+const TARGET_MS = 1500;
+const BROADCAST = 'live/viewer';
+const fmtLoad = () =>
+  loadavg()
+    .map((l) => l.toFixed(2))
+    .join(' / ');
+
+const busy = await machineBusy();
+const loadBefore = fmtLoad();
+const server = await startServer(['--test-pattern', BROADCAST, '--log-level', 'warn']);
+const browser = await launchChromium();
+const runs: LatencyRun[] = [];
+try {
+  await waitForPlayable(server.url, BROADCAST, 4);
+  for (const player of PLAYERS) {
+    const log: string[] = [];
+    const { context, page } = await openPage(browser, log, { width: 1280, height: 860 });
+    runs.push(await measureViewerLatency(page, server.url, BROADCAST, player, seconds, { log }));
+    await context.close();
+  }
+} finally {
+  await browser.close().catch(() => {});
+  await server.stop();
+}
+const loadAfter = fmtLoad();
+const ms = (v: number | undefined) => (v === undefined ? '-' : String(Math.round(v)));
+const rows = runs.map((r) => [
+  r.player,
+  r.samplesMs.length,
+  r.p50Ms,
+  r.p95Ms,
+  r.maxMs,
+  ms(nearestRank(r.edgeMs, 50)),
+  r.stalls,
+  r.targetLatencyS === undefined ? '-' : r.targetLatencyS.toFixed(2),
+  `${r.height ?? '?'}p`,
+  r.p50Ms <= TARGET_MS ? 'met' : 'missed',
+]);
+const text = `Command: \`npm run bench:viewer-latency\` (${seconds} s per player). Machine: ${machine()}. Date: ${today()}.
+Load average (1 / 5 / 15 min) ${loadBefore} before, ${loadAfter} after; before the run: ${busy}.
+Source: the built-in test pattern (1280x720 30 fps, 1 s GOP, one fragment per frame), default ladder 720p/480p/240p, LL-HLS part target 200 ms (PART-HOLD-BACK 0.6 s). Player: Debian chromium (headless) with hls.js, first \`new Hls({ lowLatencyMode: true })\`, then the dashboard's player; ABR picks the variant. Latency = \`Date.now() - hls.playingDate\` sampled every 250 ms from the first \`playing\` event (stalls count).
+
+Milliseconds:
+
+${table(['player', 'samples', 'p50', 'p95', 'max', "hls.js's own latency p50 (behind the playlist edge)", 'stalls', 'hls.js target latency at the end (s)', 'playing', `p50 <= ${TARGET_MS} ms`], rows)}
+
+Target: glass-to-glass p50 <= ${TARGET_MS / 1000} s with both players: **${runs.every((r) => r.p50Ms <= TARGET_MS) ? 'met' : 'missed'}**.`;
+console.log(text);
+writeSection('Viewer latency (hls.js on the test pattern)', text);
+process.exit(0);
