@@ -117,6 +117,8 @@ export class TestPatternSource {
   readonly #gopStarts = new Set<number>();
   /** The last encoded video chunk: published once the next one gives its duration. */
   #heldVideo: { chunk: H264Chunk; ingestTimeMs: number } | undefined;
+  /** When each frame in the encoder was drawn (its capture time), by timestamp (µs). */
+  readonly #drawnMs = new Map<number, number>();
   #audioSamples = 0;
   #audioPackets = 0;
   #audioOutputs = 0;
@@ -256,10 +258,14 @@ export class TestPatternSource {
     const gop = this.#o.gopFrames;
     const keyFrame = this.#lastSlot === undefined || Math.floor(index / gop) !== Math.floor(this.#lastSlot / gop);
     const ctx = this.#canvas!.getContext('2d');
-    this.#drawFrame(ctx, index);
+    const drawnMs = this.#o.now();
+    this.#drawFrame(ctx, index, drawnMs);
     const rgba = ctx.getImageData(0, 0, width, height).data;
     const timestampUs = Math.round((index * 1_000_000) / fps);
     if (keyFrame) this.#gopStarts.add(timestampUs);
+    this.#drawnMs.set(timestampUs, drawnMs);
+    // Frames the encoder never returned are forgotten after a while.
+    if (this.#drawnMs.size > 4 * this.#o.fps) this.#drawnMs.delete(this.#drawnMs.keys().next().value!);
     const frame: VideoFramePort = new codecs.VideoFrame(new Uint8Array(rgba.buffer, rgba.byteOffset, rgba.byteLength), {
       format: 'RGBA',
       codedWidth: width,
@@ -321,7 +327,11 @@ export class TestPatternSource {
         defaultSampleDuration: Math.round(VIDEO_TIMESCALE / this.#o.fps),
       });
     }
-    this.#pendingVideo.push({ chunk, ingestTimeMs: this.#o.now() });
+    // A frame's ingest time is when it was drawn: the pattern is the camera, and the playlists'
+    // PROGRAM-DATE-TIMEs count from the first frame's, so they are capture times.
+    const drawnMs = this.#drawnMs.get(chunk.timestampUs);
+    this.#drawnMs.delete(chunk.timestampUs);
+    this.#pendingVideo.push({ chunk, ingestTimeMs: drawnMs ?? this.#o.now() });
     this.#drainPending();
   }
 
@@ -430,7 +440,7 @@ export class TestPatternSource {
     ctx.fillRect(0, height * 0.7, width, height * 0.3);
   }
 
-  #drawFrame(ctx: Ctx, index: number): void {
+  #drawFrame(ctx: Ctx, index: number, nowMs: number): void {
     const { width, height, fps } = this.#o;
     if (isFlashFrame(index, fps)) {
       ctx.fillStyle = '#ffffff';
@@ -454,7 +464,7 @@ export class TestPatternSource {
     ctx.beginPath();
     ctx.arc(width - 90, height * 0.85, 50, -Math.PI / 2, -Math.PI / 2 + ((index % fps) / fps) * Math.PI * 2);
     ctx.stroke();
-    const now = new Date(this.#o.now());
+    const now = new Date(nowMs);
     const clock = `${now.toISOString().slice(11, 23)} UTC`;
     ctx.fillStyle = '#ffffff';
     ctx.textBaseline = 'middle';
