@@ -4,7 +4,8 @@
  * (`new Hls({ lowLatencyMode: true })`), then for 60 s in the dashboard's player, each sampling
  * `Date.now() - hls.playingDate` every 250 ms (EXT-X-PROGRAM-DATE-TIME from the same machine clock).
  * Reports p50 / p95 / max per player against the 1.5 s p50 target, with the machine's load.
- *   node --import tsx bench/viewer-latency.ts [--seconds 60] [--smoke]
+ * `--transcode-rendition none` measures the sources alone (no transcoding competing for the cores).
+ *   node --import tsx bench/viewer-latency.ts [--seconds 60] [--transcode-rendition LIST] [--smoke]
  */
 
 import { loadavg } from 'node:os';
@@ -23,6 +24,10 @@ const seconds = SMOKE ? 5 : Number(arg('seconds') ?? 60);
 const PLAYERS: readonly LatencyPlayer[] = ['hls.js defaults', 'dashboard'];
 const TARGET_MS = 1500;
 const BROADCAST = 'live/viewer';
+const rendition = arg('transcode-rendition');
+const ladderArgs = rendition === undefined ? [] : ['--transcode-rendition', rendition];
+/** Variants the master lists once every rung runs: the source, plus one per rung. */
+const variants = rendition === undefined ? 4 : rendition === 'none' ? 1 : 1 + rendition.split(',').length;
 const fmtLoad = () =>
   loadavg()
     .map((l) => l.toFixed(2))
@@ -30,11 +35,11 @@ const fmtLoad = () =>
 
 const busy = await machineBusy();
 const loadBefore = fmtLoad();
-const server = await startServer(['--test-pattern', BROADCAST, '--log-level', 'warn']);
+const server = await startServer(['--test-pattern', BROADCAST, '--log-level', 'warn', ...ladderArgs]);
 const browser = await launchChromium();
 const runs: LatencyRun[] = [];
 try {
-  await waitForPlayable(server.url, BROADCAST, 4);
+  await waitForPlayable(server.url, BROADCAST, variants);
   for (const player of PLAYERS) {
     const log: string[] = [];
     const { context, page } = await openPage(browser, log, { width: 1280, height: 860 });
@@ -59,15 +64,27 @@ const rows = runs.map((r) => [
   `${r.height ?? '?'}p`,
   r.p50Ms <= TARGET_MS ? 'met' : 'missed',
 ]);
-const text = `Command: \`npm run bench:viewer-latency\` (${seconds} s per player). Machine: ${machine()}. Date: ${today()}.
+const command = `npm run bench:viewer-latency${rendition === undefined ? '' : ` -- --transcode-rendition ${rendition}`}`;
+const ladder =
+  rendition === undefined
+    ? 'default ladder 720p/480p/240p'
+    : rendition === 'none'
+      ? 'no ladder (sources only)'
+      : `ladder ${rendition}`;
+const serverSideMs = runs
+  .map((r) => `${r.player} ${r.p50Ms - (nearestRank(r.edgeMs, 50) ?? Number.NaN)} ms`)
+  .join(', ');
+const text = `Command: \`${command}\` (${seconds} s per player). Machine: ${machine()}. Date: ${today()}.
 Load average (1 / 5 / 15 min) ${loadBefore} before, ${loadAfter} after; before the run: ${busy}.
-Source: the built-in test pattern (1280x720 30 fps, 1 s GOP, one fragment per frame), default ladder 720p/480p/240p, LL-HLS part target 200 ms (PART-HOLD-BACK 0.6 s). Player: Debian chromium (headless) with hls.js, first \`new Hls({ lowLatencyMode: true })\`, then the dashboard's player; ABR picks the variant. Latency = \`Date.now() - hls.playingDate\` sampled every 250 ms from the first \`playing\` event (stalls count).
+Source: the built-in test pattern (1280x720 30 fps, 1 s GOP, one fragment per frame), ${ladder}, LL-HLS part target 200 ms (PART-HOLD-BACK 0.6 s). Player: Debian chromium (headless) with hls.js, first \`new Hls({ lowLatencyMode: true })\`, then the dashboard's player; ABR picks the variant. Latency = \`Date.now() - hls.playingDate\` sampled every 250 ms from the first \`playing\` event (stalls count).
 
 Milliseconds:
 
 ${table(['player', 'samples', 'p50', 'p95', 'max', "hls.js's own latency p50 (behind the playlist edge)", 'stalls', 'hls.js target latency at the end (s)', 'playing', `p50 <= ${TARGET_MS} ms`], rows)}
 
+Where the time goes: the clock latency minus hls.js's own (how far its estimate of the live edge is behind the clock), p50: ${serverSideMs}; the rest is the player's distance from the edge (its start-up position, stalls, playback slower than real time on a starved machine).
+
 Target: glass-to-glass p50 <= ${TARGET_MS / 1000} s with both players: **${runs.every((r) => r.p50Ms <= TARGET_MS) ? 'met' : 'missed'}**.`;
 console.log(text);
-writeSection('Viewer latency (hls.js on the test pattern)', text);
+writeSection(`Viewer latency (hls.js on the test pattern, ${rendition === 'none' ? 'sources only' : 'ladder'})`, text);
 process.exit(0);
