@@ -11,15 +11,8 @@
  * encoder's priming packet is dropped and packet k (k >= 1) is stamped at input sample
  * (k-1)*1024, so decoded audio lines up with the video to the sample.
  *
- * Pacing: frames are produced on a wall-clock schedule of slots (1/fps each); a frame's timestamp is
- * its slot's. When the machine falls behind by up to `SKIP_AFTER_MS`, frames are produced as fast as
- * possible until caught up; further behind, the pattern skips slots towards the current one (a
- * frame lasts at most `MAX_FRAME_MS`), as a camera drops frames, so that its media time keeps up
- * with the wall clock (the timestamps, and the PROGRAM-DATE-TIMEs that count from them, stay live)
- * while it makes at least 1000 / `MAX_FRAME_MS` frames a second. A frame lasts until the next one's slot: each
- * video fragment is published once the next frame is encoded (one frame interval later), so that its
- * duration covers skipped slots and the track has no holes. A GOP starts at the first frame of each
- * `gopFrames` slots.
+ * Pacing: frames are produced on a wall-clock schedule; when the machine falls behind, frames are
+ * produced as fast as possible until caught up (none are skipped, timestamps stay regular).
  */
 
 import type { ParsedTrack, ParserEvent } from '../container/index.ts';
@@ -49,14 +42,6 @@ export type TestPatternOptions = {
 };
 
 const VIDEO_TIMESCALE = 90_000;
-/** How far behind its schedule the pattern catches up frame by frame; further behind it skips slots. */
-const SKIP_AFTER_MS = 200;
-/**
- * The longest a frame may last when slots are skipped, ms: the default LL-HLS part target, since a
- * longer frame would make a part longer than PART-TARGET (the playlist would raise PART-TARGET, and
- * its PART-HOLD-BACK with it, for good).
- */
-const MAX_FRAME_MS = 200;
 const AUDIO_RATE = 48_000;
 const AAC_FRAME = 1024;
 
@@ -109,16 +94,6 @@ export class TestPatternSource {
   #audioConfig: Uint8Array | undefined;
   #initSent = false;
   #frame = 0;
-  /** Slot of the next frame (frame index on the 1/fps timeline). */
-  #slot = 0;
-  /** Slot of the last frame produced. */
-  #lastSlot: number | undefined;
-  /** Timestamps (µs) of the frames asked to be keyframes: GOP starts. */
-  readonly #gopStarts = new Set<number>();
-  /** The last encoded video chunk: published once the next one gives its duration. */
-  #heldVideo: { chunk: H264Chunk; ingestTimeMs: number } | undefined;
-  /** When each frame in the encoder was drawn (its capture time), by timestamp (µs). */
-  readonly #drawnMs = new Map<number, number>();
   #audioSamples = 0;
   #audioPackets = 0;
   #audioOutputs = 0;
@@ -129,6 +104,8 @@ export class TestPatternSource {
   #pendingVideo: Array<{ chunk: H264Chunk; ingestTimeMs: number }> = [];
   #pendingAudio: Array<{ data: Uint8Array; ingestTimeMs: number }> = [];
   #error: string | undefined;
+  /** When each frame in the encoder was drawn (its capture time), by timestamp (µs). */
+  readonly #drawnMs = new Map<number, number>();
 
   /** Prepares a test pattern; call `start()`. */
   constructor(options: TestPatternOptions) {
@@ -191,7 +168,7 @@ export class TestPatternSource {
     } catch {
       // Flushing a failed encoder is best effort.
     }
-    this.#drainPending(true);
+    this.#drainPending();
     this.#video?.close();
     this.#audio?.encoder.close();
   }
@@ -235,11 +212,7 @@ export class TestPatternSource {
     const start = this.#o.now();
     const frameMs = 1000 / this.#o.fps;
     while (this.#running) {
-      if (this.#o.now() - (start + this.#slot * frameMs) > SKIP_AFTER_MS) {
-        const longest = this.#lastSlot === undefined ? 0 : this.#lastSlot + Math.floor(MAX_FRAME_MS / frameMs + 1e-9);
-        this.#slot = Math.max(this.#slot, Math.min(longest, Math.floor((this.#o.now() - start) / frameMs)));
-      }
-      const due = start + this.#slot * frameMs;
+      const due = start + this.#frame * frameMs;
       const wait = due - this.#o.now();
       if (wait > 1) await new Promise((resolve) => setTimeout(resolve, wait));
       if (!this.#running) break;
@@ -254,18 +227,15 @@ export class TestPatternSource {
 
   async #produceFrame(): Promise<void> {
     const { width, height, fps, codecs } = this.#o;
-    const index = this.#slot;
-    const gop = this.#o.gopFrames;
-    const keyFrame = this.#lastSlot === undefined || Math.floor(index / gop) !== Math.floor(this.#lastSlot / gop);
+    const index = this.#frame;
     const ctx = this.#canvas!.getContext('2d');
     const drawnMs = this.#o.now();
     this.#drawFrame(ctx, index, drawnMs);
     const rgba = ctx.getImageData(0, 0, width, height).data;
     const timestampUs = Math.round((index * 1_000_000) / fps);
-    if (keyFrame) this.#gopStarts.add(timestampUs);
     this.#drawnMs.set(timestampUs, drawnMs);
     // Frames the encoder never returned are forgotten after a while.
-    if (this.#drawnMs.size > 4 * this.#o.fps) this.#drawnMs.delete(this.#drawnMs.keys().next().value!);
+    if (this.#drawnMs.size > 4 * fps) this.#drawnMs.delete(this.#drawnMs.keys().next().value!);
     const frame: VideoFramePort = new codecs.VideoFrame(new Uint8Array(rgba.buffer, rgba.byteOffset, rgba.byteLength), {
       format: 'RGBA',
       codedWidth: width,
@@ -274,15 +244,13 @@ export class TestPatternSource {
     });
     try {
       await this.#video!.encode(frame, {
-        keyFrame,
+        keyFrame: index % this.#o.gopFrames === 0,
         durationUs: Math.round(1_000_000 / fps),
       });
     } finally {
       frame.close();
     }
     this.#frame += 1;
-    this.#lastSlot = index;
-    this.#slot = index + 1;
     if (this.#audio !== undefined) this.#produceAudio(((index + 1) * AUDIO_RATE) / fps);
   }
 
@@ -335,11 +303,8 @@ export class TestPatternSource {
     this.#drainPending();
   }
 
-  /**
-   * Publishes what is ready, in order; the first publication is the init (video + audio). The last
-   * video chunk is held until the next one gives its duration, or until `final`.
-   */
-  #drainPending(final = false): void {
+  /** Publishes what is ready, in order; the first publication is the init (video + audio). */
+  #drainPending(): void {
     if (!this.#initSent) {
       if (this.#videoInit === undefined) return;
       if (this.#audio !== undefined && this.#audioInit === undefined && this.#frame < this.#o.fps) return;
@@ -350,23 +315,17 @@ export class TestPatternSource {
     }
     const events: ParserEvent[] = [];
     const frameTicks = Math.round(VIDEO_TIMESCALE / this.#o.fps);
-    const ticks = (timestampUs: number) => Math.round((timestampUs * VIDEO_TIMESCALE) / 1_000_000);
-    const video = this.#pendingVideo.splice(0);
-    if (this.#heldVideo !== undefined) video.unshift(this.#heldVideo);
-    this.#heldVideo = final ? undefined : video.pop();
-    for (const [i, { chunk, ingestTimeMs }] of video.entries()) {
-      const dts = ticks(chunk.timestampUs);
-      const next = video[i + 1] ?? this.#heldVideo;
-      const duration = next === undefined ? frameTicks : ticks(next.chunk.timestampUs) - dts;
+    for (const { chunk, ingestTimeMs } of this.#pendingVideo.splice(0)) {
+      const dts = Math.round((chunk.timestampUs * VIDEO_TIMESCALE) / 1_000_000);
       // Only the GOP starts we asked for are keyframes of the stream: x264 also puts an IDR on a
       // hard scene cut (the white sync flash), which must not become a segment start or a thumbnail.
-      const asked = this.#gopStarts.delete(chunk.timestampUs);
-      const keyframe = chunk.keyframe && asked;
+      const frameIndex = Math.round((chunk.timestampUs * this.#o.fps) / 1_000_000);
+      const keyframe = chunk.keyframe && frameIndex % this.#o.gopFrames === 0;
       this.#videoSeq += 1;
       const payload = buildMediaSegment({
         sequenceNumber: this.#videoSeq,
         baseMediaDecodeTime: dts,
-        samples: [{ data: chunk.data, duration, keyframe }],
+        samples: [{ data: chunk.data, duration: frameTicks, keyframe }],
       });
       events.push({
         type: 'fragment',
@@ -377,7 +336,7 @@ export class TestPatternSource {
           priority: keyframe ? 0 : 1,
           dts,
           pts: dts,
-          duration,
+          duration: frameTicks,
           flags: keyframe ? FragmentFlags.KEYFRAME : FragmentFlags.DELTA,
           payload,
           ingestTimeMs,
