@@ -15,7 +15,7 @@ import { TestPatternSource } from '../testpattern/index.ts';
 import { napiProvider } from '../webcodecs/index.ts';
 
 /** What the parent passes as `workerData`. */
-export type TestPatternWorkerData = { label: string };
+export type TestPatternWorkerData = { label: string; width: number; height: number };
 
 /** A message from the worker. */
 export type TestPatternWorkerMessage =
@@ -33,12 +33,17 @@ const logAt =
     post({ type: 'log', level, message, ...(fields === undefined ? {} : { fields }) });
 const logger: Logger = { debug: logAt('debug'), info: logAt('info'), warn: logAt('warn'), error: logAt('error') };
 
-const { label } = workerData as TestPatternWorkerData;
+const { label, width, height } = workerData as TestPatternWorkerData;
+/** 4 Mb/s at 1280x720, scaled with the picture's area. */
+const videoBitrateBps = Math.max(200_000, Math.round((4_000_000 * width * height) / (1280 * 720)));
 const provider = await napiProvider();
 const source = new TestPatternSource({
   codecs: provider.codecs,
   publish: (events) => post({ type: 'events', events }),
   label,
+  width,
+  height,
+  videoBitrateBps,
   logger,
 });
 port.on('message', (message: { type: string }) => {

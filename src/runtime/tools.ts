@@ -36,9 +36,10 @@ export async function startTestPattern(
   service: Service,
   broadcast: string,
   logger: Logger,
+  size: { width: number; height: number } = { width: 1280, height: 720 },
 ): Promise<() => Promise<void>> {
   const connection = service.ingest.open(broadcast, 'internal');
-  const workerData: TestPatternWorkerData = { label: broadcast };
+  const workerData: TestPatternWorkerData = { label: broadcast, ...size };
   const worker = new Worker(workerEntry(), { eval: true, workerData });
   let stopped: (() => void) | undefined;
   const done = new Promise<void>((resolve) => {

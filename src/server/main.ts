@@ -62,7 +62,12 @@ export interface RuntimeHost {
     close?: () => Promise<void>;
   }>;
   /** Starts the built-in test pattern publishing into `service`; returns its stop function. */
-  startTestPattern?(service: Service, broadcast: string, logger: Logger): Promise<() => Promise<void>>;
+  startTestPattern?(
+    service: Service,
+    broadcast: string,
+    logger: Logger,
+    size: { width: number; height: number },
+  ): Promise<() => Promise<void>>;
   /** Runs `lvqr-transcode publish`. */
   publish?(command: Extract<Command, { kind: 'publish' }>): Promise<number>;
   /** Runs `lvqr-transcode bench`. */
@@ -248,7 +253,7 @@ export async function startService(host: RuntimeHost, config: ServeConfig, logge
   let stopPattern: (() => Promise<void>) | undefined;
   if (config.testPattern !== undefined && host.startTestPattern !== undefined && runs('ingest')) {
     try {
-      stopPattern = await host.startTestPattern(service, config.testPattern, logger);
+      stopPattern = await host.startTestPattern(service, config.testPattern, logger, config.testPatternSize);
     } catch (error) {
       logger.error('test pattern failed to start', {
         error: errorMessage(error),
