@@ -26,8 +26,11 @@ const TARGET_MS = 1500;
 const BROADCAST = 'live/viewer';
 const rendition = arg('transcode-rendition');
 const ladderArgs = rendition === undefined ? [] : ['--transcode-rendition', rendition];
-/** Variants the master lists once every rung runs: the source, plus one per rung. */
-const variants = rendition === undefined ? 4 : rendition === 'none' ? 1 : 1 + rendition.split(',').length;
+/**
+ * Variants to wait for before playing: the source and the default ladder's 480p and 240p (its 720p
+ * rung, the pattern's own size, may be served by the source variant), or the source and each rung.
+ */
+const variants = rendition === undefined ? 3 : rendition === 'none' ? 1 : 1 + rendition.split(',').length;
 const fmtLoad = () =>
   loadavg()
     .map((l) => l.toFixed(2))
