@@ -14,6 +14,7 @@ const scripts = [
   'latency.ts',
   'ladder-throughput.ts',
   'capacity.ts',
+  'viewer-latency.ts',
   ...(smoke ? [] : ['latency.ts --memory']),
 ];
 let failed = 0;

@@ -11,8 +11,16 @@
 import type { Fragment } from '../fragment/fragment.ts';
 import { EPS_S } from '../hls/track-media.ts';
 
-/** Numbering of the segment a keyframe starts. */
-export type SegmentMark = { readonly msn: number; readonly discontinuitySequence: number };
+/**
+ * Numbering of the segment a keyframe starts, and where its timeline's PROGRAM-DATE-TIMEs are
+ * counted from (the ingest time, ms, of the timeline's first segment at its media time, seconds), as
+ * the packager counts them; absent when that fragment had no ingest time.
+ */
+export type SegmentMark = {
+  readonly msn: number;
+  readonly discontinuitySequence: number;
+  readonly dateAnchor?: { readonly dateMs: number; readonly timeS: number };
+};
 
 /** The packager's segment targets, ms (`--hls-target-duration`, `--hls-part-target`). */
 export type SegmentTargets = { readonly targetDurationMs: number; readonly partTargetMs: number };
@@ -29,6 +37,7 @@ export class SegmentMarker {
   #pendingDiscontinuity = false;
   #lastDts: number | undefined;
   #lastEndDts: number | undefined;
+  #dateAnchor: SegmentMark['dateAnchor'];
 
   /** A marker for the packager's `targets`. */
   constructor(targets: SegmentTargets) {
@@ -55,9 +64,17 @@ export class SegmentMarker {
     const cut = open !== undefined && fragment.flags.keyframe && open / timescale >= this.#targetS - EPS_S;
     if (open === undefined || cut) {
       if (!fragment.flags.keyframe) return undefined;
+      if (this.#pendingDiscontinuity || !this.#hasHistory) {
+        this.#dateAnchor =
+          fragment.ingestTimeMs > 0 ? { dateMs: fragment.ingestTimeMs, timeS: fragment.pts / timescale } : undefined;
+      }
       if (this.#pendingDiscontinuity && this.#hasHistory) this.#discSeq += 1;
       this.#pendingDiscontinuity = false;
-      mark = { msn: this.#nextMsn, discontinuitySequence: this.#discSeq };
+      mark = {
+        msn: this.#nextMsn,
+        discontinuitySequence: this.#discSeq,
+        ...(this.#dateAnchor === undefined ? {} : { dateAnchor: this.#dateAnchor }),
+      };
       this.#nextMsn += 1;
       this.#hasHistory = true;
       this.#openTicks = 0;

@@ -255,7 +255,7 @@ export class TrackConsumer {
     if (this.#o.numberAsProducer) {
       if (origin.kind === 'ingest' && track === VIDEO_TRACK) {
         if (segment === undefined) return;
-        numbering = { msn: segment.msn, discontinuitySequence: segment.discontinuitySequence };
+        numbering = segment;
       } else if (origin.kind === 'rendition') {
         numbering = 'leader';
       }

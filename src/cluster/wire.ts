@@ -41,6 +41,17 @@ export type Decoded = {
   readonly segment: SegmentMark | undefined;
 };
 
+/** A segment mark from its header: `msn discontinuitySequence [anchorDateMs anchorTimeS]`. */
+function decodeMark(text: string): SegmentMark | undefined {
+  const mark = text.split(' ').map(Number);
+  const [msn, discontinuitySequence, dateMs, timeS] = mark;
+  if (mark.length !== 2 && mark.length !== 4) return undefined;
+  if (![msn, discontinuitySequence].every((n) => Number.isInteger(n) && n! >= 0)) return undefined;
+  const numbering = { msn: msn!, discontinuitySequence: discontinuitySequence! };
+  if (mark.length === 2 || !Number.isFinite(dateMs) || !Number.isFinite(timeS)) return numbering;
+  return { ...numbering, dateAnchor: { dateMs: dateMs!, timeS: timeS! } };
+}
+
 function flagsText(f: Fragment['flags']): string {
   return `${f.keyframe ? 1 : 0}${f.independent ? 1 : 0}${f.discardable ? 1 : 0}`;
 }
@@ -57,7 +68,10 @@ export function encodeFragment(
   segment?: SegmentMark,
 ): WireMessage[] {
   const h = headers();
-  if (segment !== undefined) h.set(H_SEGMENT, `${segment.msn} ${segment.discontinuitySequence}`);
+  if (segment !== undefined) {
+    const anchor = segment.dateAnchor === undefined ? '' : ` ${segment.dateAnchor.dateMs} ${segment.dateAnchor.timeS}`;
+    h.set(H_SEGMENT, `${segment.msn} ${segment.discontinuitySequence}${anchor}`);
+  }
   h.set(
     H_FRAGMENT,
     [
@@ -185,11 +199,7 @@ export class Reassembler {
       meta = { id: metaId, meta: m };
       payload = body.subarray(initLength);
     }
-    const mark = (h?.get(H_SEGMENT) ?? '').split(' ').map(Number);
-    const segment =
-      mark.length === 2 && mark.every((n) => Number.isInteger(n) && n >= 0)
-        ? { msn: mark[0]!, discontinuitySequence: mark[1]! }
-        : undefined;
+    const segment = decodeMark(h?.get(H_SEGMENT) ?? '');
     // A plain Uint8Array view (the client hands out Node Buffers).
     payload = new Uint8Array(payload.buffer, payload.byteOffset, payload.byteLength);
     return {

@@ -26,10 +26,18 @@ export type BroadcastOrigin = (
 /**
  * Where an LL-HLS packager's numbering of a track starts, when the track began before this process
  * saw it (a cluster edge mirroring a broadcast): its first segment's media sequence number and
- * discontinuity sequence, or `leader` for a track that takes its leader's (audio: its video; a
- * rung: its source) and starts at one of its leader's segment boundaries.
+ * discontinuity sequence (and, when the producer sent it, where its timeline's PROGRAM-DATE-TIMEs
+ * are counted from: a date in ms at a media time in seconds), or `leader` for a track that takes its
+ * leader's (audio: its video; a rung: its source) and starts at one of its leader's segment
+ * boundaries.
  */
-export type TrackNumbering = { readonly msn: number; readonly discontinuitySequence: number } | 'leader';
+export type TrackNumbering =
+  | {
+      readonly msn: number;
+      readonly discontinuitySequence: number;
+      readonly dateAnchor?: { readonly dateMs: number; readonly timeS: number };
+    }
+  | 'leader';
 
 /** Options of a broadcaster. */
 export type BroadcasterOptions = {

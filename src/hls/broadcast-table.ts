@@ -225,7 +225,12 @@ export class BroadcastTable {
     let start = this.#tombstones.get(key);
     this.#tombstones.delete(key);
     if (start === undefined && numbering !== undefined && numbering !== 'leader') {
-      start = { nextMsn: numbering.msn, discontinuitySequence: numbering.discontinuitySequence, nextInitVersion: 1 };
+      start = {
+        nextMsn: numbering.msn,
+        discontinuitySequence: numbering.discontinuitySequence,
+        nextInitVersion: 1,
+        ...(numbering.dateAnchor === undefined ? {} : { dateAnchor: numbering.dateAnchor }),
+      };
     }
     const leader =
       kind === 'video'

@@ -126,6 +126,21 @@ export class LeaderFollower {
   }
 
   /**
+   * The leader's PROGRAM-DATE-TIME of media time `timeS`: the date of its segment holding `timeS`
+   * (or of the nearest one of its current timeline) plus the media time since that segment's start;
+   * undefined without a leader or a segment within a capped distance of `timeS`.
+   */
+  leaderDateAt(timeS: number): number | undefined {
+    const leader = this.#activeLeader();
+    const at = leader?.locate(timeS);
+    const seg = at === undefined ? undefined : leader?.leaderSegment(at.msn);
+    if (seg === undefined) return undefined;
+    const capS = FOLLOW_CAP_TARGETS * Math.max(this.#targetS, this.#group.targetDurationS);
+    if (Math.abs(timeS - seg.startTimeS) > seg.durationS + capS) return undefined;
+    return seg.programDateTimeMs + (timeS - seg.startTimeS) * 1000;
+  }
+
+  /**
    * The track's media jumped from `fromS` to `timeS`: the skipped media is listed as GAP on the
    * leader's boundaries (the open segment padded with GAP parts). False when no leader places it.
    */

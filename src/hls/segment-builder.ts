@@ -8,7 +8,14 @@ import { concatBytes } from '../core/bytes.ts';
 import type { Fragment } from '../fragment/fragment.ts';
 import { gapParts, gapSegment, type LeaderSegment } from './gap-fill.ts';
 import type { SegmentStore } from './segment-store.ts';
-import { EPS_S, type GroupTiming, type HlsSegment, type InitVersion, type TrackCursor } from './track-media.ts';
+import {
+  type DateAnchor,
+  EPS_S,
+  type GroupTiming,
+  type HlsSegment,
+  type InitVersion,
+  type TrackCursor,
+} from './track-media.ts';
 
 /** What a segment builder reads from and reports to its window. */
 export type SegmentBuilderOptions = {
@@ -50,6 +57,8 @@ export class SegmentBuilder {
   #discSeq: number;
   #pendingDiscontinuity = false;
   #hasHistory = false;
+  /** Where the current timeline's PROGRAM-DATE-TIMEs are counted from. */
+  #dateAnchor: DateAnchor | undefined;
 
   /** A builder with no segment open. */
   constructor(options: SegmentBuilderOptions) {
@@ -112,15 +121,30 @@ export class SegmentBuilder {
   /**
    * Opens the next segment at `timeS`. With `head` (the leader's segment holding `timeS`, after
    * missing media) it takes the head's start and PROGRAM-DATE-TIME, its head listed as GAP parts.
+   *
+   * PROGRAM-DATE-TIME advances with the media: a follower's date is its leader's date of the same
+   * instant (`leaderDateMs`); otherwise each timeline has one anchor (a date at a media time) and a
+   * segment's date is the anchor's plus the media time since it, so every playlist maps media time
+   * to one wall clock (players such as hls.js align playlists, and renditions with each other, by
+   * these dates) and a publisher that runs slow or catches up moves no date against the media. The
+   * anchor is `dates.anchor` (a cluster producer's, for its first timeline), else the first
+   * segment's: its first fragment's ingest time, else now.
    */
-  openSegment(init: InitVersion, timeS: number, ingestTimeMs: number, head: LeaderSegment | undefined): void {
+  openSegment(
+    init: InitVersion,
+    timeS: number,
+    dates: { ingestTimeMs: number; leaderDateMs: number | undefined; anchor?: DateAnchor | undefined },
+    head: LeaderSegment | undefined,
+  ): void {
     const discontinuity = this.#takeDiscontinuity();
-    const previous = this.#store.last;
-    let pdt = head?.programDateTimeMs ?? ingestTimeMs;
-    if (!(pdt > 0)) {
-      pdt =
-        previous !== undefined && !discontinuity ? previous.programDateTimeMs + previous.durationS * 1000 : this.#now();
+    if (discontinuity || this.#dateAnchor === undefined) {
+      this.#dateAnchor = (!discontinuity ? dates.anchor : undefined) ?? {
+        dateMs: dates.ingestTimeMs > 0 ? dates.ingestTimeMs : this.#now(),
+        timeS,
+      };
     }
+    const anchor = this.#dateAnchor;
+    const pdt = head?.programDateTimeMs ?? dates.leaderDateMs ?? anchor.dateMs + (timeS - anchor.timeS) * 1000;
     this.#open = {
       msn: this.#nextMsn,
       discontinuity,

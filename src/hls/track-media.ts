@@ -69,11 +69,16 @@ export type HlsSegment = {
   readonly gap?: true;
 };
 
+/** A PROGRAM-DATE-TIME (ms) and the media time (seconds) it belongs to: where a timeline's dates are counted from. */
+export type DateAnchor = { readonly dateMs: number; readonly timeS: number };
+
 /** Where a track's numbering continues (a republished name never re-uses an immutable URL). */
 export type TrackCursor = {
   readonly nextMsn: number;
   readonly discontinuitySequence: number;
   readonly nextInitVersion: number;
+  /** Where the first timeline's PROGRAM-DATE-TIMEs are counted from (a cluster producer's), when given. */
+  readonly dateAnchor?: DateAnchor;
 };
 
 /** State of a requested part. */

@@ -14,6 +14,7 @@ import { LeaderFollower } from './leader-follower.ts';
 import { SegmentBuilder } from './segment-builder.ts';
 import { SegmentStore } from './segment-store.ts';
 import {
+  type DateAnchor,
   EPS_S,
   type GroupTiming,
   type HlsPart,
@@ -74,6 +75,8 @@ export class TrackWindow {
   #firstSeenS: number | undefined;
   #init: InitVersion | undefined;
   #nextInitVersion: number;
+  /** Where the first timeline's PROGRAM-DATE-TIMEs are counted from, when the start cursor gives it. */
+  readonly #dateAnchor: DateAnchor | undefined;
   #lastDts: number | undefined;
   /** Where the last fragment ended (dts + duration), to spot a jump forward. */
   #lastEndDts: number | undefined;
@@ -95,6 +98,7 @@ export class TrackWindow {
     this.#store = new SegmentStore(options.dvrWindowMs / 1000, options.group);
     this.#warn = options.onWarning ?? (() => {});
     this.#nextInitVersion = options.start?.nextInitVersion ?? 1;
+    this.#dateAnchor = options.start?.dateAnchor;
     const init = (): InitVersion | undefined => this.#init;
     this.#startAtLeader = options.startAtLeader === true;
     this.#leader = () => {
@@ -237,7 +241,13 @@ export class TrackWindow {
         this.#dropped += 1;
         return;
       }
-      builder.openSegment(init, timeS, fragment.ingestTimeMs, this.#follower.segmentHead(timeS));
+      const head = this.#follower.segmentHead(timeS);
+      const dates = {
+        ingestTimeMs: fragment.ingestTimeMs,
+        leaderDateMs: this.#follower.leaderDateAt(timeS),
+        anchor: this.#dateAnchor,
+      };
+      builder.openSegment(init, timeS, dates, head);
     }
     builder.append(fragment, this.kind === 'audio' ? fragment.flags.independent : fragment.flags.keyframe);
     this.#fragments += 1;

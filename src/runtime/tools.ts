@@ -3,32 +3,65 @@
  * publish command and the capacity self-test.
  */
 
+import { Worker } from 'node:worker_threads';
+import type { ParserEvent } from '../container/index.ts';
 import type { Logger } from '../core/log.ts';
 import type { Service } from '../server/service.ts';
-import { TestPatternSource } from '../testpattern/index.ts';
-import { napiProvider } from '../webcodecs/index.ts';
+import type { TestPatternWorkerData, TestPatternWorkerMessage } from './test-pattern-worker.ts';
 
 export { runBench } from './bench.ts';
 export { runPublish } from './publish.ts';
 
-/** Starts the built-in test pattern publishing `broadcast` into `service`; returns its stop function. */
+/** How long a stopping test pattern may take to flush its encoders before its worker is terminated. */
+const STOP_TIMEOUT_MS = 5000;
+
+/**
+ * The code of the test pattern's worker: it imports test-pattern-worker.ts. Node takes no `.ts` file
+ * as a worker's entry, and its worker does not run the parent's `--import tsx`: under tsx the worker
+ * registers tsx's loader first. Bun and Deno import the TypeScript file as it is.
+ */
+function workerEntry(): string {
+  const entry = JSON.stringify(new URL('./test-pattern-worker.ts', import.meta.url).href);
+  if (!process.execArgv.some((arg) => arg.includes('tsx'))) return `import(${entry});`;
+  const tsx = JSON.stringify(import.meta.resolve('tsx/esm/api'));
+  return `import(${tsx}).then((tsx) => tsx.register()).then(() => import(${entry}));`;
+}
+
+/**
+ * Starts the built-in test pattern publishing `broadcast` into `service`; returns its stop function.
+ * The pattern runs in a worker thread (test-pattern-worker.ts) so that drawing and encoding it never
+ * holds up the server's answers; its events are published here, in order.
+ */
 export async function startTestPattern(
   service: Service,
   broadcast: string,
   logger: Logger,
+  size: { width: number; height: number } = { width: 1280, height: 720 },
 ): Promise<() => Promise<void>> {
-  const provider = await napiProvider();
   const connection = service.ingest.open(broadcast, 'internal');
-  const source = new TestPatternSource({
-    codecs: provider.codecs,
-    publish: (events) => connection.publishEvents(events),
-    label: broadcast,
-    logger,
+  const workerData: TestPatternWorkerData = { label: broadcast, ...size };
+  const worker = new Worker(workerEntry(), { eval: true, workerData });
+  let stopped: (() => void) | undefined;
+  const done = new Promise<void>((resolve) => {
+    stopped = resolve;
   });
+  worker.on('message', (message: TestPatternWorkerMessage) => {
+    if (message.type === 'events') connection.publishEvents(message.events as ParserEvent[]);
+    else if (message.type === 'log') logger[message.level](message.message, message.fields);
+    else stopped?.();
+  });
+  worker.on('error', (error) => {
+    logger.error('test pattern stopped', { error: error.message });
+    stopped?.();
+  });
+  worker.on('exit', () => stopped?.());
   // The test pattern never idles out: it publishes every frame.
-  await source.start();
   return async () => {
-    await source.stop();
+    worker.postMessage({ type: 'stop' });
+    const timer = setTimeout(() => void worker.terminate(), STOP_TIMEOUT_MS);
+    await done;
+    clearTimeout(timer);
+    await worker.terminate();
     connection.end('eof');
   };
 }

@@ -80,6 +80,8 @@ export type ServeConfig = {
   ingestIdleTimeoutMs: number;
   /** Broadcast name of the built-in test pattern, or undefined when off. */
   testPattern: string | undefined;
+  /** Picture size of the test pattern. */
+  testPatternSize: { width: number; height: number };
   logLevel: LogLevel;
 };
 
@@ -231,6 +233,11 @@ export function parseServe(
   const port = numOf('port');
 
   const pattern = read('test-pattern')!;
+  const size = /^(\d+)x(\d+)$/.exec(read('test-pattern-size')!);
+  const [width, height] = [Number(size?.[1]), Number(size?.[2])];
+  if (size === null || width < 16 || height < 16 || width > 3840 || height > 2160 || width % 2 || height % 2) {
+    fail('--test-pattern-size must be WxH, even numbers from 16x16 to 3840x2160');
+  }
   const logLevel = read('log-level') as LogLevel;
   if (!['debug', 'info', 'warn', 'error'].includes(logLevel)) fail(`--log-level must be debug, info, warn or error`);
   const partTargetMs = numOf('hls-part-target');
@@ -268,6 +275,7 @@ export function parseServe(
     ingestGraceMs: Math.round(numOf('ingest-grace') * 1000),
     ingestIdleTimeoutMs: Math.round(numOf('ingest-idle-timeout') * 1000),
     testPattern: ['off', 'none', 'false', ''].includes(pattern) ? undefined : pattern,
+    testPatternSize: { width, height },
     logLevel,
   };
 }

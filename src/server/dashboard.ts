@@ -98,7 +98,9 @@ export const DASHBOARD_HTML = `<!doctype html>
     if (hls) { hls.destroy(); hls = null; }
     levelSelect.innerHTML = '<option value="-1">auto</option>';
     if (window.Hls && Hls.isSupported()) {
-      hls = new Hls({ lowLatencyMode: true, liveSyncDurationCount: 2 });
+      // hls.js's own low-latency target (the playlist's PART-HOLD-BACK), and catching up at up to
+      // 1.5x speed when the player fell behind it (a slow start, a stall).
+      hls = new Hls({ lowLatencyMode: true, maxLiveSyncPlaybackRate: 1.5 });
       window.__hls = hls;
       hls.on(Hls.Events.MANIFEST_PARSED, (_e, data) => {
         levelSelect.innerHTML = '<option value="-1">auto</option>' + data.levels

@@ -62,7 +62,12 @@ export interface RuntimeHost {
     close?: () => Promise<void>;
   }>;
   /** Starts the built-in test pattern publishing into `service`; returns its stop function. */
-  startTestPattern?(service: Service, broadcast: string, logger: Logger): Promise<() => Promise<void>>;
+  startTestPattern?(
+    service: Service,
+    broadcast: string,
+    logger: Logger,
+    size: { width: number; height: number },
+  ): Promise<() => Promise<void>>;
   /** Runs `lvqr-transcode publish`. */
   publish?(command: Extract<Command, { kind: 'publish' }>): Promise<number>;
   /** Runs `lvqr-transcode bench`. */
@@ -248,7 +253,7 @@ export async function startService(host: RuntimeHost, config: ServeConfig, logge
   let stopPattern: (() => Promise<void>) | undefined;
   if (config.testPattern !== undefined && host.startTestPattern !== undefined && runs('ingest')) {
     try {
-      stopPattern = await host.startTestPattern(service, config.testPattern, logger);
+      stopPattern = await host.startTestPattern(service, config.testPattern, logger, config.testPatternSize);
     } catch (error) {
       logger.error('test pattern failed to start', {
         error: errorMessage(error),
@@ -308,7 +313,7 @@ async function serve(host: RuntimeHost, config: ServeConfig): Promise<number> {
     [
       `lvqr-transcode on ${host.name}, listening on ${config.host}:${listener.port}`,
       `  dashboard   ${base}/`,
-      `  publish     ffmpeg -re -i in.mp4 -c copy -f mp4 -movflags frag_keyframe+empty_moov+default_base_moof ${base}/ingest/live/mystream`,
+      `  publish     ffmpeg -re -i in.mp4 -c copy -f mp4 -movflags frag_every_frame+empty_moov+default_base_moof ${base}/ingest/live/mystream`,
       `  play        ${base}/hls/<broadcast>/master.m3u8`,
       `  api         ${base}/api/v1/broadcasts  ${base}/api/v1/transcode  ${base}/metrics  ${base}/healthz`,
       `  ladder      ${ladderText}`,

@@ -249,6 +249,13 @@ export const SERVE_OPTIONS = {
     default: 'live/demo',
     help: 'built-in 1280x720 30 fps test source',
   },
+  'test-pattern-size': {
+    value: 'WxH',
+    env: ['LVQR_TEST_PATTERN_SIZE'],
+    type: 'string',
+    default: '1280x720',
+    help: 'picture size of the test pattern (even numbers; the video bitrate scales with the area)',
+  },
   role: {
     value: 'LIST',
     env: ['LVQR_ROLE'],

@@ -33,7 +33,7 @@ export type TestPatternOptions = {
   height?: number;
   fps?: number;
   videoBitrateBps?: number;
-  /** Keyframe interval in frames (default 2 s). */
+  /** Keyframe interval in frames (default 1 s: a player starting near the live edge loads fewer parts from a keyframe). */
   gopFrames?: number;
   /** Include the AAC tone (default true when the codecs have an AudioEncoder). */
   audio?: boolean;
@@ -104,6 +104,8 @@ export class TestPatternSource {
   #pendingVideo: Array<{ chunk: H264Chunk; ingestTimeMs: number }> = [];
   #pendingAudio: Array<{ data: Uint8Array; ingestTimeMs: number }> = [];
   #error: string | undefined;
+  /** When each frame in the encoder was drawn (its capture time), by timestamp (µs). */
+  readonly #drawnMs = new Map<number, number>();
 
   /** Prepares a test pattern; call `start()`. */
   constructor(options: TestPatternOptions) {
@@ -113,7 +115,7 @@ export class TestPatternSource {
       height: 720,
       fps,
       videoBitrateBps: 4_000_000,
-      gopFrames: Math.round(fps * 2),
+      gopFrames: Math.round(fps),
       logger: silentLogger,
       now: Date.now,
       ...options,
@@ -227,9 +229,13 @@ export class TestPatternSource {
     const { width, height, fps, codecs } = this.#o;
     const index = this.#frame;
     const ctx = this.#canvas!.getContext('2d');
-    this.#drawFrame(ctx, index);
+    const drawnMs = this.#o.now();
+    this.#drawFrame(ctx, index, drawnMs);
     const rgba = ctx.getImageData(0, 0, width, height).data;
     const timestampUs = Math.round((index * 1_000_000) / fps);
+    this.#drawnMs.set(timestampUs, drawnMs);
+    // Frames the encoder never returned are forgotten after a while.
+    if (this.#drawnMs.size > 4 * fps) this.#drawnMs.delete(this.#drawnMs.keys().next().value!);
     const frame: VideoFramePort = new codecs.VideoFrame(new Uint8Array(rgba.buffer, rgba.byteOffset, rgba.byteLength), {
       format: 'RGBA',
       codedWidth: width,
@@ -289,7 +295,11 @@ export class TestPatternSource {
         defaultSampleDuration: Math.round(VIDEO_TIMESCALE / this.#o.fps),
       });
     }
-    this.#pendingVideo.push({ chunk, ingestTimeMs: this.#o.now() });
+    // A frame's ingest time is when it was drawn: the pattern is the camera, and the playlists'
+    // PROGRAM-DATE-TIMEs count from the first frame's, so they are capture times.
+    const drawnMs = this.#drawnMs.get(chunk.timestampUs);
+    this.#drawnMs.delete(chunk.timestampUs);
+    this.#pendingVideo.push({ chunk, ingestTimeMs: drawnMs ?? this.#o.now() });
     this.#drainPending();
   }
 
@@ -389,7 +399,7 @@ export class TestPatternSource {
     ctx.fillRect(0, height * 0.7, width, height * 0.3);
   }
 
-  #drawFrame(ctx: Ctx, index: number): void {
+  #drawFrame(ctx: Ctx, index: number, nowMs: number): void {
     const { width, height, fps } = this.#o;
     if (isFlashFrame(index, fps)) {
       ctx.fillStyle = '#ffffff';
@@ -413,7 +423,7 @@ export class TestPatternSource {
     ctx.beginPath();
     ctx.arc(width - 90, height * 0.85, 50, -Math.PI / 2, -Math.PI / 2 + ((index % fps) / fps) * Math.PI * 2);
     ctx.stroke();
-    const now = new Date(this.#o.now());
+    const now = new Date(nowMs);
     const clock = `${now.toISOString().slice(11, 23)} UTC`;
     ctx.fillStyle = '#ffffff';
     ctx.textBaseline = 'middle';

@@ -1,29 +1,10 @@
-import { spawn } from 'node:child_process';
-import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-
-const root = join(import.meta.dirname, '..', '..');
-
-/** Runs `node --expose-gc --import tsx <args>` in the repository root; resolves with the exit code and output. */
-function runNode(args: readonly string[]): Promise<{ code: number | null; output: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--expose-gc', '--import', 'tsx', ...args], { cwd: root });
-    let out = '';
-    child.stdout.on('data', (d) => {
-      out += d;
-    });
-    child.stderr.on('data', (d) => {
-      out += d;
-    });
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, output: out }));
-  });
-}
+import { runNode } from '../support/run-node.ts';
 
 describe('benchmarks', () => {
   it('every benchmark still runs end to end in its seconds-long smoke mode (npm run bench -- --smoke)', async () => {
     const { output } = await runNode(['bench/run-all.ts', '--smoke']);
-    expect(output, output.slice(-4000)).toMatch(/^bench: 5 passed, 0 failed$/m);
+    expect(output, output.slice(-4000)).toMatch(/^bench: 6 passed, 0 failed$/m);
     // Each benchmark printed its table with real figures.
     expect(output).toMatch(/\| 4 \| [\d.]+ \(/);
     expect(output).toMatch(/worst rung p99 \*\*\d+ ms\*\*/);
@@ -31,7 +12,10 @@ describe('benchmarks', () => {
     expect(output).toMatch(/\| 1 \| (yes|no) \| \d+ \| \d+ \| [\d.]+ \| \d+ \|/);
     expect(output).toMatch(/This machine sustains \*\*\d+\*\*/);
     expect(output).toMatch(/\| ours \| [\d.]+ \(/);
-  }, 240_000);
+    // The viewer latency of both players, with hls.js in chromium.
+    expect(output).toMatch(/^\| hls\.js defaults \| 20 \| -?\d+ \| -?\d+ \| -?\d+ \|/m);
+    expect(output).toMatch(/^\| dashboard \| 20 \| -?\d+ \| -?\d+ \| -?\d+ \|/m);
+  }, 300_000);
 
   it('the soak runs a healthy and a reconnecting broadcast with players for seconds and loses no fragment of the healthy one (npm run soak -- --smoke)', async () => {
     const { code, output } = await runNode(['bench/soak.ts', '--smoke']);

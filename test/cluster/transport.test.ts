@@ -145,8 +145,13 @@ describe('the registry bridge over NATS JetStream', () => {
     const first = await sub.next();
     expect(first!.dts).toBeGreaterThan(20 * 3_000);
     expect(local.meta.initSegment).toEqual(bytes(500, 1));
-    // The edge's LL-HLS numbering starts where the producer's does: keyframe 20 starts segment 2.
-    expect(local.numbering).toEqual({ msn: 2, discontinuitySequence: 0 });
+    // The edge's LL-HLS numbering starts where the producer's does: keyframe 20 starts segment 2,
+    // and its PROGRAM-DATE-TIMEs count from the timeline's first keyframe (fragment 0).
+    expect(local.numbering).toEqual({
+      msn: 2,
+      discontinuitySequence: 0,
+      dateAnchor: { dateMs: 1_700_000_000_000, timeS: 6_000 / 90_000 },
+    });
     const stats = await waitFor(
       () =>
         (late.cluster.status()['mirrored'] as Array<{ broadcast: string; fragments: number }>).find(

@@ -2,6 +2,7 @@
 
 import { Parser } from 'm3u8-parser';
 import { expect } from 'vitest';
+import type { TrackNumbering } from '../../src/fragment/broadcaster.ts';
 import {
   type BroadcastOrigin,
   createFragment,
@@ -53,12 +54,14 @@ export class FakeTrack {
   #base = 0;
   /** Payload size of each fragment. */
   bytesPerFragment: number;
+  /** How late each fragment arrives against its media time (its ingest time is that much later), ms. */
+  lagMs = 0;
 
   constructor(
     registry: FragmentBroadcasterRegistry,
     name: string,
     kind: 'video' | 'audio',
-    options: { origin?: BroadcastOrigin; init?: InitTrackDescription; bytes?: number } = {},
+    options: { origin?: BroadcastOrigin; init?: InitTrackDescription; bytes?: number; numbering?: TrackNumbering } = {},
   ) {
     this.#audio = kind === 'audio';
     this.#ticks = this.#audio ? AUDIO_TICKS : FRAME_TICKS;
@@ -69,7 +72,10 @@ export class FakeTrack {
       name,
       this.#audio ? '1.mp4' : '0.mp4',
       { codec, timescale: this.#timescale, initSegment: undefined },
-      options.origin === undefined ? {} : { origin: options.origin },
+      {
+        ...(options.origin === undefined ? {} : { origin: options.origin }),
+        ...(options.numbering === undefined ? {} : { numbering: options.numbering }),
+      },
     );
     this.broadcaster.setInitSegment(
       fakeInit(options.init ?? (this.#audio ? AUDIO_DESCRIPTION : videoTrack(1920, 1080))),
@@ -100,7 +106,7 @@ export class FakeTrack {
         duration: this.#ticks,
         flags: this.#audio ? FragmentFlags.AUDIO : keyframe ? FragmentFlags.KEYFRAME : FragmentFlags.DELTA,
         payload,
-        ingestTimeMs: EPOCH_MS + Math.round((dts / this.#timescale) * 1000),
+        ingestTimeMs: EPOCH_MS + Math.round((dts / this.#timescale) * 1000) + this.lagMs,
       }),
     );
     this.frame += 1;

@@ -64,6 +64,17 @@ describe('serve configuration', () => {
     for (const line of USAGE.split('\n')) expect(line.length).toBeLessThanOrEqual(100);
   });
 
+  it('--test-pattern-size takes even WxH sizes and refuses others', () => {
+    expect(parseServe([], {}, () => '').testPatternSize).toEqual({ width: 1280, height: 720 });
+    expect(parseServe(['--test-pattern-size', '640x360'], {}, () => '').testPatternSize).toEqual({
+      width: 640,
+      height: 360,
+    });
+    for (const bad of ['640', '641x360', '8x8', '640x360x2', '7680x4320']) {
+      expect(() => parseServe(['--test-pattern-size', bad], {}, () => ''), bad).toThrow(/--test-pattern-size/);
+    }
+  });
+
   it('defaults come from the table; flags win over the environment, the last flag wins, empty variables are skipped', () => {
     const config = parseServe([], {}, () => '');
     expect(config).toMatchObject({
