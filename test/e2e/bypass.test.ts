@@ -12,7 +12,7 @@ import { fixturePath } from '../../testkit/fixtures.ts';
 import { getJson, getText, type RunningServer, startServer } from '../../testkit/server.ts';
 import { probeStreams } from '../support/ffprobe.ts';
 import { waitFor } from '../support/wait.ts';
-import { ffmpegPublish, type Proc, waitForMasterListing } from './helpers.ts';
+import { ffmpegPublish, type Proc, segmentWithInit, waitForMasterListing } from './helpers.ts';
 
 const ADMIN = 'admin-token-b7c1';
 // 1280x720, about 3.5 Mb/s of video (noise): above the default 720p rung's 2500 kb/s.
@@ -63,7 +63,7 @@ function expectOneVariantPerResolution(master: string): void {
 
 /** The video stream ffprobe finds in the init and first complete segment of a media playlist. */
 async function probeVideo(playlistUrl: string): Promise<{ width: number | undefined; height: number | undefined }> {
-  const text = await waitFor(
+  await waitFor(
     async () => {
       const t = await getText(playlistUrl);
       return t !== undefined && /^seg-\d+\.m4s$/m.test(t) ? t : undefined;
@@ -71,16 +71,7 @@ async function probeVideo(playlistUrl: string): Promise<{ width: number | undefi
     `a complete segment in ${playlistUrl}`,
     { timeoutMs: 15_000, intervalMs: 200 },
   );
-  const map = /#EXT-X-MAP:URI="([^"]+)"/.exec(text)![1]!;
-  const segment = /^(seg-\d+\.m4s)$/m.exec(text)![1]!;
-  const at = (uri: string): string => new URL(uri, playlistUrl).href;
-  const bytes = await Promise.all(
-    [map, segment].map(async (uri) => new Uint8Array(await (await fetch(at(uri))).arrayBuffer())),
-  );
-  const joined = new Uint8Array(bytes[0]!.byteLength + bytes[1]!.byteLength);
-  joined.set(bytes[0]!);
-  joined.set(bytes[1]!, bytes[0]!.byteLength);
-  const video = (await probeStreams(joined)).find((s) => s.codecType === 'video');
+  const video = (await probeStreams(await segmentWithInit(playlistUrl, 'first'))).find((s) => s.codecType === 'video');
   return { width: video?.width, height: video?.height };
 }
 

@@ -463,3 +463,26 @@ export function rawWsRefusal(port: number, target: string, timeoutMs = 5000): Pr
     socket.on('error', reject);
   });
 }
+
+/**
+ * The init and the first or last complete segment of a live media playlist, joined: a file ffprobe
+ * reads to its end (a live playlist it would follow until the broadcast ends).
+ */
+export async function segmentWithInit(playlistUrl: string, which: 'first' | 'last'): Promise<Uint8Array> {
+  const text = (await getText(playlistUrl))!;
+  const lines = text.split('\n');
+  const segments = lines.flatMap((line, i) => (/^seg-\d+\.m4s$/.test(line) ? [i] : []));
+  const at = which === 'first' ? segments[0]! : segments.at(-1)!;
+  const map = lines
+    .slice(0, at)
+    .reverse()
+    .find((line) => line.startsWith('#EXT-X-MAP:'))!;
+  const fetchBytes = async (uri: string) =>
+    new Uint8Array(await (await fetch(new URL(uri, playlistUrl))).arrayBuffer());
+  const init = await fetchBytes(/URI="([^"]+)"/.exec(map)![1]!);
+  const media = await fetchBytes(lines[at]!);
+  const joined = new Uint8Array(init.byteLength + media.byteLength);
+  joined.set(init);
+  joined.set(media, init.byteLength);
+  return joined;
+}

@@ -13,7 +13,7 @@ import { getJson, getText, type RunningServer, startServer } from '../../testkit
 import { type Receiver, startReceiver } from '../events/receiver.ts';
 import { probePackets, probeStreams } from '../support/ffprobe.ts';
 import { waitFor } from '../support/wait.ts';
-import { ffmpegPublish, openWsPublisher } from './helpers.ts';
+import { ffmpegPublish, openWsPublisher, segmentWithInit } from './helpers.ts';
 
 const ADMIN = 'admin-token-9d2e';
 const CLIP = readFixture('360p30.mp4');
@@ -65,29 +65,6 @@ async function publish(broadcast: string): Promise<() => Promise<unknown>> {
   const publisher = await openWsPublisher(`${server.url.replace(/^http/, 'ws')}/ingest/${broadcast}`);
   await publisher.sendFile(CLIP, { seed: 1, paced: true });
   return () => publisher.close();
-}
-
-/**
- * The init and the first or last complete segment of a live media playlist, joined: a file ffprobe
- * reads to its end (a live playlist it would follow until the broadcast ends).
- */
-async function segmentWithInit(playlistUrl: string, which: 'first' | 'last'): Promise<Uint8Array> {
-  const text = (await getText(playlistUrl))!;
-  const lines = text.split('\n');
-  const segments = lines.flatMap((line, i) => (/^seg-\d+\.m4s$/.test(line) ? [i] : []));
-  const at = which === 'first' ? segments[0]! : segments.at(-1)!;
-  const map = lines
-    .slice(0, at)
-    .reverse()
-    .find((line) => line.startsWith('#EXT-X-MAP:'))!;
-  const fetchBytes = async (uri: string) =>
-    new Uint8Array(await (await fetch(new URL(uri, playlistUrl))).arrayBuffer());
-  const init = await fetchBytes(/URI="([^"]+)"/.exec(map)![1]!);
-  const media = await fetchBytes(lines[at]!);
-  const joined = new Uint8Array(init.byteLength + media.byteLength);
-  joined.set(init);
-  joined.set(media, init.byteLength);
-  return joined;
 }
 
 /** Waits for the plan of `broadcast` in /api/v1/transcode and ffprobes its master; returns both. */
