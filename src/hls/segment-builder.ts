@@ -128,7 +128,8 @@ export class SegmentBuilder {
    * to one wall clock (players such as hls.js align playlists, and renditions with each other, by
    * these dates) and a publisher that runs slow or catches up moves no date against the media. The
    * anchor is `dates.anchor` (a cluster producer's, for its first timeline), else the first
-   * segment's: its first fragment's ingest time, else now.
+   * segment's: its first fragment's ingest time, else now; a date taken from the leader becomes the
+   * anchor.
    */
   openSegment(
     init: InitVersion,
@@ -145,6 +146,11 @@ export class SegmentBuilder {
     }
     const anchor = this.#dateAnchor;
     const pdt = head?.programDateTimeMs ?? dates.leaderDateMs ?? anchor.dateMs + (timeS - anchor.timeS) * 1000;
+    // A date taken from the leader anchors what follows: a segment the leader cannot place (it
+    // ended first) continues the leader's dates, not this node's own first ingest time.
+    if (head !== undefined || dates.leaderDateMs !== undefined) {
+      this.#dateAnchor = { dateMs: pdt, timeS: head?.startTimeS ?? timeS };
+    }
     this.#open = {
       msn: this.#nextMsn,
       discontinuity,
