@@ -90,10 +90,25 @@ export const DASHBOARD_HTML = `<!doctype html>
   const fmtKbps = (bps) => (bps == null ? '-' : (bps / 1000).toFixed(0) + ' kb/s');
   const fmt = (n, d = 0) => (n == null ? '-' : Number(n).toFixed(d));
 
+  let playTimer = null;
+  /** Whether the broadcast's main playlist lists a complete segment (hls.js fails on parts alone). */
+  const hasSegment = (b) => {
+    const tracks = b.tracks || [];
+    const main = tracks.find((t) => t.kind === 'video') || tracks[0];
+    return main === undefined || main.segments === undefined || main.segments > 0;
+  };
+
   function play(name) {
     current = name;
+    clearTimeout(playTimer);
     $('title').textContent = 'Player - ' + name;
     const entry = lastBroadcasts.find((b) => b.name === name);
+    if (entry && !hasSegment(entry)) {
+      // A player given a playlist with parts but no segment stops with levelEmptyError: wait.
+      $('status').textContent = 'waiting for the first segment';
+      playTimer = setTimeout(() => current === name && play(name), 500);
+      return;
+    }
     const src = (entry && entry.playbackUrl) || '/hls/' + name + '/master.m3u8';
     if (hls) { hls.destroy(); hls = null; }
     levelSelect.innerHTML = '<option value="-1">auto</option>';
