@@ -85,12 +85,12 @@ export class MasterBuilder {
     this.#logger = options.logger;
   }
 
-  /** Whether `b` is listed in a master playlist now: a visible rung, or a source with a published part. */
+  /** Whether `b` is listed in a master playlist now: a visible rung, or a source with a complete segment. */
   listed(b: HlsBroadcast): boolean {
     if (b.origin.kind === 'rendition') return this.#rungVisible(b) || this.#audioVisible(b);
     const video = b.tracks.get('video')?.window;
     const main = video ?? b.tracks.get('audio')?.window;
-    if (main?.latestPart() === undefined) return false;
+    if (main === undefined || !playable(main)) return false;
     return (
       video?.init === undefined ||
       !this.#visibleRungs(b.name).some((r) => this.#sameSize(r.tracks.get('video')!.window, video))
@@ -118,13 +118,16 @@ export class MasterBuilder {
     return reports;
   }
 
-  /** The master playlist answer of `b`, or 404 before it has media. */
+  /**
+   * The master playlist answer of `b`, or 404 before its first complete segment: hls.js stops with
+   * a fatal `levelEmptyError` on a media playlist that lists parts but no segment yet.
+   */
   render(b: HlsBroadcast): HlsResponse {
     const video = b.tracks.get('video')?.window;
     const audioWindow = b.tracks.get('audio')?.window;
     const main = video ?? audioWindow;
-    if (main === undefined || main.init === undefined || main.latestPart() === undefined) {
-      return errorResponse('hls.not_found', `broadcast '${b.name}' has no media yet`);
+    if (main === undefined || !playable(main)) {
+      return errorResponse('hls.not_found', `broadcast '${b.name}' has no complete segment yet`);
     }
     // The source's own audio group: its audio, while it is live (or everything has ended).
     const sourceAudio =
@@ -233,7 +236,7 @@ export class MasterBuilder {
     const origin = b.origin;
     if (origin.kind !== 'rendition' || b.tracks.has('video')) return false;
     const w = b.tracks.get('audio')?.window;
-    if (w === undefined || w.init === undefined || w.listing().segments.length === 0) return false;
+    if (w === undefined || !playable(w)) return false;
     return !w.ended || this.#endedWithSource(w, origin.source);
   }
 
@@ -245,7 +248,7 @@ export class MasterBuilder {
     const origin = b.origin;
     if (origin.kind !== 'rendition') return false;
     const w = b.tracks.get('video')?.window;
-    if (w === undefined || w.init === undefined || w.listing().segments.length === 0) return false;
+    if (w === undefined || !playable(w)) return false;
     if (w.ended && !this.#endedWithSource(w, origin.source)) return false;
     try {
       return !this.#isRungHidden(origin.source, origin.rendition);
@@ -271,4 +274,9 @@ export class MasterBuilder {
   #visibleRungs(source: string): HlsBroadcast[] {
     return this.#broadcasts.rungsOf(source).filter((rung) => this.#rungVisible(rung));
   }
+}
+
+/** Whether a player can start on `w`: it has an init and its playlist lists a complete segment. */
+function playable(w: TrackWindow): boolean {
+  return w.init !== undefined && w.listing().segments.length > 0;
 }

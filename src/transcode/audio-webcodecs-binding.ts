@@ -4,12 +4,15 @@
  *
  * Back-pressure: `decode` / `encode` wait while the native queue holds `maxQueue` items, and
  * otherwise yield one macrotask every `maxQueue` calls: the addon delivers outputs through the
- * event loop and loses them when the loop never turns. Errors reach `onError` once, as `CodecError`; the owner closes and rebuilds.
+ * event loop and loses them when the loop never turns. The queue is counted from dequeue events,
+ * and closing is tracked here: the addon's `*QueueSize` and `state` getters wait for the lock its
+ * codec thread holds while it works (see webcodecs/queue-count.ts). Errors reach `onError` once, as `CodecError`; the owner closes and rebuilds.
  */
 
 import { CodecError, errorMessage } from '../core/errors.ts';
 import { yieldMacrotask } from '../core/yield.ts';
 import type { AudioDataPort, WebCodecs } from '../webcodecs/index.ts';
+import { QueueCount } from '../webcodecs/queue-count.ts';
 import type { AudioCodecs, AudioEncoderConfig, PcmBlock } from './audio/audio-codecs.ts';
 
 /** Queue bound of a decoder or encoder, in calls. */
@@ -41,16 +44,30 @@ function pcmOf(data: AudioDataPort): PcmBlock {
   return { timestampUs: data.timestamp, sampleRate: data.sampleRate, channels, frames, data: out };
 }
 
+/** Milliseconds a full queue may go without a dequeue event before the codec's own count is read. */
+const RESYNC_MS = 20;
+
 /**
- * After call number `calls`: waits until `size()` is below `max`, one macrotask at a time, and
+ * After call number `calls`: waits until `queue` is below `max`, one macrotask at a time, and
  * otherwise yields one macrotask every `max` calls (outputs arrive through the event loop). A
  * yield on every call costs a whole loop turn per packet, which a process busy with a video
  * ladder cannot give: its audio renditions fell seconds behind.
  */
-async function room(size: () => number, max: number, calls: number): Promise<void> {
-  if (calls % max !== 0 && size() < max) return;
-  do await yieldMacrotask();
-  while (size() >= max);
+async function room(queue: QueueCount, native: () => number, max: number, calls: number): Promise<void> {
+  if (calls % max !== 0 && queue.value < max) return;
+  let since = performance.now();
+  let last = queue.value;
+  for (;;) {
+    await yieldMacrotask();
+    if (queue.value < max) return;
+    if (queue.value !== last) {
+      last = queue.value;
+      since = performance.now();
+    } else if (performance.now() - since >= RESYNC_MS) {
+      queue.resync(native());
+      since = performance.now();
+    }
+  }
 }
 
 /** `AudioCodecs` backed by `codecs`, or undefined when the implementation has no audio classes. */
@@ -100,9 +117,12 @@ export function bindAudioWebCodecs(
         throw new CodecError('codec.config', `audio decoder ${config.codec}: ${errorMessage(error)}`, { cause: error });
       }
       let calls = 0;
+      let closed = false;
+      const queue = new QueueCount();
+      decoder.ondequeue = () => queue.dequeued();
       return {
         async decode(sample) {
-          if (failed || decoder.state === 'closed') throw new CodecError('codec.closed', 'audio decoder is closed');
+          if (failed || closed) throw new CodecError('codec.closed', 'audio decoder is closed');
           decoder.decode(
             new EncodedAudioChunk({
               type: 'key',
@@ -111,8 +131,9 @@ export function bindAudioWebCodecs(
               data: sample.data,
             }),
           );
+          queue.queued();
           calls += 1;
-          await room(() => decoder.decodeQueueSize, maxQueue, calls);
+          await room(queue, () => decoder.decodeQueueSize, maxQueue, calls);
         },
         async flush() {
           if (failed || decoder.state !== 'configured') return;
@@ -120,6 +141,8 @@ export function bindAudioWebCodecs(
           await yieldMacrotask();
         },
         close() {
+          closed = true;
+          decoder.ondequeue = null;
           if (decoder.state !== 'closed') decoder.close();
         },
       };
@@ -156,9 +179,12 @@ export function bindAudioWebCodecs(
         throw new CodecError('codec.config', `audio encoder ${config.codec}: ${errorMessage(error)}`, { cause: error });
       }
       let calls = 0;
+      let closed = false;
+      const queue = new QueueCount();
+      encoder.ondequeue = () => queue.dequeued();
       return {
         async encode(block) {
-          if (failed || encoder.state === 'closed') throw new CodecError('codec.closed', 'audio encoder is closed');
+          if (failed || closed) throw new CodecError('codec.closed', 'audio encoder is closed');
           const data = new AudioData({
             format: 'f32',
             sampleRate: block.sampleRate,
@@ -169,11 +195,12 @@ export function bindAudioWebCodecs(
           });
           try {
             encoder.encode(data);
+            queue.queued();
           } finally {
             data.close();
           }
           calls += 1;
-          await room(() => encoder.encodeQueueSize, maxQueue, calls);
+          await room(queue, () => encoder.encodeQueueSize, maxQueue, calls);
         },
         async flush() {
           if (failed || encoder.state !== 'configured') return;
@@ -181,6 +208,8 @@ export function bindAudioWebCodecs(
           await yieldMacrotask();
         },
         close() {
+          closed = true;
+          encoder.ondequeue = null;
           if (encoder.state !== 'closed') encoder.close();
         },
       };

@@ -15,6 +15,7 @@ import type {
   VideoFramePort,
   WebCodecs,
 } from './port.ts';
+import { QueueCount } from './queue-count.ts';
 
 /** One encoded access unit to decode (length-prefixed NAL units, as in MP4). */
 export type EncodedVideoSample = {
@@ -63,7 +64,7 @@ export type H264DecoderOptions = {
   onFrame(frame: VideoFramePort, meta: DecodedFrameMeta): void | Promise<void>;
   /** Decoder failures and handler failures. The decoder recovers at the next keyframe. */
   onError(error: CodecError): void;
-  /** Bound on the native decode queue and on unsettled `onFrame` promises. Default 8. */
+  /** Bound on unsettled `onFrame` promises (default 8). The native decoder is handed one sample at a time. */
   maxQueue?: number;
   /** Called every `gcEveryFrames` decoded frames (native frame memory is freed only on GC). */
   gc?: () => void;
@@ -93,6 +94,14 @@ export type H264DecoderStats = {
 const ROOM_POLL_MS = 20;
 
 /**
+ * Samples handed to the native decoder at once. Its `decode()` waits for the lock that its thread
+ * holds while it decodes a sample (FFmpeg's frame threads still decode several in parallel behind
+ * it): a second queued sample only blocks the JavaScript thread. Measured on the 1080p ladder
+ * (bench/run-ladder.ts): 7.3 s with one, 7.5 s with eight.
+ */
+const NATIVE_DEPTH = 1;
+
+/**
  * H.264 decoder over a WebCodecs port. Call `decode()` sequentially or not: calls are serialized.
  * After `flush()` (a latency tool at a fragment boundary that is followed by a keyframe) the next
  * sample must be a keyframe: deltas are refused until one comes.
@@ -106,6 +115,7 @@ export class H264Decoder {
   readonly #gc: (() => void) | undefined;
   readonly #gcEveryFrames: number;
   readonly #room = new Signal();
+  readonly #queue = new QueueCount();
   readonly #pts = new MinHeap();
   readonly #durations = new Map<number, number>();
   #native: VideoDecoderPort;
@@ -177,7 +187,7 @@ export class H264Decoder {
     return {
       ...this.#stats,
       awaitingKeyframe: this.#awaiting,
-      decodeQueueSize: this.#closed ? 0 : this.#native.decodeQueueSize,
+      decodeQueueSize: this.#closed ? 0 : this.#queue.value,
       pendingHandlers: this.#pendingHandlers,
     };
   }
@@ -279,8 +289,11 @@ export class H264Decoder {
         await this.#drain();
       }
       if (this.#roomAvailable()) break;
+      const before = this.#queue.value;
       await this.#room.wait(ROOM_POLL_MS);
       this.#throwIfClosed();
+      // No dequeue event while the queue was full: take the codec's own figure.
+      if (before >= NATIVE_DEPTH && this.#queue.value === before) this.#queue.resync(this.#native.decodeQueueSize);
     }
     const timestampUs = Math.round(sample.timestampUs);
     const durationUs = Math.round(sample.durationUs);
@@ -295,6 +308,7 @@ export class H264Decoder {
     if (timestampUs > this.#maxQueuedPts) this.#maxQueuedPts = timestampUs;
     try {
       this.#native.decode(chunk);
+      this.#queue.queued();
     } catch (error) {
       this.#pts.clear();
       this.#durations.clear();
@@ -307,7 +321,7 @@ export class H264Decoder {
   }
 
   #roomAvailable(): boolean {
-    return this.#native.decodeQueueSize < this.#maxQueue && this.#pendingHandlers < this.#maxQueue;
+    return this.#queue.value < NATIVE_DEPTH && this.#pendingHandlers < this.#maxQueue;
   }
 
   #detectGap(sample: EncodedVideoSample): void {
@@ -360,7 +374,11 @@ export class H264Decoder {
         );
       },
     });
-    native.ondequeue = () => this.#room.wake();
+    native.ondequeue = () => {
+      if (native !== this.#native) return;
+      this.#queue.dequeued();
+      this.#room.wake();
+    };
     try {
       native.configure(this.#config);
     } catch (error) {
@@ -381,6 +399,7 @@ export class H264Decoder {
     const old = this.#native;
     // A fresh instance: callbacks still queued by the old one are recognised and dropped.
     this.#native = this.#createNative();
+    this.#queue.reset();
     this.#closeNative(old);
     this.#clearBookkeeping();
     this.#room.wake();

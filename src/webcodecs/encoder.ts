@@ -17,6 +17,7 @@ import type {
   VideoFramePort,
   WebCodecs,
 } from './port.ts';
+import { QueueCount } from './queue-count.ts';
 
 /** What a decoder needs to read this encoder's output (one per encoder session). */
 export type H264DecoderConfig = {
@@ -136,6 +137,7 @@ export class H264Encoder {
   readonly #bitrateMode: 'constant' | 'variable';
   readonly #hardwareAcceleration: HardwareAccelerationPort | undefined;
   readonly #room = new Signal();
+  readonly #queue = new QueueCount();
   #settings: H264EncoderSettings;
   #native: VideoEncoderPort;
   #tail: Promise<unknown> = Promise.resolve();
@@ -182,7 +184,10 @@ export class H264Encoder {
       output: (chunk, metadata) => this.#handleOutput(native, chunk, metadata),
       error: (error) => this.#handleError(native, error),
     });
-    native.ondequeue = () => this.#room.wake();
+    native.ondequeue = () => {
+      this.#queue.dequeued();
+      this.#room.wake();
+    };
     this.#native = native;
     this.#configure(this.#settings);
   }
@@ -223,7 +228,7 @@ export class H264Encoder {
 
   /** Counters and queue depth. */
   stats(): H264EncoderStats {
-    return { ...this.#stats, encodeQueueSize: this.closed ? 0 : this.#native.encodeQueueSize };
+    return { ...this.#stats, encodeQueueSize: this.closed ? 0 : this.#queue.value };
   }
 
   /**
@@ -343,15 +348,19 @@ export class H264Encoder {
     // Outputs and dequeue events arrive through the event loop: yield one macrotask per call.
     await yieldMacrotask();
     this.#throwIfClosed();
-    while (this.#native.encodeQueueSize >= this.#maxQueue) {
+    while (this.#queue.value >= this.#maxQueue) {
+      const before = this.#queue.value;
       await this.#room.wait(ROOM_POLL_MS);
       this.#throwIfClosed();
+      // No dequeue event while the queue was full: take the codec's own figure.
+      if (this.#queue.value === before) this.#queue.resync(this.#native.encodeQueueSize);
     }
     // The first frame of a session comes out as a keyframe whether asked or not.
     const forced = keyFrame || this.#framesInSession === 0;
     this.#pending.push({ timestampUs: frame.timestamp, durationUs, keyFrame: forced });
     try {
       this.#native.encode(frame, { keyFrame: forced });
+      this.#queue.queued();
     } catch (error) {
       this.#pending.pop();
       throw new CodecError('codec.encode_failed', `encode() threw: ${errorMessage(error)}`, { cause: error });

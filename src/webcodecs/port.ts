@@ -241,6 +241,7 @@ export type AudioDecoderConfigPort = {
 export interface AudioEncoderPort {
   readonly state: CodecStatePort;
   readonly encodeQueueSize: number;
+  ondequeue?: (() => unknown) | null;
   configure(config: AudioEncoderConfigPort): void;
   encode(data: AudioDataPort): void;
   flush(): Promise<void>;
@@ -261,6 +262,7 @@ export interface AudioEncoderConstructorPort {
 export interface AudioDecoderPort {
   readonly state: CodecStatePort;
   readonly decodeQueueSize: number;
+  ondequeue?: (() => unknown) | null;
   configure(config: AudioDecoderConfigPort): void;
   decode(chunk: EncodedAudioChunkPort): void;
   flush(): Promise<void>;

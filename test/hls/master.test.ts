@@ -172,17 +172,27 @@ describe('HLS master playlist', () => {
     expect(bridge.broadcasts().find((b) => b.name === 'live/demo/audio-opus-64k')?.inMaster).toBe(true);
   });
 
-  it('estimates bandwidth from the parts before the first complete segment, and takes the declared source bandwidth when given', async () => {
+  it('answers 404 until the first complete segment (hls.js fails on parts alone), estimating bandwidth from the parts meanwhile, then takes the declared source bandwidth', async () => {
     const { registry, bridge } = setup({ sourceBandwidthKbps: 6000 });
     const s = stage(registry, []);
     s.frames(12); // two parts, no complete segment
     await settle(bridge, s);
+    const early = await get(bridge, '/hls/live/demo/master.m3u8');
+    expect(early.status).toBe(404);
+    expect(JSON.parse(text(early))).toMatchObject({ error: { code: 'hls.not_found' } });
+    expect(bridge.broadcasts().find((b) => b.name === 'live/demo')?.tracks[0]).toMatchObject({
+      bitrateEstimated: true,
+      bitrateBps: 48000,
+      segments: 0,
+    });
+    s.frames(49); // frame 60: the keyframe that completes segment 0
+    await settle(bridge, s);
     const raw = text(await get(bridge, '/hls/live/demo/master.m3u8'));
-    expect(lines(raw, '#EXT-X-STREAM-INF:')[0]).toMatch(
-      /^#EXT-X-STREAM-INF:BANDWIDTH=6000000,AVERAGE-BANDWIDTH=6\d{4},/,
-    );
-    const summary = bridge.broadcasts().find((b) => b.name === 'live/demo')!;
-    expect(summary.tracks[0]).toMatchObject({ bitrateEstimated: true, bitrateBps: 48000, segments: 0 });
+    expect(lines(raw, '#EXT-X-STREAM-INF:')[0]).toMatch(/^#EXT-X-STREAM-INF:BANDWIDTH=6000000,AVERAGE-BANDWIDTH=\d+,/);
+    expect(bridge.broadcasts().find((b) => b.name === 'live/demo')?.tracks[0]).toMatchObject({
+      bitrateEstimated: false,
+      segments: 1,
+    });
   });
 
   it('shows a rung only once it has a complete segment, and hides it when it is paused, ends or is removed', async () => {
@@ -191,11 +201,15 @@ describe('HLS master playlist', () => {
     const master = async (): Promise<string[]> =>
       parse(text(await get(bridge, '/hls/live/demo/master.m3u8'))).playlists!.map((p) => p.uri);
     expect((await get(bridge, '/hls/live/demo/master.m3u8')).status).toBe(404);
-    const s = stage(registry, ['720p']);
-    s.frames(45);
+    const s = stage(registry, []);
+    s.frames(150); // source segments 0 and 1 complete
+    await settle(bridge, s);
+    expect(await master()).toEqual(['playlist.m3u8']);
+    s.addRung('720p'); // starts on the keyframe at frame 150, in source segment 2
+    s.frames(15);
     await settle(bridge, s);
     expect(await master()).toEqual(['playlist.m3u8']); // the rung's first segment is still open
-    s.frames(16); // frame 60: the keyframe that completes segment 0
+    s.frames(16); // frame 180: the keyframe that completes segment 2
     await settle(bridge, s);
     expect(await master()).toEqual(['playlist.m3u8', '720p/playlist.m3u8']);
     hidden.add('live/demo|720p');
@@ -306,8 +320,8 @@ describe('HLS master playlist', () => {
     expect((await get(bridge, '/hls/radio/one/playlist.m3u8')).status).toBe(404);
 
     const video = new FakeTrack(registry, 'live/x', 'video', { init: videoTrack(640, 360, 'avc1.42c01e') });
-    video.frames(12, 30);
-    await appended(bridge, 'live/x', 'video', 12);
+    video.frames(61, 30); // frame 60 completes the first segment
+    await appended(bridge, 'live/x', 'video', 61);
     // The meta's codec string, no RESOLUTION / FRAME-RATE (the init was not readable).
     expect(lines(text(await get(bridge, '/hls/live/x/master.m3u8')), '#EXT-X-STREAM-INF:')[0]).toMatch(
       /^#EXT-X-STREAM-INF:BANDWIDTH=\d+,AVERAGE-BANDWIDTH=\d+,CODECS="avc1.42c01e"$/,

@@ -175,6 +175,8 @@ describe('H264Decoder', () => {
     decoder.close();
     expect(frames).toBe(big.samples.length);
     expect(Math.max(...spy.log.decodes.map((d) => d.queueBefore))).toBeLessThan(2);
+    // The queue is counted from dequeue events: the getter waits for the decoding thread's lock.
+    expect(spy.log.queueSizeReads).toBeLessThan(big.samples.length / 4);
   });
 
   it('counts unsettled onFrame promises against maxQueue (end-to-end back-pressure) and closes frames after them', async () => {

@@ -195,6 +195,8 @@ describe('H264Encoder', () => {
     encoder.close();
     expect(chunks).toHaveLength(40);
     expect(Math.max(...spy.log.encodes.map((e) => e.queueBefore))).toBeLessThan(2);
+    // The queue is counted from dequeue events: the getter waits for the encoding thread's lock.
+    expect(spy.log.queueSizeReads).toBeLessThan(10);
   });
 
   it('yields a macrotask in every encode() call so native outputs get delivered (defect: silent output loss)', async () => {

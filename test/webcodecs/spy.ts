@@ -23,11 +23,21 @@ export type SpyLog = {
   encodes: Array<{ timestamp: number; keyFrame: boolean; queueBefore: number }>;
   decoders: number;
   encoders: number;
+  /** Reads of `decodeQueueSize` / `encodeQueueSize` by the code under test (they wait for the codec's lock). */
+  queueSizeReads: number;
 };
 
 /** Wraps `codecs` so every native configure/decode/encode is recorded in `log`. */
 export function spyCodecs(codecs: WebCodecs): { codecs: WebCodecs; log: SpyLog } {
-  const log: SpyLog = { decoderConfigs: [], decodes: [], encoderConfigs: [], encodes: [], decoders: 0, encoders: 0 };
+  const log: SpyLog = {
+    decoderConfigs: [],
+    decodes: [],
+    encoderConfigs: [],
+    encodes: [],
+    decoders: 0,
+    encoders: 0,
+    queueSizeReads: 0,
+  };
   const BaseDecoder = codecs.VideoDecoder;
   const BaseEncoder = codecs.VideoEncoder;
 
@@ -44,6 +54,7 @@ export function spyCodecs(codecs: WebCodecs): { codecs: WebCodecs; log: SpyLog }
       return this.#inner.state;
     }
     get decodeQueueSize() {
+      log.queueSizeReads++;
       return this.#inner.decodeQueueSize;
     }
     get ondequeue() {
@@ -84,6 +95,7 @@ export function spyCodecs(codecs: WebCodecs): { codecs: WebCodecs; log: SpyLog }
       return this.#inner.state;
     }
     get encodeQueueSize() {
+      log.queueSizeReads++;
       return this.#inner.encodeQueueSize;
     }
     get ondequeue() {

@@ -75,6 +75,9 @@ export interface DecodedSource {
 /** Longest a new encoder session waits for the source frame rate, ms. */
 const FRAME_RATE_WAIT_MS = 250;
 
+/** In `wait` mode, the most frames a rung may have queued before decoding holds (see `#roomInRungs`). */
+const WAIT_MODE_QUEUE = 4;
+
 /** The one decoder of a source, shared by its rungs. */
 export class SharedDecoder implements DecodedSource {
   readonly broadcast: string;
@@ -418,9 +421,13 @@ export class SharedDecoder implements DecodedSource {
     );
   }
 
-  /** In `wait` mode: holds decoding while any rung's queue is three quarters full. */
+  /**
+   * In `wait` mode: holds decoding while any rung has `WAIT_MODE_QUEUE` frames queued (or its queue
+   * is three quarters full, if smaller). The encoders keep queues of their own, so a few frames
+   * keep every rung busy; more only hold decoded pictures in memory.
+   */
   async #roomInRungs(): Promise<void> {
-    const limit = Math.max(1, Math.floor((this.#options.maxQueuedFrames * 3) / 4));
+    const limit = Math.max(1, Math.min(WAIT_MODE_QUEUE, Math.floor((this.#options.maxQueuedFrames * 3) / 4)));
     for (const rung of this.#rungs) await rung.waitForRoom(limit);
   }
 
