@@ -11,6 +11,8 @@ COPY package.json package-lock.json ./
 RUN npm install --omit=dev --no-audit --no-fund
 COPY src ./src
 COPY bin ./bin
+# Compiles the service to JavaScript now: the runtime user may not write node_modules/.cache.
+RUN node bin/lvqr-transcode.mjs compile
 EXPOSE 8080
 USER node
 ENTRYPOINT ["node", "bin/lvqr-transcode.mjs"]

@@ -62,7 +62,8 @@ export function cliCommand(
 ): { command: string; args: string[] } {
   switch (runtime) {
     case 'node':
-      return { command: process.execPath, args: ['--expose-gc', '--import', 'tsx', 'src/runtime/node.ts', ...cliArgs] };
+      // The launcher users run: it compiles the service and runs it without a TypeScript loader.
+      return { command: process.execPath, args: [path.join(ROOT, 'bin', 'lvqr-transcode.mjs'), ...cliArgs] };
     case 'bun':
       return { command: bin('bun'), args: ['src/runtime/bun.ts', ...cliArgs] };
     case 'deno':

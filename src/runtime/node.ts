@@ -71,7 +71,8 @@ export const nodeHost: RuntimeHost = {
   print: (line) => console.log(line),
 };
 
-if (import.meta.url === `file://${process.argv[1]}` || process.argv[1]?.endsWith('src/runtime/node.ts')) {
+/** Runs the command line of this process (`process.argv`) and exits with its status. */
+export function runNodeMain(): void {
   main(nodeHost).then(
     (code) => process.exit(code),
     (error: unknown) => {
@@ -80,3 +81,6 @@ if (import.meta.url === `file://${process.argv[1]}` || process.argv[1]?.endsWith
     },
   );
 }
+
+// Run directly (`node --import tsx src/runtime/node.ts`); the launcher calls runNodeMain itself.
+if (import.meta.url === `file://${process.argv[1]}` || process.argv[1]?.endsWith('src/runtime/node.ts')) runNodeMain();

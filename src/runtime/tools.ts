@@ -16,12 +16,16 @@ export { runPublish } from './publish.ts';
 const STOP_TIMEOUT_MS = 5000;
 
 /**
- * The code of the test pattern's worker: it imports test-pattern-worker.ts. Node takes no `.ts` file
- * as a worker's entry, and its worker does not run the parent's `--import tsx`: under tsx the worker
- * registers tsx's loader first. Bun and Deno import the TypeScript file as it is.
+ * The code of the test pattern's worker: it imports test-pattern-worker.ts, or its compiled
+ * `.mjs` beside this module when the launcher compiled the service (bin/compile.mjs). Node takes no
+ * `.ts` file as a worker's entry, and its worker does not run the parent's `--import tsx`: under tsx
+ * the worker registers tsx's loader first. Bun and Deno import the TypeScript file as it is.
  */
 function workerEntry(): string {
-  const entry = JSON.stringify(new URL('./test-pattern-worker.ts', import.meta.url).href);
+  const compiled = import.meta.url.endsWith('.mjs');
+  const entry = JSON.stringify(
+    new URL(compiled ? './test-pattern-worker.mjs' : './test-pattern-worker.ts', import.meta.url).href,
+  );
   if (!process.execArgv.some((arg) => arg.includes('tsx'))) return `import(${entry});`;
   const tsx = JSON.stringify(import.meta.resolve('tsx/esm/api'));
   return `import(${tsx}).then((tsx) => tsx.register()).then(() => import(${entry}));`;

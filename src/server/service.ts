@@ -17,6 +17,8 @@ import {
   AudioLadder,
   AudioRenditionFactory,
   audioRenditionName,
+  audioRenditionSpec,
+  audioRenditionTargetOf,
   audioRenditionTargets,
 } from '../transcode/audio/index.ts';
 import type { VideoCodecs } from '../transcode/codecs.ts';
@@ -26,6 +28,7 @@ import {
   type SoftwareLadderOptions,
   SoftwareTranscoderFactory,
 } from '../transcode/ladder/index.ts';
+import type { RenditionSpec } from '../transcode/rendition.ts';
 import {
   type TaskStats,
   TranscodeRunner,
@@ -198,10 +201,21 @@ export function createService(deps: ServiceDeps): Service {
     config.ladder.length > 0 &&
     runs('transcode')
   ) {
-    audioLadder = new AudioLadder({ registry, codecs: deps.audioCodecs, metrics, logger });
-    for (const target of audioRenditionTargets(config.ladder, config.transcodeAudioOpusKbps)) {
-      runner.withFactory(new AudioRenditionFactory(target, audioLadder));
-    }
+    const shared = new AudioLadder({ registry, codecs: deps.audioCodecs, metrics, logger });
+    audioLadder = shared;
+    // The audio renditions of a ladder: the default one, a stream's own (so its rungs' audio
+    // bitrates are produced), none where another cluster node runs the stream's ladder.
+    const audioSpecs = (rungs: readonly RenditionSpec[]) =>
+      audioRenditionTargets(rungs, config.transcodeAudioOpusKbps).map(audioRenditionSpec);
+    runner.withLadder(
+      audioSpecs(config.ladder),
+      (spec) => new AudioRenditionFactory(audioRenditionTargetOf(spec), shared),
+      (broadcast) => {
+        if (deps.runsLadder?.(broadcast) === false) return [];
+        const own = ladders.lookup(broadcast);
+        return own === undefined ? undefined : audioSpecs(own);
+      },
+    );
   }
   for (const factory of deps.factories ?? []) runner.withFactory(factory);
   const handle = runner.install(registry);

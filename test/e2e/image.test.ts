@@ -137,7 +137,9 @@ function describeImage(instructions: Instruction[]): Image {
         break;
       }
       case 'RUN':
-        if (!/^npm\s/.test(args)) throw new Error(`${where}: only npm commands are replayed, got: ${args}`);
+        if (!/^(npm|node bin\/)/.test(args)) {
+          throw new Error(`${where}: only npm commands and the package's own bin are replayed, got: ${args}`);
+        }
         image.steps.push({ kind: 'run', command: args, workdir: image.workdir, env: { ...image.env }, line });
         break;
       case 'EXPOSE':
@@ -424,6 +426,8 @@ describe('the service image (Dockerfile replayed in a temp folder)', () => {
       }),
       crashed,
     ]);
+    // The image's RUN compiled the service: it runs without a TypeScript loader.
+    expect(output).not.toContain('running through tsx');
     const base = `http://127.0.0.1:${port}`;
     const health = await fetch(`${base}/healthz`);
     expect(health.status).toBe(200);

@@ -2,7 +2,9 @@
  * The audio ladder's shared state: one `SharedAudioDecoder` per source session (created by its
  * first rendition, closed by its last), and `AudioRenditionFactory`, which builds one
  * `AudioRenditionTranscoder` per (audio rendition, source). `audioRenditionTargets` turns a video
- * ladder into its audio renditions: AAC-LC at every distinct `audioBitrateKbps`, plus one Opus.
+ * ladder into its audio renditions: AAC-LC at every distinct `audioBitrateKbps`, plus one Opus;
+ * `audioRenditionSpec` names one as a rendition, so that a runner's ladder group (with per-stream
+ * ladders) can plan audio renditions like rungs.
  */
 
 import type { Logger } from '../../core/log.ts';
@@ -36,6 +38,22 @@ export type AudioLadderOptions = {
 /** Output name of an audio rendition: `audio-aac-64k`, `audio-opus-64k`. */
 export function audioRenditionName(target: AudioRenditionTarget): string {
   return `audio-${target.codec}-${target.bitrateKbps}k`;
+}
+
+/** An audio rendition as the rendition spec its factory carries: its output name, no picture. */
+export function audioRenditionSpec(target: AudioRenditionTarget): RenditionSpec {
+  return {
+    name: audioRenditionName(target),
+    width: 0,
+    height: 0,
+    videoBitrateKbps: 0,
+    audioBitrateKbps: target.bitrateKbps,
+  };
+}
+
+/** The target of a spec made by `audioRenditionSpec`. */
+export function audioRenditionTargetOf(spec: RenditionSpec): AudioRenditionTarget {
+  return { codec: spec.name.startsWith('audio-opus-') ? 'opus' : 'aac', bitrateKbps: spec.audioBitrateKbps };
 }
 
 /**
@@ -105,13 +123,7 @@ export class AudioRenditionFactory implements TranscoderFactory {
   /** A factory for `target` sharing `ladder`'s per-source decoders. */
   constructor(target: AudioRenditionTarget, ladder: AudioLadder) {
     this.target = target;
-    this.rendition = {
-      name: audioRenditionName(target),
-      width: 0,
-      height: 0,
-      videoBitrateKbps: 0,
-      audioBitrateKbps: target.bitrateKbps,
-    };
+    this.rendition = audioRenditionSpec(target);
     this.#ladder = ladder;
   }
 

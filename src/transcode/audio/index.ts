@@ -33,6 +33,8 @@ export {
   type AudioLadderOptions,
   AudioRenditionFactory,
   audioRenditionName,
+  audioRenditionSpec,
+  audioRenditionTargetOf,
   audioRenditionTargets,
 } from './audio-ladder.ts';
 export { AUDIO_LADDER_TRANSCODER_NAME, AudioOutput } from './audio-output.ts';
