@@ -9,7 +9,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fixturePath } from '../../testkit/fixtures.ts';
 import { type RunningNats, startNats } from '../../testkit/nats.ts';
-import { getText, type RunningServer } from '../../testkit/server.ts';
+import { getJson, getText, type RunningServer } from '../../testkit/server.ts';
 import {
   decodedFrames,
   decodeErrorLines,
@@ -35,7 +35,16 @@ let rungUrl: string;
 beforeAll(async () => {
   nats = await startNats();
   const worker = (id: string) =>
-    startNode(id, 'transcode', nats.url, ['--transcode-rendition', '240p', '--transcode-overload', 'off']);
+    startNode(id, 'transcode', nats.url, [
+      '--transcode-rendition',
+      '240p',
+      '--transcode-overload',
+      'off',
+      '--transcode-audio',
+      'ladder',
+      '--transcode-audio-opus',
+      'off',
+    ]);
   let w1: RunningServer;
   let w2: RunningServer;
   let w3: RunningServer;
@@ -70,6 +79,30 @@ describe('a transcode node dies', () => {
       { timeoutMs: 10_000, intervalMs: 100 },
     );
     const owner = owners[0]!;
+    // The audio ladder runs where the video ladder does, and only there: the 240p variant on the
+    // edge references the worker's 64 kb/s AAC rendition.
+    const audioRenditions = async (w: RunningServer): Promise<string[]> =>
+      (
+        await getJson<{ audio: { renditions: Array<{ broadcast: string; rendition: string; taskState: string }> } }>(
+          `${w.url}/api/v1/transcode`,
+        )
+      ).audio.renditions
+        .filter((r) => r.broadcast === BROADCAST && r.taskState === 'running')
+        .map((r) => r.rendition);
+    await waitFor(
+      async () => (await audioRenditions(owner)).join() === 'audio-aac-64k',
+      'the audio rendition on the ladder owner',
+      { timeoutMs: 10_000, intervalMs: 100 },
+    );
+    for (const w of workers) if (w !== owner) expect(await audioRenditions(w)).toEqual([]);
+    await waitFor(
+      async () =>
+        /AUDIO="audio-aac-64k"[^\n]*\n240p\/playlist\.m3u8/.test(
+          (await getText(`${edge.url}/hls/${BROADCAST}/master.m3u8`)) ?? '',
+        ),
+      'the edge master to pair the 240p variant with the AAC rendition',
+      { timeoutMs: 15_000, intervalMs: 100 },
+    );
     // A player decoding the rung from the edge from now to the end.
     const player = ffmpegDecodeLive(rungUrl);
     // Some rung segments before the kill.
