@@ -3,7 +3,8 @@
  * compressible) through (a) our decode-once ladder as fast as it goes, (b) one ffmpeg process
  * (decode once, split, scale, libx264 superfast/zerolatency, same bitrates, keyframes at the
  * source's), once with the bilinear scaler (the same pictures as ours) and once with bicubic,
- * (c) the LVQR-style chain: three ffmpeg processes, each decoding the source, (d) our ladder on the
+ * (c) LVQR's chain: its GStreamer software pipeline once per rung, each decoding the source (where
+ * GStreamer is installed; three ffmpeg processes otherwise), (d) our ladder on the
  * chromium backend (decode, scale and encode in a headless Chromium). Contenders alternate; each
  * reports fps, x realtime, CPU-s per source second, peak RSS, and PSNR-Y/SSIM per rung against the
  * source scaled with Lanczos; the frames of every rung are counted, and the x264 settings of every
@@ -189,6 +190,31 @@ async function ffmpegOne(dir: string, flags: 'bilinear' | 'bicubic'): Promise<Ru
   return { ...m, files: Object.fromEntries(RUNGS.map((r) => [r.name, join(dir, `${r.name}.mp4`)])) };
 }
 
+/** The GStreamer elements of LVQR's software pipeline (lvqr-transcode `software.rs`). */
+const GST_ELEMENTS = ['qtdemux', 'h264parse', 'avdec_h264', 'videoscale', 'videoconvert', 'x264enc', 'mp4mux'];
+
+/** Whether gst-launch-1.0 and every element of LVQR's pipeline are installed. */
+function gstreamerInstalled(): boolean {
+  return GST_ELEMENTS.every((e) => spawnSync('gst-inspect-1.0', ['--exists', e]).status === 0);
+}
+
+/**
+ * LVQR's own chain: one GStreamer pipeline per rung, each demuxing and decoding the source
+ * (`qtdemux ! h264parse ! avdec_h264 ! videoscale ! caps ! videoconvert ! x264enc bitrate=K
+ * tune=zerolatency speed-preset=superfast key-int-max=60 ! h264parse ! mp4mux`), all three in one
+ * process as LVQR runs them.
+ */
+async function lvqrGstreamer(dir: string): Promise<Run> {
+  const chains = RUNGS.flatMap((r) =>
+    `filesrc location=${source} ! qtdemux ! h264parse ! avdec_h264 ! videoscale ! video/x-raw,width=${r.width},height=${r.height} ! videoconvert ! x264enc bitrate=${r.kbps} tune=zerolatency speed-preset=superfast key-int-max=60 ! h264parse ! mp4mux streamable=true fragment-duration=2000 ! filesink location=${join(dir, `${r.name}.mp4`)}`.split(
+      ' ',
+    ),
+  );
+  const m = await measure('gst-launch-1.0', ['-q', ...chains]);
+  if (m.code !== 0) throw new Error(`gst-launch-1.0 failed: ${m.stderr.slice(-2000)}`);
+  return { ...m, files: Object.fromEntries(RUNGS.map((r) => [r.name, join(dir, `${r.name}.mp4`)])) };
+}
+
 async function lvqrStyle(dir: string): Promise<Run> {
   // Three independent pipelines, each decoding the source (as LVQR runs one GStreamer chain per rung).
   const runs = await Promise.all(
@@ -219,21 +245,24 @@ async function lvqrStyle(dir: string): Promise<Run> {
 }
 
 const TSX = 'ours, through tsx';
-const contenders = {
+const GST = gstreamerInstalled();
+/** LVQR's GStreamer pipelines where GStreamer is installed, three ffmpeg processes otherwise. */
+const LVQR = GST ? 'LVQR (GStreamer, 3 pipelines)' : 'LVQR-style (3 ffmpeg decodes)';
+const contenders: Record<string, (dir: string) => Promise<Run>> = {
   ours: (dir: string) => ours(dir),
   [TSX]: (dir: string) => ours(dir, true),
   'ours, chromium backend': chromium,
   'ffmpeg (one process, bilinear)': (dir: string) => ffmpegOne(dir, 'bilinear'),
   'ffmpeg (one process, bicubic)': (dir: string) => ffmpegOne(dir, 'bicubic'),
-  'LVQR-style (3 decodes)': lvqrStyle,
-} as const;
-type Name = keyof typeof contenders;
+  [LVQR]: GST ? lvqrGstreamer : lvqrStyle,
+};
+type Name = string;
 const results = new Map<Name, Run[]>();
 for (let round = 0; round < rounds; round++) {
-  for (const name of Object.keys(contenders) as Name[]) {
+  for (const [name, contender] of Object.entries(contenders)) {
     const dir = join(OUT_DIR, 'throughput', name.replace(/[^a-z]+/gi, '-'), String(round));
     mkdirSync(dir, { recursive: true });
-    const run = await contenders[name](dir);
+    const run = await contender(dir);
     results.set(name, [...(results.get(name) ?? []), run]);
     console.log(
       `round ${round + 1}/${rounds} ${name}: ${(frames / run.wallS).toFixed(1)} fps, ${(run.cpuS / durationS).toFixed(2)} CPU-s/s, ${run.peakRssMb.toFixed(0)} MB`,
@@ -293,7 +322,7 @@ const BICUBIC: Name = 'ffmpeg (one process, bicubic)';
 const ratioB = fps('ours') / fps(BILINEAR);
 const cpuRatio = cpu('ours') / cpu(BILINEAR);
 const rssRatio = rss('ours') / rss(BILINEAR);
-const ratioC = fps('ours') / fps('LVQR-style (3 decodes)');
+const ratioC = fps('ours') / fps(LVQR);
 const psnrGap = RUNGS.map((r) => q.get(BICUBIC)![r.name]!.psnr - q.get('ours')![r.name]!.psnr);
 const verdict = (met: boolean) => (met ? 'met' : 'missed');
 /** Whether the x264 outputs were encoded with the same settings (bitrate and threads aside). */
@@ -302,7 +331,8 @@ const comparable = (s: string | undefined) =>
     ?.split(' ')
     .filter((o) => !/^(threads|lookahead_threads|bitrate|vbv_maxrate|vbv_bufsize)=/.test(o))
     .join(' ');
-const x264Names = [...settings.keys()].filter((n) => n !== 'ours, chromium backend');
+// LVQR's GStreamer x264enc has settings of its own (GOP of 60, its VBV): reported, not compared.
+const x264Names = [...settings.keys()].filter((n) => n !== 'ours, chromium backend' && !(GST && n === LVQR));
 
 /** Median whole-process figures of a contender of ours: seconds before the ladder started, CPU-s per source s. */
 function processFigures(n: Name): string {
@@ -327,9 +357,9 @@ ${table(['contender', 'output fps', 'x realtime', 'CPU-s per source s', 'peak RS
 
 Our rows count from the ladder's start, as in a running service (ffmpeg's include its own start, a few tens of ms). Ours runs compiled to JavaScript, as the service does (bin/compile.mjs). Counted from the process's start: ours ${processFigures('ours')}; through tsx ${processFigures(TSX)}. The TypeScript loader against the compiled code: fps ${(fps(TSX) / fps('ours')).toFixed(2)}x, CPU ${(cpu(TSX) / cpu('ours')).toFixed(2)}x, peak RSS +${(rss(TSX) - rss('ours')).toFixed(0)} MB.
 
-Ratios (medians) against ffmpeg in one process with the same (bilinear) pictures: fps **${ratioB.toFixed(2)}x** (target >= 1.1: ${verdict(ratioB >= 1.1)}), CPU-s per source second **${cpuRatio.toFixed(2)}x** (target <= 1.0: ${verdict(cpuRatio <= 1)}), peak RSS **${rssRatio.toFixed(2)}x** (target <= 1.5: ${verdict(rssRatio <= 1.5)}); ours / LVQR-style = **${ratioC.toFixed(2)}** (target >= 1.5: ${verdict(ratioC >= 1.5)}).
+Ratios (medians) against ffmpeg in one process with the same (bilinear) pictures: fps **${ratioB.toFixed(2)}x** (target >= 1.1: ${verdict(ratioB >= 1.1)}), CPU-s per source second **${cpuRatio.toFixed(2)}x** (target <= 1.0: ${verdict(cpuRatio <= 1)}), peak RSS **${rssRatio.toFixed(2)}x** (target <= 1.5: ${verdict(rssRatio <= 1.5)}); ours / ${LVQR} = **${ratioC.toFixed(2)}** (target >= 1.5: ${verdict(ratioC >= 1.5)}).
 PSNR-Y below ffmpeg's bicubic per rung (dB; target: none below, ${verdict(psnrGap.every((g) => g <= 0))}): ${RUNGS.map((r, i) => `${r.name} ${psnrGap[i]!.toFixed(2)}`).join(', ')}.
-Quality is measured frame by frame (index-aligned) against the source scaled with Lanczos. Frames per rung: ${wrongFrames.length === 0 ? `every rung of every contender has all ${frames}` : `WRONG: ${wrongFrames.join('; ')}`}. x264 settings read back from each output's SEI: ${sameSettings ? 'identical in every x264 contender (bitrate and thread counts aside)' : `DIFFERENT: ${x264Names.map((n) => `${n}: ${settings.get(n) ?? 'none'}`).join(' | ')}`}.
+Quality is measured frame by frame (index-aligned) against the source scaled with Lanczos. Frames per rung: ${wrongFrames.length === 0 ? `every rung of every contender has all ${frames}` : `WRONG: ${wrongFrames.join('; ')}`}. x264 settings read back from each output's SEI: ${sameSettings ? 'identical in every x264 contender (bitrate and thread counts aside)' : `DIFFERENT: ${x264Names.map((n) => `${n}: ${settings.get(n) ?? 'none'}`).join(' | ')}`}.${GST ? ` LVQR's x264enc (its own settings): ${settings.get(LVQR) ?? 'none'}.` : ' GStreamer is not installed here: the LVQR row is three ffmpeg processes, each decoding the source.'}
 The chromium backend (\`--transcode-backend chromium\`): decode (Chromium's FFmpeg), scale (libyuv box filter) and encode (OpenH264, not x264) in a headless Chromium, the same ladder code around it; ours / chromium backend = **${(fps('ours') / fps('ours, chromium backend')).toFixed(2)}**. Its wall time starts with the ladder (the browser already runs, as in a service); its CPU adds every browser process (${browserShare()} of it in the browser), its memory the browser's PSS.
 
 Audio ladder (\`--transcode-audio ladder\`: the source's AAC decoded once, AAC-LC at 128/96/64 kb/s and Opus at 64 kb/s): **${fmtSummary(audioCpu, 3)} CPU-s per source second** on top of the video ladder (bench/run-audio-ladder.ts, CPU of the whole process from the first byte ingested to the last rendition ended, the file's demuxing included).`;

@@ -149,6 +149,16 @@ export function quality(
   width: number,
   height: number,
 ): { psnr: number; ssim: number } {
+  // An output tagged BT.601 (GStreamer's videoconvert picks it for SD sizes) is compared in the
+  // source's BT.709 matrix: a player converts it by its tag; raw planes would differ in colour alone.
+  const matrix = spawnSync(
+    'ffprobe',
+    ['-v', 'error', '-select_streams', 'v:0', '-show_entries', 'stream=color_space', '-of', 'csv=p=0', distorted],
+    { encoding: 'utf8' },
+  ).stdout.trim();
+  const toBt709 = ['smpte170m', 'bt470bg'].includes(matrix)
+    ? 'scale=in_color_matrix=bt601:out_color_matrix=bt709,'
+    : '';
   const run = (filter: string) =>
     spawnSync(
       'ffmpeg',
@@ -160,7 +170,7 @@ export function quality(
         '-i',
         reference,
         '-lavfi',
-        `[1:v]scale=${width}:${height}:flags=lanczos,format=yuv420p,setpts=N/30/TB[ref];[0:v]format=yuv420p,setpts=N/30/TB[dis];[dis][ref]${filter}`,
+        `[1:v]scale=${width}:${height}:flags=lanczos,format=yuv420p,setpts=N/30/TB[ref];[0:v]${toBt709}format=yuv420p,setpts=N/30/TB[dis];[dis][ref]${filter}`,
         '-f',
         'null',
         '-',
