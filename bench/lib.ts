@@ -132,8 +132,8 @@ export function sourcePath(name: string): string {
 
 /** Makes the benchmark sources if missing (bench/make-source.sh). */
 export function ensureSources(): void {
-  if (['source-1080p30.mp4', 'source-720p30.mp4', 'source-720p30-ll.mp4'].every((f) => existsSync(sourcePath(f))))
-    return;
+  const all = ['source-1080p30.mp4', 'source-720p30.mp4', 'source-720p30-ll.mp4', 'source-720p30-gop.mp4'];
+  if (all.every((f) => existsSync(sourcePath(f)))) return;
   const r = spawnSync('bash', [join(BENCH_DIR, 'make-source.sh'), ...(SMOKE ? ['--smoke'] : [])], { stdio: 'inherit' });
   if (r.status !== 0) throw new Error('bench/make-source.sh failed');
 }

@@ -5,6 +5,7 @@
 #                       trivially compressible.
 #   source-720p30.mp4   the same at 1280x720, 70 s.
 #   source-720p30-ll.mp4 1280x720 70 s, no B-frames, one fragment per frame (paced latency and memory runs).
+#   source-720p30-gop.mp4 the same media in GOP-sized fragments (the latency run's second publisher).
 # Usage: bench/make-source.sh [--smoke]   (--smoke: 2-6 s versions in out/smoke/ for the smoke runs)
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -34,5 +35,11 @@ if [ ! -s "$DIR/source-720p30-ll.mp4" ]; then
     -g 60 -keyint_min 60 -sc_threshold 0 -bf 0 -c:a aac -b:a 128k -ac 2 -ar 48000 \
     -movflags frag_every_frame+empty_moov+default_base_moof -f mp4 "$DIR/source-720p30-ll.mp4.part"
   mv "$DIR/source-720p30-ll.mp4.part" "$DIR/source-720p30-ll.mp4"
+fi
+# The same media as a publisher with GOP-sized fragments sends it (ffmpeg's default for fragmented MP4).
+if [ ! -s "$DIR/source-720p30-gop.mp4" ]; then
+  ffmpeg -nostdin -y -v error -i "$DIR/source-720p30-ll.mp4" -c copy \
+    -movflags frag_keyframe+empty_moov+default_base_moof -f mp4 "$DIR/source-720p30-gop.mp4.part"
+  mv "$DIR/source-720p30-gop.mp4.part" "$DIR/source-720p30-gop.mp4"
 fi
 ls -la "$DIR"/source-*.mp4

@@ -12,7 +12,7 @@ import { concatBytes } from '../core/bytes.ts';
 import { ContainerError, errorMessage } from '../core/errors.ts';
 
 /** One unit to send: the init, or a `moof`+`mdat` pair with its media time in seconds. */
-type Piece = { bytes: Uint8Array; timeS: number };
+export type Piece = { bytes: Uint8Array; timeS: number };
 
 /** Splits a fragmented MP4 into init + fragments with their media times. */
 export function planPieces(bytes: Uint8Array): { pieces: Piece[]; durationS: number } {
