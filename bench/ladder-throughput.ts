@@ -340,7 +340,7 @@ function processFigures(n: Name): string {
   const start = summary(runs.map((r) => (r.process?.wallS ?? r.wallS) - r.wallS)).median;
   const perSource = summary(runs.map((r) => (r.process?.cpuS ?? r.cpuS) / durationS)).median;
   const wholeFps = summary(runs.map((r) => frames / (r.process?.wallS ?? r.wallS))).median;
-  return `${start.toFixed(2)} s to start, ${wholeFps.toFixed(1)} fps and ${perSource.toFixed(2)} CPU-s per source s counted from the process's start`;
+  return `${start.toFixed(2)} s to start, then ${wholeFps.toFixed(1)} fps and ${perSource.toFixed(2)} CPU-s per source s`;
 }
 const sameSettings = new Set(x264Names.map((n) => comparable(settings.get(n)))).size === 1;
 /** The browser's share of the chromium backend's CPU, medians over the rounds. */
