@@ -257,7 +257,7 @@ Target: p99 <= 250 ms to publish: worst rung p99 **${worstP99} ms** (napi, ${wor
 ${
   gop === undefined
     ? ''
-    : `What the publisher's fragments add: capture -> published p50 (worst rung) ${captureP50(measured[0]!)} ms with one fragment per frame, ${captureP50(gop)} ms with GOP-sized fragments: a frame waits at the publisher until its fragment is complete (up to a GOP), which is why the README's publish command fragments per frame.
+    : `What the publisher's fragments add: capture -> published p50 (worst rung) ${captureP50(measured[0]!)} ms with one fragment per frame, ${captureP50(gop)} ms with GOP-sized fragments: a frame waits at the publisher until its fragment is complete (up to a GOP), which is why the README's publish command fragments per frame. With GOP-sized fragments the last frames of each fragment also come out of the rungs only when the next fragment arrives (arrival -> published p99 about one GOP): the decoder returns a frame once later ones are handed to it.
 `
 }Listing adds the part accumulation (a part is listed when complete, up to the ${partTargetMs} ms part target).
 RSS (napi run): ${rss[0]?.toFixed(0)} MB at start, ${warm.toFixed(0)} MB warmed up, ${last.toFixed(0)} MB at the end (${(((last - warm) / warm) * 100).toFixed(1)} % after warm-up).`;
