@@ -44,9 +44,6 @@ function pcmOf(data: AudioDataPort): PcmBlock {
   return { timestampUs: data.timestamp, sampleRate: data.sampleRate, channels, frames, data: out };
 }
 
-/** Milliseconds a full queue may go without a dequeue event before the codec's own count is read. */
-const RESYNC_MS = 20;
-
 /**
  * After call number `calls`: waits until `queue` is below `max`, one macrotask at a time, and
  * otherwise yields one macrotask every `max` calls (outputs arrive through the event loop). A
@@ -55,18 +52,10 @@ const RESYNC_MS = 20;
  */
 async function room(queue: QueueCount, native: () => number, max: number, calls: number): Promise<void> {
   if (calls % max !== 0 && queue.value < max) return;
-  let since = performance.now();
-  let last = queue.value;
   for (;;) {
     await yieldMacrotask();
     if (queue.value < max) return;
-    if (queue.value !== last) {
-      last = queue.value;
-      since = performance.now();
-    } else if (performance.now() - since >= RESYNC_MS) {
-      queue.resync(native());
-      since = performance.now();
-    }
+    if (queue.stale) queue.resync(native());
   }
 }
 

@@ -289,11 +289,10 @@ export class H264Decoder {
         await this.#drain();
       }
       if (this.#roomAvailable()) break;
-      const before = this.#queue.value;
       await this.#room.wait(ROOM_POLL_MS);
       this.#throwIfClosed();
-      // No dequeue event while the queue was full: take the codec's own figure.
-      if (before >= NATIVE_DEPTH && this.#queue.value === before) this.#queue.resync(this.#native.decodeQueueSize);
+      // No dequeue event for a long while: take the codec's own figure.
+      if (this.#queue.value >= NATIVE_DEPTH && this.#queue.stale) this.#queue.resync(this.#native.decodeQueueSize);
     }
     const timestampUs = Math.round(sample.timestampUs);
     const durationUs = Math.round(sample.durationUs);

@@ -349,11 +349,10 @@ export class H264Encoder {
     await yieldMacrotask();
     this.#throwIfClosed();
     while (this.#queue.value >= this.#maxQueue) {
-      const before = this.#queue.value;
       await this.#room.wait(ROOM_POLL_MS);
       this.#throwIfClosed();
-      // No dequeue event while the queue was full: take the codec's own figure.
-      if (this.#queue.value === before) this.#queue.resync(this.#native.encodeQueueSize);
+      // No dequeue event for a long while: take the codec's own figure.
+      if (this.#queue.stale) this.#queue.resync(this.#native.encodeQueueSize);
     }
     // The first frame of a session comes out as a keyframe whether asked or not.
     const forced = keyFrame || this.#framesInSession === 0;
