@@ -172,7 +172,7 @@ async function runStep(n: number, clip: CapacityClip, options: CapacityOptions):
       if (wait > 0) await sleep(wait);
       if (i === WARM_FRAMES) warm = fetch(`${base}/metrics`).then((r) => r.text());
       const fragment = clipFragment(clip, i);
-      for (const c of controllers) c.enqueue(fragment);
+      for (const c of controllers) quietly(() => c.enqueue(fragment));
       if (i % 15 === 0) options.onProgress?.((n - 1 + i / total) / options.maxSources, label);
     }
     const lastSentMs = performance.now();
@@ -185,7 +185,7 @@ async function runStep(n: number, clip: CapacityClip, options: CapacityOptions):
     const cpu = process.cpuUsage(cpuStart);
     const complete = allOut(transcode, n, options.ladder.length, total - IN_FLIGHT_FRAMES);
     const metrics = await (await fetch(`${base}/metrics`)).text();
-    for (const c of controllers) c.close();
+    for (const c of controllers) quietly(() => c.close());
     const results = await settled;
     const failed = results.find((r) => r.status === 'rejected');
     const rungs = (transcode.sources ?? []).flatMap((s) => s.rungs ?? []);
@@ -220,6 +220,13 @@ async function runStep(n: number, clip: CapacityClip, options: CapacityOptions):
   } finally {
     await started.stop();
   }
+}
+
+/** Runs `f`; a body the server already refused (its stream cancelled) throws, and its answer says why. */
+function quietly(f: () => void): void {
+  try {
+    f();
+  } catch {}
 }
 
 async function getJson<T>(url: string): Promise<T> {
