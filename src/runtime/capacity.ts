@@ -47,7 +47,7 @@ export const WARM_FRAMES = CLIP_GOP + CLIP_FPS / 2;
 export type CapacityStep = {
   sources: number;
   sustained: boolean;
-  /** Source frames the rungs did not encode (queue overflow, shed or paused GOPs). */
+  /** Source frames the rungs did not encode (queue overflow, shed or paused GOPs, lost or skipped fragments). */
   droppedFrames: number;
   /** Overload policy steps that took load off (shed, pause). */
   overloadActions: number;
@@ -96,6 +96,9 @@ type RungFigures = {
   rendition?: string;
   framesOut?: number;
   droppedFrames?: number;
+  /** Source fragments (here one a frame) the rung's task lost behind the registry, or skipped while backing off. */
+  lagged?: number;
+  skipped?: number;
   latencyMsP99?: number;
 };
 type TranscodeJson = { sources?: Array<{ broadcast: string; plan?: unknown[]; rungs?: RungFigures[] }> };
@@ -189,7 +192,7 @@ async function runStep(n: number, clip: CapacityClip, options: CapacityOptions):
     const results = await settled;
     const failed = results.find((r) => r.status === 'rejected');
     const rungs = (transcode.sources ?? []).flatMap((s) => s.rungs ?? []);
-    const droppedFrames = rungs.reduce((a, r) => a + (r.droppedFrames ?? 0), 0);
+    const droppedFrames = rungs.reduce((a, r) => a + (r.droppedFrames ?? 0) + (r.lagged ?? 0) + (r.skipped ?? 0), 0);
     const framesOut = rungs.reduce((a, r) => a + Math.min(total, r.framesOut ?? 0), 0);
     const worst = rungs.reduce<RungFigures | undefined>(
       (a, r) => ((r.latencyMsP99 ?? 0) > (a?.latencyMsP99 ?? -1) ? r : a),
