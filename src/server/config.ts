@@ -100,7 +100,8 @@ export const USAGE = `lvqr-transcode - live fMP4 in, H.264 ABR ladder + LL-HLS o
 Usage:
   lvqr-transcode serve [options]
   lvqr-transcode publish <file.mp4> <url> [--loop] [--token T]
-  lvqr-transcode bench [--source 720p|1080p] [--transcode-rendition ...] [--max-sources N] [--seconds S]
+  lvqr-transcode bench [--source 720p|1080p] [--max-sources N] [--seconds S]
+                       [--transcode-rendition ...]
       publishes a synthetic 30 fps source over HTTP as 1, 2, ... live sources to the service on a
       loopback port and prints how many it sustains (default 720p, up to 8 sources, 10 s each)
   lvqr-transcode sign <broadcast> [--ttl S] [--secret S] [--base URL]
