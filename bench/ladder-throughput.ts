@@ -20,25 +20,22 @@ import { buildSync } from 'esbuild';
 import {
   arg,
   ensureSources,
+  ffmpegLadderArgs,
   fmtSummary,
   machine,
   measure,
   OUT_DIR,
   quality,
   ROOT,
+  RUNGS,
   SMOKE,
   sourcePath,
   summary,
   table,
   today,
   writeSection,
+  x264,
 } from './lib.ts';
-
-const RUNGS = [
-  { name: '720p', width: 1280, height: 720, kbps: 2500 },
-  { name: '480p', width: 854, height: 480, kbps: 1200 },
-  { name: '240p', width: 426, height: 240, kbps: 400 },
-] as const;
 
 type Run = {
   wallS: number;
@@ -56,28 +53,6 @@ ensureSources();
 const source = sourcePath('source-1080p30.mp4');
 const durationS = SMOKE ? 2 : 20;
 const frames = durationS * 30;
-
-function x264(kbps: number): string[] {
-  return [
-    '-c:v',
-    'libx264',
-    '-preset',
-    'superfast',
-    '-tune',
-    'zerolatency',
-    '-b:v',
-    `${kbps}k`,
-    '-maxrate',
-    `${kbps}k`,
-    '-bufsize',
-    `${kbps}k`,
-    '-force_key_frames',
-    'expr:gte(t,n_forced*2)',
-    '-fps_mode',
-    'passthrough',
-    '-an',
-  ];
-}
 
 /** Video frames in `file` (ffprobe counts the packets). */
 function frameCount(file: string): number {
@@ -180,12 +155,7 @@ async function chromium(dir: string): Promise<Run> {
 }
 
 async function ffmpegOne(dir: string, flags: 'bilinear' | 'bicubic'): Promise<Run> {
-  const split = `[0:v]split=3${RUNGS.map((_, i) => `[s${i}]`).join('')};${RUNGS.map((r, i) => `[s${i}]scale=${r.width}:${r.height}:flags=${flags}[o${i}]`).join(';')}`;
-  const args = ['-nostdin', '-y', '-v', 'error', '-i', source, '-filter_complex', split];
-  RUNGS.forEach((r, i) => {
-    args.push('-map', `[o${i}]`, ...x264(r.kbps), join(dir, `${r.name}.mp4`));
-  });
-  const m = await measure('ffmpeg', args);
+  const m = await measure('ffmpeg', ffmpegLadderArgs(['-i', source], dir, flags));
   if (m.code !== 0) throw new Error(m.stderr);
   return { ...m, files: Object.fromEntries(RUNGS.map((r) => [r.name, join(dir, `${r.name}.mp4`)])) };
 }

@@ -182,6 +182,49 @@ export function quality(
   return { psnr: psnr === 'inf' ? 99 : Number(psnr), ssim: Number(ssim) };
 }
 
+/** The ffmpeg reference ladder's rungs: the default ladder's sizes and bitrates. */
+export const RUNGS = [
+  { name: '720p', width: 1280, height: 720, kbps: 2500 },
+  { name: '480p', width: 854, height: 480, kbps: 1200 },
+  { name: '240p', width: 426, height: 240, kbps: 400 },
+] as const;
+
+/** libx264 options of a reference rung: superfast, zerolatency, CBR with a 1 s buffer, keyframes every 2 s. */
+export function x264(kbps: number): string[] {
+  return [
+    '-c:v',
+    'libx264',
+    '-preset',
+    'superfast',
+    '-tune',
+    'zerolatency',
+    '-b:v',
+    `${kbps}k`,
+    '-maxrate',
+    `${kbps}k`,
+    '-bufsize',
+    `${kbps}k`,
+    '-force_key_frames',
+    'expr:gte(t,n_forced*2)',
+    '-fps_mode',
+    'passthrough',
+    '-an',
+  ];
+}
+
+/**
+ * Arguments of one ffmpeg process running the reference ladder: `input` (the input options and
+ * `-i`) decoded once, split, scaled with `flags`, each rung encoded to `<dir>/<rung>.mp4`.
+ */
+export function ffmpegLadderArgs(input: readonly string[], dir: string, flags: 'bilinear' | 'bicubic'): string[] {
+  const split = `[0:v]split=3${RUNGS.map((_, i) => `[s${i}]`).join('')};${RUNGS.map((r, i) => `[s${i}]scale=${r.width}:${r.height}:flags=${flags}[o${i}]`).join(';')}`;
+  const args = ['-nostdin', '-y', '-v', 'error', ...input, '-filter_complex', split];
+  RUNGS.forEach((r, i) => {
+    args.push('-map', `[o${i}]`, ...x264(r.kbps), join(dir, `${r.name}.mp4`));
+  });
+  return args;
+}
+
 /**
  * Replaces the section `## <title>` of bench/RESULTS.md with `body` (appends it if missing),
  * keeping the other benchmarks' sections. Smoke runs never write.
@@ -203,6 +246,25 @@ export function writeSection(title: string, body: string): void {
     text = text.slice(0, start) + section + (next === -1 ? '' : text.slice(next));
   }
   writeFileSync(file, `${text.trimEnd()}\n`);
+}
+
+/**
+ * Replaces the subsection `### <sub>` of the section `## <title>` of bench/RESULTS.md with `body`
+ * (appends it if missing), keeping the section's other subsections; text of the section before its
+ * first subsection is dropped. Smoke runs never write.
+ */
+export function writeSubsection(title: string, sub: string, body: string): void {
+  const file = join(BENCH_DIR, 'RESULTS.md');
+  const text = existsSync(file) ? readFileSync(file, 'utf8') : '';
+  const start = text.indexOf(`\n## ${title}\n`);
+  const next = start === -1 ? -1 : text.indexOf('\n## ', start + 4);
+  const section = start === -1 ? '' : text.slice(start, next === -1 ? undefined : next);
+  const parts = section.split('\n### ').slice(1);
+  const mine = `${sub}\n\n${body.trim()}\n`;
+  const at = parts.findIndex((p) => p.startsWith(`${sub}\n`));
+  if (at === -1) parts.push(mine);
+  else parts[at] = mine;
+  writeSection(title, parts.map((p) => `### ${p.trim()}`).join('\n\n'));
 }
 
 /** A markdown table. */

@@ -69,7 +69,7 @@ export const bunHost: RuntimeHost = {
   loadCodecs: (config, logger) => loadVideoCodecs(config, logger),
   startTestPattern,
   publish: runPublish,
-  bench: runBench,
+  bench: (command) => runBench(command, bunHost),
   gc: () => Bun.gc(false),
   gcFull: () => Bun.gc(true),
   memoryUsage: () => process.memoryUsage(),

@@ -78,7 +78,7 @@ export const denoHost: RuntimeHost = {
   loadCodecs: (config, logger) => loadVideoCodecs(config, logger),
   startTestPattern,
   publish: runPublish,
-  bench: runBench,
+  bench: (command) => runBench(command, denoHost),
   gc: typeof gc === 'function' ? () => gc() : undefined,
   gcFull: typeof gc === 'function' ? () => gc() : undefined,
   memoryUsage: () => ({ arrayBuffers: 0, ...Deno.memoryUsage() }),

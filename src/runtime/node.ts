@@ -61,7 +61,7 @@ export const nodeHost: RuntimeHost = {
   loadCodecs: (config, logger) => loadVideoCodecs(config, logger),
   startTestPattern,
   publish: runPublish,
-  bench: runBench,
+  bench: (command) => runBench(command, nodeHost),
   gc: typeof globalThis.gc === 'function' ? () => globalThis.gc?.({ type: 'minor' } as never) : undefined,
   gcFull: typeof globalThis.gc === 'function' ? () => globalThis.gc?.() : undefined,
   memoryUsage: () => process.memoryUsage(),
