@@ -23,14 +23,22 @@ describe.each<Runtime>(['node', 'bun', 'deno'])('graceful shutdown on %s', (runt
     const ws = await openWsPublisher(`${wsUrl}/ingest/live/sd-ws`);
     await ws.sendFile(readFixture(FIXTURE), { seed: 1, paced: false });
     publisher = ffmpegPublish(fixturePath(FIXTURE), `${url}/ingest/live/sd-post`, { loops: 20 });
+    // The WebSocket publisher sent its whole file at once: wait until ingest has worked it off (the
+    // playlist's last part has not moved for a second), so that the reload below asks for a part
+    // that never comes. On a loaded machine the playlist first read can still be growing.
+    let last = { part: '', since: Date.now() };
     const playlist = await waitFor(
       async () => {
         const res = await fetch(`${url}/hls/live/sd-ws/playlist.m3u8`);
         const text = await res.text();
-        return res.ok && lastPart(text) !== undefined ? text : undefined;
+        const part = lastPart(text);
+        if (!res.ok || part === undefined) return undefined;
+        const key = `${part.msn}.${part.index}`;
+        if (key !== last.part) last = { part: key, since: Date.now() };
+        return Date.now() - last.since >= 1000 ? text : undefined;
       },
-      'the WebSocket broadcast playlist',
-      { timeoutMs: 15_000, intervalMs: 50 },
+      'the WebSocket broadcast playlist to stop growing',
+      { timeoutMs: 30_000, intervalMs: 50 },
     );
     await waitFor(async () => (await fetch(`${url}/hls/live/sd-post/playlist.m3u8`)).ok, 'the POST broadcast', {
       timeoutMs: 15_000,
