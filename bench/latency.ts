@@ -15,7 +15,7 @@ import { readFileSync } from 'node:fs';
 import type { Hono } from 'hono';
 import { consoleLogger } from '../src/core/log.ts';
 import { nodeHost } from '../src/runtime/node.ts';
-import { loopPieces, type Piece, planPieces } from '../src/runtime/publish.ts';
+import { loopPieces, type Piece, planPieces, postStreamed } from '../src/runtime/publish.ts';
 import { loadVideoCodecs } from '../src/runtime/shared.ts';
 import { parseServe } from '../src/server/config.ts';
 import { createService } from '../src/server/service.ts';
@@ -64,19 +64,15 @@ function* paced(file: string): Generator<Piece> {
 
 /** POSTs `pieces` to `url` as one streamed body, each piece at `t0` + its time, until `endS`. */
 async function postPaced(url: string, pieces: Generator<Piece>, t0: number, endS: number): Promise<number> {
-  const body = new ReadableStream<Uint8Array>({
-    async pull(controller) {
-      const next = pieces.next();
-      if (next.done || next.value.timeS > endS) {
-        controller.close();
-        return;
-      }
-      const wait = t0 + next.value.timeS * 1000 - performance.now();
+  async function* timed(): AsyncGenerator<Uint8Array> {
+    for (const piece of pieces) {
+      if (piece.timeS > endS) return;
+      const wait = t0 + piece.timeS * 1000 - performance.now();
       if (wait > 0) await new Promise((r) => setTimeout(r, wait));
-      controller.enqueue(next.value.bytes);
-    },
-  });
-  const res = await fetch(url, { method: 'POST', body, duplex: 'half' } as RequestInit);
+      yield piece.bytes;
+    }
+  }
+  const res = await postStreamed(url, timed());
   await res.arrayBuffer();
   return res.status;
 }

@@ -102,6 +102,24 @@ function progressBar(fraction: number, label: string): string {
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/**
+ * POSTs `chunks` to `url` as one streamed request body, each chunk sent when the iterator yields
+ * it (the iterator does the pacing); resolves with the answer.
+ */
+export function postStreamed(
+  url: string | URL,
+  chunks: AsyncIterable<Uint8Array>,
+  headers: Record<string, string> = {},
+): Promise<Response> {
+  const body = new ReadableStream<Uint8Array>({
+    async start(controller) {
+      for await (const chunk of chunks) controller.enqueue(chunk);
+      controller.close();
+    },
+  });
+  return fetch(url, { method: 'POST', body, headers, duplex: 'half' } as RequestInit);
+}
+
 /** Runs the publish command; returns the process exit code. */
 export async function runPublish(command: {
   file: string;
@@ -180,13 +198,7 @@ export async function runPublish(command: {
       }
       return 0;
     }
-    const stream = new ReadableStream<Uint8Array>({
-      async start(controller) {
-        for await (const chunk of paced()) controller.enqueue(chunk);
-        controller.close();
-      },
-    });
-    const response = await fetch(url, { method: 'POST', body: stream, headers, duplex: 'half' } as RequestInit);
+    const response = await postStreamed(url, paced(), headers);
     write('\n');
     const text = await response.text();
     if (!response.ok) {
