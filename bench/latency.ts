@@ -11,15 +11,13 @@
  *   node --expose-gc --import tsx bench/latency.ts [--seconds 60] [--smoke]
  */
 
-import { readFileSync } from 'node:fs';
 import type { Hono } from 'hono';
 import { consoleLogger } from '../src/core/log.ts';
 import { nodeHost } from '../src/runtime/node.ts';
-import { loopPieces, type Piece, planPieces, postStreamed } from '../src/runtime/publish.ts';
 import { loadVideoCodecs } from '../src/runtime/shared.ts';
 import { parseServe } from '../src/server/config.ts';
 import { createService } from '../src/server/service.ts';
-import { arg, ensureSources, machine, percentile, SMOKE, sourcePath, table, today, writeSection } from './lib.ts';
+import { arg, ensureSources, machine, paced, percentile, postPaced, SMOKE, table, today, writeSection } from './lib.ts';
 
 const MEMORY = process.argv.includes('--memory');
 const seconds = SMOKE ? 4 : Number(arg('seconds') ?? (MEMORY ? 600 : 60));
@@ -49,33 +47,6 @@ type Measured = {
   partTargetMs: number;
   dvrWindowMs: number;
 };
-
-/**
- * The pieces of `file` looped, each with the time it is sent: when its last frame is captured (the
- * next piece's start), as an encoder emits a fragment once it is complete.
- */
-function* paced(file: string): Generator<Piece> {
-  let previous: Piece | undefined;
-  for (const piece of loopPieces(planPieces(new Uint8Array(readFileSync(sourcePath(file)))))) {
-    if (previous !== undefined) yield { bytes: previous.bytes, timeS: Math.max(previous.timeS, piece.timeS) };
-    previous = piece;
-  }
-}
-
-/** POSTs `pieces` to `url` as one streamed body, each piece at `t0` + its time, until `endS`. */
-async function postPaced(url: string, pieces: Generator<Piece>, t0: number, endS: number): Promise<number> {
-  async function* timed(): AsyncGenerator<Uint8Array> {
-    for (const piece of pieces) {
-      if (piece.timeS > endS) return;
-      const wait = t0 + piece.timeS * 1000 - performance.now();
-      if (wait > 0) await new Promise((r) => setTimeout(r, wait));
-      yield piece.bytes;
-    }
-  }
-  const res = await postStreamed(url, timed());
-  await res.arrayBuffer();
-  return res.status;
-}
 
 /** Runs the paced source, sent by `publisher`, through a service whose ladder uses `backend`. */
 async function measureRun(backend: 'napi' | 'chromium', publisher: Publisher): Promise<Measured> {

@@ -6,6 +6,7 @@ import { cpus, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { percentile as nearestRank } from '../src/core/percentile.ts';
+import { loopPieces, type Piece, planPieces, postStreamed } from '../src/runtime/publish.ts';
 
 /** The bench/ folder. */
 export const BENCH_DIR = dirname(fileURLToPath(import.meta.url));
@@ -281,6 +282,30 @@ export function today(): string {
 /** Clock ticks per second of /proc CPU times (USER_HZ). */
 const CLOCK_TICKS = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout) || 100;
 
+/** CPU seconds (user + system) used so far by process `pid`, or by every process of group `group` (Linux /proc). */
+export function cpuSecondsOf(select: { pid: number } | { group: number }): number {
+  if ('pid' in select) return procStat(String(select.pid))?.cpuS ?? 0;
+  let total = 0;
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const stat = procStat(entry);
+    if (stat?.group === select.group) total += stat.cpuS;
+  }
+  return total;
+}
+
+/** Process group and CPU seconds (user + system) of process `pid` from /proc; undefined when it is gone. */
+function procStat(pid: string): { group: number; cpuS: number } | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // After the parenthesised name: pgrp is field 5, utime 14, stime 15.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return { group: Number(fields[2]), cpuS: (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS };
+  } catch {
+    return undefined;
+  }
+}
+
 /**
  * CPU seconds of each thread of this process, grouped by what started the thread (Linux /proc).
  * Samples every `intervalMs` so that threads which exit before the end are still counted (up to
@@ -384,12 +409,10 @@ export class GroupUsage {
     let rssMb = 0;
     for (const entry of readdirSync('/proc')) {
       if (!/^\d+$/.test(entry)) continue;
+      const stat = procStat(entry);
+      if (stat?.group !== this.#group) continue;
       try {
-        const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-        // After the parenthesised name: pgrp is field 5, utime 14, stime 15.
-        const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-        if (Number(fields[2]) !== this.#group) continue;
-        this.#cpuS.set(Number(entry), (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS);
+        this.#cpuS.set(Number(entry), stat.cpuS);
         const pss = /^Pss:\s+(\d+) kB/m.exec(readFileSync(`/proc/${entry}/smaps_rollup`, 'utf8'));
         rssMb += Number(pss?.[1] ?? 0) / 1024;
       } catch {
@@ -417,4 +440,40 @@ export class GroupUsage {
     clearInterval(this.#timer);
     return { cpuS: this.cpuS, peakRssMb: this.peakRssMb };
   }
+}
+
+/**
+ * The pieces of `file` looped, each with the time it is sent: when its last frame is captured (the
+ * next piece's start), as an encoder emits a fragment once it is complete.
+ */
+export function* paced(file: string): Generator<Piece> {
+  let previous: Piece | undefined;
+  for (const piece of loopPieces(planPieces(new Uint8Array(readFileSync(sourcePath(file)))))) {
+    if (previous !== undefined) yield { bytes: previous.bytes, timeS: Math.max(previous.timeS, piece.timeS) };
+    previous = piece;
+  }
+}
+
+/**
+ * POSTs `pieces` to `url` as one streamed body, each piece at `t0` + its time, until `endS` or until
+ * `signal` aborts (the body then ends there).
+ */
+export async function postPaced(
+  url: string,
+  pieces: Generator<Piece>,
+  t0: number,
+  endS: number,
+  signal?: AbortSignal,
+): Promise<number> {
+  async function* timed(): AsyncGenerator<Uint8Array> {
+    for (const piece of pieces) {
+      if (piece.timeS > endS || signal?.aborted === true) return;
+      const wait = t0 + piece.timeS * 1000 - performance.now();
+      if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+      yield piece.bytes;
+    }
+  }
+  const res = await postStreamed(url, timed());
+  await res.arrayBuffer();
+  return res.status;
 }

@@ -15,6 +15,7 @@ const scripts = [
   'ladder-throughput.ts',
   'capacity.ts',
   'viewer-latency.ts',
+  'cluster.ts',
   ...(smoke ? [] : ['latency.ts --memory']),
 ];
 let failed = 0;

@@ -36,7 +36,7 @@ import { readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import WebSocket from 'ws';
 import { describeInit, readBoxes, readSamples } from '../src/container/index.ts';
-import { loopPieces, planPieces } from '../src/runtime/publish.ts';
+import { loopPieces, planPieces, streamedPostInit } from '../src/runtime/publish.ts';
 // The soak drives the CLI exactly as the end-to-end tests do.
 import { type RunningServer, startServer } from '../testkit/server.ts';
 import { arg, ensureSources, machine, SMOKE, sourcePath, table, today, writeSection } from './lib.ts';
@@ -201,12 +201,7 @@ async function connect(name: string, transport: Transport): Promise<Sink> {
   });
   const abort = new AbortController();
   let cut = false;
-  const response = fetch(url, {
-    method: 'POST',
-    body,
-    duplex: 'half',
-    signal: abort.signal,
-  } as RequestInit).then(
+  const response = fetch(url, streamedPostInit(body, { signal: abort.signal })).then(
     async (res) => {
       const text = await res.text();
       early = { status: res.status, text };

@@ -33,7 +33,10 @@ export async function launchChromium(): Promise<Browser> {
   });
 }
 
-/** A new context and page whose console messages and page errors are appended to `log`. */
+/**
+ * A new context and page whose console messages, page errors and failed requests (HTTP status >= 400,
+ * with the URL the console message leaves out) are appended to `log`.
+ */
 export async function openPage(
   browser: Browser,
   log: string[],
@@ -43,5 +46,9 @@ export async function openPage(
   const page = await context.newPage();
   page.on('console', (m) => log.push(`[console.${m.type()}] ${m.text()}`));
   page.on('pageerror', (e) => log.push(`[pageerror] ${e.message}`));
+  page.on('response', (r) => {
+    if (r.status() >= 400) log.push(`[http ${r.status()}] ${r.request().method()} ${r.url()}`);
+  });
+  page.on('requestfailed', (r) => log.push(`[requestfailed] ${r.url()} ${r.failure()?.errorText ?? ''}`));
   return { context, page };
 }

@@ -14,6 +14,8 @@ export type RunningNats = {
   /** `nats://127.0.0.1:<port>` */
   readonly url: string;
   readonly port: number;
+  /** The server's process id (a new one after `restart`). */
+  readonly pid: number;
   /** Stops the server (SIGKILL: memory streams and buckets are gone, as after a crash). */
   kill(): Promise<void>;
   /** Starts it again on the same port with an empty store. */
@@ -84,6 +86,9 @@ export async function startNats(): Promise<RunningNats> {
   return {
     url: `nats://127.0.0.1:${port}`,
     port,
+    get pid() {
+      return current.child.pid ?? 0;
+    },
     kill,
     async restart() {
       await kill();

@@ -241,7 +241,15 @@ export class ClusterBridge {
     } else {
       const entry = parseEntry<TrackEntry>(e.value);
       if (entry === undefined) return;
-      this.#known.set(e.key, { entry, seenMs: Date.now() });
+      if (entry.withdrawn === true) {
+        // Its producer withdrew it (a bypassed rung): the local copy goes at once, not after a drain.
+        this.#known.delete(e.key);
+        const consumer = this.#consumers.get(e.key) ?? this.#finishing.get(e.key);
+        this.#consumers.delete(e.key);
+        if (consumer !== undefined) void consumer.withdraw();
+      } else {
+        this.#known.set(e.key, { entry, seenMs: Date.now() });
+      }
     }
     this.#reconcile();
   }

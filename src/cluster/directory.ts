@@ -26,6 +26,11 @@ export type TrackEntry = {
   readonly metaId: string;
   /** Wall-clock ms of the last write. */
   readonly updatedMs: number;
+  /**
+   * Written once just before the entry is deleted when its producer withdrew the track (a rung the
+   * bypass rule left to its source): readers drop their copy instead of ending it.
+   */
+  readonly withdrawn?: boolean;
 };
 
 /** One node in the directory. */

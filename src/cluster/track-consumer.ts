@@ -131,13 +131,24 @@ export class TrackConsumer {
   }
 
   /** Stops reading and removes the local track (its readers drain, then end). Idempotent. */
-  async close(): Promise<void> {
+  close(): Promise<void> {
+    return this.#stop(false);
+  }
+
+  /** The producer withdrew the track: stops reading and withdraws the local copy (not served any more). */
+  withdraw(): Promise<void> {
+    return this.#stop(true);
+  }
+
+  async #stop(withdraw: boolean): Promise<void> {
     this.#abort.abort();
     this.#close?.();
     await this.#done;
     const { registry } = this.#o;
     const { broadcast, track } = this.#entry;
-    if (this.#broadcaster !== undefined && registry.get(broadcast, track) === this.#broadcaster) {
+    const local = this.#broadcaster;
+    if (local !== undefined && registry.get(broadcast, track) === local) {
+      if (withdraw) local.withdraw();
       registry.remove(broadcast, track);
     }
   }
@@ -256,7 +267,8 @@ export class TrackConsumer {
       if (origin.kind === 'ingest' && track === VIDEO_TRACK) {
         if (segment === undefined) return;
         numbering = segment;
-      } else if (origin.kind === 'rendition') {
+      } else if (origin.kind === 'rendition' || track !== VIDEO_TRACK) {
+        // A rung or any audio: its leader's numbering, from one of its leader's segment boundaries.
         numbering = 'leader';
       }
     }

@@ -50,6 +50,12 @@ export class TrackPublisher {
   readonly #abort = new AbortController();
   #entry: TrackEntry | undefined;
   #entryRevision = 0;
+  /**
+   * The directory writes of this publisher, one after the other: a refresh whose put was still on
+   * its way when the track was withdrawn made the withdrawal's compare-and-set fail (a stale
+   * revision), so the entry was neither marked nor deleted and readers kept the track until it expired.
+   */
+  #writes: Promise<unknown> = Promise.resolve();
   #published = 0;
   #failed = 0;
   #handOver = false;
@@ -84,10 +90,19 @@ export class TrackPublisher {
   }
 
   /** Re-puts the directory entry (its KV lifetime is bounded: a dead producer's entry goes away). */
-  async refresh(): Promise<void> {
-    if (this.#entry === undefined || this.#abort.signal.aborted) return;
-    this.#entry = { ...this.#entry, updatedMs: Date.now() };
-    this.#entryRevision = await this.#o.tracks.put(this.#key, JSON.stringify(this.#entry));
+  refresh(): Promise<void> {
+    return this.#serial(async () => {
+      if (this.#entry === undefined || this.#abort.signal.aborted) return;
+      this.#entry = { ...this.#entry, updatedMs: Date.now() };
+      this.#entryRevision = await this.#o.tracks.put(this.#key, JSON.stringify(this.#entry));
+    });
+  }
+
+  /** Runs `write` after every directory write before it; its failure is the caller's. */
+  #serial<T>(write: () => Promise<T>): Promise<T> {
+    const result = this.#writes.then(write);
+    this.#writes = result.catch(() => undefined);
+    return result;
   }
 
   /**
@@ -215,20 +230,34 @@ export class TrackPublisher {
       metaId: meta.id,
       updatedMs: Date.now(),
     };
+    const entry = this.#entry;
     try {
-      this.#entryRevision = await o.tracks.put(this.#key, JSON.stringify(this.#entry));
+      await this.#serial(async () => {
+        this.#entryRevision = await o.tracks.put(this.#key, JSON.stringify(entry));
+      });
     } catch (error) {
       o.logger.warn('cluster track entry not written', { broadcast: o.broadcast, error: errorMessage(error) });
     }
   }
 
-  /** Deletes the directory entry if it is still this publisher's (a successor may have written its own). */
+  /**
+   * Deletes the directory entry if it is still this publisher's (a successor may have written its
+   * own); a track its producer withdrew is first marked so, for readers to drop their copies.
+   */
   async #withdraw(): Promise<void> {
     const entry = this.#entry;
     this.#entry = undefined;
     if (entry === undefined || this.#handOver) return;
     try {
-      await this.#o.tracks.delete(this.#key, { previousSeq: this.#entryRevision });
+      await this.#serial(async () => {
+        if (this.#o.broadcaster.withdrawn) {
+          const marked: TrackEntry = { ...entry, withdrawn: true, updatedMs: Date.now() };
+          this.#entryRevision = await this.#o.tracks.put(this.#key, JSON.stringify(marked), {
+            previousSeq: this.#entryRevision,
+          });
+        }
+        await this.#o.tracks.delete(this.#key, { previousSeq: this.#entryRevision });
+      });
     } catch {
       // Written by another producer since, or NATS is gone: the entry expires by itself.
     }

@@ -80,6 +80,7 @@ export class FragmentBroadcaster {
   #lastEmitMs = 0;
   #laggedSkips = 0;
   #closed = false;
+  #withdrawn = false;
 
   /** Creates a broadcaster for `trackId` with its initial meta. */
   constructor(trackId: string, meta: FragmentMeta, options: BroadcasterOptions = {}) {
@@ -134,6 +135,11 @@ export class FragmentBroadcaster {
   /** True after `close()`. */
   get closed(): boolean {
     return this.#closed;
+  }
+
+  /** True after `withdraw()`: consumers drop what they kept of this stream instead of ending it. */
+  get withdrawn(): boolean {
+    return this.#withdrawn;
   }
 
   /** Sends `fragment` to every subscriber without waiting; returns how many queued it. */
@@ -237,6 +243,16 @@ export class FragmentBroadcaster {
         // A listener's failure must not reach the producer.
       }
     }
+  }
+
+  /**
+   * Ends the stream as `close()` does, and withdraws it: what was emitted is not to be kept or
+   * served (a rung the bypass rule leaves to its source). No-op once closed.
+   */
+  withdraw(): void {
+    if (this.#closed) return;
+    this.#withdrawn = true;
+    this.close();
   }
 
   /** What every subscription tells this broadcaster. */

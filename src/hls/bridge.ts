@@ -80,6 +80,8 @@ export type HlsTrackSummary = {
   /** Fragments appended, dropped (before an init / keyframe), lag gaps seen. */
   readonly fragments: number;
   readonly droppedFragments: number;
+  /** Audio fragments of a mirrored track waiting for its video's media to reach them. */
+  readonly heldFragments: number;
   readonly lagGaps: number;
   /** Blocking requests held on this playlist now. */
   readonly heldRequests: number;
@@ -307,6 +309,7 @@ export class HlsBridge {
       ended: w.ended,
       fragments: counters.fragments,
       droppedFragments: counters.dropped,
+      heldFragments: counters.held,
       lagGaps: counters.gaps,
       heldRequests: w.waiterCount,
     };

@@ -2,7 +2,8 @@
  * `BroadcastTable`: the broadcasts the bridge serves. It drains each registry entry's subscription
  * into its track's window, indexes rungs under their source, keeps the timing group shared by a
  * source and its rungs, and frees an ended broadcast after its linger time (remembering where its
- * numbering continues).
+ * numbering continues). A track its producer withdraws (`FragmentBroadcaster.withdraw`: a bypassed
+ * rung) is dropped at once: nothing of it is served, and its broadcast goes with its last track.
  */
 
 import { errorMessage } from '../core/errors.ts';
@@ -199,6 +200,9 @@ export class BroadcastTable {
     const state = t;
     const owner = b;
     t.chain = t.chain.then(() => this.#drain(owner, state, sub, session));
+    broadcaster.onClose(() => {
+      if (broadcaster.withdrawn && state.session === session) this.#withdraw(owner, state);
+    });
   }
 
   /** Closes every subscription and frees every broadcast (their waiters get `closed`). Idempotent. */
@@ -246,6 +250,7 @@ export class BroadcastTable {
       leader,
       ...(start === undefined ? {} : { start }),
       startAtLeader: numbering === 'leader',
+      holdForLeader: broadcaster.origin.mirroredFrom !== undefined,
       now: this.#options.now,
       onWarning: (message, fields) => logger.warn(message, { broadcast: b.name, ...fields }),
     });
@@ -293,7 +298,7 @@ export class BroadcastTable {
     } finally {
       sub.close();
       t.subs.delete(sub);
-      if (!this.#closed && t.session === session) {
+      if (!this.#closed && t.session === session && b.tracks.get(t.kind) === t) {
         t.window.end();
         this.#maybeLinger(b);
       }
@@ -315,6 +320,23 @@ export class BroadcastTable {
       }
       if (paused) rung.tracks.get('video')?.window.follow();
     }
+  }
+
+  /** `t`'s producer withdrew it: it stops being served now; the broadcast goes with its last track. */
+  #withdraw(b: BroadcastState, t: TrackState): void {
+    if (this.#closed || this.#broadcasts.get(b.name) !== b || b.tracks.get(t.kind) !== t) return;
+    b.tracks.delete(t.kind);
+    for (const sub of t.subs) sub.close();
+    t.subs.clear();
+    this.#remember(`${b.name}\u0000${t.kind}`, t.window.cursor());
+    t.window.dispose();
+    this.#options.logger.debug('hls track withdrawn', { broadcast: b.name, track: t.kind });
+    if (b.tracks.size > 0) {
+      this.#maybeLinger(b);
+      return;
+    }
+    if (b.linger !== undefined) clearTimeout(b.linger);
+    this.#free(b);
   }
 
   #allEnded(b: BroadcastState): boolean {

@@ -191,14 +191,24 @@ export class SegmentBuilder {
     if (partS >= this.#partTargetS - EPS_S || partS + durationS > this.#partTargetS + EPS_S) this.closePart();
   }
 
-  /** Appends GAP parts for `durationS` of missing media to the open segment. */
+  /**
+   * Appends GAP parts for `durationS` of missing media after the media received so far. The part in
+   * progress goes into the GAP too (at most a part target of trailing media, nothing after it
+   * depends on it): a player waiting at the live edge then meets GAP as the first new part. Listing
+   * it as a short part of media with GAP parts after it, in one playlist update, stalled hls.js
+   * 1.7.4 for good: it loads the media part, meets the GAP while still parsing it, switches level
+   * and never leaves its parsing state.
+   */
   pad(durationS: number): void {
     const open = this.#open;
     if (open === undefined || durationS <= EPS_S) return;
-    this.closePart();
-    open.parts.push(...gapParts(open.msn, open.parts.length, durationS, this.#group.partTargetS));
-    this.#segmentTicks += Math.round(durationS * open.init.timescale);
-    open.durationS = this.#segmentTicks / open.init.timescale;
+    const droppedTicks = this.#part?.ticks ?? 0;
+    this.#part = undefined;
+    const ts = open.init.timescale;
+    const gapS = durationS + droppedTicks / ts;
+    open.parts.push(...gapParts(open.msn, open.parts.length, gapS, this.#group.partTargetS));
+    this.#segmentTicks += droppedTicks + Math.round(durationS * ts);
+    open.durationS = this.#segmentTicks / ts;
     this.#changed();
   }
 
@@ -250,7 +260,8 @@ export class SegmentBuilder {
       offset += length;
     }
     seg.bytes = bytes;
-    this.#store.add(seg);
+    // Only GAP parts (its media went into the GAP): the segment is a GAP one, for every kind of player.
+    this.#store.add(seg.parts.every((p) => p.gap === true) ? { ...seg, gap: true } : seg);
     this.#group.observeSegment(seg.durationS);
     this.#store.trim(this.#open, this.#init());
     this.#changed();

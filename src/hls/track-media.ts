@@ -65,7 +65,7 @@ export type HlsSegment = {
   readonly parts: HlsPart[];
   /** The segment bytes (concatenated parts), set when complete. */
   bytes: Uint8Array | undefined;
-  /** Listed with EXT-X-GAP: media the track does not have (no parts, no bytes). */
+  /** Listed with EXT-X-GAP: media the track does not have (no bytes; parts, if listed, are GAP=YES). */
   readonly gap?: true;
 };
 

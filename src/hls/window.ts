@@ -44,6 +44,12 @@ export type TrackWindowOptions = {
    * leader's from the first one (a track mirrored mid-stream). Without a leader it starts at once.
    */
   startAtLeader?: boolean;
+  /**
+   * Audio that arrives ahead of its leader's video waits for it (a mirror in a cluster, which gets
+   * the tracks on separate subjects), so that where its segments start and are cut never depends
+   * on which track arrived first (see `#hold`).
+   */
+  holdForLeader?: boolean;
   /** Wall clock, ms (PROGRAM-DATE-TIME when a fragment has no ingest time). */
   now?: () => number;
   /** Told about forced cuts and timestamp regressions. */
@@ -52,10 +58,16 @@ export type TrackWindowOptions = {
 
 /** Segments are force-cut (without a keyframe) past this many target durations. */
 const MAX_SEGMENT_TARGETS = 10;
-/** A track that starts at its leader's boundaries waits this many target durations of media for a leader to appear. */
+/**
+ * A track that starts at its leader's boundaries waits this many target durations for a leader to
+ * appear: of media for a local track, of wall-clock time for a mirrored one (a replayed backlog
+ * arrives at once, in any order across tracks), which holds that much media meanwhile.
+ */
 const LEADER_WAIT_TARGETS = 3;
 /** How many recent leader segments a boundary lookup scans. */
 const LEADER_SCAN = 8;
+/** Audio held for its leader is held at most this many target durations of it. */
+const HOLD_TARGETS = 2;
 
 /** The LL-HLS window of one (broadcast, track). */
 export class TrackWindow {
@@ -71,8 +83,16 @@ export class TrackWindow {
   readonly #follower: LeaderFollower;
   readonly #leader: () => TrackWindow | undefined;
   readonly #startAtLeader: boolean;
+  readonly #holdForLeader: boolean;
+  /** Audio fragments waiting for the leader's media to reach them, oldest first. */
+  readonly #held: Fragment[] = [];
+  /** Followers holding fragments until this window's media reaches them. */
+  readonly #holding = new Set<TrackWindow>();
   /** With `startAtLeader`: when the first fragment came, seconds (a track without a leader waits a while for one). */
   #firstSeenS: number | undefined;
+  /** With `holdForLeader`: when the first fragment came with no leader yet, wall-clock ms. */
+  #firstSeenMs: number | undefined;
+  readonly #now: () => number;
   #init: InitVersion | undefined;
   #nextInitVersion: number;
   /** Where the first timeline's PROGRAM-DATE-TIMEs are counted from, when the start cursor gives it. */
@@ -101,6 +121,8 @@ export class TrackWindow {
     this.#dateAnchor = options.start?.dateAnchor;
     const init = (): InitVersion | undefined => this.#init;
     this.#startAtLeader = options.startAtLeader === true;
+    this.#now = options.now ?? Date.now;
+    this.#holdForLeader = options.holdForLeader === true && options.kind === 'audio';
     this.#leader = () => {
       const leader = options.leader?.();
       return leader === this ? undefined : leader;
@@ -110,7 +132,7 @@ export class TrackWindow {
       group: options.group,
       partTargetS: this.#partTargetS,
       start: options.start,
-      now: options.now ?? Date.now,
+      now: this.#now,
       init,
       changed: () => this.#changed(),
     });
@@ -139,9 +161,15 @@ export class TrackWindow {
     return this.#init;
   }
 
-  /** Fragments appended, dropped (no init yet, or no keyframe to start a segment), lag gaps, forced cuts. */
-  get counters(): { fragments: number; dropped: number; gaps: number; forcedCuts: number } {
-    return { fragments: this.#fragments, dropped: this.#dropped, gaps: this.#gaps, forcedCuts: this.#forcedCuts };
+  /** Fragments appended, dropped (no init yet, or no keyframe to start a segment), held for the leader, lag gaps, forced cuts. */
+  get counters(): { fragments: number; dropped: number; held: number; gaps: number; forcedCuts: number } {
+    return {
+      fragments: this.#fragments,
+      dropped: this.#dropped,
+      held: this.#held.length,
+      gaps: this.#gaps,
+      forcedCuts: this.#forcedCuts,
+    };
   }
 
   /** Held blocking requests. */
@@ -157,6 +185,7 @@ export class TrackWindow {
   /** Applies a new meta: a new init version when the bytes differ; a discontinuity once media was seen. */
   setMeta(meta: FragmentMeta): void {
     if (this.#disposed) return;
+    this.#releaseHeld(true);
     const initSegment = meta.initSegment;
     const sameInit =
       initSegment !== undefined &&
@@ -188,6 +217,79 @@ export class TrackWindow {
   /** Adds one fragment (one `moof`+`mdat`). */
   append(fragment: Fragment): void {
     if (this.#ended || this.#disposed) return;
+    if (this.#hold(fragment)) return;
+    this.#appendNow(fragment);
+    for (const follower of this.#holding) follower.#releaseHeld(false);
+  }
+
+  /**
+   * With `holdForLeader`: audio waits until its video's media reaches its end, at most
+   * `HOLD_TARGETS` target durations of it, so two edges that got the tracks in different orders
+   * start and cut the same audio segments. True when `fragment` is held.
+   */
+  #hold(fragment: Fragment): boolean {
+    if (!this.#holdForLeader || this.#init === undefined) return false;
+    const leader = this.#leader();
+    if (leader === undefined && this.#awaitsLeader()) {
+      // The leader is not there yet (a mirrored video waits for a segment's start): keep the newest
+      // media, so that the track can still start at the leader's first boundary once it comes.
+      this.#held.push(fragment);
+      const ts = this.#init.timescale;
+      while (
+        (fragment.pts + fragment.duration - this.#held[0]!.pts) / ts >
+        LEADER_WAIT_TARGETS * this.#targetS + EPS_S
+      ) {
+        this.#held.shift();
+        this.#dropped += 1;
+      }
+      return true;
+    }
+    if (leader === undefined || leader.ended) {
+      this.#releaseHeld(true);
+      return false;
+    }
+    const endS = (fragment.pts + fragment.duration) / this.#init.timescale;
+    if (this.#held.length === 0 && leader.#receivedTo(endS)) return false;
+    this.#held.push(fragment);
+    leader.#holding.add(this);
+    this.#releaseHeld(false);
+    return true;
+  }
+
+  /** With `startAtLeader`, before the first segment and no leader yet: whether the wall-clock wait for one goes on. */
+  #awaitsLeader(): boolean {
+    if (!this.#startAtLeader || this.#builder.hasHistory) return false;
+    const now = this.#now();
+    this.#firstSeenMs ??= now;
+    return now - this.#firstSeenMs < LEADER_WAIT_TARGETS * this.#targetS * 1000;
+  }
+
+  /** Whether this window has received media up to `timeS` (seconds). */
+  #receivedTo(timeS: number): boolean {
+    const init = this.#init;
+    return init !== undefined && this.#lastEndDts !== undefined && this.#lastEndDts / init.timescale >= timeS - EPS_S;
+  }
+
+  /** Appends the held fragments the leader's media has reached (every one with `all`, and any over the cap). */
+  #releaseHeld(all: boolean): void {
+    const leader = this.#leader();
+    const ts = this.#init?.timescale;
+    while (this.#held.length > 0) {
+      const first = this.#held[0]!;
+      if (!all && ts !== undefined && leader !== undefined && !leader.ended) {
+        const last = this.#held.at(-1)!;
+        const heldS = (last.pts + last.duration - first.pts) / ts;
+        if (!leader.#receivedTo((first.pts + first.duration) / ts) && heldS <= HOLD_TARGETS * this.#targetS + EPS_S) {
+          return;
+        }
+      }
+      this.#held.shift();
+      if (!this.#ended && !this.#disposed) this.#appendNow(first);
+    }
+    if (leader !== undefined) leader.#holding.delete(this);
+  }
+
+  #appendNow(fragment: Fragment): void {
     const init = this.#init;
     if (init === undefined) {
       this.#dropped += 1;
@@ -256,6 +358,7 @@ export class TrackWindow {
   /** The subscriber lost fragments: the part in progress ends here (the next one starts independent). */
   gap(): void {
     if (this.#disposed) return;
+    this.#releaseHeld(true);
     this.#gaps += 1;
     this.#builder.closePart();
   }
@@ -263,8 +366,10 @@ export class TrackWindow {
   /** Finishes the last segment and marks the playlist ended (EXT-X-ENDLIST). */
   end(): void {
     if (this.#ended || this.#disposed) return;
+    this.#releaseHeld(true);
     if (this.#builder.open !== undefined) this.#builder.closeSegment();
     this.#ended = true;
+    for (const follower of this.#holding) follower.#releaseHeld(true);
     this.#changed();
   }
 
@@ -282,6 +387,9 @@ export class TrackWindow {
   /** Frees the media and releases every waiter with `closed`. Idempotent. */
   dispose(): void {
     if (this.#disposed) return;
+    this.#held.length = 0;
+    for (const follower of this.#holding) follower.#releaseHeld(true);
+    this.#holding.clear();
     this.#disposed = true;
     this.#ended = true;
     this.#store.clear();
@@ -448,7 +556,9 @@ export class TrackWindow {
     if (!this.#startAtLeader || this.#builder.hasHistory) return false;
     const leader = this.#leader();
     if (leader === undefined) {
-      // The leader may appear a little later (a mirrored video waits for a segment's start).
+      // A mirrored track waited (and held its media) in wall-clock time: it starts without a leader.
+      if (this.#holdForLeader) return false;
+      // The leader may appear a little later.
       this.#firstSeenS ??= timeS;
       return timeS - this.#firstSeenS < LEADER_WAIT_TARGETS * this.#targetS;
     }

@@ -67,7 +67,7 @@ export async function runBench(
   );
   if (command.seconds * CLIP_FPS > WARM_FRAMES) {
     console.log(
-      `Latency counted from 2.5 s on (without each source's first GOP, which a rung of the source's size holds while the bypass rule measures the source's bitrate): ${result.maxSourcesAfterFirstGop}.`,
+      `Latency counted from 2.5 s on (without each source's first GOP: start-up left out): ${result.maxSourcesAfterFirstGop}.`,
     );
   }
   return 0;

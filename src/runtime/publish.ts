@@ -103,6 +103,17 @@ function progressBar(fraction: number, label: string): string {
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /**
+ * `fetch` options for a POST whose body is `body`, a stream. `redirect: 'error'` is what keeps
+ * memory flat: with any other redirect mode Node's fetch (undici) tees the body and holds one branch
+ * for a redirect it might follow, so a publisher kept everything it had sent (188 MB sent, 188 MB
+ * held; a looping `publish` or an in-process benchmark publisher grew by the stream's bitrate).
+ * Our ingest never redirects.
+ */
+export function streamedPostInit(body: ReadableStream<Uint8Array>, init: RequestInit = {}): RequestInit {
+  return { ...init, method: 'POST', body, redirect: 'error', duplex: 'half' } as RequestInit;
+}
+
+/**
  * POSTs `chunks` to `url` as one streamed request body, each chunk sent when the iterator yields
  * it (the iterator does the pacing); resolves with the answer.
  */
@@ -111,13 +122,19 @@ export function postStreamed(
   chunks: AsyncIterable<Uint8Array>,
   headers: Record<string, string> = {},
 ): Promise<Response> {
+  const iterator = chunks[Symbol.asyncIterator]();
+  // Pulled: the next chunk is taken only when the connection has taken the previous ones.
   const body = new ReadableStream<Uint8Array>({
-    async start(controller) {
-      for await (const chunk of chunks) controller.enqueue(chunk);
-      controller.close();
+    async pull(controller) {
+      const next = await iterator.next();
+      if (next.done === true) controller.close();
+      else controller.enqueue(next.value);
+    },
+    async cancel() {
+      await iterator.return?.();
     },
   });
-  return fetch(url, { method: 'POST', body, headers, duplex: 'half' } as RequestInit);
+  return fetch(url, streamedPostInit(body, { headers }));
 }
 
 /** Runs the publish command; returns the process exit code. */

@@ -128,6 +128,9 @@ export const DASHBOARD_HTML = `<!doctype html>
         $('playing').textContent = l ? 'playing ' + l.width + 'x' + l.height : '';
       });
       hls.on(Hls.Events.ERROR, (_e, data) => {
+        // Every player error in the browser console, so a stall can be explained from there.
+        const url = (data.frag && data.frag.url) || (data.context && data.context.url) || '';
+        console.warn('hls.js ' + (data.fatal ? 'fatal ' : '') + data.type + ' ' + data.details + ' ' + url);
         if (data.fatal) {
           $('status').textContent = 'player error: ' + data.details;
           window.__hlsFatal = data.details;
@@ -147,9 +150,12 @@ export const DASHBOARD_HTML = `<!doctype html>
 
   levelSelect.addEventListener('change', () => {
     if (!hls) return;
-    const v = Number(levelSelect.value);
-    hls.currentLevel = v;
-    hls.loadLevel = v;
+    // A smooth switch (at the next fragment boundary, nothing flushed). The immediate one
+    // (hls.currentLevel) flushes the buffer, and hls.js 1.7 then still counts the parts it had
+    // loaded of that level before as loaded: going back to a level within a segment it starts at a
+    // part that is not INDEPENDENT, and chromium stalled with media buffered ahead (about one
+    // switch in twelve).
+    hls.nextLevel = Number(levelSelect.value);
   });
 
   // One <img> per broadcast, kept across list renders; its URL changes every few seconds.

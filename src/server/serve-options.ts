@@ -74,8 +74,8 @@ export const SERVE_OPTIONS = {
     value: 'passthrough|ladder',
     env: ['LVQR_TRANSCODE_AUDIO'],
     type: 'string',
-    default: 'passthrough',
-    help: 'ladder: AAC-LC at each distinct rung audio bitrate plus one Opus rendition, published as <source>/audio-<codec>-<kbps>k and listed as audio groups in the master',
+    default: 'ladder',
+    help: 'ladder: AAC-LC at each distinct rung audio bitrate plus one Opus rendition, published as <source>/audio-<codec>-<kbps>k and listed as audio groups in the master; passthrough: every variant carries the source audio only',
   },
   'transcode-audio-opus': {
     value: 'KBPS|off',

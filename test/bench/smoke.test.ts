@@ -4,7 +4,7 @@ import { runNode } from '../support/run-node.ts';
 describe('benchmarks', () => {
   it('every benchmark still runs end to end in its seconds-long smoke mode (npm run bench -- --smoke)', async () => {
     const { output } = await runNode(['bench/run-all.ts', '--smoke']);
-    expect(output, output.slice(-4000)).toMatch(/^bench: 6 passed, 0 failed$/m);
+    expect(output, output.slice(-4000)).toMatch(/^bench: 7 passed, 0 failed$/m);
     // Each benchmark printed its table with real figures.
     expect(output).toMatch(/\| 4 \| [\d.]+ \(/);
     expect(output).toMatch(/worst rung p99 \*\*\d+ ms\*\*/);
@@ -19,6 +19,21 @@ describe('benchmarks', () => {
     // The viewer latency of both players, with hls.js in chromium.
     expect(output).toMatch(/^\| hls\.js defaults \| 20 \| -?\d+ \| -?\d+ \| -?\d+ \|/m);
     expect(output).toMatch(/^\| dashboard \| 20 \| -?\d+ \| -?\d+ \| -?\d+ \|/m);
+    // The cluster: every rendition followed on the single process and on the edge, CPU per role,
+    // and held requests on one and two edges.
+    for (const r of ['source', '720p', '480p', '240p']) {
+      expect(output).toMatch(
+        new RegExp(
+          `^\\| ${r} \\| [1-9]\\d* / [1-9]\\d* \\| -?\\d+ / -?\\d+ / -?\\d+ \\| -?\\d+ / -?\\d+ / -?\\d+ \\|`,
+          'm',
+        ),
+      );
+    }
+    expect(output).toMatch(/^\| transcode \(B\) \| [\d.]+ \|$/m);
+    expect(output).toMatch(/^\| 2 \| 20 \| [1-9]\d* \| [\d.]+ \| [\d.]+ \| 0 \| (yes|no) \|$/m);
+    expect(output).toMatch(
+      /answered at p99 <= 20 ms \(of 20 tried\): 1 edge: (\*\*20\*\*|none); 2 edges: (\*\*20\*\*|none)\./,
+    );
   }, 300_000);
 
   it('the soak runs a healthy and a reconnecting broadcast with players for seconds and loses no fragment of the healthy one (npm run soak -- --smoke)', async () => {

@@ -55,7 +55,12 @@ const playerState = (): Promise<PlayerState> =>
   });
 
 /** Waits until the video has played `seconds` of media past the first moment `ready` holds. */
-async function playsFor(seconds: number, what: string, ready: (s: PlayerState) => boolean): Promise<PlayerState> {
+async function playsFor(
+  seconds: number,
+  what: string,
+  ready: (s: PlayerState) => boolean,
+  playlists: string[] = [],
+): Promise<PlayerState> {
   let start: number | undefined;
   let last: PlayerState | undefined;
   try {
@@ -73,8 +78,18 @@ async function playsFor(seconds: number, what: string, ready: (s: PlayerState) =
     );
   } catch (error) {
     const message = error instanceof Error ? error.message : String(error);
+    // The tail of each playlist the player should be reading, to tell a server hole from a player stall.
+    const tails = await Promise.all(
+      playlists.map(async (p) => {
+        const text = await fetch(`${server.url}/hls/live/demo/${p}`).then(
+          (r) => r.text(),
+          (e: unknown) => String(e),
+        );
+        return `${p}:\n${text.trim().split('\n').slice(-12).join('\n')}`;
+      }),
+    );
     throw new Error(
-      `${message}; last player state ${JSON.stringify(last)}; browser log:\n${browserLog.slice(-20).join('\n')}`,
+      `${message}; last player state ${JSON.stringify(last)}; browser log:\n${browserLog.slice(-30).join('\n')}\n${tails.join('\n')}`,
     );
   }
 }
@@ -148,6 +163,7 @@ describe('dashboard in chromium', () => {
       3,
       'the 240p rung',
       (s) => s.level === level && s.videoWidth === 426 && s.videoHeight === 240,
+      ['240p/playlist.m3u8', 'audio-aac-64k/audio.m3u8', 'audio-opus-64k/audio.m3u8'],
     );
     expect(state.levels[level]).toEqual({ width: 426, height: 240 });
     expect(state.fatal).toBeUndefined();

@@ -35,6 +35,9 @@ const PLAYLISTS: Record<string, string> = {
   source: 'playlist.m3u8',
   audio: 'audio.m3u8',
   ...Object.fromEntries(RUNGS.map((r) => [r, `${r}/playlist.m3u8`])),
+  // The audio ladder's renditions (the 240p variant plays the AAC one).
+  aac64: 'audio-aac-64k/audio.m3u8',
+  opus: 'audio-opus-64k/audio.m3u8',
 };
 /** The variant each player is held on. */
 const PLAYED: Record<'source' | 'rung', { path: string; height: number }> = {

@@ -52,6 +52,8 @@ describe('chromium backend: encoder policy', () => {
     const lines: string[] = [];
     const loaded = await loadChromiumCodecs(config('--transcode-encoder', 'prefer-hardware'), recordingLogger(lines));
     try {
+      // Why it did not load, when it did not (a full run once got no codecs here, with no reason shown).
+      expect(loaded.reason).toBeUndefined();
       expect(loaded.codecs?.backend).toBe('chromium-software');
       expect(String(loaded.info?.['hardwareFallback'])).toMatch(/no hardware encoder in chromium/);
       expect(lines.some((l) => l.startsWith('warn prefer-hardware: falling back to software'))).toBe(true);

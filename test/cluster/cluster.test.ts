@@ -50,7 +50,11 @@ beforeAll(async () => {
   browserReady.catch(() => {});
   [ingest, worker, edge, otherIngest, lateEdge] = await Promise.all([
     startNode('A', 'ingest', nats.url, ['--ingest-grace', '1']),
-    startNode('B', 'transcode', nats.url, ['--transcode-rendition', '480p,240p', '--transcode-overload', 'off']),
+    // Video rungs only: the audio ladder across nodes is judged by audio-placement and failover.
+    startNode('B', 'transcode', nats.url, [
+      ...['--transcode-rendition', '480p,240p', '--transcode-overload', 'off'],
+      ...['--transcode-audio', 'passthrough'],
+    ]),
     startNode('C', 'edge', nats.url),
     startNode('D', 'ingest,edge', nats.url, ['--edge-idle', '2']),
     // E is asked once, 5 s in, and must keep the broadcast to its end (no player keeps asking it).
@@ -247,7 +251,7 @@ describe('ingest, transcode and edge on separate nodes', () => {
 
   it('the edge asked 5 s in lists the same segments as the edge asked before the start: MSNs, PROGRAM-DATE-TIMEs, parts, discontinuity sequence', async () => {
     const late = `${lateEdge.url}/hls/live/cl`;
-    for (const file of ['playlist.m3u8', '480p/playlist.m3u8']) {
+    for (const file of ['playlist.m3u8', 'audio.m3u8', '480p/playlist.m3u8']) {
       const [early = '', later = ''] = await Promise.all(
         [base, late].map((b) =>
           waitFor(

@@ -43,7 +43,8 @@ describe('events in a cluster', () => {
     const base = `${edge.url}/hls/live/ev`;
     // Asked before it starts: the edge mirrors the broadcast from its first keyframe.
     expect((await fetch(`${base}/master.m3u8`)).status).toBe(404);
-    const publisher = ffmpegPublish(fixturePath('360p30.mp4'), `${ingest.url}/ingest/live/ev`);
+    // 12 s of media (the clip is 3 s): time for a worker that takes the ladder late on a busy machine.
+    const publisher = ffmpegPublish(fixturePath('360p30.mp4'), `${ingest.url}/ingest/live/ev`, { loops: 3 });
     // The edge serves the rung the worker makes: every node took part.
     await waitFor(async () => (await getText(`${base}/240p/playlist.m3u8`))?.includes('seg-') === true, 'the rung', {
       timeoutMs: 30_000,

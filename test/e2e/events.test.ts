@@ -95,8 +95,9 @@ describe('events', () => {
     const unpublish = await waitFor(() => receiver.events('unpublish', 'live/allow-a')[0], 'unpublish', {
       timeoutMs: 10_000,
     });
-    const [publish] = receiver.events('publish', 'live/allow-a');
-    const [ready] = receiver.events('ready', 'live/allow-a');
+    // Up to four deliveries are in flight at once: an earlier event may arrive after a later one.
+    const publish = await waitFor(() => receiver.events('publish', 'live/allow-a')[0], 'publish');
+    const ready = await waitFor(() => receiver.events('ready', 'live/allow-a')[0], 'ready');
     expect(publish).toMatchObject({ type: 'publish', transport: 'http', admission: true, node: 'node-e2e' });
     expect(ready).toMatchObject({ type: 'ready', codec: expect.stringMatching(/^avc1\./), node: 'node-e2e' });
     expect(ready.playlist).toBe('/hls/live/allow-a/master.m3u8');

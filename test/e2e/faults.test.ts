@@ -19,7 +19,7 @@ import { PRESET_240P } from '../../src/transcode/index.ts';
 import { fixtureInfo, readFixture } from '../../testkit/fixtures.ts';
 import { concat } from '../../testkit/fmp4.ts';
 import { probeFrames, probeStreams } from '../support/ffprobe.ts';
-import { publish, realCodecs, wrapCodecs } from '../support/ladder.ts';
+import { encoderFailingOnce, publish, realCodecs, wrapCodecs } from '../support/ladder.ts';
 import { waitFor } from '../support/wait.ts';
 import { parseM3u8 } from './helpers.ts';
 
@@ -108,23 +108,8 @@ async function hlsFrameTimes(service: Service, path: string): Promise<number[]> 
 describe('fault injection in the running service', () => {
   it('encoder and decoder errors, a transcoder that always throws and one that hangs are isolated, counted, retried, and reported by the API and metrics; a healthy broadcast beside them loses no frame', async () => {
     const real = await realCodecs();
-    let encodes480 = 0;
     let decodes = 0;
-    const codecs = wrapCodecs(real, {
-      encoder: (config, make) => {
-        const encoder = make();
-        // The faulty source's 854x480 rung (the healthy source's 480p rung is 480x854).
-        if (config.height !== 480) return encoder;
-        return {
-          encode(frame, options) {
-            encodes480 += 1;
-            if (encodes480 === 20) throw new Error('injected encoder fault');
-            return encoder.encode(frame, options);
-          },
-          flush: () => encoder.flush(),
-          close: () => encoder.close(),
-        };
-      },
+    const withDecoderFault = wrapCodecs(real, {
       decoder: (config, make) => {
         const decoder = make();
         if (config.codedWidth !== 1280) return decoder;
@@ -139,6 +124,8 @@ describe('fault injection in the running service', () => {
         };
       },
     });
+    // The faulty source's 854x480 rung (the healthy source's 480p rung is 480x854) fails at its 20th frame.
+    const { codecs } = encoderFailingOnce(withDecoderFault, 480, 20);
     const throwing: TranscoderFactory = {
       name: 'always-throws',
       rendition: PRESET_240P,

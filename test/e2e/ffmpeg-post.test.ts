@@ -23,10 +23,12 @@ import {
 const FIXTURE = '720p30-bframes-aac.mp4';
 const LOOPS = 3; // 4 passes of the 3 s clip: 12 s of live input
 const RUNGS = [
-  { name: '720p', width: 1280, height: 720 },
-  { name: '480p', width: 854, height: 480 },
-  { name: '240p', width: 426, height: 240 },
+  { name: '720p', width: 1280, height: 720, audio: 'audio-aac-128k' },
+  { name: '480p', width: 854, height: 480, audio: 'audio-aac-96k' },
+  { name: '240p', width: 426, height: 240, audio: 'audio-aac-64k' },
 ] as const;
+/** The audio ladder's Opus rendition (on by default). */
+const OPUS = 'audio-opus-64k';
 
 let server: RunningServer;
 let publisher: Proc;
@@ -48,8 +50,8 @@ afterAll(async () => {
 });
 
 describe('ffmpeg publishes fMP4 with one long chunked POST', () => {
-  it('the master lists 720p in the source variant’s place (one variant per resolution), then 480p and 240p, each with CODECS, RESOLUTION, FRAME-RATE and the shared audio group', async () => {
-    const text = await waitForMasterListing(
+  it('the master lists 720p in the source variant’s place (one variant per resolution), then 480p and 240p, each with CODECS, RESOLUTION, FRAME-RATE and the AAC group of its bitrate, then each again with the Opus group', async () => {
+    await waitForMasterListing(
       base,
       RUNGS.map((r) => r.name),
       25_000,
@@ -61,33 +63,50 @@ describe('ffmpeg publishes fMP4 with one long chunked POST', () => {
         ffmpegDecodeLive(r.name === 'source' ? `${base}/playlist.m3u8` : `${base}/${r.name}/playlist.m3u8`),
       );
     }
+    // A rung's variant carries the source's audio until its AAC rendition has a complete segment.
+    const text = await waitFor(
+      async () => {
+        const t = await getText(`${base}/master.m3u8`);
+        return t !== undefined && RUNGS.every((r) => t.includes(`AUDIO="${r.audio}"`)) ? t : undefined;
+      },
+      'every rung with the AAC rendition of its bitrate',
+      { timeoutMs: 20_000, intervalMs: 100 },
+    );
 
     const master = parseM3u8(text);
     expect(text.startsWith('#EXTM3U\n')).toBe(true);
-    expect(master.mediaGroups.AUDIO.audio).toBeDefined();
-    const audio = Object.values(master.mediaGroups.AUDIO.audio) as Array<{ uri: string; default: boolean }>;
-    expect(audio).toHaveLength(1);
-    expect(audio[0]).toMatchObject({ uri: 'audio.m3u8', default: true });
+    const groups = master.mediaGroups.AUDIO as Record<string, Record<string, { uri: string; default: boolean }>>;
+    for (const group of [...RUNGS.map((r) => r.audio), OPUS]) {
+      expect(Object.values(groups[group] ?? {}), group).toEqual([
+        expect.objectContaining({ uri: `${group}/audio.m3u8`, default: true }),
+      ]);
+    }
 
-    const variants = master.playlists as Array<{ uri: string; attributes: Record<string, unknown> }>;
+    const all = master.playlists as Array<{ uri: string; attributes: Record<string, unknown> }>;
     // The source is 1280x720 above the 720p rung's bitrate: the rung is encoded and serves that size.
-    expect(variants.map((v) => v.uri)).toEqual(RUNGS.map((r) => `${r.name}/playlist.m3u8`));
+    // Each video variant is listed with AAC first, then once more with Opus.
+    expect(all.map((v) => [v.uri, v.attributes['AUDIO']])).toEqual([
+      ...RUNGS.map((r) => [`${r.name}/playlist.m3u8`, r.audio]),
+      ...RUNGS.map((r) => [`${r.name}/playlist.m3u8`, OPUS]),
+    ]);
     const source = fixtureInfo(FIXTURE).video;
     expect({ width: source.width, height: source.height }).toEqual({
       width: RUNGS[0]!.width,
       height: RUNGS[0]!.height,
     });
-    const sizes = RUNGS;
-    variants.forEach((v, i) => {
+    all.forEach((v, i) => {
       const a = v.attributes;
-      expect(a['AUDIO'], v.uri).toBe('audio');
-      expect(a['CODECS'], v.uri).toMatch(/^avc1\.[0-9a-f]{6},mp4a\.40\.2$/);
-      expect(a['RESOLUTION'], v.uri).toEqual({ width: sizes[i]!.width, height: sizes[i]!.height });
+      const rung = RUNGS[i % RUNGS.length]!;
+      expect(a['CODECS'], v.uri).toMatch(
+        i < RUNGS.length ? /^avc1\.[0-9a-f]{6},mp4a\.40\.2$/ : /^avc1\.[0-9a-f]{6},opus$/,
+      );
+      expect(a['RESOLUTION'], v.uri).toEqual({ width: rung.width, height: rung.height });
       expect(a['FRAME-RATE'], v.uri).toBeCloseTo(30, 1);
       expect(a['BANDWIDTH'], v.uri).toBeGreaterThan(0);
       expect(Number(a['AVERAGE-BANDWIDTH']), v.uri).toBeLessThanOrEqual(a['BANDWIDTH'] as number);
       expect(Number(a['AVERAGE-BANDWIDTH']), v.uri).toBeGreaterThan(0);
     });
+    const variants = all.slice(0, RUNGS.length);
     // Rungs are listed by falling bandwidth.
     const bandwidths = variants.map((v) => v.attributes['BANDWIDTH'] as number);
     expect([...bandwidths].sort((x, y) => y - x)).toEqual(bandwidths);
@@ -232,7 +251,7 @@ describe('ffmpeg publishes fMP4 with one long chunked POST', () => {
     });
     const master = parseM3u8((await getText(`${base}/master.m3u8`))!);
     const uris = (master.playlists as Array<{ uri: string }>).map((p) => p.uri);
-    expect(uris).toEqual(RUNGS.map((r) => `${r.name}/playlist.m3u8`));
+    expect(uris).toEqual([...RUNGS, ...RUNGS].map((r) => `${r.name}/playlist.m3u8`));
     for (const r of RUNGS) {
       const [video] = (await probeStreams(`${base}/${r.name}/playlist.m3u8`)).filter((s) => s.codecType === 'video');
       expect({ width: video?.width, height: video?.height }, r.name).toEqual({ width: r.width, height: r.height });

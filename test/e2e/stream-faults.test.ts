@@ -186,7 +186,9 @@ describe('unusual but valid streams', () => {
     for (const name of ['codec/hevc', 'codec/vp9']) {
       await playlist(name, (t) => t.includes('#EXT-X-ENDLIST'), `${name} to end`, 20_000);
       const master = (await getText(`${http}/hls/${name}/master.m3u8`))!;
-      expect(parseM3u8(master).playlists.map((p: { uri: string }) => p.uri)).toEqual(['playlist.m3u8']);
+      // (Listed once more with the audio ladder's Opus where the source's audio is AAC.)
+      const uris = parseM3u8(master).playlists.map((p: { uri: string }) => p.uri);
+      expect([...new Set(uris)]).toEqual(['playlist.m3u8']);
     }
     expect((await fetch(`${http}/hls/codec/hevc/seg-0.m4s`)).status).toBe(200);
   });

@@ -72,15 +72,18 @@ describe('WebSocket ingest', () => {
     const text = await waitFor(
       async () => {
         const t = await getText(`${http}/hls/live/ws/master.m3u8`);
-        return t !== undefined && RUNGS.every((r) => t.includes(`${r}/playlist.m3u8`)) ? t : undefined;
+        const listed = t !== undefined && RUNGS.every((r) => t.includes(`${r}/playlist.m3u8`));
+        return listed && t.split('AUDIO="audio-opus-64k"').length === RUNGS.length + 1 ? t : undefined;
       },
-      'the master to list every rung',
+      'the master to list every rung, with AAC and with Opus',
       { timeoutMs: 25_000, intervalMs: 100 },
     );
     const master = parseM3u8(text);
     // The 720p rung (below the 1280x720 source's bitrate) takes the source variant's place.
-    expect(master.playlists.map((p: { uri: string }) => p.uri)).toEqual(RUNGS.map((r) => `${r}/playlist.m3u8`));
-    for (const p of master.playlists) expect(p.attributes.AUDIO).toBe('audio');
+    // Each video variant is listed with AAC, then once more with the audio ladder's Opus.
+    const uris = RUNGS.map((r) => `${r}/playlist.m3u8`);
+    expect(master.playlists.map((p: { uri: string }) => p.uri)).toEqual([...uris, ...uris]);
+    for (const p of master.playlists) expect(master.mediaGroups.AUDIO[p.attributes.AUDIO], p.uri).toBeDefined();
     expect(publisher.messages).toEqual([]);
     const closed = await publisher.close();
     expect(closed.code).toBe(1000);

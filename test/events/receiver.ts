@@ -6,6 +6,8 @@ import type { AddressInfo } from 'node:net';
 
 /** One POST the receiver got. */
 export type Received = {
+  /** The body exactly as it came (the signature covers these bytes). */
+  readonly bytes: Buffer;
   readonly body: string;
   // biome-ignore lint/suspicious/noExplicitAny: event JSON as sent.
   readonly event: any;
@@ -27,7 +29,7 @@ export type Receiver = {
 };
 
 /** Whether `signature` is `sha256=<hex HMAC-SHA256(secret, body)>` (checked with node:crypto). */
-export function validSignature(secret: string, body: string, signature: string | undefined): boolean {
+export function validSignature(secret: string, body: string | Uint8Array, signature: string | undefined): boolean {
   const expected = Buffer.from(`sha256=${createHmac('sha256', secret).update(body).digest('hex')}`);
   const got = Buffer.from(signature ?? '');
   return got.length === expected.length && timingSafeEqual(got, expected);
@@ -38,14 +40,15 @@ export function validSignature(secret: string, body: string, signature: string |
 export async function startReceiver(answer: (event: any) => Answer = () => ({})): Promise<Receiver> {
   const received: Received[] = [];
   const server: Server = createServer((req, res) => {
-    let body = '';
-    req.on('data', (c: Buffer) => {
-      body += c.toString('utf8');
-    });
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
+      const bytes = Buffer.concat(chunks);
+      const body = bytes.toString('utf8');
       const event = JSON.parse(body);
       const signature = req.headers['x-lvqr-signature'];
       received.push({
+        bytes,
         body,
         event,
         signature: typeof signature === 'string' ? signature : undefined,

@@ -149,6 +149,43 @@ describe('HLS rung GAP segments', () => {
     expect((await get(s.bridge, '/hls/live/demo/480p/seg-11.m4s')).status).toBe(200);
   });
 
+  it('media that stops inside a part: that part is listed as GAP, never as a short part of media before the GAP (a player waiting at the edge meets the GAP first)', async () => {
+    const s = stage();
+    await s.sourceTo(150); // 5 s: segments 0 (0-2 s) and 1 (2-4 s) complete
+    await s.rungTo(0, 92); // 0-3.067 s: parts of segment 1 up to 3.0 s listed, two frames in progress
+    const before = await playlist(s.bridge, '/hls/live/demo/480p/playlist.m3u8');
+    expect(lines(before.raw, '#EXT-X-PART:').filter((l) => l.includes('part-1-'))).toHaveLength(5);
+    await s.rungTo(120, 150); // resumes at the 4 s keyframe
+    const out = await playlist(s.bridge, '/hls/live/demo/480p/playlist.m3u8');
+    const parts1 = lines(out.raw, '#EXT-X-PART:').filter((l) => l.includes('part-1-'));
+    // Five parts of media (2.0-3.0 s), then GAP for 3.0-4.0 s: the two frames in progress went into it.
+    expect(parts1.slice(0, 5).every((l) => !l.includes('GAP'))).toBe(true);
+    expect(parts1.slice(5)).toEqual(
+      [5, 6, 7, 8, 9].map((i) => `#EXT-X-PART:DURATION=0.200,URI="part-1-${i}.m4s",GAP=YES`),
+    );
+    // Segment 1 keeps the source's duration and date; segment 2 starts with the rung's own media.
+    const src = byMsn((await playlist(s.bridge, '/hls/live/demo/playlist.m3u8')).manifest);
+    expect(byMsn(out.manifest).get(1)).toEqual(src.get(1));
+    expect(lines(out.raw, '#EXT-X-PART:').find((l) => l.includes('part-2-0'))).toContain('INDEPENDENT=YES');
+    expect(out.raw).not.toContain('#EXT-X-DISCONTINUITY');
+  });
+
+  it('a paused rung whose open segment held only a part in progress lists that segment as EXT-X-GAP', async () => {
+    const s = stage();
+    await s.sourceTo(90);
+    await s.rungTo(0, 62); // segment 1 (from 2 s) holds two frames, not yet a part
+    pausedRungs.add('live/demo/480p');
+    try {
+      await s.sourceTo(570);
+      const paused = await playlist(s.bridge, '/hls/live/demo/480p/playlist.m3u8');
+      expect(gapSegments(paused.raw)).toContain('seg-1.m4s');
+      expect((await get(s.bridge, '/hls/live/demo/480p/seg-1.m4s')).status).toBe(404);
+      expect((await get(s.bridge, '/hls/live/demo/480p/seg-0.m4s')).status).toBe(200);
+    } finally {
+      pausedRungs.delete('live/demo/480p');
+    }
+  });
+
   it('a rung that is only slow (not paused; its fragments late, but all of them) gets no GAP, however far behind', async () => {
     const s = stage();
     await s.sourceTo(600); // the source is 20 s ahead of the rung at first...

@@ -251,6 +251,31 @@ describe('HLS master playlist', () => {
     expect(text(await get(bridge, '/hls/live/demo/480p/playlist.m3u8'))).toContain('#EXT-X-ENDLIST');
   });
 
+  it('drops a withdrawn rung (a bypassed one) at once: its playlist is gone and no master lists it, live or ended', async () => {
+    const { registry, bridge } = setup();
+    const s = stage(registry, ['720p', '240p']);
+    s.frames(45); // parts only: segment 0 completes at the keyframe of frame 60
+    await settle(bridge, s);
+    expect((await get(bridge, '/hls/live/demo/720p/playlist.m3u8')).status).toBe(200);
+    // The producer withdraws its output (what a rung the bypass rule leaves to its source does).
+    s.outputs.get('720p')!.broadcaster.withdraw();
+    registry.remove('live/demo/720p', '0.mp4');
+    s.outputs.delete('720p');
+    expect(bridge.broadcasts().map((b) => b.name)).not.toContain('live/demo/720p');
+    expect((await get(bridge, '/hls/live/demo/720p/playlist.m3u8')).status).toBe(404);
+    // The source and its other rung end within that first segment: each closes it at its end, and
+    // the ended broadcast keeps the rung that ended with its source, never the withdrawn one.
+    for (const name of ['live/demo', 'live/demo/240p']) registry.remove(name, '0.mp4');
+    registry.remove('live/demo', '1.mp4');
+    await waitFor(
+      () => ['live/demo', 'live/demo/240p'].every((n) => bridge.broadcasts().find((b) => b.name === n)?.ended),
+      'everything ended',
+    );
+    const master = parse(text(await get(bridge, '/hls/live/demo/master.m3u8')));
+    expect(master.playlists!.map((p) => p.uri)).toEqual(['playlist.m3u8', '240p/playlist.m3u8']);
+    expect(bridge.broadcasts().map((b) => b.name)).toEqual(['live/demo', 'live/demo/240p']);
+  });
+
   it('numbers a late rung like its source: the same MSN, PROGRAM-DATE-TIME and boundaries for the same media', async () => {
     const { registry, bridge } = setup();
     const s = stage(registry, []);

@@ -409,3 +409,53 @@ export function wrapCodecs(
     },
   };
 }
+
+/**
+ * Codecs whose encoders wait `delayMs(frame)` ms before encoding (`frame` counts each encoder
+ * session's frames from 0; 0 ms: no wait): slow encoders for the overload tests.
+ */
+export function slowEncoders(inner: VideoCodecs, delayMs: (frame: number) => number): VideoCodecs {
+  return wrapCodecs(inner, {
+    encoder: (_config, make) => {
+      const encoder = make();
+      let frames = 0;
+      return {
+        encode: async (frame, options) => {
+          const ms = delayMs(frames);
+          frames += 1;
+          if (ms > 0) await new Promise<void>((resolve) => setTimeout(resolve, ms));
+          return encoder.encode(frame, options);
+        },
+        flush: () => encoder.flush(),
+        close: () => encoder.close(),
+      };
+    },
+  });
+}
+
+/** Codecs of `encoderFailingOnce` and the count of frames given to the failing rung's encoders. */
+export type FailingOnceCodecs = { codecs: VideoCodecs; encodes(): number };
+
+/**
+ * Codecs whose encoders of `height`-line rungs throw `injected encoder fault` once, at the `at`-th
+ * frame given to them (counted over every encoder session of that height).
+ */
+export function encoderFailingOnce(inner: VideoCodecs, height: number, at: number): FailingOnceCodecs {
+  let encodes = 0;
+  const codecs = wrapCodecs(inner, {
+    encoder: (config, make) => {
+      const encoder = make();
+      if (config.height !== height) return encoder;
+      return {
+        encode(frame, options) {
+          encodes += 1;
+          if (encodes === at) throw new Error('injected encoder fault');
+          return encoder.encode(frame, options);
+        },
+        flush: () => encoder.flush(),
+        close: () => encoder.close(),
+      };
+    },
+  });
+  return { codecs, encodes: () => encodes };
+}

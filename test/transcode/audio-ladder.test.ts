@@ -217,11 +217,13 @@ describe('audio ladder (real AAC and Opus codecs, ffprobe as judge)', () => {
 });
 
 describe('--transcode-audio and --transcode-audio-opus', () => {
-  it('default to passthrough and 64 kb/s; read the environment; refuse other values', () => {
+  it('default to the ladder and 64 kb/s; read the environment; refuse other values', () => {
     const none = () => '';
-    expect(parseServe([], {}, none)).toMatchObject({ transcodeAudio: 'passthrough', transcodeAudioOpusKbps: 64 });
-    expect(parseServe([], { LVQR_TRANSCODE_AUDIO: 'ladder', LVQR_TRANSCODE_AUDIO_OPUS: 'off' }, none)).toMatchObject({
-      transcodeAudio: 'ladder',
+    expect(parseServe([], {}, none)).toMatchObject({ transcodeAudio: 'ladder', transcodeAudioOpusKbps: 64 });
+    expect(
+      parseServe([], { LVQR_TRANSCODE_AUDIO: 'passthrough', LVQR_TRANSCODE_AUDIO_OPUS: 'off' }, none),
+    ).toMatchObject({
+      transcodeAudio: 'passthrough',
       transcodeAudioOpusKbps: undefined,
     });
     expect(parseServe(['--transcode-audio-opus', '48'], {}, none).transcodeAudioOpusKbps).toBe(48);
@@ -234,7 +236,7 @@ describe('--transcode-audio and --transcode-audio-opus', () => {
     const provider = await napiProvider();
     const audioCodecs = bindAudioWebCodecs(provider.codecs);
     const bytes = readFixture('720p30-nob-aac.mp4');
-    const run = async (argv: string[]) => {
+    const run = async (argv: string[], ladder: boolean) => {
       const config = parseServe([...argv, '--test-pattern', 'off'], {}, () => '');
       const service = createService({ config, audioCodecs });
       try {
@@ -243,7 +245,7 @@ describe('--transcode-audio and --transcode-audio-opus', () => {
           const res = await service.app.request('/api/v1/transcode');
           return (await res.json()) as { audio: { mode: string; renditions: Array<Record<string, unknown>> } };
         };
-        if (argv.length === 0) {
+        if (!ladder) {
           await waitFor(() => service.registry.get('live/s', '1.mp4') !== undefined, 'the source audio');
           return await status();
         }
@@ -261,9 +263,9 @@ describe('--transcode-audio and --transcode-audio-opus', () => {
         await service.close();
       }
     };
-    const passthrough = await run([]);
+    const passthrough = await run(['--transcode-audio', 'passthrough'], false);
     expect(passthrough.audio).toMatchObject({ mode: 'passthrough', renditions: [] });
-    const ladder = await run(['--transcode-audio', 'ladder', '--transcode-audio-opus', 'off']);
+    const ladder = await run(['--transcode-audio-opus', 'off'], true);
     expect(ladder.audio.mode).toBe('ladder');
     expect(ladder.audio.renditions.map((r) => [r['rendition'], r['codec'], r['bitrateKbps']])).toEqual([
       ['audio-aac-128k', 'mp4a.40.2', 128],
@@ -271,4 +273,64 @@ describe('--transcode-audio and --transcode-audio-opus', () => {
       ['audio-aac-64k', 'mp4a.40.2', 64],
     ]);
   }, 30_000);
+});
+
+describe('a source that restarts its stream', () => {
+  it('each audio rendition follows with a discontinuity where the source has it, and goes on', async () => {
+    const provider = await napiProvider();
+    const audioCodecs = bindAudioWebCodecs(provider.codecs);
+    const clip = readFixture('720p30-nob-aac.mp4');
+    const config = parseServe(
+      ['--test-pattern', 'off', '--transcode-rendition', '240p', '--ingest-grace', '0'],
+      {},
+      () => '',
+    );
+    const service = createService({ config, audioCodecs });
+    const playlist = async (file: string) => {
+      const res = await service.app.request(`/hls/live/again/${file}`);
+      return res.ok ? res.text() : '';
+    };
+    /** Media sequence numbers after which a discontinuity is listed, and the listed duration. */
+    const summary = (text: string) => {
+      let msn = Number(/^#EXT-X-MEDIA-SEQUENCE:(\d+)$/m.exec(text)?.[1] ?? Number.NaN);
+      const discontinuities: number[] = [];
+      let durationS = 0;
+      for (const line of text.split('\n')) {
+        if (line === '#EXT-X-DISCONTINUITY') discontinuities.push(msn);
+        else if (line.startsWith('#EXTINF:')) durationS += Number.parseFloat(line.slice(8));
+        else if (/^(audio-)?seg-\d+\.m4s$/.test(line)) msn += 1;
+      }
+      return { discontinuities, durationS };
+    };
+    try {
+      // The same 3 s clip twice on one connection: a new init, timestamps from 0 again.
+      await publish(
+        service.ingest,
+        'live/again',
+        [
+          { bytes: clip, durationS: 3 },
+          { bytes: clip, durationS: 3 },
+        ],
+        { speed: 2 },
+      );
+      const ended = (file: string) =>
+        waitFor(
+          async () => {
+            const text = await playlist(file);
+            return text.includes('#EXT-X-ENDLIST') ? text : undefined;
+          },
+          `${file} to end`,
+          { timeoutMs: 20_000 },
+        );
+      const source = summary(await ended('audio.m3u8'));
+      expect(source.discontinuities).toHaveLength(1);
+      for (const rendition of ['audio-aac-64k', 'audio-opus-64k']) {
+        const own = summary(await ended(`${rendition}/audio.m3u8`));
+        expect(own.discontinuities, rendition).toEqual(source.discontinuities);
+        expect(Math.abs(own.durationS - source.durationS), rendition).toBeLessThan(0.1);
+      }
+    } finally {
+      await service.close();
+    }
+  }, 40_000);
 });

@@ -88,6 +88,20 @@ export class AudioOutput {
     return payload.byteLength;
   }
 
+  /** Whether a packet at `pts` would not follow the last one published (a timeline that went back). */
+  precedes(pts: number): boolean {
+    return pts <= this.#lastPts;
+  }
+
+  /**
+   * A new timeline follows (the source restarted): the next `configure` publishes a new init even
+   * when it describes the same format, so players see a discontinuity, and timestamps may restart.
+   */
+  restart(): void {
+    this.#description = undefined;
+    this.#lastPts = -Infinity;
+  }
+
   /** Ends the output (ENDLIST downstream); a later `configure` starts a new one. */
   end(): void {
     this.#claim.release();

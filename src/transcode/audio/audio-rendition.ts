@@ -53,6 +53,10 @@ const MAX_FILL_S = 0.5;
 
 type Session = { encoder: AudioEncoderLike; clock: PacketClock; sampleRate: number; channels: number };
 
+/** Queue marker: the source's stream restarted (`AudioSink.newStream`). */
+const NEW_STREAM = 'new-stream';
+type QueueItem = { block: PcmBlock; meta: BlockMeta } | typeof NEW_STREAM;
+
 /** Interleaved frames `from`.. of `block`, as a new block starting `from` frames later. */
 function sliceBlock(block: PcmBlock, from: number): PcmBlock {
   return {
@@ -74,7 +78,7 @@ export class AudioRenditionTranscoder implements Transcoder, AudioSink {
   readonly #labels: { transcoder: string; rendition: string };
   #output: AudioOutput | undefined;
   #session: Session | undefined;
-  readonly #queue = new DrainQueue<{ block: PcmBlock; meta: BlockMeta }>((item) => this.#drainBlock(item));
+  readonly #queue = new DrainQueue<QueueItem>((item) => this.#drainItem(item));
   readonly #sourceFeed: SourceFeed<SharedAudioDecoder>;
   #state: 'starting' | 'running' | 'failed' | 'skipped' | 'ended' = 'starting';
   #skipReason: string | undefined;
@@ -140,10 +144,14 @@ export class AudioRenditionTranscoder implements Transcoder, AudioSink {
     this.#blocksIn += 1;
     const max = this.#options.maxQueuedBlocks ?? DEFAULT_MAX_QUEUED_BLOCKS;
     if (this.#queue.length >= max) {
-      this.#countDropped(this.#queue.remove(() => true).length);
+      this.#countDropped(this.#queue.remove((item) => item !== NEW_STREAM).length);
       this.#options.logger.warn('audio rendition behind; dropping its queue', { output: this.#output?.name });
     }
     this.#queue.push({ block, meta });
+  }
+
+  newStream(): void {
+    if (!this.#queue.stopped) this.#queue.push(NEW_STREAM);
   }
 
   stats(): TranscoderStats {
@@ -173,10 +181,19 @@ export class AudioRenditionTranscoder implements Transcoder, AudioSink {
     this.#options.metrics?.droppedFragments.inc(this.#labels, blocks);
   }
 
-  /** Encodes one queued block (a failure is recorded, never thrown into the queue). */
-  async #drainBlock(item: { block: PcmBlock; meta: BlockMeta }): Promise<void> {
+  /**
+   * Encodes one queued block, or at a new stream of the source ends the encoder session (its last
+   * packets are published) and restarts the output's timeline. A failure is recorded, never thrown
+   * into the queue.
+   */
+  async #drainItem(item: QueueItem): Promise<void> {
     try {
-      await this.#encodeBlock(item.block, item.meta);
+      if (item === NEW_STREAM) {
+        await this.#endSession();
+        this.#output?.restart();
+      } else {
+        await this.#encodeBlock(item.block, item.meta);
+      }
     } catch (error) {
       this.#lastError = errorMessage(error);
     }
@@ -223,6 +240,9 @@ export class AudioRenditionTranscoder implements Transcoder, AudioSink {
         block = sliceBlock(block, lead);
         at += lead;
       }
+      // A timeline that went back without a new init (e.g. the source's own clock jumped back)
+      // is a new stream too: published as-is, its packets would be dropped as out of order.
+      if (this.#output?.precedes(at) === true) this.#output.restart();
       session = this.#startSession(block, at);
       if (session === undefined) {
         this.#countDropped(1);

@@ -35,6 +35,11 @@ export type BlockMeta = {
 export interface AudioSink {
   /** A decoded block, shared by every rendition (never mutate `block.data`). */
   enqueue(block: PcmBlock, meta: BlockMeta): void;
+  /**
+   * The source's stream restarted with a new init (a publisher restart, a format change): the
+   * blocks after this call begin a new timeline, which may start earlier than the last one.
+   */
+  newStream(): void;
 }
 
 /** Tunables and services of a shared audio decoder. */
@@ -114,7 +119,10 @@ export class SharedAudioDecoder {
     return this.#tasks.submitOnce(fragment.dts, fragment, () => this.#decodeFragment(fragment));
   }
 
-  /** Switches to a new init once (flushing the old stream first); later calls for it are no-ops. */
+  /**
+   * Switches to a new init once (flushing the old stream first, then telling every rendition that
+   * a new stream begins); later calls for it are no-ops.
+   */
   reconfigure(meta: FragmentMeta): Promise<void> {
     if (meta.initSegment === this.#init || this.#closed) return this.#tasks.tail;
     this.#tasks.restartTimestamps();
@@ -122,6 +130,7 @@ export class SharedAudioDecoder {
       await this.#flushDecoder();
       this.#closeDecoder();
       this.#configure(meta);
+      for (const sink of this.#sinks) sink.newStream();
     });
   }
 

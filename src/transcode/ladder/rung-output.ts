@@ -100,6 +100,12 @@ export class RungOutput {
     this.#avcC = undefined;
   }
 
+  /** Ends the output and withdraws what it published (nothing of it stays served); a later chunk starts a new one. */
+  withdraw(): void {
+    this.#claim.withdraw();
+    this.#avcC = undefined;
+  }
+
   #publishInit(plan: PlannedRung, timescale: number, frameDuration: number, frameRate: number | undefined): void {
     const avcC = this.#avcC!;
     const init = buildVideoInitSegment({

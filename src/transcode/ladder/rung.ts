@@ -6,10 +6,13 @@
  * Back-pressure: `onFragment` waits while the queue is above half its bound; a queue that reaches
  * the bound drops whole GOPs (resumes at the next forced keyframe) and counts them.
  *
- * Bypass: a rung planned at exactly the source's size is encoded from the first keyframe, but its
- * output is held back until the source's first whole GOP tells the source's bitrate. At or below
- * the rung's bitrate the rung is bypassed (the encoder closes, nothing of it is published: the
- * source variant serves that size); above it, the held output is published and the rung goes on.
+ * Bypass: a rung planned at exactly the source's size is encoded and published from the first
+ * keyframe while the source's first whole GOP tells the source's bitrate. At or below the rung's
+ * bitrate the rung is bypassed: its output is withdrawn (the HLS layer stops serving it at once),
+ * the encoder closes, and the source variant serves that size; above it, the rung goes on. The
+ * decision comes before the rung's second forced keyframe is encoded (from the GOP so far, when the
+ * source's GOP is longer), and the rung's first segment can only complete at that keyframe: the
+ * master playlist, which lists a rung once it has a complete segment, never lists a bypassed one.
  */
 
 import { Backoff } from '../../core/backoff.ts';
@@ -62,8 +65,10 @@ export class RungTranscoder implements Transcoder, RungSink {
   #needKey = true;
   #inFlight = new Map<number, FrameMeta>();
   #state: 'starting' | 'running' | 'failed' | 'skipped' | 'bypassed' | 'ended' = 'starting';
-  /** Output held back while the bypass rule waits for the source's bitrate (a source-sized plan). */
-  #held: Array<{ chunk: EncodedChunk; meta: FrameMeta }> | undefined;
+  /** The bypass rule waits for the source's bitrate (a source-sized plan, published meanwhile). */
+  #bypassPending = false;
+  /** Forced keyframes the pending bypass rule has seen reach the encoder. */
+  #pendingKeys = 0;
   /** The plan the bypass rule left to the source variant (its frames are not queued). */
   #bypassedPlan: PlannedRung | undefined;
   /** What encodes this rung's current session, when it differs from `codecs.backend` (a fallback). */
@@ -234,7 +239,8 @@ export class RungTranscoder implements Transcoder, RungSink {
 
   #replan(video: SourceVideo): void {
     const planned = planRung(video, this.rendition);
-    this.#held = undefined;
+    this.#bypassPending = false;
+    this.#pendingKeys = 0;
     this.#bypassedPlan = undefined;
     if (typeof planned === 'string') {
       this.#plan = undefined;
@@ -245,34 +251,32 @@ export class RungTranscoder implements Transcoder, RungSink {
       this.#skipReason = undefined;
       if (this.#state === 'skipped' || this.#state === 'bypassed' || this.#state === 'starting')
         this.#state = 'running';
-      if (matchesSource(planned, video)) this.#held = [];
+      this.#bypassPending = matchesSource(planned, video);
     }
   }
 
   /**
    * The bypass rule, while a source-sized plan waits: decides once the source's first whole GOP
-   * is measured, or after `BYPASS_DECISION_MAX_S` of it, or (`final`) when the session ends.
+   * is measured, or after `BYPASS_DECISION_MAX_S` of it, or (`now`) at once from the GOP so far:
+   * before the rung's second forced keyframe (which may complete the rung's first segment), at a
+   * pause, a format change or the end. A bypassed rung's output is withdrawn.
    */
-  async #decideBypass(final: boolean): Promise<void> {
-    const held = this.#held;
+  async #decideBypass(now: boolean): Promise<void> {
     const plan = this.#plan;
     const source = this.#sourceFeed.source;
-    if (held === undefined || plan === undefined || source === undefined) return;
+    if (!this.#bypassPending || plan === undefined || source === undefined) return;
     const { bitrate } = source;
     let sourceBps = bitrate.bps;
-    if (sourceBps === undefined && (final || bitrate.seconds >= BYPASS_DECISION_MAX_S))
-      sourceBps = bitrate.partialBps();
-    if (sourceBps === undefined && !final) return;
-    this.#held = undefined;
+    if (sourceBps === undefined && (now || bitrate.seconds >= BYPASS_DECISION_MAX_S)) sourceBps = bitrate.partialBps();
+    if (sourceBps === undefined && !now) return;
+    this.#bypassPending = false;
     const reason = bypassReason(plan, source.video, sourceBps);
-    if (reason === undefined) {
-      for (const { chunk, meta } of held) this.#publishChunk(chunk, meta);
-      return;
-    }
+    if (reason === undefined) return;
     this.#bypassedPlan = plan;
     this.#skipReason = reason;
     this.#state = 'bypassed';
     this.#options.logger.info('rung bypassed', { output: this.#output?.name, reason });
+    this.#output?.withdraw();
     await this.#closeEncoder(false);
   }
 
@@ -280,6 +284,7 @@ export class RungTranscoder implements Transcoder, RungSink {
   async #drainItem(item: QueueItem): Promise<void> {
     if ('suspend' in item) {
       // Paused: free the encoder; the next session starts at a forced keyframe after resuming.
+      await this.#decideBypass(true);
       this.countDropped(this.#inFlight.size);
       await this.#closeEncoder(false);
       this.#needKey = true;
@@ -315,7 +320,9 @@ export class RungTranscoder implements Transcoder, RungSink {
   }
 
   async #encode({ frame, meta }: QueuedFrame): Promise<void> {
-    await this.#decideBypass(false);
+    // A rung keyframe after its first may complete the rung's first segment: the rule decides before.
+    if (this.#bypassPending && meta.forceKey) this.#pendingKeys += 1;
+    await this.#decideBypass(this.#pendingKeys > 1);
     if (this.#plan !== undefined && this.#plan === this.#bypassedPlan) return;
     const source = this.#sourceFeed.source;
     // A new session takes its frame rate from the source: wait until a few samples tell it.
@@ -376,8 +383,7 @@ export class RungTranscoder implements Transcoder, RungSink {
     if (meta === undefined) return;
     this.#inFlight.delete(chunk.timestampUs);
     this.#load.noteOutput();
-    if (this.#held !== undefined) this.#held.push({ chunk, meta });
-    else this.#publishChunk(chunk, meta);
+    this.#publishChunk(chunk, meta);
   }
 
   #publishChunk(chunk: EncodedChunk, meta: FrameMeta): void {

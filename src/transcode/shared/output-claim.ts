@@ -74,10 +74,23 @@ export class OutputClaim {
 
   /** Lets go of the name (ENDLIST downstream when the registry still holds our broadcaster). */
   release(): void {
+    this.#letGo(false);
+  }
+
+  /**
+   * Lets go of the name and withdraws what was published under it: downstream drops it instead of
+   * ending it (the HLS layer stops serving it at once).
+   */
+  withdraw(): void {
+    this.#letGo(true);
+  }
+
+  #letGo(withdraw: boolean): void {
     const registry = this.#options.registry;
-    if (this.#output !== undefined && registry.get(this.name, this.#track) === this.#output) {
-      registry.remove(this.name, this.#track);
-    }
+    const output = this.#output;
     this.#output = undefined;
+    if (output === undefined || registry.get(this.name, this.#track) !== output) return;
+    if (withdraw) output.withdraw();
+    registry.remove(this.name, this.#track);
   }
 }

@@ -1,0 +1,99 @@
+/**
+ * A rung the bypass rule leaves to its source, in a cluster: the transcode node publishes the
+ * source-sized rung from its first frame while it measures the source, then withdraws it. The edge,
+ * which mirrored that rung for its players, must drop its copy at once (404, gone from its
+ * broadcast list), as a single node does, instead of ending it and serving its first GOP for the
+ * linger time.
+ */
+
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type RunningNats, startNats } from '../../testkit/nats.ts';
+import { getJson, type RunningServer } from '../../testkit/server.ts';
+import { type Proc, run } from '../e2e/helpers.ts';
+import { waitFor } from '../support/wait.ts';
+import { startNode } from './nodes.ts';
+
+const BROADCAST = 'live/cb';
+
+let nats: RunningNats;
+let ingest: RunningServer;
+let worker: RunningServer;
+let edge: RunningServer;
+let publisher: Proc | undefined;
+
+beforeAll(async () => {
+  nats = await startNats();
+  [ingest, worker, edge] = await Promise.all([
+    startNode('A', 'ingest', nats.url),
+    startNode('B', 'transcode', nats.url, ['--transcode-rendition', '720p,240p', '--transcode-audio', 'passthrough']),
+    startNode('C', 'edge', nats.url, ['--edge-idle', '600']),
+  ]);
+}, 120_000);
+
+afterAll(async () => {
+  publisher?.kill();
+  await Promise.all([ingest, worker, edge].map((n) => n?.stop()));
+  await nats?.stop();
+});
+
+/** Names of the broadcasts a node holds locally. */
+async function localBroadcasts(node: RunningServer): Promise<string[]> {
+  const api = await getJson<{ broadcasts: Array<{ name: string }> }>(`${node.url}/api/v1/broadcasts`);
+  return api.broadcasts.map((b) => b.name);
+}
+
+describe('a bypassed rung in a cluster', () => {
+  it('the edge drops its copy of the rung as soon as the transcode node withdraws it', async () => {
+    const rung = `${BROADCAST}/720p`;
+    // A player asks the edge first, so it mirrors the broadcast, rungs included, from the start.
+    const master = `${edge.url}/hls/${BROADCAST}/master.m3u8`;
+    let edgeHadRung = false;
+    let asking = true;
+    const asker = (async () => {
+      while (asking) {
+        await fetch(master).catch(() => undefined);
+        const names: string[] = await localBroadcasts(edge).catch(() => []);
+        if (names.includes(rung)) edgeHadRung = true;
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+    })();
+    // Long enough to stay live through the checks on a loaded machine. A live 1280x720 encoder far below the 720p rung's 2500 kb/s, with a 5 s GOP: the rule decides
+    // about 2 s in (before the rung's second forced keyframe), while the edge already has the rung.
+    publisher = run('ffmpeg', [
+      ...['-nostdin', '-v', 'error', '-re', '-f', 'lavfi', '-i', 'testsrc2=size=1280x720:rate=30'],
+      ...['-t', '40', '-c:v', 'libx264', '-preset', 'ultrafast', '-tune', 'zerolatency', '-threads', '1'],
+      ...['-pix_fmt', 'yuv420p', '-g', '150', '-keyint_min', '150', '-sc_threshold', '0', '-b:v', '600k'],
+      ...['-f', 'mp4', '-movflags', 'frag_every_frame+empty_moov+default_base_moof'],
+      `${ingest.url}/ingest/${BROADCAST}`,
+    ]);
+    try {
+      await waitFor(
+        async () => {
+          const api = await getJson<{ sources: Array<{ broadcast: string; rungs: Array<Record<string, unknown>> }> }>(
+            `${worker.url}/api/v1/transcode`,
+          );
+          const rungs = api.sources.find((s) => s.broadcast === BROADCAST)?.rungs ?? [];
+          return rungs.find((r) => r['rendition'] === '720p')?.['state'] === 'bypassed';
+        },
+        'the transcode node to bypass the 720p rung',
+        { timeoutMs: 30_000, intervalMs: 50 },
+      );
+      expect(edgeHadRung, 'the edge mirrored the rung before it was bypassed').toBe(true);
+      // Ended instead, the rung would stay listed and served (with ENDLIST) for the linger time.
+      await waitFor(
+        async () =>
+          !(await localBroadcasts(edge)).includes(rung) &&
+          (await fetch(`${edge.url}/hls/${rung}/playlist.m3u8`)).status === 404,
+        "the edge to drop the bypassed rung's copy",
+        { timeoutMs: 5000, intervalMs: 50 },
+      );
+      // The source and the other rung go on at the edge.
+      const names = await localBroadcasts(edge);
+      expect(names).toContain(BROADCAST);
+      expect(names).toContain(`${BROADCAST}/240p`);
+    } finally {
+      asking = false;
+      await asker;
+    }
+  }, 90_000);
+});
