@@ -205,6 +205,7 @@ export class ClusterBridge {
       maxBodyBytes: o.maxBodyBytes,
       limits: o.limits,
       segments: broadcaster.origin.kind === 'ingest' && track === VIDEO_TRACK ? o.segments : undefined,
+      numbering: o.directory.numbering,
       logger: o.logger,
     });
     this.#publishers.set(key, publisher);

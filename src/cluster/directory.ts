@@ -1,15 +1,22 @@
 /**
  * The cluster's directory in JetStream KV: live nodes, broadcast names (each held by one ingest
- * node), tracks (producer, origin, codec, stream) and ladder leases. Every bucket lives in memory
- * and bounds each entry's life, so what a dead node wrote goes away by itself; a live node keeps
- * its entries by writing them again (its heartbeat).
+ * node), tracks (producer, origin, codec, stream), ladder leases, and each source video's last
+ * segment number. Every bucket lives in memory and bounds each entry's life, so what a dead node
+ * wrote goes away by itself; a live node keeps its entries by writing them again (its heartbeat).
  */
 
 import { DiscardPolicy, type JetStreamManager, RetentionPolicy, StorageType } from '@nats-io/jetstream';
 import { type KV, Kvm } from '@nats-io/kv';
 import { type NatsConnection, nanos } from '@nats-io/transport-node';
 import type { BroadcastOrigin } from '../fragment/broadcaster.ts';
-import { BROADCASTS_BUCKET, LEASES_BUCKET, NODES_BUCKET, TRACKS_BUCKET, type TrackSubjects } from './names.ts';
+import {
+  BROADCASTS_BUCKET,
+  LEASES_BUCKET,
+  NODES_BUCKET,
+  NUMBERING_BUCKET,
+  TRACKS_BUCKET,
+  type TrackSubjects,
+} from './names.ts';
 
 /** One track in the directory. */
 export type TrackEntry = {
@@ -46,6 +53,15 @@ export type NodeEntry = {
   readonly broadcasts?: readonly string[];
 };
 
+/**
+ * The last LL-HLS segment a source video's producer marked (segment-marker.ts): whichever ingest
+ * node publishes the name next goes on after it, as the edges that kept the broadcast do.
+ */
+export type NumberingEntry = { readonly msn: number; readonly discontinuitySequence: number };
+
+/** How long a name's numbering is remembered after its last segment: a day. */
+export const NUMBERING_TTL_MS = 24 * 3600 * 1000;
+
 /** One claim on a name or a ladder: the node holding it. */
 export type ClaimEntry = { readonly node: string; readonly sinceMs: number };
 
@@ -70,23 +86,30 @@ export type DirectoryTiming = {
 /** Default timing: a dead node's ladders and names are free within 3 s, its other entries within 6 s. */
 export const DEFAULT_TIMING: DirectoryTiming = { entryTtlMs: 6_000, leaseTtlMs: 3_000, heartbeatMs: 1_000 };
 
-/** The four buckets. */
-export type Directory = { readonly nodes: KV; readonly broadcasts: KV; readonly tracks: KV; readonly leases: KV };
+/** The buckets. */
+export type Directory = {
+  readonly nodes: KV;
+  readonly broadcasts: KV;
+  readonly tracks: KV;
+  readonly leases: KV;
+  readonly numbering: KV;
+};
 
 /** Opens (creating where needed) the directory's buckets. */
 export async function openDirectory(nc: NatsConnection, timing: DirectoryTiming): Promise<Directory> {
   const kvm = new Kvm(nc);
   const open = (bucket: string, ttl: number): Promise<KV> =>
     kvm.create(bucket, { ttl, history: 1, storage: StorageType.Memory });
-  const [nodes, broadcasts, tracks, leases] = await Promise.all([
+  const [nodes, broadcasts, tracks, leases, numbering] = await Promise.all([
     open(NODES_BUCKET, timing.entryTtlMs),
     // A dead ingest node's names are free as soon as its leases would be: its publisher may
     // reconnect to another ingest node before edges let go of the broadcast.
     open(BROADCASTS_BUCKET, timing.leaseTtlMs),
     open(TRACKS_BUCKET, timing.entryTtlMs),
     open(LEASES_BUCKET, timing.leaseTtlMs),
+    open(NUMBERING_BUCKET, NUMBERING_TTL_MS),
   ]);
-  return { nodes, broadcasts, tracks, leases };
+  return { nodes, broadcasts, tracks, leases, numbering };
 }
 
 /** Creates the track's memory stream, or brings an existing one to these bounds. */

@@ -11,6 +11,8 @@ export const BROADCASTS_BUCKET = 'lvqr_broadcasts';
 export const TRACKS_BUCKET = 'lvqr_tracks';
 /** The KV bucket of ladder leases: which transcode node runs each source's ladder. */
 export const LEASES_BUCKET = 'lvqr_leases';
+/** The KV bucket of each source video's last LL-HLS segment number (a new ingest node goes on from it). */
+export const NUMBERING_BUCKET = 'lvqr_numbering';
 
 const KEPT = /^[A-Za-z0-9-]$/;
 

@@ -45,6 +45,19 @@ export class SegmentMarker {
     this.#partTargetS = targets.partTargetMs / 1000;
   }
 
+  /**
+   * Goes on after `last`, the last segment an earlier producer of the track marked (a new ingest
+   * node after a failover, a republished name): the next segment is the one after it, on a new
+   * timeline, as on an edge that kept the track.
+   */
+  continueFrom(last: { readonly msn: number; readonly discontinuitySequence: number }): void {
+    if (this.#hasHistory) return;
+    this.#nextMsn = last.msn + 1;
+    this.#discSeq = last.discontinuitySequence;
+    this.#hasHistory = true;
+    this.#breakTimeline();
+  }
+
   /** The track's init changed: the next keyframe starts a new timeline. */
   newInit(): void {
     this.#breakTimeline();

@@ -2,7 +2,10 @@
  * `TrackPublisher`: sends one local track to the cluster. It reads the local broadcaster through
  * an ordinary bounded subscription (so a publisher that falls behind drops whole GOPs, as any
  * reader does), writes each fragment into the track's memory stream, and keeps the track's
- * directory entry (codec, origin, producer) in KV, refreshed while the track lives.
+ * directory entry (codec, origin, producer) in KV, refreshed while the track lives. A source's
+ * video also marks where the edges' segments start (segment-marker.ts), going on from the last
+ * segment an earlier producer of the name marked (the numbering bucket, and the stream's newest
+ * keyframe), so an edge that joins after an ingest failover numbers alike with one that was there.
  */
 
 import type { JetStreamClient, JetStreamManager, PubAck } from '@nats-io/jetstream';
@@ -11,10 +14,10 @@ import { errorMessage } from '../core/errors.ts';
 import type { Logger } from '../core/log.ts';
 import type { FragmentBroadcaster } from '../fragment/broadcaster.ts';
 import { type Fragment, VIDEO_TRACK } from '../fragment/fragment.ts';
-import { ensureTrackStream, type TrackEntry, type TrackLimits } from './directory.ts';
+import { ensureTrackStream, type NumberingEntry, parseEntry, type TrackEntry, type TrackLimits } from './directory.ts';
 import { trackKey, trackSubjects } from './names.ts';
 import { type SegmentMark, SegmentMarker, type SegmentTargets } from './segment-marker.ts';
-import { encodeFragment, type WireMeta } from './wire.ts';
+import { encodeFragment, segmentMarkOf, type WireMeta } from './wire.ts';
 
 /** Publishes awaiting their acknowledgement at most; the next one waits for the oldest. */
 const MAX_IN_FLIGHT = 64;
@@ -40,6 +43,8 @@ export type TrackPublisherOptions = {
   readonly limits: TrackLimits;
   /** For a source's video: the edges' segment targets, to mark where their segments start (`SegmentMarker`). */
   readonly segments?: SegmentTargets | undefined;
+  /** With `segments`: the bucket of each source video's last marked segment (`NumberingEntry`). */
+  readonly numbering?: KV | undefined;
   readonly logger: Logger;
 };
 
@@ -60,6 +65,10 @@ export class TrackPublisher {
   #failed = 0;
   #handOver = false;
   #done: Promise<void> | undefined;
+  /** The newest mark not yet written to the numbering bucket, and whether a write is on its way. */
+  #markToWrite: SegmentMark | undefined;
+  #writingMark = false;
+  #markWriteFailures = 0;
 
   /** A publisher of `options.broadcaster`; call `start()`. */
   constructor(options: TrackPublisherOptions) {
@@ -138,6 +147,10 @@ export class TrackPublisher {
       // skip or a lost publish, video waits for its next keyframe.
       let needSync = true;
       const marker = o.segments === undefined ? undefined : new SegmentMarker(o.segments);
+      if (marker !== undefined) {
+        const last = await this.#lastMark(subjects);
+        if (last !== undefined) marker.continueFrom(last);
+      }
       // A failed publish may mean the stream is gone (NATS restarted: memory streams are lost):
       // it is created again before the next publish, at most once a second.
       let streamCheckedMs = Date.now();
@@ -179,6 +192,7 @@ export class TrackPublisher {
           });
         }
         const mark = marker?.mark(fragment, sub.meta.timescale);
+        if (mark !== undefined) this.#writeMark(mark);
         inFlight.push(...this.#publish(subjects, fragment, sync ? meta : undefined, lost, mark));
         while (inFlight.length > MAX_IN_FLIGHT) await inFlight.shift();
       }
@@ -214,6 +228,59 @@ export class TrackPublisher {
         return undefined;
       }),
     );
+  }
+
+  /**
+   * The last segment an earlier producer of this source video marked: the later of the numbering
+   * bucket's entry and the mark on the stream's newest keyframe (the bucket is written just after
+   * the keyframe is published, so a producer that died in between left only the latter).
+   */
+  async #lastMark(subjects: ReturnType<typeof trackSubjects>): Promise<NumberingEntry | undefined> {
+    const o = this.#o;
+    const [stored, newest] = await Promise.all([
+      o.numbering
+        ?.get(this.#key)
+        .then((e) => (e === null || e.operation !== 'PUT' ? undefined : parseEntry<NumberingEntry>(e.value)))
+        .catch(() => undefined),
+      o.jsm.streams
+        .getMessage(subjects.stream, { last_by_subj: subjects.sync })
+        .then((m) => (m === null ? undefined : segmentMarkOf(m.header)))
+        .catch(() => undefined),
+    ]);
+    const valid = (e: NumberingEntry | undefined): e is NumberingEntry =>
+      e !== undefined && Number.isInteger(e.msn) && e.msn >= 0 && Number.isInteger(e.discontinuitySequence);
+    const found = [stored, newest].filter(valid);
+    if (found.length === 0) return undefined;
+    return found.reduce((a, b) => (b.msn > a.msn ? b : a));
+  }
+
+  /** Writes `mark` as the name's last segment (the newest one only, one write at a time). */
+  #writeMark(mark: SegmentMark): void {
+    const bucket = this.#o.numbering;
+    if (bucket === undefined) return;
+    this.#markToWrite = mark;
+    if (this.#writingMark) return;
+    this.#writingMark = true;
+    void (async () => {
+      while (this.#markToWrite !== undefined) {
+        const { msn, discontinuitySequence } = this.#markToWrite;
+        this.#markToWrite = undefined;
+        const entry: NumberingEntry = { msn, discontinuitySequence };
+        try {
+          await bucket.put(this.#key, JSON.stringify(entry));
+        } catch (error) {
+          this.#markWriteFailures += 1;
+          if (this.#markWriteFailures === 1 || this.#markWriteFailures % 100 === 0) {
+            this.#o.logger.warn('cluster segment numbering not written', {
+              broadcast: this.#o.broadcast,
+              failures: this.#markWriteFailures,
+              error: errorMessage(error),
+            });
+          }
+        }
+      }
+      this.#writingMark = false;
+    })();
   }
 
   async #putEntry(meta: WireMeta): Promise<void> {

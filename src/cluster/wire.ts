@@ -52,6 +52,12 @@ function decodeMark(text: string): SegmentMark | undefined {
   return { ...numbering, dateAnchor: { dateMs: dateMs!, timeS: timeS! } };
 }
 
+/** The segment mark a message carries (a keyframe that starts a segment), or undefined. */
+export function segmentMarkOf(h: MsgHdrs | undefined): SegmentMark | undefined {
+  const text = h?.get(H_SEGMENT) ?? '';
+  return text === '' ? undefined : decodeMark(text);
+}
+
 function flagsText(f: Fragment['flags']): string {
   return `${f.keyframe ? 1 : 0}${f.independent ? 1 : 0}${f.discardable ? 1 : 0}`;
 }

@@ -75,6 +75,7 @@ export type HlsTrackSummary = {
   readonly lastMsn: number | undefined;
   readonly lastPart: number | undefined;
   readonly discontinuitySequence: number;
+  /** The current init's id (`init-<id>.mp4`, a hash of its bytes: init-id.ts). */
   readonly initVersion: number | undefined;
   readonly ended: boolean;
   /** Fragments appended, dropped (before an init / keyframe), lag gaps seen. */

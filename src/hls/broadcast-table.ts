@@ -232,7 +232,6 @@ export class BroadcastTable {
       start = {
         nextMsn: numbering.msn,
         discontinuitySequence: numbering.discontinuitySequence,
-        nextInitVersion: 1,
         ...(numbering.dateAnchor === undefined ? {} : { dateAnchor: numbering.dateAnchor }),
       };
     }

@@ -8,10 +8,11 @@
  * segments and parts. The Hono server is a thin adapter over `handle`.
  *
  * URLs under `/hls/<broadcast>/`: `master.m3u8`, `playlist.m3u8`, `audio.m3u8`, `init.mp4` /
- * `audio-init.mp4` (the current init, revalidated), `init-<v>.mp4` / `audio-init-<v>.mp4` (each init
- * version, immutable; what EXT-X-MAP points at), `seg-<msn>.m4s`, `part-<msn>-<i>.m4s` and their
- * `audio-` forms (immutable). A republished name continues its numbering, so no immutable URL is
- * ever re-used with other bytes (numbering of freed names is remembered for 4096 tracks).
+ * `audio-init.mp4` (the current init, revalidated), `init-<id>.mp4` / `audio-init-<id>.mp4` (each
+ * init by a hash of its bytes, immutable, named alike on every node; what EXT-X-MAP points at),
+ * `seg-<msn>.m4s`, `part-<msn>-<i>.m4s` and their `audio-` forms (immutable). A republished name
+ * continues its numbering, so no immutable URL is ever re-used with other bytes (numbering of
+ * freed names is remembered for 4096 tracks).
  *
  * Back-pressure and memory: packaging is synchronous per fragment and never blocks the producer
  * (the registry's bounded subscriber queue absorbs bursts; a lag gap closes the part in progress).

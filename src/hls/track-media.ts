@@ -22,7 +22,7 @@ export interface GroupTiming {
   touch(): void;
 }
 
-/** One init segment version of a track (`init-<version>.mp4`). */
+/** One init segment of a track (`init-<version>.mp4`, `version` its content id: init-id.ts). */
 export type InitVersion = {
   readonly version: number;
   readonly bytes: Uint8Array;
@@ -76,7 +76,6 @@ export type DateAnchor = { readonly dateMs: number; readonly timeS: number };
 export type TrackCursor = {
   readonly nextMsn: number;
   readonly discontinuitySequence: number;
-  readonly nextInitVersion: number;
   /** Where the first timeline's PROGRAM-DATE-TIMEs are counted from (a cluster producer's), when given. */
   readonly dateAnchor?: DateAnchor;
 };

@@ -10,6 +10,7 @@ import { sameBytes } from '../core/bytes.ts';
 import type { Fragment, FragmentMeta } from '../fragment/fragment.ts';
 import { type Bitrate, measureBitrate } from './bitrate.ts';
 import type { LeaderSegment } from './gap-fill.ts';
+import { initId } from './init-id.ts';
 import { LeaderFollower } from './leader-follower.ts';
 import { SegmentBuilder } from './segment-builder.ts';
 import { SegmentStore } from './segment-store.ts';
@@ -94,7 +95,6 @@ export class TrackWindow {
   #firstSeenMs: number | undefined;
   readonly #now: () => number;
   #init: InitVersion | undefined;
-  #nextInitVersion: number;
   /** Where the first timeline's PROGRAM-DATE-TIMEs are counted from, when the start cursor gives it. */
   readonly #dateAnchor: DateAnchor | undefined;
   #lastDts: number | undefined;
@@ -117,7 +117,6 @@ export class TrackWindow {
     this.#group = options.group;
     this.#store = new SegmentStore(options.dvrWindowMs / 1000, options.group);
     this.#warn = options.onWarning ?? (() => {});
-    this.#nextInitVersion = options.start?.nextInitVersion ?? 1;
     this.#dateAnchor = options.start?.dateAnchor;
     const init = (): InitVersion | undefined => this.#init;
     this.#startAtLeader = options.startAtLeader === true;
@@ -179,7 +178,7 @@ export class TrackWindow {
 
   /** Numbering a successor of this window continues from. */
   cursor(): TrackCursor {
-    return { ...this.#builder.numbering(), nextInitVersion: this.#nextInitVersion };
+    return this.#builder.numbering();
   }
 
   /** Applies a new meta: a new init version when the bytes differ; a discontinuity once media was seen. */
@@ -202,13 +201,12 @@ export class TrackWindow {
       !sameBytes(this.#init.bytes, initSegment)
     ) {
       this.#init = {
-        version: this.#nextInitVersion,
+        version: initId(initSegment, meta.timescale),
         bytes: initSegment,
         codec: meta.codec,
         timescale: meta.timescale,
         meta,
       };
-      this.#nextInitVersion += 1;
       this.#store.addInit(this.#init, this.#builder.open);
     }
     this.#changed();
@@ -575,6 +573,8 @@ export class TrackWindow {
 
   /** Closes the media so far; the next segment carries EXT-X-DISCONTINUITY. */
   #breakTimeline(): void {
+    // Audio held for this timeline's media gets no more of it: listed now, cut at its boundaries.
+    for (const follower of this.#holding) follower.#releaseHeld(true);
     this.#builder.breakTimeline();
     this.#lastDts = undefined;
     this.#lastEndDts = undefined;

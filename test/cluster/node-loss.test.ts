@@ -2,8 +2,9 @@
  * Losing an ingest node or an edge, with real processes: nats-server, ingest nodes A1 and A2,
  * transcode node B, edges C1 and C2. ffmpeg publishes to A1; A1 is killed with SIGKILL and the
  * publisher comes back on A2: the edges' playlists of the source and its rung go on (rising media
- * sequence numbers, a discontinuity for the new publisher's stream). Then edge C1 is killed: a
- * player on C2 notices nothing and decodes to the end.
+ * sequence numbers, a discontinuity for the new publisher's stream), and edge C3, first asked
+ * after the failover, lists the same segments as C2, which was there before it. Then edge C1 is
+ * killed: a player on C2 notices nothing and decodes to the end.
  */
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -18,8 +19,9 @@ import {
   type Proc,
   waitForMasterListing,
 } from '../e2e/helpers.ts';
+import { expectSameSegments, segmentsOf } from '../support/segments.ts';
 import { waitFor } from '../support/wait.ts';
-import { type PlaylistSummary, playlistSummary, startNode } from './nodes.ts';
+import { endedPlaylist, type PlaylistSummary, playlistSummary, startNode } from './nodes.ts';
 
 const FIXTURE = '360p30.mp4';
 const BROADCAST = 'live/nl';
@@ -30,22 +32,24 @@ let ingest2: RunningServer;
 let worker: RunningServer;
 let edge1: RunningServer;
 let edge2: RunningServer;
+let lateEdge: RunningServer;
 const procs: Proc[] = [];
 
 beforeAll(async () => {
   nats = await startNats();
-  [ingest1, ingest2, worker, edge1, edge2] = await Promise.all([
+  [ingest1, ingest2, worker, edge1, edge2, lateEdge] = await Promise.all([
     startNode('A1', 'ingest', nats.url),
     startNode('A2', 'ingest', nats.url, ['--ingest-grace', '1']),
     startNode('B', 'transcode', nats.url, ['--transcode-rendition', '240p', '--transcode-overload', 'off']),
     startNode('C1', 'edge', nats.url),
     startNode('C2', 'edge', nats.url),
+    startNode('C3', 'edge', nats.url),
   ]);
 }, 120_000);
 
 afterAll(async () => {
   for (const p of procs) p.kill();
-  await Promise.all([ingest1, ingest2, worker, edge1, edge2].map((n) => n?.stop()));
+  await Promise.all([ingest1, ingest2, worker, edge1, edge2, lateEdge].map((n) => n?.stop()));
   await nats?.stop();
 });
 
@@ -109,6 +113,15 @@ describe('an ingest node or an edge dies', () => {
     const [s1, r1, s2, r2] = await Promise.all(urls.map(playlistState));
     expect(Math.abs(s1!.lastMsn - s2!.lastMsn)).toBeLessThanOrEqual(1);
     expect(Math.abs(r1!.lastMsn - r2!.lastMsn)).toBeLessThanOrEqual(1);
+    // C3 mirrors the broadcast from this first request on, after the failover (compared at the end);
+    // a player keeps asking it to the end.
+    await fetch(`${lateEdge.url}/hls/${BROADCAST}/master.m3u8`);
+    const lateSource = `${lateEdge.url}/hls/${BROADCAST}/playlist.m3u8`;
+    await waitFor(async () => (await getText(lateSource)) !== undefined, 'C3 to list the source', {
+      timeoutMs: 10_000,
+      intervalMs: 100,
+    });
+    procs.push(ffmpegDecodeLive(lateSource));
   });
 
   it('edge killed: a player on the other edge notices nothing and decodes to the end', async () => {
@@ -128,5 +141,16 @@ describe('an ingest node or an edge dies', () => {
     expect(await player.exited, player.output()).toBe(0);
     expect(decodeErrorLines(player.output())).toEqual([]);
     expect(decodedFrames(player.output())).toBeGreaterThan(150);
+  });
+
+  it('the edge first asked after the ingest failover lists the same segments as one that was there before: numbers, discontinuities, dates, parts', async () => {
+    for (const file of ['playlist.m3u8', 'audio.m3u8', '240p/playlist.m3u8']) {
+      const [early, later] = await Promise.all(
+        [edge2, lateEdge].map((e) => endedPlaylist(`${e.url}/hls/${BROADCAST}/${file}`)),
+      );
+      expectSameSegments(file, early!, later!);
+      // C3 started after the discontinuity: its numbers go on from the first ingest node's.
+      expect(segmentsOf(later!).segments[0]!.discontinuity, `${file}\n${later}`).toBeGreaterThanOrEqual(1);
+    }
   });
 });

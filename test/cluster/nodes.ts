@@ -1,7 +1,8 @@
 /** Cluster nodes for the multi-process tests: the real CLI with role flags, joined through one nats-server. */
 
-import { type RunningServer, type Runtime, startServer } from '../../testkit/server.ts';
+import { getText, type RunningServer, type Runtime, startServer } from '../../testkit/server.ts';
 import { parseM3u8 } from '../e2e/helpers.ts';
+import { waitFor } from '../support/wait.ts';
 
 /** Starts `lvqr-transcode serve --role <roles> --nats <url> --node-id <id>` with `extra` flags (on Node unless told). */
 export function startNode(
@@ -54,4 +55,16 @@ export function playlistSummary(text: string): PlaylistSummary {
     discontinuities: (text.match(/^#EXT-X-DISCONTINUITY$/gm) ?? []).length,
     ended: text.includes('#EXT-X-ENDLIST'),
   };
+}
+
+/** The text of the media playlist at `url` once it carries EXT-X-ENDLIST. */
+export async function endedPlaylist(url: string): Promise<string> {
+  return waitFor(
+    async () => {
+      const text = await getText(url);
+      return text?.includes('#EXT-X-ENDLIST') ? text : undefined;
+    },
+    `ENDLIST in ${url}`,
+    { timeoutMs: 30_000, intervalMs: 200 },
+  );
 }

@@ -46,7 +46,7 @@ describe.skipIf(!fixturesPresent())('HLS packaging of a real ffmpeg fMP4 stream'
       }
 
       const body = async (path: string): Promise<Uint8Array> => (await get(bridge, path)).body as Uint8Array;
-      const init = await body('/hls/live/real/init-1.mp4');
+      const init = await body(`/hls/live/real/${video.segments[0]?.map?.uri}`);
       const segments = [await body('/hls/live/real/seg-0.m4s'), await body('/hls/live/real/seg-1.m4s')];
       const parts = await Promise.all((video.segments[0]?.parts ?? []).map((p) => body(`/hls/live/real/${p.uri}`)));
       expect(concatBytes(parts)).toEqual(segments[0]);
@@ -60,7 +60,7 @@ describe.skipIf(!fixturesPresent())('HLS packaging of a real ffmpeg fMP4 stream'
       expect(packets.findIndex((p) => p.keyframe && p.pts > 0 && p.pts >= 2 * info.video.timescale)).toBe(60);
 
       const audioStream = concatBytes([
-        await body('/hls/live/real/audio-init-1.mp4'),
+        await body(`/hls/live/real/${audio.segments[0]?.map?.uri}`),
         await body('/hls/live/real/audio-seg-0.m4s'),
         await body('/hls/live/real/audio-seg-1.m4s'),
       ]);

@@ -7,10 +7,17 @@ import {
   type BroadcastOrigin,
   createFragment,
   type FragmentBroadcaster,
-  type FragmentBroadcasterRegistry,
+  FragmentBroadcasterRegistry,
   FragmentFlags,
 } from '../../src/fragment/index.ts';
-import type { HlsBridge, HlsResponse, InitDescriber, InitTrackDescription } from '../../src/hls/index.ts';
+import {
+  HlsBridge,
+  type HlsBridgeOptions,
+  type HlsResponse,
+  type InitDescriber,
+  type InitTrackDescription,
+} from '../../src/hls/index.ts';
+import { initId } from '../../src/hls/init-id.ts';
 import { waitFor } from '../support/wait.ts';
 
 export const VIDEO_TIMESCALE = 90_000;
@@ -41,6 +48,31 @@ export function videoTrack(width: number, height: number, codec = 'avc1.64001f')
 
 /** Describes an AAC-LC track. */
 export const AUDIO_DESCRIPTION: InitTrackDescription = { kind: 'audio', codec: 'mp4a.40.2' };
+
+/** The EXT-X-MAP URI of a `FakeTrack`'s init for `track` (named by its content: init-id.ts). */
+export function initUri(track: InitTrackDescription = videoTrack(1920, 1080)): string {
+  const audio = track.kind === 'audio';
+  return `${audio ? 'audio-' : ''}init-${initId(fakeInit(track), audio ? AUDIO_TIMESCALE : VIDEO_TIMESCALE)}.mp4`;
+}
+
+const started: HlsBridge[] = [];
+
+/** A started bridge over a new registry, describing `fakeInit`s; `closeBridges()` closes it. */
+export function startBridge(options: Partial<HlsBridgeOptions> = {}): {
+  registry: FragmentBroadcasterRegistry;
+  bridge: HlsBridge;
+} {
+  const registry = new FragmentBroadcasterRegistry();
+  const bridge = new HlsBridge({ registry, describeInit: describeFake, ...options });
+  bridge.start();
+  started.push(bridge);
+  return { registry, bridge };
+}
+
+/** Closes every bridge `startBridge` made. */
+export function closeBridges(): void {
+  for (const b of started.splice(0)) b.close();
+}
 
 /** A producer of one synthetic track: frames of fixed duration, keyframes on demand. */
 export class FakeTrack {

@@ -2,7 +2,18 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { type BroadcastOrigin, FragmentBroadcasterRegistry } from '../../src/fragment/index.ts';
 import { HlsBridge, type HlsBridgeOptions } from '../../src/hls/index.ts';
 import { waitFor } from '../support/wait.ts';
-import { appended, describeFake, FakeTrack, get, lines, parse, playlist, text, videoTrack } from './harness.ts';
+import {
+  appended,
+  describeFake,
+  FakeTrack,
+  get,
+  initUri,
+  lines,
+  parse,
+  playlist,
+  text,
+  videoTrack,
+} from './harness.ts';
 
 const bridges: HlsBridge[] = [];
 
@@ -379,7 +390,7 @@ describe('HLS master playlist', () => {
       lastMsn: 1,
       lastPart: 0,
       discontinuitySequence: 0,
-      initVersion: 1,
+      initVersion: Number(/init-(\d+)\.mp4/.exec(initUri(videoTrack(1920, 1080, 'avc1.640028')))?.[1]),
       ended: false,
       fragments: 70,
     });

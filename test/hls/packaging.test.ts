@@ -3,12 +3,15 @@ import { FragmentBroadcasterRegistry } from '../../src/fragment/index.ts';
 import { HlsBridge, type HlsBridgeOptions } from '../../src/hls/index.ts';
 import { waitFor } from '../support/wait.ts';
 import {
+  AUDIO_DESCRIPTION,
   appended,
   describeFake,
   EPOCH_MS,
   ended,
   FakeTrack,
+  fakeInit,
   get,
+  initUri,
   lines,
   playlist,
   text,
@@ -54,7 +57,7 @@ describe('HLS packaging', () => {
           '#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,PART-HOLD-BACK=0.600,HOLD-BACK=6.000,CAN-SKIP-UNTIL=12.000',
           '#EXT-X-PART-INF:PART-TARGET=0.200',
           '#EXT-X-MEDIA-SEQUENCE:0',
-          '#EXT-X-MAP:URI="init-1.mp4"',
+          `#EXT-X-MAP:URI="${initUri()}"`,
           `#EXT-X-PROGRAM-DATE-TIME:${new Date(EPOCH_MS).toISOString()}`,
           '#EXT-X-PART:DURATION=0.200,URI="part-0-0.m4s",INDEPENDENT=YES',
           '#EXT-X-PART:DURATION=0.200,URI="part-0-1.m4s"',
@@ -78,7 +81,7 @@ describe('HLS packaging', () => {
       ['seg-2.m4s', 2],
     ]);
     for (const [msn, seg] of manifest.segments.entries()) {
-      expect(seg.map?.uri).toBe('init-1.mp4');
+      expect(seg.map?.uri).toBe(initUri());
       const parts = seg.parts ?? [];
       expect(parts).toHaveLength(10);
       for (const [i, part] of parts.entries()) {
@@ -131,7 +134,7 @@ describe('HLS packaging', () => {
     expect(a.segments.map((s) => s.uri)).toEqual(['audio-seg-0.m4s', 'audio-seg-1.m4s', 'audio-seg-2.m4s']);
     // Audio frames of 1024/48000 s: the first at or after 2.0 s is frame 94 (2.00533 s).
     expect(a.segments[0]?.duration).toBeCloseTo((94 * 1024) / 48000, 5);
-    expect(a.segments[0]?.map?.uri).toBe('audio-init-1.mp4');
+    expect(a.segments[0]?.map?.uri).toBe(initUri(AUDIO_DESCRIPTION));
     expect(raw).toContain('#EXT-X-PART:DURATION=0.192,URI="audio-part-0-0.m4s",INDEPENDENT=YES');
     expect(raw).not.toContain('#EXT-X-RENDITION-REPORT');
     const seg = await get(bridge, '/hls/live/av/audio-seg-0.m4s');
@@ -169,21 +172,23 @@ describe('HLS packaging', () => {
 
     const { raw, manifest } = await playlist(bridge, '/hls/live/restart/playlist.m3u8');
     expect(manifest.segments.map((s) => [s.uri, s.duration, s.discontinuity === true, s.map?.uri])).toEqual([
-      ['seg-0.m4s', 2, false, 'init-1.mp4'],
-      ['seg-1.m4s', 1, false, 'init-1.mp4'],
-      ['seg-2.m4s', 2, true, 'init-2.mp4'],
+      ['seg-0.m4s', 2, false, initUri()],
+      ['seg-1.m4s', 1, false, initUri()],
+      ['seg-2.m4s', 2, true, initUri(videoTrack(1280, 720))],
     ]);
-    expect(raw).toContain('seg-1.m4s\n#EXT-X-DISCONTINUITY\n#EXT-X-MAP:URI="init-2.mp4"\n#EXT-X-PROGRAM-DATE-TIME:');
+    expect(raw).toContain(
+      `seg-1.m4s\n#EXT-X-DISCONTINUITY\n#EXT-X-MAP:URI="${initUri(videoTrack(1280, 720))}"\n#EXT-X-PROGRAM-DATE-TIME:`,
+    );
     expect(raw).not.toContain('#EXT-X-DISCONTINUITY-SEQUENCE');
 
     // init.mp4 is the current init (revalidated); every version stays addressable and immutable.
     const current = await get(bridge, '/hls/live/restart/init.mp4');
     expect(text(current)).toContain('"height":720');
     expect(current.headers['Cache-Control']).toBe('no-cache');
-    const v1 = await get(bridge, '/hls/live/restart/init-1.mp4');
+    const v1 = await get(bridge, `/hls/live/restart/${initUri()}`);
     expect(v1.body).toEqual(firstInit.body);
     expect(v1.headers['Cache-Control']).toBe('public, max-age=31536000, immutable');
-    expect(text(await get(bridge, '/hls/live/restart/init-2.mp4'))).toContain('"width":1280');
+    expect(text(await get(bridge, `/hls/live/restart/${initUri(videoTrack(1280, 720))}`))).toContain('"width":1280');
 
     // Once the discontinuity's segment is the oldest listed, the tag stays and the sequence is 0;
     // once it slides out, EXT-X-DISCONTINUITY-SEQUENCE counts it.
@@ -194,7 +199,7 @@ describe('HLS packaging', () => {
     expect(later.raw).toContain('#EXT-X-DISCONTINUITY-SEQUENCE:1\n');
     expect(later.raw).not.toContain('#EXT-X-DISCONTINUITY\n');
     expect(later.manifest.discontinuitySequence).toBe(1);
-    expect(await get(bridge, '/hls/live/restart/init-1.mp4')).toMatchObject({ status: 404 });
+    expect(await get(bridge, `/hls/live/restart/${initUri()}`)).toMatchObject({ status: 404 });
     const msns = later.manifest.segments.map((s) => Number(s.uri.match(/\d+/)?.[0]));
     expect(msns).toEqual(msns.map((_, i) => later.manifest.mediaSequence! + i));
   });
@@ -236,7 +241,7 @@ describe('HLS packaging', () => {
       ['seg-1.m4s', false],
       ['seg-2.m4s', true],
     ]);
-    expect(raw).toContain('#EXT-X-MAP:URI="init-1.mp4"'); // same init bytes: same version
+    expect(raw).toContain(`#EXT-X-MAP:URI="${initUri()}"`); // same init bytes: same URI
 
     registry.remove('live/again', '0.mp4');
     await waitFor(async () => (await get(bridge, '/hls/live/again/playlist.m3u8')).status === 404, 'freed');
@@ -248,8 +253,42 @@ describe('HLS packaging', () => {
     await waitFor(async () => text(await get(bridge, '/hls/live/again/playlist.m3u8')).includes('#EXTINF'), 'seg');
     const fresh = await playlist(bridge, '/hls/live/again/playlist.m3u8');
     expect(fresh.manifest.mediaSequence).toBe(4);
-    expect(fresh.manifest.segments[0]?.map?.uri).toBe('init-2.mp4');
+    expect(fresh.manifest.segments[0]?.map?.uri).toBe(initUri(videoTrack(640, 360)));
     expect(fresh.raw).toContain('#EXT-X-DISCONTINUITY-SEQUENCE:2');
+  });
+
+  it('names each init by its bytes: another bridge that saw other inits first names the same init alike, and an init that comes back keeps its URI', async () => {
+    const small = videoTrack(640, 360);
+    // Bridge A sees the default init, then the 640x360 one, then the default again.
+    const a = setup();
+    const va = new FakeTrack(a.registry, 'live/ids', 'video');
+    va.frames(60, 30);
+    await appended(a.bridge, 'live/ids', 'video', 60);
+    va.restart(small, 0);
+    va.frames(60, 30);
+    await appended(a.bridge, 'live/ids', 'video', 120);
+    va.restart(videoTrack(1920, 1080), 0);
+    va.frames(61, 30); // the keyframe at frame 180 completes the third segment
+    await appended(a.bridge, 'live/ids', 'video', 181);
+    // Bridge B (an edge that joined after A's first init) sees the 640x360 init first.
+    const b = setup();
+    const vb = new FakeTrack(b.registry, 'live/ids', 'video', { init: small });
+    vb.frames(61, 30);
+    await appended(b.bridge, 'live/ids', 'video', 61);
+    const maps = async (bridge: HlsBridge) =>
+      (await playlist(bridge, '/hls/live/ids/playlist.m3u8')).manifest.segments.map((s) => s.map?.uri);
+    const fromA = await maps(a.bridge);
+    const fromB = await maps(b.bridge);
+    expect(new Set(fromA)).toEqual(new Set([initUri(), initUri(small)]));
+    expect(fromB).toEqual([initUri(small)]);
+    expect(initUri(small)).not.toBe(initUri());
+    // The same bytes behind the same URI on both bridges.
+    const smallA = await get(a.bridge, `/hls/live/ids/${initUri(small)}`);
+    expect(smallA.body).toEqual(fakeInit(small));
+    expect((await get(b.bridge, `/hls/live/ids/${initUri(small)}`)).body).toEqual(smallA.body);
+    // The default init came back on A: listed (and served) under its first URI.
+    expect(fromA.at(-1)).toBe(initUri());
+    expect((await get(a.bridge, `/hls/live/ids/${initUri()}`)).body).toEqual(fakeInit(videoTrack(1920, 1080)));
   });
 
   it('slides the window: old segments leave the playlist and are freed, parts are listed only for the last three target durations', async () => {
@@ -283,7 +322,7 @@ describe('HLS packaging', () => {
     expect(full.manifest.segments).toHaveLength(10);
     // CAN-SKIP-UNTIL is 12 s: the segments ending at 2, 4, 6 and 8 s are at least 12 s from the end (20 s).
     expect(delta.raw).toContain(
-      '#EXT-X-MEDIA-SEQUENCE:0\n#EXT-X-SKIP:SKIPPED-SEGMENTS=4\n#EXT-X-MAP:URI="init-1.mp4"\n',
+      `#EXT-X-MEDIA-SEQUENCE:0\n#EXT-X-SKIP:SKIPPED-SEGMENTS=4\n#EXT-X-MAP:URI="${initUri()}"\n`,
     );
     expect(delta.manifest.skip?.skippedSegments).toBe(4);
     expect(delta.manifest.segments.map((s) => s.uri)).toEqual(full.manifest.segments.slice(4).map((s) => s.uri));
@@ -334,9 +373,9 @@ describe('HLS packaging', () => {
       ['playlist.m3u8', 200, 'application/vnd.apple.mpegurl', 'no-cache'],
       ['audio.m3u8', 200, 'application/vnd.apple.mpegurl', 'no-cache'],
       ['init.mp4', 200, 'video/mp4', 'no-cache'],
-      ['init-1.mp4', 200, 'video/mp4', 'public, max-age=31536000, immutable'],
+      [initUri(), 200, 'video/mp4', 'public, max-age=31536000, immutable'],
       ['audio-init.mp4', 200, 'audio/mp4', 'no-cache'],
-      ['audio-init-1.mp4', 200, 'audio/mp4', 'public, max-age=31536000, immutable'],
+      [initUri(AUDIO_DESCRIPTION), 200, 'audio/mp4', 'public, max-age=31536000, immutable'],
       ['seg-0.m4s', 200, 'video/mp4', 'public, max-age=31536000, immutable'],
       ['part-0-3.m4s', 200, 'video/mp4', 'public, max-age=31536000, immutable'],
       ['audio-seg-0.m4s', 200, 'audio/mp4', 'public, max-age=31536000, immutable'],

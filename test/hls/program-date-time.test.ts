@@ -8,23 +8,18 @@
 
 import { afterEach, describe, expect, it } from 'vitest';
 import { SegmentMarker } from '../../src/cluster/segment-marker.ts';
-import { FragmentBroadcasterRegistry } from '../../src/fragment/index.ts';
-import { HlsBridge } from '../../src/hls/index.ts';
-import { appended, describeFake, EPOCH_MS, FakeTrack, lines, playlist, VIDEO_TIMESCALE } from './harness.ts';
+import {
+  appended,
+  closeBridges,
+  EPOCH_MS,
+  FakeTrack,
+  lines,
+  playlist,
+  startBridge,
+  VIDEO_TIMESCALE,
+} from './harness.ts';
 
-const bridges: HlsBridge[] = [];
-
-function setup(): { registry: FragmentBroadcasterRegistry; bridge: HlsBridge } {
-  const registry = new FragmentBroadcasterRegistry();
-  const bridge = new HlsBridge({ registry, describeInit: describeFake });
-  bridge.start();
-  bridges.push(bridge);
-  return { registry, bridge };
-}
-
-afterEach(() => {
-  for (const b of bridges.splice(0)) b.close();
-});
+afterEach(closeBridges);
 
 const dates = (raw: string): number[] =>
   lines(raw, '#EXT-X-PROGRAM-DATE-TIME:').map((l) => Date.parse(l.slice('#EXT-X-PROGRAM-DATE-TIME:'.length)));
@@ -34,7 +29,7 @@ const LAG_MS = [40, 1500, 2900, 300];
 
 describe('PROGRAM-DATE-TIME', () => {
   it('advances with the media while the publisher runs late and catches up, and audio lists its video dates', async () => {
-    const { registry, bridge } = setup();
+    const { registry, bridge } = startBridge();
     const video = new FakeTrack(registry, 'live/pdt', 'video');
     const audio = new FakeTrack(registry, 'live/pdt', 'audio');
     for (const lag of LAG_MS) {
@@ -56,7 +51,7 @@ describe('PROGRAM-DATE-TIME', () => {
   });
 
   it('a window started late from a segment mark lists the dates of the window that saw the whole timeline', async () => {
-    const early = setup();
+    const early = startBridge();
     const earlyVideo = new FakeTrack(early.registry, 'live/pdt', 'video');
     const marker = new SegmentMarker({ targetDurationMs: 2000, partTargetMs: 200 });
     const marks = LAG_MS.map((lag, i) =>
@@ -79,7 +74,7 @@ describe('PROGRAM-DATE-TIME', () => {
     expect(marks.map((m) => m?.msn)).toEqual([0, 1, 2, 3]);
     expect(marks.every((m) => m?.dateAnchor?.dateMs === EPOCH_MS + 40 && m.dateAnchor.timeS === 0)).toBe(true);
 
-    const late = setup();
+    const late = startBridge();
     const lateVideo = new FakeTrack(late.registry, 'live/pdt', 'video', { numbering: marks[2]! });
     for (const [i, lag] of LAG_MS.entries()) {
       earlyVideo.lagMs = lag;
