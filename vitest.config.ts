@@ -12,6 +12,13 @@ const PLAYER_TESTS = ['test/browser/**/*.test.ts', 'test/e2e/playback-tokens.tes
  * runs (a rung not yet at an edge after 20 s) while each passed alone.
  */
 const CLUSTER_TESTS = ['test/cluster/**/*.test.ts'];
+/**
+ * Test files that load the machine on purpose or judge its speed (the benchmark smoke runs, a live
+ * 720p ladder with the overload policy on that must shed nothing): after the main files, one at a
+ * time. Next to two other files on 2 cores the policy rightly shed a rung (full runs) while each
+ * passed alone.
+ */
+const SERIAL_TESTS = ['test/bench/**/*.test.ts', 'test/e2e/warmup.test.ts'];
 
 export default defineConfig({
   test: {
@@ -29,18 +36,22 @@ export default defineConfig({
         test: {
           name: 'main',
           include: ['test/**/*.test.ts'],
-          exclude: [...PLAYER_TESTS, ...CLUSTER_TESTS],
+          exclude: [...PLAYER_TESTS, ...CLUSTER_TESTS, ...SERIAL_TESTS],
           fileParallelism: true,
           sequence: { groupOrder: 0 },
         },
       },
       {
         extends: true,
-        test: { name: 'cluster', include: CLUSTER_TESTS, fileParallelism: false, sequence: { groupOrder: 1 } },
+        test: { name: 'serial', include: SERIAL_TESTS, fileParallelism: false, sequence: { groupOrder: 1 } },
       },
       {
         extends: true,
-        test: { name: 'players', include: PLAYER_TESTS, fileParallelism: false, sequence: { groupOrder: 2 } },
+        test: { name: 'cluster', include: CLUSTER_TESTS, fileParallelism: false, sequence: { groupOrder: 2 } },
+      },
+      {
+        extends: true,
+        test: { name: 'players', include: PLAYER_TESTS, fileParallelism: false, sequence: { groupOrder: 3 } },
       },
     ],
   },
