@@ -17,6 +17,8 @@ export type LeaderSegment = {
   readonly programDateTimeMs: number;
   /** False for the segment being built (its duration still grows). */
   readonly complete: boolean;
+  /** It starts a new timeline (EXT-X-DISCONTINUITY before it). */
+  readonly discontinuity?: boolean;
 };
 
 /** End of a leader segment's media, seconds (infinite while it is being built). */

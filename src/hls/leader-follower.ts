@@ -193,6 +193,30 @@ export class LeaderFollower {
     return true;
   }
 
+  /**
+   * Before the track's timeline breaks (a new encoder session after its source restarted): where
+   * the leader already went on to a new timeline, the leader's segments of the old one from this
+   * track's next number on (media the track never made: a rung that lagged when its source's
+   * publisher went away) are listed as GAP, so the track's new timeline starts at the leader's
+   * number. Nothing when the leader is still on the old timeline.
+   */
+  fillOldTimeline(): void {
+    const leader = this.#activeLeader();
+    const init = this.#init();
+    if (leader === undefined || init === undefined || !this.#builder.hasHistory) return;
+    const old: LeaderSegment[] = [];
+    for (let msn = this.#builder.nextMsn; ; msn++) {
+      const seg = leader.leaderSegment(msn);
+      if (seg === undefined) return;
+      if (seg.discontinuity === true) break;
+      if (!seg.complete) return;
+      old.push(seg);
+    }
+    if (old.length > 0)
+      this.#warn("listing the leader's last segments as GAP before a new timeline", { count: old.length });
+    for (const seg of old) this.#builder.addGap(seg, init);
+  }
+
   #activeLeader(): Leader | undefined {
     const leader = this.#leader();
     return leader === undefined || leader.ended ? undefined : leader;

@@ -19,6 +19,8 @@ export class SegmentStore {
   #segments: HlsSegment[] = [];
   #inits: InitVersion[] = [];
   #timelineEndS = 0;
+  /** MSN of the first segment a listing showed last (listings never start before it). */
+  #listedFromMsn = 0;
 
   /** An empty store keeping `dvrWindowS` of segments (at least four of the group's target durations). */
   constructor(dvrWindowS: number, group: GroupTiming) {
@@ -84,7 +86,11 @@ export class SegmentStore {
     const windowS = Math.max(this.#dvrS, 4 * this.#group.targetDurationS);
     let start = 0;
     while (start < this.#segments.length - 1 && endS - this.#segments[start]!.timelineS > windowS + EPS_S) start += 1;
+    // A window widened by a grown target duration does not list again what already left it: the
+    // media sequence number never goes back (RFC 8216 6.2.2).
+    while (start < this.#segments.length - 1 && this.#segments[start]!.msn < this.#listedFromMsn) start += 1;
     const segments = this.#segments.slice(start);
+    if (segments[0] !== undefined) this.#listedFromMsn = Math.max(this.#listedFromMsn, segments[0].msn);
     const first = segments[0] ?? open;
     const mediaSequence = first?.msn ?? nextMsn;
     const sequence =

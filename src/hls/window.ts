@@ -528,8 +528,8 @@ export class TrackWindow {
     const open = this.#builder.open;
     const seg = open !== undefined && open.msn === msn ? open : this.#store.segment(msn);
     if (seg === undefined) return undefined;
-    const { startTimeS, durationS, programDateTimeMs } = seg;
-    return { msn, startTimeS, durationS, programDateTimeMs, complete: seg !== open };
+    const { startTimeS, durationS, programDateTimeMs, discontinuity } = seg;
+    return { msn, startTimeS, durationS, programDateTimeMs, complete: seg !== open, discontinuity };
   }
 
   /**
@@ -575,6 +575,10 @@ export class TrackWindow {
   #breakTimeline(): void {
     // Audio held for this timeline's media gets no more of it: listed now, cut at its boundaries.
     for (const follower of this.#holding) follower.#releaseHeld(true);
+    // A follower whose leader is already on a new timeline lists the leader's old segments it never
+    // made as GAP, so its own new timeline starts at the leader's number.
+    if (this.#builder.open !== undefined) this.#builder.closeSegment();
+    this.#follower.fillOldTimeline();
     this.#builder.breakTimeline();
     this.#lastDts = undefined;
     this.#lastEndDts = undefined;

@@ -4,8 +4,11 @@
  * (`new Hls({ lowLatencyMode: true })`, which start PART-HOLD-BACK behind the playlist's edge) and
  * the dashboard's player each play for 15 s, one after the other, while the page samples
  * `Date.now() - hls.playingDate` every 250 ms (the playing date comes from EXT-X-PROGRAM-DATE-TIME,
- * stamped from the same machine clock). Fails when either median is above 3 s; the 1.5 s goal is
- * measured by bench/viewer-latency.ts.
+ * stamped from the same machine clock). Fails when the dashboard's median is above 3 s, or hls.js
+ * defaults' above 4 s: with its defaults hls.js never speeds up to catch up, so it stays where it
+ * started, which varies with where in a 2 s segment its first load fell (1.9-3.5 s measured on this
+ * 2-core box, no stall); 4 s still fails a playlist that makes players start a segment further back.
+ * The 1.5 s goal is measured by bench/viewer-latency.ts.
  */
 
 import type { Browser, BrowserContext, Page } from 'playwright-core';
@@ -21,7 +24,8 @@ import {
 
 const PLAYERS: readonly LatencyPlayer[] = ['hls.js defaults', 'dashboard'];
 const SECONDS = 15;
-const LIMIT_MS = 3000;
+/** Highest median latency, ms, per player (see above). */
+const LIMIT_MS: Record<LatencyPlayer, number> = { 'hls.js defaults': 4000, dashboard: 3000 };
 
 let server: RunningServer;
 let browser: Browser;
@@ -56,7 +60,7 @@ afterAll(async () => {
 });
 
 describe('viewer latency in chromium', () => {
-  it(`hls.js's defaults and the dashboard's player each play the test pattern with a median latency of at most ${LIMIT_MS / 1000} s`, async () => {
+  it(`hls.js's defaults and the dashboard's player play the test pattern with a median latency of at most ${LIMIT_MS['hls.js defaults'] / 1000} s and ${LIMIT_MS.dashboard / 1000} s`, async () => {
     if (setupError !== undefined)
       throw new Error(`browser test setup failed: ${setupError.message}`, { cause: setupError });
     // One after the other: two players decoding at once would double the browser's share of 2 cores.
@@ -69,7 +73,7 @@ describe('viewer latency in chromium', () => {
     for (const run of runs) console.log(`viewer latency, ${describeRun(run)}`);
     for (const run of runs) {
       expect(run.samplesMs.length).toBe((SECONDS * 1000) / 250);
-      expect(run.p50Ms, `${run.player}: ${describeRun(run)}`).toBeLessThanOrEqual(LIMIT_MS);
+      expect(run.p50Ms, `${run.player}: ${describeRun(run)}`).toBeLessThanOrEqual(LIMIT_MS[run.player]);
     }
   }, 90_000);
 });

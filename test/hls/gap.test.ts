@@ -196,4 +196,26 @@ describe('HLS rung GAP segments', () => {
     expect(out.raw).not.toContain('GAP');
     expect(out.raw).not.toContain('#EXT-X-DISCONTINUITY');
   });
+
+  it('a rung that lagged when its source restarted lists the source’s last old segment as GAP and starts its new timeline at the source’s number', async () => {
+    const s = stage();
+    // Source: segments 0-2 of 2 s, then 1 s of segment 3 when its publisher restarts (frame 210).
+    await s.sourceTo(210);
+    // The rung lagged: its output stops at frame 130, inside segment 2.
+    await s.rungTo(0, 130);
+    s.source.restart(videoTrack(1920, 1080, 'avc1.640029'), 0);
+    await s.sourceTo(330);
+    // The rung's new encoder session: a new init, timestamps from 0 as the source's.
+    s.rung.frame = 210;
+    s.rung.restart(videoTrack(854, 480, 'avc1.4d401f'), 0);
+    await s.rungTo(210, 330);
+    const src = (await playlist(s.bridge, '/hls/live/demo/playlist.m3u8')).manifest;
+    const { raw, manifest: rung } = await playlist(s.bridge, '/hls/live/demo/480p/playlist.m3u8');
+    const restartMsn = (m: ParsedManifest) => (m.mediaSequence ?? 0) + m.segments.findIndex((x) => x.discontinuity);
+    expect(restartMsn(src)).toBe(4);
+    expect(restartMsn(rung), raw).toBe(4);
+    // Segment 3 (the source's last of the old session) is a GAP segment of the rung, with its duration.
+    expect(gapSegments(raw)).toEqual(['seg-3.m4s']);
+    expect(byMsn(rung).get(3)).toEqual(byMsn(src).get(3));
+  });
 });

@@ -312,6 +312,22 @@ describe('HLS packaging', () => {
     expect(summary.tracks[0]).toMatchObject({ segments: 4, mediaSequence: 6, lastMsn: 9, lastPart: 9 });
   });
 
+  it('never lists again what left the window when a longer segment raises the target duration (the media sequence never goes back)', async () => {
+    const { registry, bridge } = setup({ dvrWindowMs: 8000 });
+    const video = new FakeTrack(registry, 'live/grow', 'video');
+    video.frames(30 * 20 + 1, 60); // 20 s: segments 0-9, segment 10 open
+    await appended(bridge, 'live/grow', 'video', 601);
+    expect((await playlist(bridge, '/hls/live/grow/playlist.m3u8')).manifest.mediaSequence).toBe(6);
+    // Keyframes every 3 s from here: segment 10 lasts 4 s (frames 600-720), the target becomes 4 s and
+    // the window (4 target durations) 16 s, which would reach back to segments 4 and 5, still kept.
+    video.frames(121, 90);
+    await appended(bridge, 'live/grow', 'video', 722);
+    const { raw, manifest } = await playlist(bridge, '/hls/live/grow/playlist.m3u8');
+    expect(manifest.targetDuration).toBe(4);
+    expect(manifest.mediaSequence, raw).toBe(6);
+    expect((await get(bridge, '/hls/live/grow/seg-5.m4s')).status).toBe(200);
+  });
+
   it('answers _HLS_skip=YES with a delta update that replaces segments older than CAN-SKIP-UNTIL with EXT-X-SKIP', async () => {
     const { registry, bridge } = setup({ dvrWindowMs: 30_000 });
     const video = new FakeTrack(registry, 'live/delta', 'video');
