@@ -42,58 +42,78 @@ async function localBroadcasts(node: RunningServer): Promise<string[]> {
   return api.broadcasts.map((b) => b.name);
 }
 
+/**
+ * One try of the scenario with broadcast `name`: false when the transcode node decided before the
+ * edge had mirrored the rung (a race a loaded machine can lose: the rule decides 4 s into the
+ * source's first GOP), true once the checks passed.
+ */
+async function attempt(name: string): Promise<boolean> {
+  const rung = `${name}/720p`;
+  // A player asks the edge first, so it mirrors the broadcast, rungs included, from the start.
+  const master = `${edge.url}/hls/${name}/master.m3u8`;
+  let edgeHadRung = false;
+  let asking = true;
+  const asker = (async () => {
+    while (asking) {
+      await fetch(master).catch(() => undefined);
+      const names: string[] = await localBroadcasts(edge).catch(() => []);
+      if (names.includes(rung)) edgeHadRung = true;
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  })();
+  // A live 1280x720 encoder far below the 720p rung's 2500 kb/s, with a 5 s GOP: the rule decides
+  // 4 s into it (before the rung's second forced keyframe), normally while the edge has the rung.
+  // Long enough to stay live through the checks on a loaded machine.
+  publisher = run('ffmpeg', [
+    ...['-nostdin', '-v', 'error', '-re', '-f', 'lavfi', '-i', 'testsrc2=size=1280x720:rate=30'],
+    ...['-t', '40', '-c:v', 'libx264', '-preset', 'ultrafast', '-tune', 'zerolatency', '-threads', '1'],
+    ...['-pix_fmt', 'yuv420p', '-g', '150', '-keyint_min', '150', '-sc_threshold', '0', '-b:v', '600k'],
+    ...['-f', 'mp4', '-movflags', 'frag_every_frame+empty_moov+default_base_moof'],
+    `${ingest.url}/ingest/${name}`,
+  ]);
+  try {
+    await waitFor(
+      async () => {
+        const api = await getJson<{ sources: Array<{ broadcast: string; rungs: Array<Record<string, unknown>> }> }>(
+          `${worker.url}/api/v1/transcode`,
+        );
+        const rungs = api.sources.find((s) => s.broadcast === name)?.rungs ?? [];
+        return rungs.find((r) => r['rendition'] === '720p')?.['state'] === 'bypassed';
+      },
+      'the transcode node to bypass the 720p rung',
+      { timeoutMs: 30_000, intervalMs: 50 },
+    );
+    if (!edgeHadRung) return false;
+    // Ended instead, the rung would stay listed and served (with ENDLIST) for the linger time.
+    await waitFor(
+      async () =>
+        !(await localBroadcasts(edge)).includes(rung) &&
+        (await fetch(`${edge.url}/hls/${rung}/playlist.m3u8`)).status === 404,
+      "the edge to drop the bypassed rung's copy",
+      { timeoutMs: 5000, intervalMs: 50 },
+    );
+    // The source and the other rung go on at the edge.
+    const names = await localBroadcasts(edge);
+    expect(names).toContain(name);
+    expect(names).toContain(`${name}/240p`);
+    return true;
+  } finally {
+    asking = false;
+    await asker;
+    publisher.kill();
+  }
+}
+
 describe('a bypassed rung in a cluster', () => {
   it('the edge drops its copy of the rung as soon as the transcode node withdraws it', async () => {
-    const rung = `${BROADCAST}/720p`;
-    // A player asks the edge first, so it mirrors the broadcast, rungs included, from the start.
-    const master = `${edge.url}/hls/${BROADCAST}/master.m3u8`;
-    let edgeHadRung = false;
-    let asking = true;
-    const asker = (async () => {
-      while (asking) {
-        await fetch(master).catch(() => undefined);
-        const names: string[] = await localBroadcasts(edge).catch(() => []);
-        if (names.includes(rung)) edgeHadRung = true;
-        await new Promise((resolve) => setTimeout(resolve, 50));
-      }
-    })();
-    // Long enough to stay live through the checks on a loaded machine. A live 1280x720 encoder far below the 720p rung's 2500 kb/s, with a 5 s GOP: the rule decides
-    // about 2 s in (before the rung's second forced keyframe), while the edge already has the rung.
-    publisher = run('ffmpeg', [
-      ...['-nostdin', '-v', 'error', '-re', '-f', 'lavfi', '-i', 'testsrc2=size=1280x720:rate=30'],
-      ...['-t', '40', '-c:v', 'libx264', '-preset', 'ultrafast', '-tune', 'zerolatency', '-threads', '1'],
-      ...['-pix_fmt', 'yuv420p', '-g', '150', '-keyint_min', '150', '-sc_threshold', '0', '-b:v', '600k'],
-      ...['-f', 'mp4', '-movflags', 'frag_every_frame+empty_moov+default_base_moof'],
-      `${ingest.url}/ingest/${BROADCAST}`,
-    ]);
-    try {
-      await waitFor(
-        async () => {
-          const api = await getJson<{ sources: Array<{ broadcast: string; rungs: Array<Record<string, unknown>> }> }>(
-            `${worker.url}/api/v1/transcode`,
-          );
-          const rungs = api.sources.find((s) => s.broadcast === BROADCAST)?.rungs ?? [];
-          return rungs.find((r) => r['rendition'] === '720p')?.['state'] === 'bypassed';
-        },
-        'the transcode node to bypass the 720p rung',
-        { timeoutMs: 30_000, intervalMs: 50 },
-      );
-      expect(edgeHadRung, 'the edge mirrored the rung before it was bypassed').toBe(true);
-      // Ended instead, the rung would stay listed and served (with ENDLIST) for the linger time.
-      await waitFor(
-        async () =>
-          !(await localBroadcasts(edge)).includes(rung) &&
-          (await fetch(`${edge.url}/hls/${rung}/playlist.m3u8`)).status === 404,
-        "the edge to drop the bypassed rung's copy",
-        { timeoutMs: 5000, intervalMs: 50 },
-      );
-      // The source and the other rung go on at the edge.
-      const names = await localBroadcasts(edge);
-      expect(names).toContain(BROADCAST);
-      expect(names).toContain(`${BROADCAST}/240p`);
-    } finally {
-      asking = false;
-      await asker;
+    // The edge must have mirrored the rung before the decision for the drop to be tested: a try
+    // that lost that race is made again under another name, at most three times.
+    const tries: string[] = [];
+    for (let i = 0; i < 3 && !tries.some((t) => t.endsWith('tested')); i++) {
+      const name = `${BROADCAST}${i}`;
+      tries.push((await attempt(name)) ? `${name} tested` : `${name}: decided before the edge had the rung`);
     }
-  }, 90_000);
+    console.log(`bypass in a cluster: ${tries.join('; ')}`);
+    expect(tries.at(-1), tries.join('; ')).toMatch(/ tested$/);
+  }, 200_000);
 });
