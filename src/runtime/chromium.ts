@@ -1,14 +1,18 @@
 /**
  * Runs the Chromium backend's browser: a loopback HTTP + WebSocket server (127.0.0.1, ephemeral
- * port, a random token) that serves the codec page and takes its connection, and one long-lived
- * headless Chromium that loads it. Node, Bun and Deno run it alike (`node:` modules and `ws`).
+ * port, a random token) that serves the codec page and takes its connections, and one long-lived
+ * headless Chromium driven over its DevTools pipe, which opens one page (its own renderer process)
+ * per page worker the codecs name, and closes it when they release it. Node, Bun and Deno run it
+ * alike (`node:` modules and `ws`).
  *
- * Crash safety: a page whose socket closes, a page that stops answering (the codecs say so), or a
- * browser that exits detaches the codecs (their decoders and encoders fail; the ladder rebuilds
- * them at the next keyframe) and the browser is killed and relaunched after a back-off. The browser dies with the service: `stop` kills its process group,
- * and it is started with `--remote-debugging-pipe`, so it exits by itself when the service's end of
- * that pipe closes (the service was killed); the profile folder such a service leaves behind is
- * removed by the next start.
+ * Crash safety: a page that crashes or closes its socket, or that stops answering (the codecs say
+ * so), fails only the codecs of its worker (the ladder rebuilds them at the source's next
+ * keyframe, in a new page); a page that does not close when told to, or a browser that exits,
+ * detaches the codecs (all of them fail) and the browser is killed and relaunched after a
+ * back-off. The browser dies with the service: `stop` kills its process group, and it is started
+ * with `--remote-debugging-pipe`, so it exits by itself when the service's end of that pipe closes
+ * (the service was killed); the profile folder such a service leaves behind is removed by the next
+ * start.
  */
 
 import { type ChildProcess, spawn } from 'node:child_process';
@@ -18,11 +22,13 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import type { Readable, Writable } from 'node:stream';
 import { type WebSocket, WebSocketServer } from 'ws';
 import { Backoff } from '../core/backoff.ts';
 import { errorMessage } from '../core/errors.ts';
 import type { Logger } from '../core/log.ts';
-import { type ChromiumCodecs, PAGE_HTML } from '../transcode/chromium/index.ts';
+import { type ChromiumCodecs, PAGE_HTML, type PageConnection } from '../transcode/chromium/index.ts';
+import { CdpPipe } from './cdp-pipe.ts';
 
 /** The Chromium of Debian's `chromium` package. */
 const DEFAULT_EXECUTABLE = '/usr/bin/chromium';
@@ -87,13 +93,29 @@ export type ChromiumBrowserOptions = {
   /** First relaunch delay and longest one, ms (default 500 and 30 000). */
   relaunchBaseMs?: number;
   relaunchMaxMs?: number;
-  /** Longest a launch may take until the page connects, ms (default 20 s). */
+  /** Longest a launch may take until the browser answers, ms (default 20 s). */
   launchTimeoutMs?: number;
   /** Tests only: the page honours `ChromiumCodecs.injectWorkerFault` (the service never sets it). */
   testHooks?: boolean;
 };
 
-/** The browser process and its page, relaunched after a crash until `stop`. */
+/** Messages a page that is still opening holds for its worker (its codecs wait for answers, so few). */
+const MAX_QUEUED = 1024;
+/** How long a page told to close (it hung) may take before the browser is killed, ms. */
+const CLOSE_GRACE_MS = 5000;
+
+/** One page of the browser: the page worker it runs, its DevTools target and its socket. */
+type Page = {
+  worker: number;
+  targetId: string | undefined;
+  socket: WebSocket | undefined;
+  /** Messages for it before its socket connected. */
+  queue: Uint8Array[];
+  /** Chromium said its renderer crashed. */
+  crashed: boolean;
+};
+
+/** The browser process and its pages, relaunched after a crash until `stop`. */
 export class ChromiumBrowser {
   readonly #options: ChromiumBrowserOptions;
   readonly #token = randomBytes(16).toString('hex');
@@ -102,8 +124,12 @@ export class ChromiumBrowser {
   #wss: WebSocketServer | undefined;
   #port = 0;
   #child: ChildProcess | undefined;
+  #cdp: CdpPipe | undefined;
   readonly #profiles = new Map<ChildProcess, string>();
-  #socket: WebSocket | undefined;
+  /** The open pages of the running browser, by page worker. */
+  readonly #pages = new Map<number, Page>();
+  /** Page workers whose page closed or went: never opened again. */
+  readonly #closedPages = new Set<number>();
   #stderr = '';
   #stopped = false;
   #relaunch: ReturnType<typeof setTimeout> | undefined;
@@ -130,7 +156,12 @@ export class ChromiumBrowser {
     return this.#launches;
   }
 
-  /** Starts the server and the browser; resolves once the page connected (rejects when it did not in time). */
+  /** The page workers whose page is open now. */
+  get openPages(): number[] {
+    return [...this.#pages.keys()];
+  }
+
+  /** Starts the server and the browser; resolves once the browser answers (rejects when it did not in time). */
   async start(): Promise<void> {
     removeStaleProfiles();
     this.#server = createServer((request, response) => {
@@ -145,25 +176,32 @@ export class ChromiumBrowser {
     this.#wss = new WebSocketServer({ noServer: true, maxPayload: 64 * 1024 * 1024 });
     this.#server.on('upgrade', (request, socket, head) => {
       const url = new URL(request.url ?? '/', 'http://127.0.0.1');
-      if (url.pathname !== '/link' || url.searchParams.get('token') !== this.#token || this.#stopped) {
+      const page = this.#pages.get(Number(url.searchParams.get('page')));
+      if (
+        url.pathname !== '/link' ||
+        url.searchParams.get('token') !== this.#token ||
+        this.#stopped ||
+        page === undefined ||
+        page.socket !== undefined
+      ) {
         socket.destroy();
         return;
       }
-      this.#wss?.handleUpgrade(request, socket, head, (ws) => this.#connected(ws));
+      this.#wss?.handleUpgrade(request, socket, head, (ws) => this.#connected(page, ws));
     });
     await new Promise<void>((resolve, reject) => {
       this.#server?.once('error', reject);
       this.#server?.listen(0, '127.0.0.1', () => resolve());
     });
     this.#port = (this.#server.address() as AddressInfo).port;
-    const connected = this.#waitForPage();
+    const ready = this.#waitForBrowser();
     try {
       this.#launch();
     } catch (error) {
-      connected.catch(() => {});
+      ready.catch(() => {});
       throw new Error(`cannot run ${this.#options.executable ?? DEFAULT_EXECUTABLE}: ${errorMessage(error)}`);
     }
-    await connected;
+    await ready;
   }
 
   /** Kills the browser, closes the server (idempotent). */
@@ -172,7 +210,7 @@ export class ChromiumBrowser {
     this.#stopped = true;
     clearTimeout(this.#relaunch);
     for (const wake of this.#connectWaiters.splice(0)) wake(new Error('chromium stopped'));
-    this.#socket?.terminate();
+    this.#dropPages();
     this.#options.codecs.close();
     await this.#kill();
     this.#wss?.close();
@@ -181,10 +219,20 @@ export class ChromiumBrowser {
     );
   }
 
-  #waitForPage(): Promise<void> {
+  /** Test only: crashes the renderer of `worker`'s page (DevTools `Page.crash`). */
+  async crashPage(worker: number): Promise<void> {
+    const page = this.#pages.get(worker);
+    const cdp = this.#cdp;
+    if (page?.targetId === undefined || cdp === undefined) throw new Error(`no open page for worker ${worker}`);
+    const { sessionId } = await cdp.send('Target.attachToTarget', { targetId: page.targetId, flatten: true });
+    // Never answered: the renderer is gone.
+    cdp.send('Page.crash', {}, String(sessionId)).catch(() => {});
+  }
+
+  #waitForBrowser(): Promise<void> {
     const timeoutMs = this.#options.launchTimeoutMs ?? 20_000;
     return new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => done(new Error(`the page did not connect within ${timeoutMs} ms`)), timeoutMs);
+      const timer = setTimeout(() => done(new Error(`the browser did not answer within ${timeoutMs} ms`)), timeoutMs);
       const done = (error?: Error): void => {
         clearTimeout(timer);
         const at = this.#connectWaiters.indexOf(done);
@@ -206,7 +254,7 @@ export class ChromiumBrowser {
       ...BASE_FLAGS,
       ...(this.#options.hardware ? HARDWARE_FLAGS : SOFTWARE_FLAGS),
       `--user-data-dir=${profile}`,
-      `http://127.0.0.1:${this.#port}/?token=${this.#token}${this.#options.testHooks === true ? '&hooks=1' : ''}`,
+      'about:blank',
     ];
     const executable = this.#options.executable ?? DEFAULT_EXECUTABLE;
     // fds 3 and 4 are the DevTools pipe: Chromium exits when the service's ends of it close.
@@ -218,42 +266,133 @@ export class ChromiumBrowser {
     });
     child.once('error', (error) => this.#gone(child, `cannot run ${executable}: ${errorMessage(error)}`));
     child.once('exit', (code, signal) => this.#gone(child, `chromium exited (${signal ?? `code ${code}`})`));
+    const input = child.stdio[3];
+    const output = child.stdio[4];
+    if (!isWritable(input) || !isReadable(output)) {
+      this.#gone(child, 'this runtime gave the browser no DevTools pipe (fds 3 and 4)');
+      return;
+    }
+    const cdp = new CdpPipe(input, output);
+    this.#cdp = cdp;
+    cdp.onEvent = (event) => {
+      if (event.method !== 'Target.targetCrashed' || this.#cdp !== cdp) return;
+      for (const page of this.#pages.values()) {
+        if (page.targetId !== event.params['targetId']) continue;
+        page.crashed = true;
+        this.#pageGone(page, 'crashed');
+      }
+    };
+    cdp
+      .send('Target.setDiscoverTargets', { discover: true })
+      .then(() => this.#ready(child))
+      .catch((error) => this.#gone(child, `the browser did not answer: ${errorMessage(error)}`));
   }
 
-  #connected(ws: WebSocket): void {
-    this.#socket?.terminate();
-    this.#socket = ws;
-    ws.binaryType = 'nodebuffer';
-    const child = this.#child;
-    this.#options.codecs.attach({
-      send(bytes) {
-        if (ws.readyState !== ws.OPEN) throw new Error('socket closed');
-        ws.send(bytes);
+  /** The browser `child` answers: the codecs may use it. */
+  #ready(child: ChildProcess): void {
+    if (this.#child !== child || this.#stopped) return;
+    const connection: PageConnection = {
+      send: (bytes, worker) => {
+        if (this.#child !== child) throw new Error('the browser is gone');
+        const page = this.#pages.get(worker) ?? this.#openPage(worker);
+        const socket = page.socket;
+        if (socket !== undefined && socket.readyState === socket.OPEN) socket.send(bytes);
+        else if (page.queue.length < MAX_QUEUED) page.queue.push(bytes);
+        else throw new Error(`page ${worker} did not connect (${MAX_QUEUED} messages wait)`);
       },
-      kill: (reason) => {
-        if (child !== undefined && this.#socket === ws) this.#gone(child, reason);
+      kill: (reason, worker) => {
+        const page = this.#pages.get(worker);
+        if (this.#child !== child || page === undefined) return;
+        this.#options.logger.warn('chromium backend: closing a page that stopped answering', { reason });
+        this.#closePage(page);
+        // A page that cannot even be closed takes the browser down with it.
+        const timer = setTimeout(() => {
+          if (this.#child === child && page.socket !== undefined && page.socket.readyState !== page.socket.CLOSED)
+            this.#gone(child, `a page did not close after ${reason}`);
+        }, CLOSE_GRACE_MS);
+        timer.unref?.();
       },
-    });
+      release: (worker) => {
+        const page = this.#pages.get(worker);
+        if (this.#child === child && page !== undefined) this.#closePage(page);
+      },
+    };
+    this.#options.codecs.attach(connection);
     this.#backoff.succeed();
-    ws.on('message', (data: Buffer) => {
-      if (this.#socket === ws)
-        this.#options.codecs.receive(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
-    });
-    ws.once('close', () => {
-      if (this.#socket !== ws) return;
-      this.#socket = undefined;
-      // The page went (a crash, or the browser with it): start over with a fresh browser.
-      if (child !== undefined) this.#gone(child, 'the page closed its connection');
-    });
     for (const wake of this.#connectWaiters.splice(0)) wake();
   }
 
-  /** The browser `child` (or its page) is gone: fail its codecs, make sure it is dead, relaunch later. */
+  /** Opens the page of `worker` (messages wait for its socket). */
+  #openPage(worker: number): Page {
+    if (this.#closedPages.has(worker)) throw new Error(`the page of worker ${worker} is closed`);
+    const cdp = this.#cdp;
+    if (cdp === undefined) throw new Error('the browser is gone');
+    const page: Page = { worker, targetId: undefined, socket: undefined, queue: [], crashed: false };
+    this.#pages.set(worker, page);
+    const hooks = this.#options.testHooks === true ? '&hooks=1' : '';
+    const url = `http://127.0.0.1:${this.#port}/?token=${this.#token}&page=${worker}${hooks}`;
+    cdp.send('Target.createTarget', { url }).then(
+      ({ targetId }) => {
+        page.targetId = String(targetId);
+        // Closed meanwhile: close its target now.
+        if (this.#pages.get(worker) !== page) this.#closeTarget(page);
+      },
+      (error) => this.#pageGone(page, `could not be opened (${errorMessage(error)})`),
+    );
+    return page;
+  }
+
+  #connected(page: Page, ws: WebSocket): void {
+    page.socket = ws;
+    ws.binaryType = 'nodebuffer';
+    for (const bytes of page.queue.splice(0)) ws.send(bytes);
+    ws.on('message', (data: Buffer) => {
+      if (this.#pages.get(page.worker) === page)
+        this.#options.codecs.receive(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+    });
+    ws.once('close', () => this.#pageGone(page, page.crashed ? 'crashed' : 'closed its connection'));
+  }
+
+  /** Closes `page` (its worker was released, or it hung): nothing more is delivered to or from it. */
+  #closePage(page: Page): void {
+    if (this.#pages.get(page.worker) !== page) return;
+    this.#pages.delete(page.worker);
+    this.#closedPages.add(page.worker);
+    page.queue.length = 0;
+    this.#closeTarget(page);
+  }
+
+  #closeTarget(page: Page): void {
+    if (page.targetId !== undefined) this.#cdp?.send('Target.closeTarget', { targetId: page.targetId }).catch(() => {});
+  }
+
+  /** `page` crashed or its socket closed: its worker's codecs fail; the page is closed. */
+  #pageGone(page: Page, reason: string): void {
+    if (this.#pages.get(page.worker) !== page) return;
+    this.#closePage(page);
+    page.socket?.terminate();
+    this.#options.logger.warn('chromium backend: a page is gone; its source restarts at its next keyframe', {
+      reason,
+    });
+    this.#options.codecs.pageGone(page.worker, reason);
+  }
+
+  /** Forgets every page of the browser (it is going). */
+  #dropPages(): void {
+    for (const page of this.#pages.values()) {
+      this.#closedPages.add(page.worker);
+      page.socket?.terminate();
+    }
+    this.#pages.clear();
+  }
+
+  /** The browser `child` is gone (or must go): fail its codecs, make sure it is dead, relaunch later. */
   #gone(child: ChildProcess, reason: string): void {
     if (this.#child !== child) return;
     this.#child = undefined;
-    this.#socket?.terminate();
-    this.#socket = undefined;
+    this.#cdp?.close();
+    this.#cdp = undefined;
+    this.#dropPages();
     this.#options.codecs.detach(reason);
     void this.#killProcess(child);
     if (this.#stopped) return;
@@ -297,4 +436,12 @@ export class ChromiumBrowser {
     this.#profiles.delete(child);
     if (profile !== undefined) rmSync(profile, { recursive: true, force: true });
   }
+}
+
+function isWritable(stream: unknown): stream is Writable {
+  return typeof (stream as Writable | null)?.write === 'function';
+}
+
+function isReadable(stream: unknown): stream is Readable {
+  return typeof (stream as Readable | null)?.on === 'function';
 }

@@ -1,8 +1,9 @@
 /**
  * The service side of the chromium backend against a scripted page (the protocol's messages, no
- * browser): frame handles are counted (one release when the last clone closes), a page that goes
- * fails every decoder and encoder once with their pending calls, and a socket that is already
- * closing never makes a close or a release throw into the ladder.
+ * browser): frame handles are counted (one release when the last clone closes), a browser that goes
+ * fails every decoder and encoder once with their pending calls, a page that goes (one per worker)
+ * fails only its worker's, every message is sent to its worker's page, and a socket that is
+ * already closing never makes a close or a release throw into the ladder.
  */
 
 import { describe, expect, it } from 'vitest';
@@ -11,21 +12,35 @@ import { decodeMessage, encodeMessage, type Message, OP } from '../../src/transc
 import type { VideoFrameLike } from '../../src/transcode/codecs.ts';
 import { waitFor } from '../support/wait.ts';
 
-/** A page that records what it gets and lets the test answer. */
-function scriptedPage(): { connection: PageConnection; sent: Message[]; broken: { now: boolean }; kills: string[] } {
+/** A browser that records what it gets (and for which worker's page) and lets the test answer. */
+function scriptedPage(): {
+  connection: PageConnection;
+  sent: Message[];
+  /** The worker (page) each message of `sent` went to. */
+  to: number[];
+  broken: { now: boolean };
+  kills: string[];
+  released: number[];
+} {
   const sent: Message[] = [];
+  const to: number[] = [];
   const kills: string[] = [];
+  const released: number[] = [];
   const broken = { now: false };
   return {
     sent,
+    to,
     broken,
     kills,
+    released,
     connection: {
-      send(bytes) {
+      send(bytes, worker) {
         if (broken.now) throw new Error('socket closed');
         sent.push(decodeMessage(bytes)!);
+        to.push(worker);
       },
-      kill: (reason) => kills.push(reason),
+      kill: (reason, worker) => kills.push(`${worker}: ${reason}`),
+      release: (worker) => released.push(worker),
     },
   };
 }
@@ -180,6 +195,22 @@ describe('chromium codecs (service side)', () => {
     frames[1]![0]!.close();
     expect(page.sent.filter((m) => m.op === OP.frameRelease).map((m) => [m.id, m.ref])).toEqual([[b!.ref, 1]]);
     expect(page.kills).toEqual([]);
+    expect(page.released, "the ended worker's page is closed").toEqual([a!.ref]);
+    // Every message went to the page of the worker it concerns.
+    const workerOf = new Map([
+      [a!.id, a!.ref],
+      [b!.id, b!.ref],
+      [page.sent.find((m) => m.op === OP.encoderConfigure)!.id, a!.ref],
+    ]);
+    page.sent.forEach((m, i) => {
+      const worker = m.op === OP.workerKill || m.op === OP.frameRelease ? m.id : workerOf.get(m.id);
+      expect(page.to[i], `message ${i} (op ${m.op})`).toBe(worker);
+    });
+    // b's page crashes: b's decoder fails alone, and its page is released.
+    codecs.pageGone(b!.ref, 'crashed');
+    expect(errors).toContain('decoder 1: CodecError: chromium page worker gone: its page crashed');
+    expect(codecs.workerIds()).toEqual([]);
+    expect(page.released).toEqual([a!.ref, b!.ref]);
     codecs.close();
   });
 
@@ -225,21 +256,36 @@ describe('chromium codecs (service side)', () => {
     codecs.close();
   });
 
-  it('a page that does not end a hung worker in time is killed', async () => {
+  it('a page that does not end a hung worker in time is closed; the other pages go on', async () => {
     const { codecs, page } = attached(300);
-    const decoder = codecs.createDecoder(
-      DECODER,
-      () => {},
-      () => {},
+    const errors: string[] = [];
+    const [hung, other] = [0, 1].map((i) =>
+      codecs.createDecoder(
+        DECODER,
+        () => {},
+        (e) => errors.push(`decoder ${i}: ${String(e)}`),
+      ),
     );
+    await waitFor(() => page.sent.filter((m) => m.op === OP.decoderConfigure).length === 2, 'both configures');
+    const [a, b] = page.sent.filter((m) => m.op === OP.decoderConfigure);
     const started = Date.now();
-    const flushing = decoder.flush();
+    const flushing = hung!.flush();
     flushing.catch(() => {});
-    await waitFor(() => page.kills.length > 0, 'the hung page to be killed', { timeoutMs: 5000, intervalMs: 10 });
+    await waitFor(() => page.kills.length > 0, 'the hung page to be closed', { timeoutMs: 5000, intervalMs: 10 });
     expect(Date.now() - started).toBeGreaterThanOrEqual(450);
     expect(page.sent.filter((m) => m.op === OP.workerKill)).toHaveLength(1);
-    expect(page.kills[0]).toBe('the page left a call unanswered for 300 ms');
+    expect(page.kills).toEqual([`${a!.ref}: the page left a call unanswered for 300 ms`]);
+    await expect(flushing).rejects.toThrow(/chromium page worker gone: the page left a call unanswered/);
+    expect(errors).toEqual([
+      'decoder 0: CodecError: chromium page worker gone: the page left a call unanswered for 300 ms',
+    ]);
+    // The other source's page still serves.
+    const flushed = other!.flush();
+    await waitFor(() => page.sent.some((m) => m.op === OP.decoderFlush && m.id === b!.id), 'the flush of b');
+    const flush = page.sent.find((m) => m.op === OP.decoderFlush && m.id === b!.id)!;
+    codecs.receive(encodeMessage({ op: OP.done, id: flush.id, seq: flush.seq }));
+    await flushed;
+    expect(codecs.workerIds()).toEqual([b!.ref]);
     codecs.close();
-    await expect(flushing).rejects.toThrow(/chromium page gone/);
   });
 });

@@ -1,10 +1,10 @@
 /**
- * One page worker per source in the Chromium backend: two sources run through one real headless
- * Chromium, each in a worker of its own; one source's worker is made to throw, or to hang (test-only
- * hooks of the page; the hung one is found by the call timeout and ended by the page). That
- * source's rungs restart on a new worker from a later source keyframe (a fault between two GOPs
- * loses no frame), the other source loses no frame and never restarts, and the browser is not
- * relaunched.
+ * One page worker per source in the Chromium backend, each in a page (a renderer process) of its
+ * own: two sources run through one real headless Chromium; one source's worker is made to throw, or
+ * to hang (test-only hooks of the page; the hung one is found by the call timeout and ended by the
+ * page), or its page's renderer is crashed (DevTools `Page.crash`). That source's rungs restart on
+ * a new worker from a later source keyframe (a fault between two GOPs loses no frame), the other
+ * source loses no frame and never restarts, and the browser is not relaunched.
  */
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -69,6 +69,7 @@ describe('chromium backend: one page worker per source', () => {
   it.each([
     ['throws', 'throw', 0.3],
     ['hangs', 'hang', 0.2],
+    ['page crashes', 'crash', 0.3],
   ] as const)(
     'a source whose worker %s restarts from a later keyframe on a new worker; the other source loses no frame',
     async (_what, how, speed) => {
@@ -87,8 +88,12 @@ describe('chromium backend: one page worker per source', () => {
         await waitForFirstFrames(() => outputsOf('live/a'), 'source a to publish');
         const [workerA] = codecs.workerIds();
         expect(codecs.workerIds()).toHaveLength(1);
+        expect(browser.openPages, "a's worker has a page").toContain(workerA);
         const steady = publish(harness.ingest, 'live/b', [{ bytes: readFixture(FIXTURE), durationS: 3 }], { speed });
-        codecs.injectWorkerFault(workerA!, how);
+        if (how === 'crash') {
+          await waitForFirstFrames(() => outputsOf('live/b'), 'source b to publish');
+          await browser.crashPage(workerA!);
+        } else codecs.injectWorkerFault(workerA!, how);
         await waitFor(() => !codecs.workerIds().includes(workerA!), 'the failed worker to be dropped', {
           timeoutMs: 15_000,
         });
@@ -97,6 +102,7 @@ describe('chromium backend: one page worker per source', () => {
         await Promise.all([failing, steady]);
         await Promise.all([harness.settled('live/a'), harness.settled('live/b')]);
         expect(browser.launches, 'the browser was not relaunched').toBe(launches);
+        await waitFor(() => browser.openPages.length === 0, 'the pages of ended sources to close');
         const tasks = harness.handle.stats();
         for (const output of outputsOf('live/b')) {
           const indices = await publishedIndices(output);
@@ -128,7 +134,7 @@ describe('chromium backend: one page worker per source', () => {
             .transcoderStats!;
           expect(Number(stats['restarts']), `a/${output.rendition}`).toBeGreaterThanOrEqual(1);
           expect(String(stats['lastError']), `a/${output.rendition}`).toContain(
-            how === 'hang' ? 'unanswered too long' : 'its worker failed',
+            { hang: 'unanswered too long', throw: 'its worker failed', crash: 'its page crashed' }[how],
           );
         }
       } finally {

@@ -4,18 +4,20 @@
  * and a timestamp, shared by clones and counted, so the page frees a frame when its last handle
  * closes), and an encoder is handed the id. Only compressed media crosses (`protocol.ts`).
  *
- * Each source runs in a page worker of its own: a decoder is placed in a new worker (or in the
- * worker of a source whose decoder was replaced: one that holds encoders and no decoder), and an
- * encoder is configured at its first frame, in the worker that holds that frame, so frames never
- * leave their worker. An encoder handed a frame of another worker fails (the rung rebuilds it at
- * the next keyframe, in that worker).
+ * Each source runs in a page worker of its own, and each worker in a page (so a renderer process) of
+ * its own: a decoder is placed in a new worker (or in the worker of a source whose decoder was
+ * replaced: one that holds encoders and no decoder), and an encoder is configured at its first
+ * frame, in the worker that holds that frame, so frames never leave their worker. An encoder
+ * handed a frame of another worker fails (the rung rebuilds it at the next keyframe, in that
+ * worker). Every message names the worker it is for; the connection delivers it to that worker's
+ * page (opening the page on the first one) and closes the page once the worker is released.
  *
- * The page is reached through a `PageConnection` the launcher attaches; when it goes (the page
- * crashed, the browser was killed) every decoder and encoder of that connection fails, with its
- * pending calls: the ladder rebuilds them at the next keyframe, on the next connection. A worker
- * that throws, or leaves a call unanswered too long (the page is told to end it), fails only its
- * own decoders and encoders the same way; a page that does not end a hung worker in time is
- * killed through its connection.
+ * The browser is reached through a `PageConnection` the launcher attaches; when it goes (the
+ * browser was killed) every decoder and encoder of that connection fails, with its pending calls:
+ * the ladder rebuilds them at the next keyframe, on the next connection. A worker that throws, a
+ * page that crashes, or a worker that leaves a call unanswered too long (its page is told to end
+ * it, and is closed when it does not in time) fails only its own decoders and encoders the same
+ * way: the other sources do not notice.
  */
 
 import { CodecError, type ErrorCode, errorMessage } from '../../core/errors.ts';
@@ -32,12 +34,14 @@ import {
   readChunkPayload,
 } from './protocol.ts';
 
-/** One live connection to the page. */
+/** One live connection to the browser: a page per worker. */
 export interface PageConnection {
-  /** Sends one message (throws when the connection is gone). */
-  send(bytes: Uint8Array): void;
-  /** The page stopped answering: end it (the launcher kills the browser, which detaches it). */
-  kill(reason: string): void;
+  /** Sends one message to the page of `worker`, opening that page first (throws when it is gone). */
+  send(bytes: Uint8Array, worker: number): void;
+  /** The page of `worker` stopped answering: close it (its codecs already failed). */
+  kill(reason: string, worker: number): void;
+  /** Nothing runs in `worker` any more: its page may close. */
+  release(worker: number): void;
 }
 
 /** Which encoders the page runs, and the name they are reported under. */
@@ -63,6 +67,8 @@ export type ChromiumCodecsOptions = ChromiumEncoderChoice & {
 
 type Pending = {
   owner: number;
+  /** The page worker it was sent to. */
+  worker: number;
   /** When the call was sent (`Date.now()`). */
   sentAtMs: number;
   resolve: (message: Message) => void;
@@ -131,13 +137,13 @@ export class ChromiumFrame implements VideoFrameLike {
 }
 
 /**
- * Sends a message that needs no answer (a close, a release) while `link` lives. A socket that is
- * closing drops it: the page and everything in it are going anyway (the close event detaches).
+ * Sends a message that needs no answer (a close, a release) to `worker`'s page while `link` lives.
+ * A page that is closing drops it: the page and everything in it are going anyway.
  */
-function post(link: Link, bytes: Uint8Array): void {
-  if (!link.alive) return;
+function post(link: Link, bytes: Uint8Array, worker: number): void {
+  if (!link.alive || link.ended.has(worker)) return;
   try {
-    link.connection.send(bytes);
+    link.connection.send(bytes, worker);
   } catch {
     // Dropped with the page.
   }
@@ -180,45 +186,59 @@ export class ChromiumCodecs implements VideoCodecs {
   }
 
   /**
-   * A call unanswered for `timeoutMs`: the page is asked to end the worker it waits on; a page
-   * that has not done so `timeoutMs / 2` later (or a call of the page itself) kills the page.
+   * A call unanswered for `timeoutMs`: the page is asked to end the worker it waits on; a worker
+   * still there `timeoutMs / 2` later (or a call that no worker runs, the probe's) fails, and its
+   * page is closed.
    */
   #checkAnswers(connection: PageConnection, timeoutMs: number): void {
     const link = this.#link;
     if (link?.connection !== connection) return;
     const now = Date.now();
+    const hung = new Set<number>();
     for (const pending of this.#pending.values()) {
       if (now - pending.sentAtMs < timeoutMs) continue;
-      const worker = link.owners.get(pending.owner)?.worker;
-      const entry = worker === undefined ? undefined : link.workers.get(worker);
+      const worker = pending.worker;
+      const entry = link.workers.get(worker);
       if (entry === undefined || (entry.killAskedAtMs !== undefined && now - entry.killAskedAtMs >= timeoutMs / 2)) {
-        connection.kill(`the page left a call unanswered for ${timeoutMs} ms`);
-        return;
-      }
-      if (entry.killAskedAtMs === undefined) {
+        hung.add(worker);
+      } else if (entry.killAskedAtMs === undefined) {
         entry.killAskedAtMs = now;
-        post(link, encodeMessage({ op: OP.workerKill, id: worker }));
+        post(link, encodeMessage({ op: OP.workerKill, id: worker }), worker);
       }
+    }
+    for (const worker of hung) {
+      const reason = `the page left a call unanswered for ${timeoutMs} ms`;
+      this.#workerGone(link, worker, reason);
+      connection.kill(reason, worker);
     }
   }
 
-  /** Worker `worker` of `link` was ended by the page: its codecs fail with their pending calls. */
+  /**
+   * Worker `worker` of `link` is gone (the page ended it, the page crashed or hung): its codecs fail
+   * with their pending calls, and its page is released.
+   */
   #workerGone(link: Link, worker: number, reason: string): void {
     link.ended.add(worker);
     const entry = link.workers.get(worker);
     link.workers.delete(worker);
-    if (entry === undefined) return;
     const error = new CodecError('codec.closed', `chromium page worker gone: ${reason}`);
     for (const [seq, pending] of this.#pending) {
-      if (!entry.owners.has(pending.owner)) continue;
+      if (pending.worker !== worker) continue;
       this.#pending.delete(seq);
       pending.reject(error);
     }
-    for (const id of entry.owners) {
+    for (const id of entry?.owners ?? []) {
       const owner = link.owners.get(id);
       link.owners.delete(id);
       owner?.fail(error);
     }
+    link.connection.release(worker);
+  }
+
+  /** The page of `worker` went away (it crashed, or closed its connection): as if its worker failed. */
+  pageGone(worker: number, reason: string): void {
+    const link = this.#link;
+    if (link !== undefined && !link.ended.has(worker)) this.#workerGone(link, worker, `its page ${reason}`);
   }
 
   /** The page workers that run codecs now, oldest first (one per source). */
@@ -232,7 +252,7 @@ export class ChromiumCodecs implements VideoCodecs {
    */
   injectWorkerFault(worker: number, how: 'throw' | 'hang'): void {
     if (this.#link !== undefined)
-      post(this.#link, encodeMessage({ op: OP.testFault, id: worker }, new TextEncoder().encode(how)));
+      post(this.#link, encodeMessage({ op: OP.testFault, id: worker }, new TextEncoder().encode(how)), worker);
   }
 
   /** The page went away: everything on it fails with `reason`. */
@@ -244,7 +264,6 @@ export class ChromiumCodecs implements VideoCodecs {
     clearInterval(link.watchdog);
     const error = new CodecError('codec.closed', `chromium page gone: ${reason}`);
     for (const [seq, pending] of this.#pending) {
-      if (!link.owners.has(pending.owner) && pending.owner !== 0) continue;
       this.#pending.delete(seq);
       pending.reject(error);
     }
@@ -280,11 +299,22 @@ export class ChromiumCodecs implements VideoCodecs {
     link.owners.get(message.id)?.onMessage(message);
   }
 
-  /** Encodes a few frames in the page under `hardwareAcceleration`; resolves with whether that worked. */
+  /**
+   * Encodes a few frames in a page of its own under `hardwareAcceleration` (closed after); resolves
+   * with whether that worked.
+   */
   async probe(hardwareAcceleration: string): Promise<{ ok: boolean; error?: string }> {
     const link = await this.#connected();
-    const answer = await this.#call(link, 0, { op: OP.probe }, jsonPayload({ hardwareAcceleration }));
-    return JSON.parse(new TextDecoder().decode(answer.payload)) as { ok: boolean; error?: string };
+    const worker = this.#nextWorker++;
+    try {
+      const answer = await this.#call(link, 0, worker, { op: OP.probe }, jsonPayload({ hardwareAcceleration }));
+      return JSON.parse(new TextDecoder().decode(answer.payload)) as { ok: boolean; error?: string };
+    } finally {
+      if (!link.ended.has(worker)) {
+        link.ended.add(worker);
+        if (link.alive) link.connection.release(worker);
+      }
+    }
   }
 
   createDecoder(
@@ -313,10 +343,11 @@ export class ChromiumCodecs implements VideoCodecs {
         const link = await codec.live();
         const flags = sample.keyframe ? FLAG.keyframe : 0;
         const head = { op: OP.decode, id, flags, timestampUs: sample.timestampUs, durationUs: sample.durationUs };
-        await this.#call(link, id, head, sample.data);
+        await this.#call(link, id, codec.worker(), head, sample.data);
       },
       flush: async () => {
-        await this.#call(await codec.live(), id, { op: OP.decoderFlush, id });
+        const link = await codec.live();
+        await this.#call(link, id, codec.worker(), { op: OP.decoderFlush, id });
       },
       close: () => codec.close(OP.decoderClose),
     };
@@ -375,12 +406,12 @@ export class ChromiumCodecs implements VideoCodecs {
           timestampUs: frame.timestamp,
           durationUs: options.durationUs,
         };
-        await this.#call(link, id, head);
+        await this.#call(link, id, shared.worker, head);
       },
       flush: async () => {
         const link = await codec.live();
         // Not configured yet (no frame came): nothing to flush.
-        if (codec.placed()) await this.#call(link, id, { op: OP.encoderFlush, id });
+        if (codec.placed()) await this.#call(link, id, codec.worker(), { op: OP.encoderFlush, id });
       },
       close: () => codec.close(OP.encoderClose),
     };
@@ -401,6 +432,8 @@ export class ChromiumCodecs implements VideoCodecs {
     id: number;
     live(): Promise<Link>;
     placed(): boolean;
+    /** The worker it is configured in (it is, once `live` resolved for a decoder, `placed` for an encoder). */
+    worker(): number;
     placeIn(link: Link, worker: number): void;
     close(closeOp: number): void;
   } {
@@ -441,6 +474,7 @@ export class ChromiumCodecs implements VideoCodecs {
         return l;
       },
       placed: () => owner.worker !== undefined,
+      worker: () => owner.worker ?? 0,
       placeIn,
       close: (closeOp) => this.#closeOwner(ready, id, closeOp, owner),
     };
@@ -477,7 +511,7 @@ export class ChromiumCodecs implements VideoCodecs {
       link.workers.set(worker, entry);
     }
     entry.owners.add(id);
-    link.connection.send(encodeMessage({ op, id, ref: worker }, jsonPayload(config)));
+    link.connection.send(encodeMessage({ op, id, ref: worker }, jsonPayload(config)), worker);
   }
 
   #closeOwner(ready: Promise<Link>, id: number, op: number, owner: Owner): void {
@@ -490,29 +524,34 @@ export class ChromiumCodecs implements VideoCodecs {
           this.#pending.delete(seq);
           pending.reject(new CodecError('codec.closed', 'closed'));
         }
-        const entry = owner.worker === undefined ? undefined : link.workers.get(owner.worker);
-        if (entry === undefined) return;
+        const worker = owner.worker;
+        const entry = worker === undefined ? undefined : link.workers.get(worker);
+        if (entry === undefined || worker === undefined) return;
         entry.owners.delete(id);
-        if (entry.owners.size === 0 && owner.worker !== undefined) link.workers.delete(owner.worker);
-        post(link, encodeMessage({ op, id }));
+        post(link, encodeMessage({ op, id }), worker);
+        if (entry.owners.size > 0) return;
+        // Its last codec: the worker's page closes (frames still held there are freed with it).
+        link.workers.delete(worker);
+        link.ended.add(worker);
+        if (link.alive) link.connection.release(worker);
       },
       () => {},
     );
   }
 
   readonly #releaseFrame = (shared: SharedFrame): void => {
-    if (shared.link.ended.has(shared.worker)) return;
-    post(shared.link, encodeMessage({ op: OP.frameRelease, id: shared.worker, ref: shared.ref }));
+    post(shared.link, encodeMessage({ op: OP.frameRelease, id: shared.worker, ref: shared.ref }), shared.worker);
   };
 
-  /** Sends one call and resolves with its answer. */
-  #call(link: Link, owner: number, head: MessageHead, payload?: Uint8Array): Promise<Message> {
+  /** Sends one call to `worker`'s page and resolves with its answer. */
+  #call(link: Link, owner: number, worker: number, head: MessageHead, payload?: Uint8Array): Promise<Message> {
     if (!link.alive) return Promise.reject(new CodecError('codec.closed', 'chromium page gone'));
+    if (link.ended.has(worker)) return Promise.reject(new CodecError('codec.closed', 'chromium page worker gone'));
     const seq = this.#nextSeq++;
     return new Promise<Message>((resolve, reject) => {
-      this.#pending.set(seq, { owner, sentAtMs: Date.now(), resolve, reject });
+      this.#pending.set(seq, { owner, worker, sentAtMs: Date.now(), resolve, reject });
       try {
-        link.connection.send(encodeMessage({ ...head, seq }, payload));
+        link.connection.send(encodeMessage({ ...head, seq }, payload), worker);
       } catch (error) {
         this.#pending.delete(seq);
         reject(new CodecError('codec.closed', `chromium page unreachable: ${errorMessage(error)}`));

@@ -1,8 +1,9 @@
 /**
- * The page the Chromium backend loads: it connects back to the service over a WebSocket and runs
- * each source's decoder and its rungs' encoders in a dedicated Worker of their own (the service
- * names the worker in every configure message), so sources share no thread and a worker that
- * throws or hangs is ended without touching the others. The page's main thread only routes
+ * The page the Chromium backend loads, once per page worker (each page a renderer process of its
+ * own): it connects back to the service over a WebSocket and runs the source's decoder and its
+ * rungs' encoders in a dedicated Worker (the service names the worker in every configure message),
+ * so sources share no thread and no process, and a worker that throws or hangs is ended without
+ * touching the others. The page's main thread only routes
  * messages between the socket and the workers (transferring their buffers) and runs the hardware
  * probe. Decoded frames stay in the worker that decoded them (the service holds ids); only
  * compressed chunks and small results go back (`protocol.ts`). An encoder configured smaller than
@@ -251,7 +252,7 @@ const workers = new Map();
 const routes = new Map();
 /** Ids of ended workers: never created again. */
 const ended = new Set();
-const socket = new WebSocket('ws://' + location.host + '/link?token=' + encodeURIComponent(params.get('token')));
+const socket = new WebSocket('ws://' + location.host + '/link?token=' + encodeURIComponent(params.get('token')) + '&page=' + encodeURIComponent(params.get('page')));
 socket.binaryType = 'arraybuffer';
 
 function send(head, payload) {
