@@ -1,7 +1,9 @@
 /**
  * Runs our decode-once ladder on a source file as fast as it can go (no pacing, nothing dropped)
  * and writes each rung to `<outDir>/<rung>.mp4` (init + fragments). Prints one JSON line of
- * figures. Used by ladder-throughput.ts under /usr/bin/time; also usable alone:
+ * figures. Like ffmpeg, it reads the source as the ladder consumes it (at most `AHEAD_S` of media
+ * ahead of the slowest rung) and writes each rung's fragments as they come, so its memory is the
+ * ladder's, not a copy of the input and outputs. Used by ladder-throughput.ts under /usr/bin/time; also usable alone:
  *   node --expose-gc --import tsx bench/run-ladder.ts <source.mp4> <outDir> [renditions] [--thread-cpu] [--chromium]
  * `--chromium` runs the ladder's codecs in a headless Chromium (the chromium backend), launched
  * before the clock starts (a service keeps it running), and adds its processes' CPU seconds and
@@ -9,7 +11,7 @@
  * each rung's encoder, Node itself): a V8 profile (`node --cpu-prof`) sees only the JS thread.
  */
 
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { silentLogger } from '../src/core/log.ts';
 import { FragmentBroadcasterRegistry } from '../src/fragment/index.ts';
@@ -62,37 +64,73 @@ const handle = new TranscodeRunner()
   .withLadder(ladderSpec, (spec) => new SoftwareTranscoderFactory(spec, ladder))
   .install(registry);
 
-const outputs = new Map<string, { parts: Uint8Array[]; frames: number; done: Promise<void> }>();
-registry.onEntryCreated((broadcast, track, bc) => {
+/** Media the source may be ahead of the slowest rung, seconds (a GOP or two). */
+const AHEAD_S = 4;
+/** Each rung's output file, its frame count and media end (s), and when its reader is done. */
+const outputs = new Map<
+  string,
+  { fd: number; file: string; bytes: number; frames: number; endS: number; done: Promise<void> }
+>();
+let rungsProgressed: () => void = () => {};
+registry.onEntryCreated((_broadcast, track, bc) => {
   if (bc.origin.kind !== 'rendition' || track !== '0.mp4') return;
   const sub = bc.subscribe({ capacity: 1_000_000, maxBytes: 2 ** 32 });
-  const entry = { parts: [] as Uint8Array[], frames: 0, done: Promise.resolve() };
+  const file = join(outDir, `${bc.origin.rendition}.mp4`);
+  const entry = { fd: openSync(file, 'w'), file, bytes: 0, frames: 0, endS: 0, done: Promise.resolve() };
+  const write = (bytes: Uint8Array): void => {
+    writeSync(entry.fd, bytes);
+    entry.bytes += bytes.byteLength;
+  };
   entry.done = (async () => {
-    let init: Uint8Array | undefined;
+    let init = false;
     for (;;) {
       const f = await sub.next();
       if (f === undefined) break;
-      if (init === undefined) {
-        init = sub.meta.initSegment!;
-        entry.parts.push(init);
+      if (!init) {
+        init = true;
+        write(sub.meta.initSegment!);
       }
-      entry.parts.push(f.payload);
+      write(f.payload);
       entry.frames += 1;
+      entry.endS = (f.dts + f.duration) / (sub.meta.timescale ?? 90_000);
+      rungsProgressed();
     }
+    closeSync(entry.fd);
   })();
   outputs.set(bc.origin.rendition, entry);
-  void broadcast;
 });
 
 const ingest = new IngestManager({ registry, graceMs: 0, idleTimeoutMs: 0 });
 const connection = ingest.open('bench/source', 'internal');
-const bytes = new Uint8Array(readFileSync(source));
-const chunk = 256 * 1024;
-let sourceFrames = 0;
-for (let offset = 0; offset < bytes.length; offset += chunk) {
-  connection.push(bytes.subarray(offset, Math.min(bytes.length, offset + chunk)));
+// The source's media end so far (s), from a tap on its video track.
+let sourceEndS = 0;
+registry.onEntryCreated((broadcast, track, bc) => {
+  if (broadcast !== 'bench/source' || track !== '0.mp4') return;
+  const tap = bc.subscribe({ capacity: 1_000_000, maxBytes: 2 ** 32 });
+  void (async () => {
+    for (let f = await tap.next(); f !== undefined; f = await tap.next())
+      sourceEndS = Math.max(sourceEndS, (f.dts + f.duration) / (tap.meta.timescale ?? 90_000));
+  })();
+});
+const input = openSync(source, 'r');
+const chunk = new Uint8Array(256 * 1024);
+const slowestRungS = (): number =>
+  outputs.size < ladderSpec.length ? 0 : Math.min(...[...outputs.values()].map((o) => o.endS));
+for (;;) {
+  const read = readSync(input, chunk, 0, chunk.byteLength, null);
+  if (read === 0) break;
+  // A copy: the ingest keeps the bytes it is handed.
+  connection.push(chunk.slice(0, read));
+  // Let the tap see what was pushed, then wait while the source is far enough ahead of the rungs.
+  await new Promise((resolve) => setImmediate(resolve));
+  while (sourceEndS - slowestRungS() > AHEAD_S) {
+    await new Promise<void>((resolve) => {
+      rungsProgressed = resolve;
+    });
+  }
 }
-sourceFrames = registry.get('bench/source', '0.mp4')?.emittedCount ?? 0;
+closeSync(input);
+const sourceFrames = registry.get('bench/source', '0.mp4')?.emittedCount ?? 0;
 connection.end('eof');
 // Wait for every rung task to finish (each flushes and ends its output), then for the readers.
 while (handle.stats().length === 0 || handle.stats().some((t) => t.endedAtMs === undefined)) {
@@ -115,20 +153,11 @@ const result: Record<string, unknown> = {
 if (browserUsage !== undefined) result['chromium'] = browserUsage.stop();
 await browser?.stop();
 for (const [name, o] of outputs) {
-  const file = join(outDir, `${name}.mp4`);
-  const total = o.parts.reduce((a, p) => a + p.byteLength, 0);
-  const buf = new Uint8Array(total);
-  let at = 0;
-  for (const p of o.parts) {
-    buf.set(p, at);
-    at += p.byteLength;
-  }
-  writeFileSync(file, buf);
   const task = stats.find((s) => s.rendition === name);
   (result['rungs'] as Record<string, unknown>)[name] = {
-    file,
+    file: o.file,
     frames: o.frames,
-    bytes: total,
+    bytes: o.bytes,
     dropped: task?.transcoderStats?.['droppedFrames'],
   };
 }

@@ -5,7 +5,11 @@
  * `Date.now() - hls.playingDate` every 250 ms (EXT-X-PROGRAM-DATE-TIME from the same machine clock).
  * Reports p50 / p95 / max per player against the 1.5 s p50 target, with the machine's load.
  * `--transcode-rendition none` measures the sources alone (no transcoding competing for the cores).
- *   node --import tsx bench/viewer-latency.ts [--seconds 60] [--transcode-rendition LIST] [--smoke]
+ * Players join after `--warmup` seconds (default 10) of the broadcast, as a viewer joins a running
+ * one: a player that joins in the first seconds starts where the pattern, its encoders and the
+ * rungs are still catching up with their own start, and hls.js's defaults keep that distance for
+ * good (they never play faster to catch up).
+ *   node --import tsx bench/viewer-latency.ts [--seconds 60] [--warmup 10] [--transcode-rendition LIST] [--smoke]
  */
 
 import { loadavg } from 'node:os';
@@ -21,6 +25,7 @@ import {
 import { arg, machine, machineBusy, SMOKE, table, today, writeSection } from './lib.ts';
 
 const seconds = SMOKE ? 5 : Number(arg('seconds') ?? 60);
+const warmupS = SMOKE ? 0 : Number(arg('warmup') ?? 10);
 const PLAYERS: readonly LatencyPlayer[] = ['hls.js defaults', 'dashboard'];
 const TARGET_MS = 1500;
 const BROADCAST = 'live/viewer';
@@ -43,6 +48,7 @@ const browser = await launchChromium();
 const runs: LatencyRun[] = [];
 try {
   await waitForPlayable(server.url, BROADCAST, variants);
+  await new Promise((resolve) => setTimeout(resolve, warmupS * 1000));
   for (const player of PLAYERS) {
     const log: string[] = [];
     const { context, page } = await openPage(browser, log, { width: 1280, height: 860 });
@@ -77,7 +83,7 @@ const ladder =
 const serverSideMs = runs
   .map((r) => `${r.player} ${r.p50Ms - (nearestRank(r.edgeMs, 50) ?? Number.NaN)} ms`)
   .join(', ');
-const text = `Command: \`${command}\` (${seconds} s per player). Machine: ${machine()}. Date: ${today()}.
+const text = `Command: \`${command}\` (${seconds} s per player, joining after ${warmupS} s of the broadcast). Machine: ${machine()}. Date: ${today()}.
 Load average (1 / 5 / 15 min) ${loadBefore} before, ${loadAfter} after; before the run: ${busy}.
 Source: the built-in test pattern (1280x720 30 fps, 1 s GOP, one fragment per frame), ${ladder}, LL-HLS part target 200 ms (PART-HOLD-BACK 0.6 s). Player: Debian chromium (headless) with hls.js, first \`new Hls({ lowLatencyMode: true })\`, then the dashboard's player; ABR picks the variant. Latency = \`Date.now() - hls.playingDate\` sampled every 250 ms from the first \`playing\` event (stalls count).
 
