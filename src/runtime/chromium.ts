@@ -27,6 +27,7 @@ import { type WebSocket, WebSocketServer } from 'ws';
 import { Backoff } from '../core/backoff.ts';
 import { errorMessage } from '../core/errors.ts';
 import type { Logger } from '../core/log.ts';
+import { RecentIds } from '../core/recent-ids.ts';
 import { type ChromiumCodecs, PAGE_HTML, type PageConnection } from '../transcode/chromium/index.ts';
 import { CdpPipe } from './cdp-pipe.ts';
 
@@ -128,8 +129,8 @@ export class ChromiumBrowser {
   readonly #profiles = new Map<ChildProcess, string>();
   /** The open pages of the running browser, by page worker. */
   readonly #pages = new Map<number, Page>();
-  /** Page workers whose page closed or went: never opened again. */
-  readonly #closedPages = new Set<number>();
+  /** Page workers whose page closed or went (the most recent ones): never opened again. */
+  readonly #closedPages = new RecentIds();
   #stderr = '';
   #stopped = false;
   #relaunch: ReturnType<typeof setTimeout> | undefined;

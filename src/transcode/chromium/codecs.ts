@@ -21,6 +21,7 @@
  */
 
 import { CodecError, type ErrorCode, errorMessage } from '../../core/errors.ts';
+import { RecentIds } from '../../core/recent-ids.ts';
 import { highProfileCodec } from '../../webcodecs/avc.ts';
 import type { DecoderLike, EncodedChunk, EncoderLike, VideoCodecs, VideoFrameLike } from '../codecs.ts';
 import {
@@ -93,8 +94,8 @@ type Link = {
   connection: PageConnection;
   owners: Map<number, Owner>;
   workers: Map<number, PageWorker>;
-  /** Workers the page ended: nothing is configured in them again. */
-  ended: Set<number>;
+  /** Workers that ended (the most recent ones): nothing is configured in them or sent to them again. */
+  ended: RecentIds;
   alive: boolean;
   /** Checks that the page answers its calls in time. */
   watchdog: ReturnType<typeof setInterval>;
@@ -181,7 +182,7 @@ export class ChromiumCodecs implements VideoCodecs {
     const timeoutMs = this.#options.callTimeoutMs ?? 15_000;
     const watchdog = setInterval(() => this.#checkAnswers(connection, timeoutMs), Math.min(1000, timeoutMs / 4));
     watchdog.unref?.();
-    this.#link = { connection, owners: new Map(), workers: new Map(), ended: new Set(), alive: true, watchdog };
+    this.#link = { connection, owners: new Map(), workers: new Map(), ended: new RecentIds(), alive: true, watchdog };
     for (const wake of this.#waiters.splice(0)) wake();
   }
 
