@@ -47,6 +47,9 @@ const BASE_FLAGS = [
   '--disable-background-timer-throttling',
   '--disable-renderer-backgrounding',
   '--disable-backgrounding-occluded-windows',
+  // No renderer process started ahead for the next page: each source's page gets a process of its
+  // own when it opens (a spare that hung or died with the others would take the next source down).
+  '--disable-features=SpareRendererForSitePerProcess',
   '--remote-debugging-pipe',
 ];
 /** Flags without an accelerator (software codecs only). */
