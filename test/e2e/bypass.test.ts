@@ -13,7 +13,7 @@ import { fixturePath } from '../../testkit/fixtures.ts';
 import { getJson, getText, type RunningServer, startServer } from '../../testkit/server.ts';
 import { probeStreams } from '../support/ffprobe.ts';
 import { waitFor } from '../support/wait.ts';
-import { type BroadcastsApi, ffmpegPublish, type Proc, run, segmentWithInit, waitForMasterListing } from './helpers.ts';
+import { ffmpegPublish, type Proc, run, segmentWithInit, waitForMasterListing } from './helpers.ts';
 
 const ADMIN = 'admin-token-b7c1';
 // 1280x720, about 3.5 Mb/s of video (noise): above the default 720p rung's 2500 kb/s.
@@ -22,8 +22,6 @@ const R720_HIGH = { name: '720p', width: 1280, height: 720, video_bitrate_kbps: 
 const R240 = { name: '240p', width: 426, height: 240, video_bitrate_kbps: 400, audio_bitrate_kbps: 64 };
 /** Frames of a source-sized rung that must be published before the bypass rule decides. */
 const FIRST_FRAMES = 15;
-/** Source frames before the rule decides on a 5 s GOP: 4 s at 30 fps (the rule's wait, rung.ts). */
-const UNDECIDED_SOURCE_FRAMES = 120;
 
 let server: RunningServer;
 const publishers: Proc[] = [];
@@ -46,6 +44,7 @@ type RungApi = {
   height?: number;
   framesOut?: number;
   latencyMsP99?: number;
+  bypassMeasuring?: boolean;
 };
 type TranscodeApi = { sources: Array<{ broadcast: string; rungs: RungApi[] }> };
 
@@ -172,22 +171,25 @@ describe('rung bypass', () => {
         `${server.url}/ingest/live/early`,
       ]),
     );
-    // One snapshot of /api/v1/broadcasts holds both counts: once the rung has published half a
-    // second of frames, the source must still be inside the first 4 s of its first GOP (120 frames),
-    // where the bypass rule has not decided yet. Output held until the decision cannot pass, however
-    // slow the machine: the rule reads source media, not the clock.
-    const fragmentsOf = (api: BroadcastsApi, name: string): number =>
-      api.broadcasts.find((b) => b.name === name)?.tracks.find((t) => t.track === '0.mp4')?.fragments ?? 0;
+    // One snapshot of /api/v1/transcode: once the rung has published half a second of frames, the
+    // bypass rule must still be measuring. Output held until the decision cannot pass, however slow
+    // the machine: the rule decides on source media that reaches the rung's queue (at most its 60
+    // frames ahead of the rung), 4 s (120 frames) into the first GOP.
     const snapshot = await waitFor(
       async () => {
-        const api = await getJson<BroadcastsApi>(`${server.url}/api/v1/broadcasts`);
-        return fragmentsOf(api, 'live/early/720p') >= FIRST_FRAMES ? api : undefined;
+        const rung = (await rungsOf('live/early')).find((r) => r.rendition === '720p');
+        return (rung?.framesOut ?? 0) >= FIRST_FRAMES ? rung : undefined;
       },
       `the 720p rung to publish its first ${FIRST_FRAMES} frames`,
       { timeoutMs: 30_000, intervalMs: 25 },
     );
-    expect(fragmentsOf(snapshot, 'live/early'), JSON.stringify(snapshot)).toBeLessThan(UNDECIDED_SOURCE_FRAMES);
-    const rung = (await rungsOf('live/early')).find((r) => r.rendition === '720p');
-    expect(rung, JSON.stringify(rung)).toMatchObject({ state: 'running', width: 1280, height: 720 });
+    expect(snapshot, JSON.stringify(snapshot)).toMatchObject({ state: 'running', bypassMeasuring: true });
+    // The rule decides (this source is above the rung's bitrate: it keeps the rung), and says so.
+    const decided = await waitFor(
+      async () => (await rungsOf('live/early')).find((r) => r.rendition === '720p' && r.bypassMeasuring !== true),
+      'the bypass rule to decide',
+      { timeoutMs: 30_000, intervalMs: 50 },
+    );
+    expect(decided, JSON.stringify(decided)).toMatchObject({ state: 'running', width: 1280, height: 720 });
   }, 60_000);
 });

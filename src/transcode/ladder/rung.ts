@@ -231,6 +231,8 @@ export class RungTranscoder implements Transcoder, RungSink {
       frameRate: this.#plan?.frameRate ?? source?.frameRate(),
       backend: this.#backend ?? this.#options.codecs.backend,
       skippedReason: this.#skipReason,
+      // A source-sized rung published while the bypass rule still measures its source.
+      ...(this.#bypassPending ? { bypassMeasuring: true } : {}),
       queuedFrames: this.#queue.length,
       lastError: this.#lastError,
       ...this.#stats.snapshot(this.#options.now()),
