@@ -209,8 +209,10 @@ export class ChromiumCodecs implements VideoCodecs {
     }
     for (const worker of hung) {
       const reason = `the page left a call unanswered for ${timeoutMs} ms`;
-      this.#workerGone(link, worker, reason);
+      // Kill first: the browser closes the page and watches that it goes (the release that
+      // `#workerGone` makes then finds it closed already).
       connection.kill(reason, worker);
+      this.#workerGone(link, worker, reason);
     }
   }
 
