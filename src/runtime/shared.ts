@@ -79,6 +79,7 @@ export async function loadVideoCodecs(
   }
   const codecs = bindWebCodecs(provider.codecs, {
     backend,
+    scaler: config.scaler,
     ...(wantHardware && backend !== 'software' ? { hardwareAcceleration: 'prefer-hardware' as const } : {}),
   });
   return { codecs, audioCodecs: bindAudioWebCodecs(provider.codecs), info, provider };

@@ -18,6 +18,9 @@ export type EncoderPolicy = 'software' | 'prefer-hardware' | 'hardware-only';
 /** Where the ladder's decoders and encoders run (README "Backends"). */
 export type TranscodeBackend = 'napi' | 'chromium' | 'auto';
 
+/** Who scales the rungs: the frame scaler (`quality`) or each encoder with its own bilinear filter. */
+export type ScalerMode = 'quality' | 'encoder';
+
 /** What happens to the source audio: copied as it is, or transcoded by the audio ladder as well. */
 export type AudioMode = 'passthrough' | 'ladder';
 
@@ -47,6 +50,8 @@ export type ServeConfig = {
   transcodeBackend: TranscodeBackend;
   /** The Chromium binary of the `chromium` backend. */
   chromiumPath: string;
+  /** Who scales the rungs of the napi backend (README "Backends"). */
+  scaler: ScalerMode;
   /** Whether the overload policy may shed and pause rungs (off: rungs fall behind and drop GOPs on their own). */
   overloadPolicy: boolean;
   /** `passthrough`: every variant carries the source audio; `ladder`: the audio ladder runs too. */
@@ -216,6 +221,11 @@ export function parseServe(
     fail(`--transcode-backend must be napi, chromium or auto, got ${JSON.stringify(backendRaw)}`);
   }
 
+  const scalerRaw = read('transcode-scaler')!.trim().toLowerCase();
+  if (scalerRaw !== 'quality' && scalerRaw !== 'encoder') {
+    fail(`--transcode-scaler must be quality or encoder, got ${JSON.stringify(scalerRaw)}`);
+  }
+
   const overloadRaw = read('transcode-overload')!.toLowerCase();
   if (!['on', 'off'].includes(overloadRaw)) {
     fail(`--transcode-overload must be on or off, got ${JSON.stringify(overloadRaw)}`);
@@ -259,6 +269,7 @@ export function parseServe(
     encoder,
     transcodeBackend: backendRaw,
     chromiumPath: read('chromium')!,
+    scaler: scalerRaw,
     overloadPolicy: overloadRaw === 'on',
     transcodeAudio: audioRaw,
     transcodeAudioOpusKbps: opusKbps === undefined ? undefined : Math.round(opusKbps),

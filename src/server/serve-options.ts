@@ -63,6 +63,13 @@ export const SERVE_OPTIONS = {
     default: '/usr/bin/chromium',
     help: 'the Chromium binary the chromium backend launches',
   },
+  'transcode-scaler': {
+    value: 'quality|encoder',
+    env: ['LVQR_TRANSCODE_SCALER'],
+    type: 'string',
+    default: 'quality',
+    help: 'quality: rungs scaled once per frame (bicubic, then Lanczos-3 from the largest rung) in a worker thread; encoder: each encoder scales (bilinear)',
+  },
   'transcode-overload': {
     value: 'on|off',
     env: ['LVQR_TRANSCODE_OVERLOAD'],

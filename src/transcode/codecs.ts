@@ -56,9 +56,37 @@ export type DecoderConfig = { codec: string; description: Uint8Array; codedWidth
 /** Configuration of a rung encoder. */
 export type EncoderConfig = { width: number; height: number; bitrateBps: number; framerate: number };
 
+/** A picture size in pixels. */
+export type PictureSize = { width: number; height: number };
+
+/**
+ * Scales each decoded frame of one source once for every rung size (src/webcodecs/scaler), so
+ * the encoders get pictures of their own size.
+ */
+export interface FrameScalerLike {
+  /**
+   * `frame` at each of `sizes` (each the source's or one the scaler was made for), as frames the
+   * caller owns; pictures still being scaled are awaited by this backend's encoders. Undefined
+   * when this frame cannot be scaled here: the caller hands on clones, and the encoders scale.
+   * The caller keeps `frame`.
+   */
+  scale(frame: VideoFrameLike, sizes: readonly PictureSize[]): VideoFrameLike[] | undefined;
+  /** Takes no more frames (the ones taken are still delivered). */
+  close(): void;
+}
+
 /** Creates decoders and encoders; `backend` names the encoder in use (`software`, `nvenc`, ...). */
 export interface VideoCodecs {
   readonly backend: string;
+  /**
+   * A scaler from `source` to `sizes` (each no larger), or undefined where this backend's encoders
+   * scale for themselves. `onFailure` is told once if it fails (it then scales nothing more).
+   */
+  createScaler?(
+    source: PictureSize,
+    sizes: readonly PictureSize[],
+    onFailure: (error: unknown) => void,
+  ): FrameScalerLike | undefined;
   createDecoder(
     config: DecoderConfig,
     onFrame: (frame: VideoFrameLike) => void,

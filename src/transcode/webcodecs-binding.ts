@@ -12,6 +12,7 @@ import {
   type VideoFramePort,
   type WebCodecs,
 } from '../webcodecs/index.ts';
+import { FrameScaler, PendingPicture, scalerThread } from '../webcodecs/scaler/index.ts';
 import type { VideoCodecs } from './codecs.ts';
 
 /** Options of the binding. */
@@ -24,12 +25,29 @@ export type WebCodecsBindingOptions = {
   decoderMaxQueue?: number;
   /** Encoder queue bound (default from the encoder). */
   encoderMaxQueue?: number;
+  /**
+   * `quality` (default): rungs are scaled once per decoded frame by the frame scaler (bicubic, then
+   * Lanczos-3 from the largest rung) in a worker thread; `encoder`: each encoder scales (bilinear).
+   */
+  scaler?: 'quality' | 'encoder';
 };
 
 /** `VideoCodecs` backed by `codecs`. */
 export function bindWebCodecs(codecs: WebCodecs, options: WebCodecsBindingOptions): VideoCodecs {
+  const thread = options.scaler === 'encoder' ? null : scalerThread();
   return {
     backend: options.backend,
+    ...(thread === null
+      ? {}
+      : {
+          createScaler(source, sizes, onFailure) {
+            const scaler = new FrameScaler({ codecs, thread, source, sizes, onFailure });
+            return {
+              scale: (frame, wanted) => scaler.scale(frame as unknown as VideoFramePort, wanted),
+              close: () => scaler.close(),
+            };
+          },
+        }),
     createDecoder(config, onFrame, onError) {
       const decoder = new H264Decoder(codecs, {
         codec: config.codec,
@@ -80,7 +98,12 @@ export function bindWebCodecs(codecs: WebCodecs, options: WebCodecsBindingOption
         onError,
       });
       return {
-        encode: (frame, encodeOptions) => encoder.encode(frame as unknown as VideoFramePort, encodeOptions),
+        // A picture from the frame scaler may still be in the making: its frame is awaited.
+        encode: async (frame, encodeOptions) =>
+          encoder.encode(
+            frame instanceof PendingPicture ? await frame.picture() : (frame as unknown as VideoFramePort),
+            encodeOptions,
+          ),
         flush: () => encoder.flush(),
         close: () => encoder.close(),
       };

@@ -16,6 +16,9 @@ export type HardwareAccelerationPort = 'no-preference' | 'prefer-hardware' | 'pr
 /** Codec state as WebCodecs reports it. */
 export type CodecStatePort = 'unconfigured' | 'configured' | 'closed';
 
+/** Where one plane lies in a buffer: byte offset of its first row, and bytes per row. */
+export type PlaneLayoutPort = { offset: number; stride: number };
+
 /** Init of a frame built from raw pixels. */
 export type VideoFrameBufferInitPort = {
   format: VideoPixelFormatPort;
@@ -23,6 +26,8 @@ export type VideoFrameBufferInitPort = {
   codedHeight: number;
   timestamp: number;
   duration?: number;
+  /** Plane places in `data` (default: planes packed one after another). */
+  layout?: PlaneLayoutPort[];
 };
 
 /** Init of a frame built from another frame (new timestamp or duration over the same pixels). */
@@ -43,7 +48,8 @@ export interface VideoFramePort {
   /** Duration, microseconds (null when unknown). */
   readonly duration: number | null;
   allocationSize(): number;
-  copyTo(destination: Uint8Array): Promise<unknown>;
+  /** Copies the planes into `destination` (packed, or where `layout` puts them). */
+  copyTo(destination: Uint8Array, options?: { layout?: PlaneLayoutPort[] }): Promise<unknown>;
   clone(): VideoFramePort;
   close(): void;
 }

@@ -399,6 +399,8 @@ export function wrapCodecs(
 ): VideoCodecs {
   return {
     backend: inner.backend,
+    // The frame scaler (when the inner codecs have one) scales for every rung, as in the service.
+    ...(inner.createScaler === undefined ? {} : { createScaler: inner.createScaler }),
     createDecoder(config, onFrame, onError) {
       const make = (): DecoderLike => inner.createDecoder(config, onFrame, onError);
       return overrides.decoder === undefined ? make() : overrides.decoder(config, make, onError);

@@ -18,7 +18,7 @@
 import { Backoff } from '../../core/backoff.ts';
 import { errorMessage } from '../../core/errors.ts';
 import type { Fragment, FragmentMeta } from '../../fragment/fragment.ts';
-import type { EncodedChunk, EncoderLike, VideoFrameLike } from '../codecs.ts';
+import type { EncodedChunk, EncoderLike, PictureSize, VideoFrameLike } from '../codecs.ts';
 import type { RenditionSpec } from '../rendition.ts';
 import { DrainQueue } from '../shared/drain-queue.ts';
 import type { SessionLease } from '../shared/session-sources.ts';
@@ -152,7 +152,14 @@ export class RungTranscoder implements Transcoder, RungSink {
     this.#queue.push({ suspend: true });
   }
 
-  /** A frame clone from the shared decoder, which this rung now owns. */
+  /** The size of the pictures this rung encodes next (none while the source variant serves it). */
+  get pictureSize(): PictureSize | undefined {
+    const plan = this.#queuedPlan;
+    if (plan === undefined || plan === this.#bypassedPlan || this.#queue.stopped) return undefined;
+    return { width: plan.width, height: plan.height };
+  }
+
+  /** A frame from the shared decoder (a clone, or a picture at `pictureSize`), which this rung now owns. */
   enqueue(frame: VideoFrameLike, meta: FrameMeta): void {
     if (this.#queuedPlan === undefined || this.#queuedPlan === this.#bypassedPlan || this.#queue.stopped) {
       frame.close();

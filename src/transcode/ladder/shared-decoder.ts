@@ -11,7 +11,7 @@ import { describeInit, readSamples } from '../../container/index.ts';
 import { Backoff } from '../../core/backoff.ts';
 import { errorMessage } from '../../core/errors.ts';
 import type { Fragment, FragmentMeta } from '../../fragment/fragment.ts';
-import type { DecoderLike, VideoFrameLike } from '../codecs.ts';
+import type { DecoderLike, FrameScalerLike, PictureSize, VideoFrameLike } from '../codecs.ts';
 import type { RenditionSpec } from '../rendition.ts';
 import { TaskChain } from '../shared/task-chain.ts';
 import type { FrameMeta, SourceFormat } from './frames.ts';
@@ -35,6 +35,13 @@ export type SourceLadderStatus = {
   restarts: number;
   lastError: string | undefined;
   rungs: string[];
+  /**
+   * What scales this source's rungs: `quality` (the frame scaler, once per frame for every rung),
+   * `encoder` (each encoder, bilinear), or undefined before the first frame.
+   */
+  scaler: 'quality' | 'encoder' | undefined;
+  /** Why the frame scaler stopped, if it failed (the encoders scale meanwhile). */
+  scalerError: string | undefined;
   /** Rungs left out for this source, and why (e.g. no upscaling). */
   skipped: Array<{ rendition: string; reason: string }>;
 };
@@ -44,7 +51,12 @@ export interface RungSink extends LoadSampled {
   readonly rendition: RenditionSpec;
   /** Load state under the overload policy. */
   readonly loadState: RungLoadState;
-  /** A frame clone the rung now owns (and must close). */
+  /**
+   * The picture size the rung encodes frames at next; undefined when it encodes none (its
+   * rendition does not fit the source, or the source variant serves it).
+   */
+  readonly pictureSize: PictureSize | undefined;
+  /** A frame (a clone, or a picture scaled to `pictureSize`) the rung now owns (and must close). */
   enqueue(frame: VideoFrameLike, meta: FrameMeta): void;
   /** The source switched to a new init after the frames enqueued so far. */
   enqueueFormat(format: SourceFormat): void;
@@ -114,6 +126,10 @@ export class SharedDecoder implements DecodedSource {
   #meta: FragmentMeta;
   #frameRateWaiters: Array<() => void> = [];
   readonly #bitrate = new GopBitrate();
+  /** The frame scaler for the current source size and rung sizes (`key`), while it works. */
+  #scaler: { key: string; scaler: FrameScalerLike | undefined } | undefined;
+  #scalerUsed: 'quality' | 'encoder' | undefined;
+  #scalerError: string | undefined;
 
   /** A decoder for `broadcast`, configured from `meta`; `priority` ranks renditions for the policy. */
   constructor(
@@ -224,6 +240,8 @@ export class SharedDecoder implements DecodedSource {
       restarts: this.#restarts,
       lastError: this.#lastError,
       rungs: [...this.#rungs].map((r) => r.name),
+      scaler: this.#scalerUsed,
+      scalerError: this.#scalerError,
       skipped: [...this.#rungs].flatMap((r) => {
         const planned = planRung(this.#video, r.rendition);
         return typeof planned === 'string' ? [{ rendition: r.name, reason: planned }] : [];
@@ -271,6 +289,8 @@ export class SharedDecoder implements DecodedSource {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    this.#scaler?.scaler?.close();
+    this.#scaler = undefined;
     this.#closeDecoder();
     this.#pending.clear();
     this.#wakeFrameRateWaiters();
@@ -455,15 +475,64 @@ export class SharedDecoder implements DecodedSource {
         this.#lastForcedPts = meta.pts;
       }
       if (meta.sourceKey) this.#tapKeyframe(frame);
+      const rungs: RungSink[] = [];
       for (const rung of this.#rungs) {
         if (rung.loadState === 'paused') rung.countDropped(1);
-        else rung.enqueue(frame.clone(), meta);
+        else rungs.push(rung);
       }
+      const pictures = this.#scale(frame, rungs);
+      this.#scalerUsed = pictures === undefined ? 'encoder' : 'quality';
+      for (const [i, rung] of rungs.entries()) rung.enqueue(pictures?.[i] ?? frame.clone(), meta);
       const { gc, gcEveryFrames } = this.#options;
       if (gc !== undefined && this.#decodedFrames % gcEveryFrames === 0) gc();
     } finally {
       frame.close();
     }
+  }
+
+  /**
+   * `frame` at each rung's picture size, through the frame scaler of the codecs (made again when
+   * the source or rung sizes change); undefined where there is none or this frame cannot go
+   * through it: the rungs then get clones and their encoders scale.
+   */
+  #scale(frame: VideoFrameLike, rungs: readonly RungSink[]): VideoFrameLike[] | undefined {
+    const create = this.#options.codecs.createScaler;
+    if (create === undefined || rungs.length === 0) return undefined;
+    const source = this.#video;
+    const fits = (s: PictureSize): boolean => s.width <= source.width && s.height <= source.height;
+    const isSource = (s: PictureSize): boolean => s.width === source.width && s.height === source.height;
+    const sizes = rungs.map((r) => r.pictureSize ?? source);
+    if (!sizes.every(fits)) return undefined;
+    // Every rung's size (paused ones too: a pause and a resume do not make a new scaler).
+    const all = new Map<string, PictureSize>();
+    for (const rung of this.#rungs) {
+      const size = rung.pictureSize;
+      if (size !== undefined && fits(size) && !isSource(size)) all.set(`${size.width}x${size.height}`, size);
+    }
+    if (all.size === 0) return undefined;
+    const key = `${source.width}x${source.height}>${[...all.keys()].sort().join(',')}`;
+    if (this.#scaler?.key !== key) {
+      this.#scaler?.scaler?.close();
+      let scaler: FrameScalerLike | undefined;
+      try {
+        scaler = create(source, [...all.values()], (error) => this.#scalerFailed(error, scaler));
+      } catch (error) {
+        this.#scalerFailed(error, undefined);
+      }
+      this.#scaler = { key, scaler };
+    }
+    return this.#scaler.scaler?.scale(frame, sizes);
+  }
+
+  /** The frame scaler failed: this source's encoders scale until its size or rung sizes change. */
+  #scalerFailed(error: unknown, scaler: FrameScalerLike | undefined): void {
+    this.#scalerError = errorMessage(error);
+    if (this.#scaler !== undefined && this.#scaler.scaler === scaler) this.#scaler.scaler = undefined;
+    scaler?.close();
+    this.#options.logger.warn('frame scaler failed; the encoders scale this source', {
+      broadcast: this.broadcast,
+      error: this.#scalerError,
+    });
   }
 
   /** Hands a clone of the source keyframe `frame` to `onKeyframe`, at most once per `keyframeTapMs`. */

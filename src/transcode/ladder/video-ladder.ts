@@ -88,6 +88,8 @@ export class VideoLadder {
       restarts: 0,
       lastError: undefined,
       rungs: [],
+      scaler: undefined,
+      scalerError: undefined,
       skipped: [],
     });
     while (this.#unsupported.size > MAX_REFUSED) this.#unsupported.delete(this.#unsupported.keys().next().value!);
