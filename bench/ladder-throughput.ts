@@ -1,8 +1,9 @@
 /**
  * Ladder throughput: the same 1080p30 H.264 source (bench/make-source.sh, 20 s, not trivially
- * compressible) through (a) our decode-once ladder as fast as it goes, (b) one ffmpeg process
+ * compressible) through (a) our decode-once ladder as fast as it goes (the encoders scaling, and
+ * again with the frame scaler), (b) one ffmpeg process
  * (decode once, split, scale, libx264 superfast/zerolatency, same bitrates, keyframes at the
- * source's), once with the bilinear scaler (the same pictures as ours) and once with bicubic,
+ * source's), once with the bilinear scaler (the encoders' own) and once with bicubic,
  * (c) LVQR's chain: its GStreamer software pipeline once per rung, each decoding the source (where
  * GStreamer is installed; three ffmpeg processes otherwise), (d) our ladder on the
  * chromium backend (decode, scale and encode in a headless Chromium). Contenders alternate; each
@@ -90,9 +91,9 @@ function x264Settings(file: string): string | undefined {
  * start (a service is already running when a broadcast starts, as the chromium backend's browser
  * is); the whole process's figures are kept in `process`. Peak RSS is the whole process's.
  */
-async function ours(dir: string, throughTsx = false): Promise<Run> {
+async function ours(dir: string, throughTsx = false, extra: string[] = []): Promise<Run> {
   const entry = throughTsx ? ['--import', 'tsx', 'bench/run-ladder.ts'] : [compiledLadder()];
-  const m = await measure(process.execPath, ['--expose-gc', ...entry, source, dir]);
+  const m = await measure(process.execPath, ['--expose-gc', ...entry, source, dir, ...extra]);
   if (m.code !== 0) throw new Error(`our ladder failed: ${m.stderr.slice(-2000)}`);
   const figures = JSON.parse(m.stdout.trim().split('\n').at(-1) ?? '{}') as { wallS: number; cpuS: number };
   return {
@@ -215,11 +216,14 @@ async function lvqrStyle(dir: string): Promise<Run> {
 }
 
 const TSX = 'ours, through tsx';
+/** Our ladder with the frame scaler (`--transcode-scaler quality`) instead of the encoders scaling. */
+const OURS_QUALITY = 'ours, frame scaler (--transcode-scaler quality)';
 const GST = gstreamerInstalled();
 /** LVQR's GStreamer pipelines where GStreamer is installed, three ffmpeg processes otherwise. */
 const LVQR = GST ? 'LVQR (GStreamer, 3 pipelines)' : 'LVQR-style (3 ffmpeg decodes)';
 const contenders: Record<string, (dir: string) => Promise<Run>> = {
   ours: (dir: string) => ours(dir),
+  [OURS_QUALITY]: (dir: string) => ours(dir, false, ['--frame-scaler']),
   [TSX]: (dir: string) => ours(dir, true),
   'ours, chromium backend': chromium,
   'ffmpeg (one process, bilinear)': (dir: string) => ffmpegOne(dir, 'bilinear'),
@@ -289,11 +293,18 @@ const cpu = (n: Name) => summary(results.get(n)!.map((r) => r.cpuS / durationS))
 const rss = (n: Name) => summary(results.get(n)!.map((r) => r.peakRssMb)).median;
 const BILINEAR: Name = 'ffmpeg (one process, bilinear)';
 const BICUBIC: Name = 'ffmpeg (one process, bicubic)';
+// Equal pictures: ours (the default: the encoders scale, bilinear) against ffmpeg's bilinear; ours
+// with the frame scaler against ffmpeg's bicubic.
 const ratioB = fps('ours') / fps(BILINEAR);
 const cpuRatio = cpu('ours') / cpu(BILINEAR);
 const rssRatio = rss('ours') / rss(BILINEAR);
+const ratioQ = fps(OURS_QUALITY) / fps(BICUBIC);
+const cpuQ = cpu(OURS_QUALITY) / cpu(BICUBIC);
+const rssQ = rss(OURS_QUALITY) / rss(BICUBIC);
 const ratioC = fps('ours') / fps(LVQR);
-const psnrGap = RUNGS.map((r) => q.get(BICUBIC)![r.name]!.psnr - q.get('ours')![r.name]!.psnr);
+const psnrGap = RUNGS.map((r) => q.get(BICUBIC)![r.name]!.psnr - q.get(OURS_QUALITY)![r.name]!.psnr);
+const defaultGap = RUNGS.map((r) => q.get(BICUBIC)![r.name]!.psnr - q.get('ours')![r.name]!.psnr);
+const scalerGain = RUNGS.map((r) => q.get(OURS_QUALITY)![r.name]!.psnr - q.get('ours')![r.name]!.psnr);
 const verdict = (met: boolean) => (met ? 'met' : 'missed');
 /** Whether the x264 outputs were encoded with the same settings (bitrate and threads aside). */
 const comparable = (s: string | undefined) =>
@@ -327,8 +338,8 @@ ${table(['contender', 'output fps', 'x realtime', 'CPU-s per source s', 'peak RS
 
 Our rows count from the ladder's start, as in a running service (ffmpeg's include its own start, a few tens of ms). Ours runs compiled to JavaScript, as the service does (bin/compile.mjs). Counted from the process's start: ours ${processFigures('ours')}; through tsx ${processFigures(TSX)}. The TypeScript loader against the compiled code: fps ${(fps(TSX) / fps('ours')).toFixed(2)}x, CPU ${(cpu(TSX) / cpu('ours')).toFixed(2)}x, peak RSS +${(rss(TSX) - rss('ours')).toFixed(0)} MB.
 
-Ratios (medians) against ffmpeg in one process with the same (bilinear) pictures: fps **${ratioB.toFixed(2)}x** (target >= 1.1: ${verdict(ratioB >= 1.1)}), CPU-s per source second **${cpuRatio.toFixed(2)}x** (target <= 1.0: ${verdict(cpuRatio <= 1)}), peak RSS **${rssRatio.toFixed(2)}x** (target <= 1.5: ${verdict(rssRatio <= 1.5)}); ours / ${LVQR} = **${ratioC.toFixed(2)}** (target >= 1.5: ${verdict(ratioC >= 1.5)}).
-PSNR-Y below ffmpeg's bicubic per rung (dB; target: none below, ${verdict(psnrGap.every((g) => g <= 0))}): ${RUNGS.map((r, i) => `${r.name} ${psnrGap[i]!.toFixed(2)}`).join(', ')}.
+Ratios (medians) at equal pictures. Ours (the default: each encoder scales, bilinear) against ffmpeg in one process with bilinear (the same pictures): fps **${ratioB.toFixed(2)}x** (target >= 1.1: ${verdict(ratioB >= 1.1)}), CPU-s per source second **${cpuRatio.toFixed(2)}x** (target <= 1.0: ${verdict(cpuRatio <= 1)}), peak RSS **${rssRatio.toFixed(2)}x** (target <= 1.5: ${verdict(rssRatio <= 1.5)}). Ours with the frame scaler (\`--transcode-scaler quality\`) against ffmpeg with bicubic (its pictures match or beat bicubic's): fps **${ratioQ.toFixed(2)}x** (${verdict(ratioQ >= 1.1)}), CPU **${cpuQ.toFixed(2)}x** (${verdict(cpuQ <= 1)}), peak RSS **${rssQ.toFixed(2)}x** (${verdict(rssQ <= 1.5)}). Ours / ${LVQR} = **${ratioC.toFixed(2)}** (target >= 1.5: ${verdict(ratioC >= 1.5)}).
+PSNR-Y below ffmpeg's bicubic per rung (dB, negative: above; target: none below): with the frame scaler ${RUNGS.map((r, i) => `${r.name} ${psnrGap[i]!.toFixed(2)}`).join(', ')} (${verdict(psnrGap.every((g) => g <= 0))}); by default (the encoders' bilinear) ${RUNGS.map((r, i) => `${r.name} ${defaultGap[i]!.toFixed(2)}`).join(', ')} (${verdict(defaultGap.every((g) => g <= 0))}). What the frame scaler costs and gives against the default in the same run: CPU ${(cpu(OURS_QUALITY) / cpu('ours')).toFixed(2)}x, fps ${(fps(OURS_QUALITY) / fps('ours')).toFixed(2)}x, peak RSS +${(rss(OURS_QUALITY) - rss('ours')).toFixed(0)} MB, PSNR-Y ${RUNGS.map((r, i) => `${r.name} ${scalerGain[i]! >= 0 ? '+' : ''}${scalerGain[i]!.toFixed(2)} dB`).join(', ')}.
 Quality is measured frame by frame (index-aligned) against the source scaled with Lanczos. Frames per rung: ${wrongFrames.length === 0 ? `every rung of every contender has all ${frames}` : `WRONG: ${wrongFrames.join('; ')}`}. x264 settings read back from each output's SEI: ${sameSettings ? 'identical in every x264 contender (bitrate and thread counts aside)' : `DIFFERENT: ${x264Names.map((n) => `${n}: ${settings.get(n) ?? 'none'}`).join(' | ')}`}.${GST ? ` LVQR's x264enc (its own settings): ${settings.get(LVQR) ?? 'none'}.` : ' GStreamer is not installed here: the LVQR row is three ffmpeg processes, each decoding the source.'}
 The chromium backend (\`--transcode-backend chromium\`): decode (Chromium's FFmpeg), scale (libyuv box filter) and encode (OpenH264, not x264) in a headless Chromium, the same ladder code around it; ours / chromium backend = **${(fps('ours') / fps('ours, chromium backend')).toFixed(2)}**. Its wall time starts with the ladder (the browser already runs, as in a service); its CPU adds every browser process (${browserShare()} of it in the browser), its memory the browser's PSS.
 

@@ -1,5 +1,6 @@
 /** `lvqr-transcode bench`: runs the capacity self-test with a progress bar and prints the table. */
 
+import type { ScalerMode } from '../server/config.ts';
 import type { RuntimeHost } from '../server/main.ts';
 import type { RenditionSpec } from '../transcode/rendition.ts';
 import { CAPACITY_LATENCY_P99_MS, type CapacityStep, measureCapacity, WARM_FRAMES } from './capacity.ts';
@@ -35,7 +36,13 @@ export function capacityRow(s: CapacityStep): Array<string | number> {
 
 /** Runs the capacity self-test on `host`; returns the process exit code. */
 export async function runBench(
-  command: { ladder: RenditionSpec[]; source: CapacitySource; maxSources: number; seconds: number },
+  command: {
+    ladder: RenditionSpec[];
+    source: CapacitySource;
+    maxSources: number;
+    seconds: number;
+    scaler?: ScalerMode;
+  },
   host: RuntimeHost,
 ): Promise<number> {
   const width = 30;

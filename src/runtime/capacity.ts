@@ -14,7 +14,7 @@
  */
 
 import { silentLogger } from '../core/log.ts';
-import { parseServe } from '../server/config.ts';
+import { parseServe, type ScalerMode } from '../server/config.ts';
 import { type RuntimeHost, startService } from '../server/main.ts';
 import type { RenditionSpec } from '../transcode/rendition.ts';
 import { napiProvider } from '../webcodecs/index.ts';
@@ -88,6 +88,8 @@ export type CapacityOptions = {
   source: CapacitySource;
   maxSources: number;
   seconds: number;
+  /** Who scales the rungs (the service's `--transcode-scaler`; default its default, `encoder`). */
+  scaler?: ScalerMode;
   onProgress?: (fraction: number, label: string) => void;
 };
 
@@ -141,6 +143,7 @@ async function runStep(n: number, clip: CapacityClip, options: CapacityOptions):
   const config = {
     ...parsed,
     ladder: options.ladder,
+    ...(options.scaler === undefined ? {} : { scaler: options.scaler }),
     maxPublishersPerClient: Math.max(parsed.maxPublishersPerClient, n),
   };
   const started = await startService(host, config, silentLogger);

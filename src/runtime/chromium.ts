@@ -115,8 +115,6 @@ type Page = {
   socket: WebSocket | undefined;
   /** Messages for it before its socket connected. */
   queue: Uint8Array[];
-  /** Chromium said its renderer crashed. */
-  crashed: boolean;
 };
 
 /** The browser process and its pages, relaunched after a crash until `stop`. */
@@ -282,7 +280,6 @@ export class ChromiumBrowser {
       if (event.method !== 'Target.targetCrashed' || this.#cdp !== cdp) return;
       for (const page of this.#pages.values()) {
         if (page.targetId !== event.params['targetId']) continue;
-        page.crashed = true;
         this.#pageGone(page, 'crashed');
       }
     };
@@ -331,7 +328,7 @@ export class ChromiumBrowser {
     if (this.#closedPages.has(worker)) throw new Error(`the page of worker ${worker} is closed`);
     const cdp = this.#cdp;
     if (cdp === undefined) throw new Error('the browser is gone');
-    const page: Page = { worker, targetId: undefined, socket: undefined, queue: [], crashed: false };
+    const page: Page = { worker, targetId: undefined, socket: undefined, queue: [] };
     this.#pages.set(worker, page);
     const hooks = this.#options.testHooks === true ? '&hooks=1' : '';
     const url = `http://127.0.0.1:${this.#port}/?token=${this.#token}&page=${worker}${hooks}`;
@@ -354,7 +351,8 @@ export class ChromiumBrowser {
       if (this.#pages.get(page.worker) === page)
         this.#options.codecs.receive(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
     });
-    ws.once('close', () => this.#pageGone(page, page.crashed ? 'crashed' : 'closed its connection'));
+    // After a crash DevTools reports (`Target.targetCrashed`) the page is gone already: this does nothing.
+    ws.once('close', () => this.#pageGone(page, 'closed its connection'));
   }
 
   /** Closes `page` (its worker was released, or it hung): nothing more is delivered to or from it. */

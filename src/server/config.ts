@@ -94,7 +94,14 @@ export type ServeConfig = {
 export type Command =
   | { kind: 'serve'; config: ServeConfig }
   | { kind: 'publish'; file: string; url: string; loop: boolean; token: string | undefined }
-  | { kind: 'bench'; ladder: RenditionSpec[]; source: '720p' | '1080p'; maxSources: number; seconds: number }
+  | {
+      kind: 'bench';
+      ladder: RenditionSpec[];
+      source: '720p' | '1080p';
+      maxSources: number;
+      seconds: number;
+      scaler: ScalerMode;
+    }
   | { kind: 'sign'; broadcast: string; ttlS: number; secret: string; base: string | undefined }
   | { kind: 'help'; text: string }
   | { kind: 'version' };
@@ -106,7 +113,7 @@ Usage:
   lvqr-transcode serve [options]
   lvqr-transcode publish <file.mp4> <url> [--loop] [--token T]
   lvqr-transcode bench [--source 720p|1080p] [--max-sources N] [--seconds S]
-                       [--transcode-rendition ...]
+                       [--transcode-rendition ...] [--transcode-scaler quality|encoder]
       publishes a synthetic 30 fps source over HTTP as 1, 2, ... live sources to the service on a
       loopback port and prints how many it sustains (default 720p, up to 8 sources, 10 s each)
   lvqr-transcode sign <broadcast> [--ttl S] [--secret S] [--base URL]
@@ -386,16 +393,21 @@ export function parseCommand(
   }
   if (sub === 'bench') {
     // Options bench does not know are ignored.
-    const flags = splitFlags(rest, ['source', 'transcode-rendition', 'max-sources', 'seconds']);
+    const flags = splitFlags(rest, ['source', 'transcode-rendition', 'max-sources', 'seconds', 'transcode-scaler']);
     const r = flags.values.get('--transcode-rendition');
     const source = flags.values.get('--source')?.at(-1) ?? '720p';
     if (source !== '720p' && source !== '1080p') fail(`--source must be 720p or 1080p, got ${JSON.stringify(source)}`);
+    const scaler = flags.values.get('--transcode-scaler')?.at(-1) ?? env['LVQR_TRANSCODE_SCALER'] ?? 'encoder';
+    if (scaler !== 'quality' && scaler !== 'encoder') {
+      fail(`--transcode-scaler must be quality or encoder, got ${JSON.stringify(scaler)}`);
+    }
     return {
       kind: 'bench',
       ladder: r === undefined ? defaultLadder() : resolveLadderArgs(r, readFile),
       source,
       maxSources: number('--max-sources', flags.values.get('--max-sources')?.at(-1) ?? '8', { min: 1, max: 64 }),
       seconds: number('--seconds', flags.values.get('--seconds')?.at(-1) ?? '10', { min: 2, max: 600 }),
+      scaler,
     };
   }
   if (sub === 'sign') return parseSign(rest, env);

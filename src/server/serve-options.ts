@@ -67,8 +67,8 @@ export const SERVE_OPTIONS = {
     value: 'quality|encoder',
     env: ['LVQR_TRANSCODE_SCALER'],
     type: 'string',
-    default: 'quality',
-    help: 'quality: rungs scaled once per frame (bicubic, then Lanczos-3 from the largest rung) in a worker thread; encoder: each encoder scales (bilinear)',
+    default: 'encoder',
+    help: 'encoder: each encoder scales (bilinear); quality: rungs scaled once per frame (bicubic, then Lanczos-3 down the ladder) in worker threads, sharper for more CPU',
   },
   'transcode-overload': {
     value: 'on|off',

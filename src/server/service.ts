@@ -274,6 +274,8 @@ export function createService(deps: ServiceDeps): Service {
         decodedFrames: s.decodedFrames,
         decoderRestarts: s.restarts,
         lastError: s.lastError,
+        scaler: s.scaler,
+        scalerError: s.scalerError,
         plan: plan?.rungs.map((r) => ({
           rendition: r.rendition.name,
           width: r.width,

@@ -26,15 +26,16 @@ export type WebCodecsBindingOptions = {
   /** Encoder queue bound (default from the encoder). */
   encoderMaxQueue?: number;
   /**
-   * `quality` (default): rungs are scaled once per decoded frame by the frame scaler (bicubic, then
-   * Lanczos-3 from the largest rung) in a worker thread; `encoder`: each encoder scales (bilinear).
+   * `encoder` (default): each encoder scales (bilinear); `quality`: rungs are scaled once per
+   * decoded frame by the frame scaler (bicubic, then Lanczos-3 down the ladder) in worker threads.
    */
   scaler?: 'quality' | 'encoder';
 };
 
 /** `VideoCodecs` backed by `codecs`. */
 export function bindWebCodecs(codecs: WebCodecs, options: WebCodecsBindingOptions): VideoCodecs {
-  const thread = options.scaler === 'encoder' ? null : scalerThread();
+  const thread = options.scaler === 'quality' ? scalerThread() : null;
+  thread?.warm();
   return {
     backend: options.backend,
     ...(thread === null

@@ -19,7 +19,7 @@ export type FrameScalerOptions = {
   source: Size;
   /** Output sizes, each no larger than the source. */
   sizes: readonly Size[];
-  /** Frames in flight at once (one copied in while another is scaled). Default 2. */
+  /** Frames in flight at once (copied in while others are scaled, by two workers). Default 3. */
   slots?: number;
   /** Called once if the scaler fails; it returns undefined from then on (callers fall back). */
   onFailure?: (error: Error) => void;
@@ -57,7 +57,7 @@ export class FrameScaler {
 
   constructor(options: FrameScalerOptions) {
     this.#options = options;
-    const slots = options.slots ?? 2;
+    const slots = options.slots ?? 3;
     // Sizes equal to the source's are not scaled (see `scale`); the plan needs at least one.
     const scaled = options.sizes.filter((s) => !sameSize(s, options.source));
     this.plan = planScaler(options.source, scaled.length > 0 ? scaled : [options.source], slots);

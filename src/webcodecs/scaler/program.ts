@@ -42,8 +42,8 @@ export type ScalerPlan = {
   bytes: number;
   /** Filter tables, written into memory once before the first run. */
   tables: Array<{ offset: number; data: Uint8Array }>;
-  /** Per slot: where the source picture and each output lie. */
-  slots: Array<{ source: PicturePlanes; outputs: PicturePlanes[] }>;
+  /** Per slot: where the source picture, each output and the scratch rows lie. */
+  slots: Array<{ source: PicturePlanes; outputs: PicturePlanes[]; scratch: number }>;
   program: ScalerProgram;
 };
 
@@ -147,14 +147,15 @@ export function planScaler(source: Size, outputs: readonly Size[], slots = 2): S
       };
     });
   });
-  const scratch = take(scratchBytes);
-
+  // Each slot has its own scratch rows: two workers may scale two frames of a source at once.
   const slotPlaces = Array.from({ length: slots }, () => ({
     source: picture(source),
     outputs: outputs.map((size) => picture(size)),
+    scratch: take(scratchBytes),
   }));
   const calls = slotPlaces.map((slot) =>
     outputs.map((_, o) => {
+      const scratch = slot.scratch;
       const input = routes[o]!.from === -1 ? slot.source : slot.outputs[routes[o]!.from]!;
       const list: KernelCalls = [];
       for (let p = 0; p < 3; p++) {

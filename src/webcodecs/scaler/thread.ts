@@ -1,8 +1,8 @@
 /**
- * The scaler's worker thread, shared by every source of the process: the main thread copies each
- * decoded frame into the source's shared memory and posts a run; the worker scales it while the
- * main thread serves requests and feeds the codecs. Runs are answered in the order they were
- * posted. Where a runtime's worker cannot take a shared WebAssembly memory, runs go inline.
+ * The scaler's worker threads, shared by every source of the process: the main thread copies each
+ * decoded frame into the source's shared memory and posts a run; a worker scales it while the
+ * main thread serves requests and feeds the codecs. Where a runtime's worker cannot take a shared
+ * WebAssembly memory, runs go inline.
  */
 
 import { Worker } from 'node:worker_threads';
@@ -52,31 +52,54 @@ export function scalerKernels(): WebAssembly.Module | null {
   return kernels;
 }
 
-/** Posts runs to the worker (started with the first open source, ended with the last). */
+/** A worker of the pool and the runs it has not answered. */
+type PoolWorker = { worker: Worker; waiting: Map<number, { resolve: () => void; reject: (error: Error) => void }> };
+
+/**
+ * Posts runs to a pool of worker threads, started by `warm` (the service does at start: a cold
+ * start held the first frames of the first source 0.1-0.2 s) or with the first source, and kept:
+ * they hold the process open only while they have runs to answer. Each run goes to the worker with the fewest unanswered runs; pictures of one frame come
+ * from one run, and the ladder awaits each picture in its rung's order, so runs of one source may
+ * finish out of order. Two workers by default: on a busy 2-core machine one worker's runs took 3-5
+ * times their CPU time in wall time (it waits for a core among the codecs' threads), and a 1080p30
+ * source fell behind; two keep up.
+ */
 export class ScalerThread {
   readonly #module: WebAssembly.Module;
-  #worker: Worker | undefined;
+  readonly #size: number;
+  #pool: PoolWorker[] = [];
   #inline: ScalerExecutor | undefined;
   #open = new Set<number>();
-  #waiting = new Map<number, { resolve: () => void; reject: (error: Error) => void }>();
   #nextJob = 1;
   #nextId = 1;
 
-  constructor(module: WebAssembly.Module) {
+  constructor(module: WebAssembly.Module, workers = 2) {
     this.#module = module;
+    this.#size = Math.max(1, workers);
   }
 
-  /** Where runs go: `worker`, or `inline` where the worker could not take the memory. */
+  /** Where runs go: `worker`, or `inline` where a worker could not take the memory. */
   get mode(): 'worker' | 'inline' {
     return this.#inline === undefined ? 'worker' : 'inline';
   }
 
-  /** Opens a source; returns its id. */
+  /** Starts the workers now, so the first source's frames do not wait for them. */
+  warm(): void {
+    if (this.#inline !== undefined) return;
+    try {
+      this.#ensurePool();
+    } catch {
+      // The first open finds out again and runs inline.
+    }
+  }
+
+  /** Opens a source (on every worker); returns its id. */
   open(memory: WebAssembly.Memory, program: ScalerProgram): number {
     const id = this.#nextId++;
     if (this.#inline === undefined) {
       try {
-        this.#ensureWorker().postMessage({ type: 'open', id, memory, program } satisfies Message);
+        for (const w of this.#ensurePool())
+          w.worker.postMessage({ type: 'open', id, memory, program } satisfies Message);
       } catch {
         // No worker, or it cannot take a shared memory (DataCloneError): scale on this thread.
         this.#inline = createScalerExecutor(this.#module);
@@ -97,63 +120,60 @@ export class ScalerThread {
         return Promise.reject(new Error(`scaler failed: ${errorMessage(error)}`));
       }
     }
-    const worker = this.#worker;
-    if (worker === undefined) return Promise.reject(new Error('scaler thread is not running'));
+    if (this.#pool.length === 0) return Promise.reject(new Error('scaler thread is not running'));
+    const target = this.#pool.reduce((best, w) => (w.waiting.size < best.waiting.size ? w : best));
     const job = this.#nextJob++;
     return new Promise<void>((resolve, reject) => {
-      if (this.#waiting.size === 0) worker.ref();
-      this.#waiting.set(job, { resolve, reject });
-      worker.postMessage({ type: 'run', id, job, slot, outputs } satisfies Message);
+      if (target.waiting.size === 0) target.worker.ref();
+      target.waiting.set(job, { resolve, reject });
+      target.worker.postMessage({ type: 'run', id, job, slot, outputs } satisfies Message);
     });
   }
 
-  /** Closes source `id`; the worker ends with the last one. */
+  /** Closes source `id` (its instance in every worker). */
   close(id: number): void {
     if (!this.#open.delete(id)) return;
     this.#inline?.close(id);
-    const worker = this.#worker;
-    if (worker === undefined) return;
-    worker.postMessage({ type: 'close', id } satisfies Message);
-    if (this.#open.size === 0 && this.#waiting.size === 0) {
-      this.#worker = undefined;
-      void worker.terminate();
-    }
+    for (const w of this.#pool) w.worker.postMessage({ type: 'close', id } satisfies Message);
   }
 
-  #ensureWorker(): Worker {
-    if (this.#worker !== undefined) return this.#worker;
-    const worker = new Worker(workerSource(), {
-      eval: true,
-      name: 'frame-scaler',
-      workerData: { wasm: Uint8Array.from(atob(KERNELS_WASM_BASE64), (c) => c.charCodeAt(0)) },
-    });
-    // It holds the process open only while it has work.
-    worker.unref();
-    worker.on('message', (reply: Reply) => {
-      const waiter = this.#waiting.get(reply.job);
-      if (waiter === undefined) return;
-      this.#waiting.delete(reply.job);
-      if (this.#waiting.size === 0) worker.unref();
-      if (reply.error === undefined) waiter.resolve();
-      else waiter.reject(new Error(`scaler failed: ${reply.error}`));
-      if (this.#waiting.size === 0 && this.#open.size === 0 && this.#worker === worker) {
-        this.#worker = undefined;
-        void worker.terminate();
-      }
-    });
-    const fail = (reason: string): void => {
-      // A worker ended by close() had nothing left to do.
-      if (this.#worker !== worker) return;
-      this.#worker = undefined;
-      for (const waiter of this.#waiting.values()) waiter.reject(new Error(`scaler thread ${reason}`));
-      this.#waiting.clear();
-      // Sources opened on it are gone with it: their scalers fail their next run and stop.
-      this.#open.clear();
-    };
-    worker.on('error', (error) => fail(`failed: ${error.message}`));
-    worker.on('exit', (code) => fail(`exited (${code})`));
-    this.#worker = worker;
-    return worker;
+  #ensurePool(): PoolWorker[] {
+    if (this.#pool.length > 0) return this.#pool;
+    const wasm = Uint8Array.from(atob(KERNELS_WASM_BASE64), (c) => c.charCodeAt(0));
+    const pool: PoolWorker[] = [];
+    this.#pool = pool;
+    for (let i = 0; i < this.#size; i++) {
+      const entry: PoolWorker = {
+        worker: new Worker(workerSource(), { eval: true, name: `frame-scaler-${i}`, workerData: { wasm } }),
+        waiting: new Map(),
+      };
+      const { worker, waiting } = entry;
+      // It holds the process open only while it has work.
+      worker.unref();
+      worker.on('message', (reply: Reply) => {
+        const waiter = waiting.get(reply.job);
+        if (waiter === undefined) return;
+        waiting.delete(reply.job);
+        if (waiting.size === 0) worker.unref();
+        if (reply.error === undefined) waiter.resolve();
+        else waiter.reject(new Error(`scaler failed: ${reply.error}`));
+      });
+      const fail = (reason: string): void => {
+        if (this.#pool !== pool) return;
+        this.#pool = [];
+        for (const w of pool) {
+          for (const waiter of w.waiting.values()) waiter.reject(new Error(`scaler thread ${reason}`));
+          w.waiting.clear();
+          if (w !== entry) void w.worker.terminate();
+        }
+        // Sources opened on them are gone with them: their scalers fail their next run and stop.
+        this.#open.clear();
+      };
+      worker.on('error', (error) => fail(`failed: ${error.message}`));
+      worker.on('exit', (code) => fail(`exited (${code})`));
+      pool.push(entry);
+    }
+    return pool;
   }
 }
 
