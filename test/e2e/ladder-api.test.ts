@@ -78,7 +78,17 @@ async function planAndProbe(broadcast: string): Promise<{ plan: string[]; video:
     { timeoutMs: 20_000, intervalMs: 100 },
   );
   const plan = source.plan!.map((r) => `${r.rendition}:${r.width}x${r.height}`);
-  const streams = await probeStreams(`${server.url}/hls/${broadcast}/master.m3u8`);
+  // A rung enters the master with its first complete segment, a segment after the plan is known.
+  const master = `${server.url}/hls/${broadcast}/master.m3u8`;
+  await waitFor(
+    async () => {
+      const text = await getText(master);
+      return text !== undefined && source.plan!.every((r) => text.includes(`RESOLUTION=${r.width}x${r.height}`));
+    },
+    `every planned rung of ${broadcast} in its master`,
+    { timeoutMs: 20_000, intervalMs: 100 },
+  );
+  const streams = await probeStreams(master);
   const video = [...new Set(streams.filter((s) => s.codecName === 'h264').map((s) => `${s.width}x${s.height}`))];
   return { plan, video: video.sort() };
 }
