@@ -5,6 +5,8 @@
 
 /** Chunks dropped from the front of the queue before its array is compacted. */
 const COMPACT_AFTER = 1024;
+/** What a consumed slot holds until the array is compacted. */
+const CONSUMED = new Uint8Array(0);
 
 /** A FIFO of byte chunks with reads by length; it tracks the stream offset of its first byte. */
 export class ChunkQueue {
@@ -59,6 +61,9 @@ export class ChunkQueue {
       const c = this.#chunks[this.#head]!;
       if (c.length <= left) {
         left -= c.length;
+        // The slot is not read again: let go of the chunk now, not at the next compaction (a live
+        // stream rarely empties the queue, so up to COMPACT_AFTER consumed chunks stayed alive).
+        this.#chunks[this.#head] = CONSUMED;
         this.#head++;
       } else {
         this.#chunks[this.#head] = c.subarray(left);

@@ -36,7 +36,8 @@ export class FragmentSubscription implements AsyncIterable<Fragment> {
   readonly #hooks: SubscriptionHooks;
   readonly #capacity: number;
   readonly #maxBytes: number;
-  #queue: QueueItem[] = [];
+  /** Items from `#head` on are queued; consumed slots before it hold undefined until compaction. */
+  #queue: Array<QueueItem | undefined> = [];
   #head = 0;
   #fragments = 0;
   #bytes = 0;
@@ -230,8 +231,7 @@ export class FragmentSubscription implements AsyncIterable<Fragment> {
 
   #shift(): Fragment | undefined {
     while (this.#head < this.#queue.length) {
-      const item = this.#queue[this.#head]!;
-      this.#head += 1;
+      const item = this.#take();
       if (isMetaChange(item)) {
         this.#meta = item.meta;
         this.#metaVersion = item.version;
@@ -244,6 +244,17 @@ export class FragmentSubscription implements AsyncIterable<Fragment> {
     }
     this.#compact();
     return undefined;
+  }
+
+  /**
+   * The item at `#head`, consumed: its slot lets go of it at once (a reader that stays a few items
+   * behind never empties the queue, and its consumed fragments would stay alive until compaction).
+   */
+  #take(): QueueItem {
+    const item = this.#queue[this.#head]!;
+    this.#queue[this.#head] = undefined;
+    this.#head += 1;
+    return item;
   }
 
   #compact(): void {
@@ -272,8 +283,8 @@ export class FragmentSubscription implements AsyncIterable<Fragment> {
     }
     const end = cut === -1 ? this.#queue.length : cut;
     let dropped = 0;
-    for (let i = this.#head; i < end; i++) {
-      const item = this.#queue[i]!;
+    while (this.#head < end) {
+      const item = this.#take();
       if (isMetaChange(item)) {
         this.#meta = item.meta;
         this.#metaVersion = item.version;
@@ -283,7 +294,6 @@ export class FragmentSubscription implements AsyncIterable<Fragment> {
         this.#bytes -= item.payload.byteLength;
       }
     }
-    this.#head = end;
     this.#compact();
     this.#countLag(dropped);
     if (cut === -1) {
@@ -302,8 +312,7 @@ export class FragmentSubscription implements AsyncIterable<Fragment> {
   /** Drops fragments queued before the first init segment (nothing can decode them) and applies it. */
   #skipToInit(): void {
     while (this.#meta.initSegment === undefined && this.#head < this.#queue.length) {
-      const item = this.#queue[this.#head]!;
-      this.#head += 1;
+      const item = this.#take();
       if (isMetaChange(item)) {
         this.#meta = item.meta;
         this.#metaVersion = item.version;

@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { FragmentBroadcaster, FragmentFlags } from '../../src/fragment/index.ts';
+import { collected, track } from '../support/collected.ts';
 import { audioFrag, frag, videoMeta } from '../support/fragments.ts';
 
 const INIT = new Uint8Array([1, 2, 3]);
@@ -291,5 +292,30 @@ describe('FragmentBroadcaster', () => {
     expect(FragmentFlags.AUDIO).toEqual({ keyframe: false, independent: true, discardable: false });
     expect(FragmentFlags.DELTA_DISCARDABLE).toEqual({ keyframe: false, independent: false, discardable: true });
     expect(FragmentFlags.DELTA).toEqual({ keyframe: false, independent: false, discardable: false });
+  });
+});
+
+describe('FragmentSubscription memory', () => {
+  it('a reader that stays behind lets go of each fragment it has read or skipped', async () => {
+    const bc = new FragmentBroadcaster('0.mp4', videoMeta(INIT));
+    // A queue of at most 8 fragments, keyframes every 4 (0, 4, 8, ...).
+    const sub = bc.subscribe({ capacity: 8 });
+    // The fragments exist only in the queue and the WeakRefs (built in a nested scope).
+    const refs = (() => {
+      const frags = Array.from({ length: 11 }, (_, i) => frag(i, { gop: 4 }));
+      for (const f of frags.slice(0, 8)) bc.emit(f);
+      return { frags: track(frags), later: frags.slice(8) };
+    })();
+    // Two read, six queued: the queue never empties, as with a reader a few fragments behind.
+    expect((await sub.next())?.dts).toBe(0);
+    expect((await sub.next())?.dts).toBe(3000);
+    let gone = await collected(refs.frags);
+    expect(gone.slice(0, 8)).toEqual([true, true, false, false, false, false, false, false]);
+    // Three more: the third overflows the queue, which sheds 2-3 (up to the keyframe 4).
+    for (const f of refs.later.splice(0)) bc.emit(f);
+    expect(sub.lagged).toBe(2);
+    gone = await collected(refs.frags);
+    expect(gone.slice(0, 8)).toEqual([true, true, true, true, false, false, false, false]);
+    expect((await sub.next())?.dts).toBe(4 * 3000);
   });
 });
