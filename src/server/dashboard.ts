@@ -123,6 +123,17 @@ export const DASHBOARD_HTML = `<!doctype html>
           .join('');
         video.play().catch(() => {});
       });
+      // hls.js plays faster only while within one target duration of its target latency: a player
+      // further behind (a long stall, a paused or hidden tab) would stay there. Jump back instead.
+      hls.on(Hls.Events.LEVEL_UPDATED, (_e, data) => {
+        const sync = hls.liveSyncPosition;
+        if (!data.details.live || video.paused || video.seeking || sync == null) return;
+        const behind = hls.latency - (hls.targetLatency || 0);
+        if (behind > data.details.targetduration && sync > video.currentTime) {
+          console.warn('hls.js ' + behind.toFixed(1) + ' s behind its target latency: back to the live edge');
+          video.currentTime = sync;
+        }
+      });
       hls.on(Hls.Events.LEVEL_SWITCHED, (_e, data) => {
         const l = hls.levels[data.level];
         $('playing').textContent = l ? 'playing ' + l.width + 'x' + l.height : '';

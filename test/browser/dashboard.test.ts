@@ -170,6 +170,54 @@ describe('dashboard in chromium', () => {
     expect(await page.locator('#playing').textContent()).toBe('playing 426x240');
   }, 60_000);
 
+  it('a player left far behind the live edge (paused) jumps back to it once it plays again', async () => {
+    ready();
+    type Lag = { latency: number; target: number; td: number; paused: boolean; currentTime: number };
+    const lag = (): Promise<Lag> =>
+      page.evaluate(() => {
+        const w = window as unknown as {
+          __hls: {
+            latency: number;
+            targetLatency: number | null;
+            currentLevel: number;
+            levels: Array<{ details?: { targetduration: number } }>;
+          };
+        };
+        const video = document.getElementById('video') as HTMLVideoElement;
+        const hls = w.__hls;
+        return {
+          latency: hls.latency,
+          target: hls.targetLatency ?? 0,
+          td: hls.levels[hls.currentLevel]?.details?.targetduration ?? 0,
+          paused: video.paused,
+          currentTime: video.currentTime,
+        };
+      });
+    await page.evaluate(() => (document.getElementById('video') as HTMLVideoElement).pause());
+    // Paused until it is past hls.js's own catch-up range: hls.js plays faster only while its
+    // latency minus its target is below the target plus one target duration.
+    const behind = await waitFor(
+      async () => {
+        const l = await lag();
+        return l.td > 0 && l.latency > 2 * l.target + l.td + 1 ? l : undefined;
+      },
+      "the paused player to fall past hls.js's catch-up range",
+      { timeoutMs: 20_000, intervalMs: 250 },
+    );
+    await page.evaluate(() => (document.getElementById('video') as HTMLVideoElement).play());
+    const back = await waitFor(
+      async () => {
+        const l = await lag();
+        return !l.paused && l.currentTime > behind.currentTime && l.latency <= l.target + l.td ? l : undefined;
+      },
+      `the player (${behind.latency.toFixed(1)} s behind when resumed) back within a target duration of its target latency`,
+      { timeoutMs: 15_000, intervalMs: 250 },
+    );
+    expect(back.latency).toBeLessThan(behind.latency - 1);
+    expect(browserLog.some((l) => l.includes('back to the live edge'))).toBe(true);
+    expect((await playerState()).fatal).toBeUndefined();
+  }, 60_000);
+
   it('the stats table lists every rung of the ladder (the source-sized one bypassed) and every audio rendition as running, and the page is captured to artifacts/dashboard.png', async () => {
     ready();
     const rows = await waitFor(
