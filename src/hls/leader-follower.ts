@@ -16,8 +16,11 @@ export type Leader = {
   readonly lastCompleteMsn: number;
   /** Where segment `msn` lies, while it is retained. */
   leaderSegment(msn: number): LeaderSegment | undefined;
-  /** True when a segment of the current timeline starts in (`afterS`, `untilS`]. */
-  hasBoundary(afterS: number, untilS: number): boolean;
+  /**
+   * True when a segment of the current timeline starts in (`afterS`, `untilS`]; with `msn` (the
+   * follower's open segment) still on the leader's old timeline, its next segment of that one.
+   */
+  hasBoundary(afterS: number, untilS: number, msn?: number): boolean;
   /** MSN and discontinuity sequence of the segment holding `timeS`. */
   locate(timeS: number): { msn: number; discontinuitySequence: number } | undefined;
 };
@@ -96,7 +99,7 @@ export class LeaderFollower {
     if (leader === undefined) return segS >= this.#targetS - EPS_S;
     // Cut at the leader's boundary once it is known; a leader that lags (or stalls) is waited for, within a cap.
     const capS = FOLLOW_CAP_TARGETS * Math.max(this.#targetS, this.#group.targetDurationS);
-    return leader.hasBoundary(open.startTimeS + EPS_S, timeS + EPS_S) || segS >= capS;
+    return leader.hasBoundary(open.startTimeS + EPS_S, timeS + EPS_S, open.msn) || segS >= capS;
   }
 
   /** Whether the next segment-starting fragment is expected to cut (for the preload hint). */
@@ -105,7 +108,7 @@ export class LeaderFollower {
     const segS = this.#builder.durationS();
     const leader = this.#activeLeader();
     if (leader === undefined) return segS >= this.#targetS - EPS_S;
-    return leader.hasBoundary(open.startTimeS + EPS_S, open.startTimeS + segS + EPS_S);
+    return leader.hasBoundary(open.startTimeS + EPS_S, open.startTimeS + segS + EPS_S, open.msn);
   }
 
   /**

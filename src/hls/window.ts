@@ -513,8 +513,17 @@ export class TrackWindow {
     return found === undefined ? undefined : { msn: found.msn, discontinuitySequence: found.discontinuitySequence };
   }
 
-  /** True when a segment of the current timeline starts in (`afterS`, `untilS`]. */
-  hasBoundary(afterS: number, untilS: number): boolean {
+  /**
+   * True when a segment of the current timeline starts in (`afterS`, `untilS`]. With `msn`, the
+   * follower's open segment: when this track went on to a new timeline after that segment (a
+   * follower still making media of the old one: a rung behind its source when its publisher
+   * restarted), the boundary is where this track's next segment of the old timeline starts.
+   */
+  hasBoundary(afterS: number, untilS: number, msn?: number): boolean {
+    if (msn !== undefined && this.#newTimelineAfter(msn)) {
+      const next = this.leaderSegment(msn + 1);
+      return next !== undefined && next.discontinuity !== true && next.startTimeS > afterS && next.startTimeS <= untilS;
+    }
     for (const seg of this.#recent(LEADER_SCAN)) {
       if (seg.startTimeS <= afterS) return false;
       if (seg.discontinuity) return false;
@@ -563,6 +572,15 @@ export class TrackWindow {
     if (leader.ended) return false;
     // The first fragment at or after a leader boundary (the one a follower cuts at) starts the track.
     return !leader.hasBoundary(timeS - durationS + EPS_S, timeS + EPS_S);
+  }
+
+  /** Whether one of the recent segments after `msn` starts a new timeline. */
+  #newTimelineAfter(msn: number): boolean {
+    for (const seg of this.#recent(LEADER_SCAN)) {
+      if (seg.msn <= msn) return false;
+      if (seg.discontinuity) return true;
+    }
+    return false;
   }
 
   /** The open segment then up to `limit` recent complete ones, newest first. */

@@ -493,7 +493,12 @@ describe('a publisher restart within the grace period, played by hls.js in chrom
       expect(fatalOf(r), id).toBeUndefined();
       // hls.js leaves a variant at a GAP for another one: a rung that lists GAP explains a switch.
       const gaps = Object.keys(PLAYLISTS).map((name) => `${name}: [${gapsListed(name).join(', ')}]`);
-      const why = `GAP listed: ${gaps.join('; ')}; level switches: ${JSON.stringify(r.switches)}`;
+      const warnings = server
+        .stdout()
+        .split('\n')
+        .filter((l) => / (warn|error) /.test(l))
+        .slice(-20);
+      const why = `GAP listed: ${gaps.join('; ')}; level switches: ${JSON.stringify(r.switches)}; server warnings:\n${warnings.join('\n')}`;
       expect([r.levelPath, r.videoHeight], `${id} (${why})`).toEqual([PLAYED[id].path, PLAYED[id].height]);
       // The player went through the discontinuity: fragments of both sessions, in order.
       const ccs = r.frags.map((f) => f.cc);

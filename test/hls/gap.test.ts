@@ -218,4 +218,25 @@ describe('HLS rung GAP segments', () => {
     expect(gapSegments(raw)).toEqual(['seg-3.m4s']);
     expect(byMsn(rung).get(3)).toEqual(byMsn(src).get(3));
   });
+
+  it('a rung whose last old media comes after its source restarted still cuts it on the source’s old boundaries: no GAP, no lost segment', async () => {
+    const s = stage();
+    // Source: segments 0-2 of 2 s, then 1 s of segment 3 (a keyframe at frame 180) when it restarts.
+    await s.sourceTo(210);
+    await s.rungTo(0, 150);
+    s.source.restart(videoTrack(1920, 1080, 'avc1.640029'), 0);
+    await s.sourceTo(270);
+    // The rung's encoders were behind: its frames 150-209 (segment 3's keyframe among them) come
+    // only now, after the source's new timeline began; then its new session.
+    await s.rungTo(150, 210);
+    s.rung.restart(videoTrack(854, 480, 'avc1.4d401f'), 0);
+    await s.rungTo(210, 330);
+    await s.sourceTo(330);
+    const src = (await playlist(s.bridge, '/hls/live/demo/playlist.m3u8')).manifest;
+    const { raw, manifest: rung } = await playlist(s.bridge, '/hls/live/demo/480p/playlist.m3u8');
+    expect(gapSegments(raw)).toEqual([]);
+    // Segments 2 and 3 are the source's, in number, duration and date.
+    expect(byMsn(rung).get(2)).toEqual(byMsn(src).get(2));
+    expect(byMsn(rung).get(3)).toEqual(byMsn(src).get(3));
+  });
 });
