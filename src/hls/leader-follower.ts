@@ -9,6 +9,36 @@ import { FOLLOW_BEHIND_TARGETS, type LeaderSegment, leaderEndS } from './gap-fil
 import type { SegmentBuilder } from './segment-builder.ts';
 import { EPS_S, type GroupTiming, type InitVersion } from './track-media.ts';
 
+/**
+ * True when a segment of the leader's current timeline starts in (`afterS`, `untilS`], from its
+ * recent segments (newest first, the open one included). With `msn`, the follower's open segment:
+ * when the leader went on to a new timeline after it (a rung still making the old timeline's media
+ * after its source's publisher restarted), the boundary is where the leader's next segment of the
+ * old timeline starts, found by number.
+ */
+export function leaderBoundary(
+  recent: () => Iterable<{ readonly msn: number; readonly startTimeS: number; readonly discontinuity: boolean }>,
+  segment: (msn: number) => LeaderSegment | undefined,
+  afterS: number,
+  untilS: number,
+  msn?: number,
+): boolean {
+  if (msn !== undefined) {
+    for (const seg of recent()) {
+      if (seg.msn <= msn) break;
+      if (!seg.discontinuity) continue;
+      const next = segment(msn + 1);
+      return next !== undefined && next.discontinuity !== true && next.startTimeS > afterS && next.startTimeS <= untilS;
+    }
+  }
+  for (const seg of recent()) {
+    if (seg.startTimeS <= afterS) return false;
+    if (seg.discontinuity) return false;
+    if (seg.startTimeS <= untilS) return true;
+  }
+  return false;
+}
+
 /** What a follower reads from its leader (a track window). */
 export type Leader = {
   readonly ended: boolean;

@@ -11,7 +11,7 @@ import type { Fragment, FragmentMeta } from '../fragment/fragment.ts';
 import { type Bitrate, measureBitrate } from './bitrate.ts';
 import type { LeaderSegment } from './gap-fill.ts';
 import { initId } from './init-id.ts';
-import { LeaderFollower } from './leader-follower.ts';
+import { LeaderFollower, leaderBoundary } from './leader-follower.ts';
 import { SegmentBuilder } from './segment-builder.ts';
 import { SegmentStore } from './segment-store.ts';
 import {
@@ -513,23 +513,15 @@ export class TrackWindow {
     return found === undefined ? undefined : { msn: found.msn, discontinuitySequence: found.discontinuitySequence };
   }
 
-  /**
-   * True when a segment of the current timeline starts in (`afterS`, `untilS`]. With `msn`, the
-   * follower's open segment: when this track went on to a new timeline after that segment (a
-   * follower still making media of the old one: a rung behind its source when its publisher
-   * restarted), the boundary is where this track's next segment of the old timeline starts.
-   */
+  /** Whether a segment starts in (`afterS`, `untilS`] for a follower whose open segment is `msn` (`leaderBoundary`). */
   hasBoundary(afterS: number, untilS: number, msn?: number): boolean {
-    if (msn !== undefined && this.#newTimelineAfter(msn)) {
-      const next = this.leaderSegment(msn + 1);
-      return next !== undefined && next.discontinuity !== true && next.startTimeS > afterS && next.startTimeS <= untilS;
-    }
-    for (const seg of this.#recent(LEADER_SCAN)) {
-      if (seg.startTimeS <= afterS) return false;
-      if (seg.discontinuity) return false;
-      if (seg.startTimeS <= untilS) return true;
-    }
-    return false;
+    return leaderBoundary(
+      () => this.#recent(LEADER_SCAN),
+      (m) => this.leaderSegment(m),
+      afterS,
+      untilS,
+      msn,
+    );
   }
 
   /** Where segment `msn` lies, while it is retained (the open one included). */
@@ -572,15 +564,6 @@ export class TrackWindow {
     if (leader.ended) return false;
     // The first fragment at or after a leader boundary (the one a follower cuts at) starts the track.
     return !leader.hasBoundary(timeS - durationS + EPS_S, timeS + EPS_S);
-  }
-
-  /** Whether one of the recent segments after `msn` starts a new timeline. */
-  #newTimelineAfter(msn: number): boolean {
-    for (const seg of this.#recent(LEADER_SCAN)) {
-      if (seg.msn <= msn) return false;
-      if (seg.discontinuity) return true;
-    }
-    return false;
   }
 
   /** The open segment then up to `limit` recent complete ones, newest first. */
