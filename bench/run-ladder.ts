@@ -17,6 +17,7 @@ import { silentLogger } from '../src/core/log.ts';
 import { FragmentBroadcasterRegistry } from '../src/fragment/index.ts';
 import { IngestManager } from '../src/ingest/index.ts';
 import { ChromiumBrowser } from '../src/runtime/chromium.ts';
+import { CodecThreads } from '../src/runtime/codec-threads.ts';
 import { ChromiumCodecs } from '../src/transcode/chromium/index.ts';
 import type { VideoCodecs } from '../src/transcode/codecs.ts';
 import { defaultLadder, resolveLadderArgs, TranscodeRunner } from '../src/transcode/index.ts';
@@ -36,6 +37,7 @@ const ladderSpec = renditions === undefined ? defaultLadder() : resolveLadderArg
 
 let browser: ChromiumBrowser | undefined;
 let codecs: VideoCodecs;
+let codecThreads: CodecThreads | undefined;
 if (process.argv.includes('--chromium')) {
   const chromium = new ChromiumCodecs({ backend: 'chromium-software', hardwareAcceleration: 'no-preference' });
   browser = new ChromiumBrowser({
@@ -46,6 +48,9 @@ if (process.argv.includes('--chromium')) {
   });
   await browser.start();
   codecs = chromium;
+} else if (process.argv.includes('--threads')) {
+  codecThreads = new CodecThreads({ backend: 'software', hardwareAcceleration: 'no-preference', logger: silentLogger });
+  codecs = codecThreads.codecs;
 } else {
   // --frame-scaler: the frame scaler (`--transcode-scaler quality`) instead of each encoder scaling.
   codecs = bindWebCodecs((await napiProvider()).codecs, {
@@ -156,6 +161,7 @@ const result: Record<string, unknown> = {
 };
 if (browserUsage !== undefined) result['chromium'] = browserUsage.stop();
 await browser?.stop();
+await codecThreads?.close();
 for (const [name, o] of outputs) {
   const task = stats.find((s) => s.rendition === name);
   (result['rungs'] as Record<string, unknown>)[name] = {

@@ -13,7 +13,11 @@ import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync, write
 import { join } from 'node:path';
 
 /** Entry points (output name -> source), relative to the package root. */
-const ENTRIES = { node: 'src/runtime/node.ts', 'test-pattern-worker': 'src/runtime/test-pattern-worker.ts' };
+const ENTRIES = {
+  node: 'src/runtime/node.ts',
+  'test-pattern-worker': 'src/runtime/test-pattern-worker.ts',
+  'codec-worker': 'src/runtime/codec-worker.ts',
+};
 
 /** Compiled folders kept besides the one in use (older ones are removed). */
 const KEEP = 4;

@@ -1,6 +1,6 @@
 /** `lvqr-transcode bench`: runs the capacity self-test with a progress bar and prints the table. */
 
-import type { ScalerMode } from '../server/config.ts';
+import type { ScalerMode, TranscodeBackend } from '../server/config.ts';
 import type { RuntimeHost } from '../server/main.ts';
 import type { RenditionSpec } from '../transcode/rendition.ts';
 import { CAPACITY_LATENCY_P99_MS, type CapacityStep, measureCapacity, WARM_FRAMES } from './capacity.ts';
@@ -42,6 +42,7 @@ export async function runBench(
     maxSources: number;
     seconds: number;
     scaler?: ScalerMode;
+    backend?: TranscodeBackend;
   },
   host: RuntimeHost,
 ): Promise<number> {

@@ -14,7 +14,7 @@
  */
 
 import { silentLogger } from '../core/log.ts';
-import { parseServe, type ScalerMode } from '../server/config.ts';
+import { parseServe, type ScalerMode, type TranscodeBackend } from '../server/config.ts';
 import { type RuntimeHost, startService } from '../server/main.ts';
 import type { RenditionSpec } from '../transcode/rendition.ts';
 import { napiProvider } from '../webcodecs/index.ts';
@@ -90,6 +90,8 @@ export type CapacityOptions = {
   seconds: number;
   /** Who scales the rungs (the service's `--transcode-scaler`; default its default, `encoder`). */
   scaler?: ScalerMode;
+  /** The codec backend (the service's `--transcode-backend`; default its default, `auto`). */
+  backend?: TranscodeBackend;
   onProgress?: (fraction: number, label: string) => void;
 };
 
@@ -144,6 +146,7 @@ async function runStep(n: number, clip: CapacityClip, options: CapacityOptions):
     ...parsed,
     ladder: options.ladder,
     ...(options.scaler === undefined ? {} : { scaler: options.scaler }),
+    ...(options.backend === undefined ? {} : { transcodeBackend: options.backend }),
     maxPublishersPerClient: Math.max(parsed.maxPublishersPerClient, n),
   };
   const started = await startService(host, config, silentLogger);

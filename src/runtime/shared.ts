@@ -12,6 +12,7 @@ import type { VideoCodecs } from '../transcode/codecs.ts';
 import { bindWebCodecs } from '../transcode/webcodecs-binding.ts';
 import { globalProvider, napiProvider, probeCapabilities, type WebCodecsProvider } from '../webcodecs/index.ts';
 import { loadChromiumCodecs } from './chromium-codecs.ts';
+import { CodecThreads } from './codec-threads.ts';
 
 /** The result of loading codecs for `serve`. */
 export type LoadedCodecs = {
@@ -39,7 +40,8 @@ export async function loadVideoCodecs(
   if (given === undefined && config.transcodeBackend === 'chromium') return loadChromiumCodecs(config, logger);
   let provider: WebCodecsProvider | undefined = given;
   try {
-    provider ??= (config.transcodeBackend === 'napi' ? undefined : globalProvider()) ?? (await napiProvider());
+    const inProcessOnly = config.transcodeBackend === 'napi' || config.transcodeBackend === 'threads';
+    provider ??= (inProcessOnly ? undefined : globalProvider()) ?? (await napiProvider());
   } catch (error) {
     return { reason: errorMessage(error) };
   }
@@ -77,10 +79,24 @@ export async function loadVideoCodecs(
     backend = 'software';
     Object.assign(info, { hardwareFallback: 'no hardware encoder found by the probe' });
   }
+  const hardwareAcceleration = wantHardware && backend !== 'software' ? 'prefer-hardware' : 'no-preference';
+  const audioCodecs = bindAudioWebCodecs(provider.codecs);
+  if (config.transcodeBackend === 'threads') {
+    const threads = new CodecThreads({ backend, hardwareAcceleration, logger });
+    try {
+      await threads.check();
+    } catch (error) {
+      await threads.close();
+      return { reason: `threads backend: a codec thread did not start: ${errorMessage(error)}`, info, provider };
+    }
+    // Serialized with each answer of /api/v1/transcode: the codec threads running then (one per source).
+    Object.assign(info, { codecThreads: { toJSON: () => threads.size } });
+    return { codecs: threads.codecs, audioCodecs, info, provider, close: () => threads.close() };
+  }
   const codecs = bindWebCodecs(provider.codecs, {
     backend,
     scaler: config.scaler,
-    ...(wantHardware && backend !== 'software' ? { hardwareAcceleration: 'prefer-hardware' as const } : {}),
+    ...(hardwareAcceleration === 'prefer-hardware' ? { hardwareAcceleration } : {}),
   });
-  return { codecs, audioCodecs: bindAudioWebCodecs(provider.codecs), info, provider };
+  return { codecs, audioCodecs, info, provider };
 }

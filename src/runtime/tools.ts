@@ -8,28 +8,13 @@ import type { ParserEvent } from '../container/index.ts';
 import type { Logger } from '../core/log.ts';
 import type { Service } from '../server/service.ts';
 import type { TestPatternWorkerData, TestPatternWorkerMessage } from './test-pattern-worker.ts';
+import { workerEntry } from './worker-entry.ts';
 
 export { runBench } from './bench.ts';
 export { runPublish } from './publish.ts';
 
 /** How long a stopping test pattern may take to flush its encoders before its worker is terminated. */
 const STOP_TIMEOUT_MS = 5000;
-
-/**
- * The code of the test pattern's worker: it imports test-pattern-worker.ts, or its compiled
- * `.mjs` beside this module when the launcher compiled the service (bin/compile.mjs). Node takes no
- * `.ts` file as a worker's entry, and its worker does not run the parent's `--import tsx`: under tsx
- * the worker registers tsx's loader first. Bun and Deno import the TypeScript file as it is.
- */
-function workerEntry(): string {
-  const compiled = import.meta.url.endsWith('.mjs');
-  const entry = JSON.stringify(
-    new URL(compiled ? './test-pattern-worker.mjs' : './test-pattern-worker.ts', import.meta.url).href,
-  );
-  if (!process.execArgv.some((arg) => arg.includes('tsx'))) return `import(${entry});`;
-  const tsx = JSON.stringify(import.meta.resolve('tsx/esm/api'));
-  return `import(${tsx}).then((tsx) => tsx.register()).then(() => import(${entry}));`;
-}
 
 /**
  * Starts the built-in test pattern publishing `broadcast` into `service`; returns its stop function.
@@ -44,7 +29,7 @@ export async function startTestPattern(
 ): Promise<() => Promise<void>> {
   const connection = service.ingest.open(broadcast, 'internal');
   const workerData: TestPatternWorkerData = { label: broadcast, ...size };
-  const worker = new Worker(workerEntry(), { eval: true, workerData });
+  const worker = new Worker(workerEntry('test-pattern-worker'), { eval: true, workerData });
   let stopped: (() => void) | undefined;
   const done = new Promise<void>((resolve) => {
     stopped = resolve;

@@ -16,7 +16,12 @@ import { SERVE_OPTIONS, type ServeOption, type ServeOptionName, serveOptionsUsag
 export type EncoderPolicy = 'software' | 'prefer-hardware' | 'hardware-only';
 
 /** Where the ladder's decoders and encoders run (README "Backends"). */
-export type TranscodeBackend = 'napi' | 'chromium' | 'auto';
+export type TranscodeBackend = 'napi' | 'threads' | 'chromium' | 'auto';
+
+/** Whether `value` names a backend. */
+export function isTranscodeBackend(value: string): value is TranscodeBackend {
+  return value === 'napi' || value === 'threads' || value === 'chromium' || value === 'auto';
+}
 
 /** Who scales the rungs: the frame scaler (`quality`) or each encoder with its own bilinear filter. */
 export type ScalerMode = 'quality' | 'encoder';
@@ -101,6 +106,7 @@ export type Command =
       maxSources: number;
       seconds: number;
       scaler: ScalerMode;
+      backend: TranscodeBackend;
     }
   | { kind: 'sign'; broadcast: string; ttlS: number; secret: string; base: string | undefined }
   | { kind: 'help'; text: string }
@@ -224,8 +230,8 @@ export function parseServe(
   }
 
   const backendRaw = read('transcode-backend')!.trim().toLowerCase();
-  if (backendRaw !== 'napi' && backendRaw !== 'chromium' && backendRaw !== 'auto') {
-    fail(`--transcode-backend must be napi, chromium or auto, got ${JSON.stringify(backendRaw)}`);
+  if (!isTranscodeBackend(backendRaw)) {
+    fail(`--transcode-backend must be napi, threads, chromium or auto, got ${JSON.stringify(backendRaw)}`);
   }
 
   const scalerRaw = read('transcode-scaler')!.trim().toLowerCase();
@@ -393,13 +399,26 @@ export function parseCommand(
   }
   if (sub === 'bench') {
     // Options bench does not know are ignored.
-    const flags = splitFlags(rest, ['source', 'transcode-rendition', 'max-sources', 'seconds', 'transcode-scaler']);
+    const flags = splitFlags(rest, [
+      'source',
+      'transcode-rendition',
+      'max-sources',
+      'seconds',
+      'transcode-scaler',
+      'transcode-backend',
+    ]);
     const r = flags.values.get('--transcode-rendition');
     const source = flags.values.get('--source')?.at(-1) ?? '720p';
     if (source !== '720p' && source !== '1080p') fail(`--source must be 720p or 1080p, got ${JSON.stringify(source)}`);
     const scaler = flags.values.get('--transcode-scaler')?.at(-1) ?? env['LVQR_TRANSCODE_SCALER'] ?? 'encoder';
     if (scaler !== 'quality' && scaler !== 'encoder') {
       fail(`--transcode-scaler must be quality or encoder, got ${JSON.stringify(scaler)}`);
+    }
+    const backend = (flags.values.get('--transcode-backend')?.at(-1) ?? env['LVQR_TRANSCODE_BACKEND'] ?? 'auto')
+      .trim()
+      .toLowerCase();
+    if (!isTranscodeBackend(backend)) {
+      fail(`--transcode-backend must be napi, threads, chromium or auto, got ${JSON.stringify(backend)}`);
     }
     return {
       kind: 'bench',
@@ -408,6 +427,7 @@ export function parseCommand(
       maxSources: number('--max-sources', flags.values.get('--max-sources')?.at(-1) ?? '8', { min: 1, max: 64 }),
       seconds: number('--seconds', flags.values.get('--seconds')?.at(-1) ?? '10', { min: 2, max: 600 }),
       scaler,
+      backend,
     };
   }
   if (sub === 'sign') return parseSign(rest, env);

@@ -54,7 +54,7 @@ export const SERVE_OPTIONS = {
     env: ['LVQR_TRANSCODE_BACKEND'],
     type: 'string',
     default: 'auto',
-    help: 'napi | chromium | auto (the runtime\'s own WebCodecs if complete, else napi); see README "Backends"',
+    help: 'napi | threads (napi, each source\'s codecs in a worker thread) | chromium | auto (the runtime\'s own WebCodecs if complete, else napi); see README "Backends"',
   },
   chromium: {
     value: 'PATH',

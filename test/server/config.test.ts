@@ -135,7 +135,7 @@ describe('serve configuration', () => {
       '--transcode-encoder must be software, prefer-hardware or hardware-only, got "gpu"',
     );
     expect(refused(['serve', '--transcode-backend', 'gpu'])).toBe(
-      '--transcode-backend must be napi, chromium or auto, got "gpu"',
+      '--transcode-backend must be napi, threads, chromium or auto, got "gpu"',
     );
     expect(refused(['serve', '--log-level', 'loud'])).toBe('--log-level must be debug, info, warn or error');
     expect(refused(['serve', '--hls-target-duration', '1', '--hls-part-target', '1000'])).toBe(

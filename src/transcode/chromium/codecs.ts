@@ -64,6 +64,12 @@ export type ChromiumCodecsOptions = ChromiumEncoderChoice & {
    * OffscreenCanvas with high-quality smoothing first (README "Backends" has the comparison).
    */
   scaling?: 'encoder' | 'canvas';
+  /**
+   * What the far side is called in errors: `label` names a worker's home (default `chromium page`,
+   * errors read "chromium page worker gone: ..."), `host` what leaves a call unanswered (`page`).
+   */
+  label?: string;
+  host?: string;
 };
 
 type Pending = {
@@ -150,7 +156,10 @@ function post(link: Link, bytes: Uint8Array, worker: number): void {
   }
 }
 
-/** `VideoCodecs` whose decoders and encoders run in a Chromium page. */
+/**
+ * `VideoCodecs` whose decoders and encoders run in a Chromium page, or in any other place that
+ * speaks the same protocol: the threads backend's codec threads (src/runtime/codec-threads.ts).
+ */
 export class ChromiumCodecs implements VideoCodecs {
   #options: ChromiumCodecsOptions;
   #link: Link | undefined;
@@ -164,6 +173,10 @@ export class ChromiumCodecs implements VideoCodecs {
   /** Codecs with no page yet (`attach` brings one). */
   constructor(options: ChromiumCodecsOptions) {
     this.#options = options;
+  }
+
+  get #label(): string {
+    return this.#options.label ?? 'chromium page';
   }
 
   /** The name the encoders are reported under. */
@@ -208,7 +221,7 @@ export class ChromiumCodecs implements VideoCodecs {
       }
     }
     for (const worker of hung) {
-      const reason = `the page left a call unanswered for ${timeoutMs} ms`;
+      const reason = `the ${this.#options.host ?? 'page'} left a call unanswered for ${timeoutMs} ms`;
       // Kill first: the browser closes the page and watches that it goes (the release that
       // `#workerGone` makes then finds it closed already).
       connection.kill(reason, worker);
@@ -224,7 +237,7 @@ export class ChromiumCodecs implements VideoCodecs {
     link.ended.add(worker);
     const entry = link.workers.get(worker);
     link.workers.delete(worker);
-    const error = new CodecError('codec.closed', `chromium page worker gone: ${reason}`);
+    const error = new CodecError('codec.closed', `${this.#label} worker gone: ${reason}`);
     for (const [seq, pending] of this.#pending) {
       if (pending.worker !== worker) continue;
       this.#pending.delete(seq);
@@ -265,7 +278,7 @@ export class ChromiumCodecs implements VideoCodecs {
     this.#link = undefined;
     link.alive = false;
     clearInterval(link.watchdog);
-    const error = new CodecError('codec.closed', `chromium page gone: ${reason}`);
+    const error = new CodecError('codec.closed', `${this.#label} gone: ${reason}`);
     for (const [seq, pending] of this.#pending) {
       this.#pending.delete(seq);
       pending.reject(error);
@@ -501,7 +514,7 @@ export class ChromiumCodecs implements VideoCodecs {
       const error = new CodecError(
         'codec.closed',
         owner.worker === undefined
-          ? `chromium page worker ${worker} is gone`
+          ? `${this.#label} worker ${worker} is gone`
           : 'its frames come from another page worker',
       );
       owner.fail(error);
@@ -548,8 +561,8 @@ export class ChromiumCodecs implements VideoCodecs {
 
   /** Sends one call to `worker`'s page and resolves with its answer. */
   #call(link: Link, owner: number, worker: number, head: MessageHead, payload?: Uint8Array): Promise<Message> {
-    if (!link.alive) return Promise.reject(new CodecError('codec.closed', 'chromium page gone'));
-    if (link.ended.has(worker)) return Promise.reject(new CodecError('codec.closed', 'chromium page worker gone'));
+    if (!link.alive) return Promise.reject(new CodecError('codec.closed', `${this.#label} gone`));
+    if (link.ended.has(worker)) return Promise.reject(new CodecError('codec.closed', `${this.#label} worker gone`));
     const seq = this.#nextSeq++;
     return new Promise<Message>((resolve, reject) => {
       this.#pending.set(seq, { owner, worker, sentAtMs: Date.now(), resolve, reject });
@@ -557,7 +570,7 @@ export class ChromiumCodecs implements VideoCodecs {
         link.connection.send(encodeMessage({ ...head, seq }, payload), worker);
       } catch (error) {
         this.#pending.delete(seq);
-        reject(new CodecError('codec.closed', `chromium page unreachable: ${errorMessage(error)}`));
+        reject(new CodecError('codec.closed', `${this.#label} unreachable: ${errorMessage(error)}`));
       }
     });
   }
@@ -566,9 +579,9 @@ export class ChromiumCodecs implements VideoCodecs {
   async #connected(): Promise<Link> {
     const deadline = Date.now() + (this.#options.connectTimeoutMs ?? 15_000);
     while (this.#link === undefined) {
-      if (this.#closed) throw new CodecError('codec.closed', 'chromium codecs closed');
+      if (this.#closed) throw new CodecError('codec.closed', `${this.#label} codecs closed`);
       const left = deadline - Date.now();
-      if (left <= 0) throw new CodecError('codec.closed', 'no chromium page connected');
+      if (left <= 0) throw new CodecError('codec.closed', `no ${this.#label} connected`);
       await new Promise<void>((resolve) => {
         const timer = setTimeout(wake, left);
         const waiters = this.#waiters;

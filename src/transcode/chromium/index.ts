@@ -5,6 +5,9 @@
  * service side: counted frame handles, which worker each codec runs in, calls and their answers, a
  * worker that fails or hangs fails its source's codecs, a page that goes fails everything on it).
  *
+ * The service side (codecs.ts) also drives the threads backend, whose codec threads run the same
+ * protocol over the in-process addon (src/transcode/threads/codec-host.ts).
+ *
  * Not here: launching and relaunching the browser and its loopback server (src/runtime/chromium.ts,
  * it touches processes and sockets), choosing the backend and the encoder policy
  * (src/runtime/chromium-codecs.ts).
