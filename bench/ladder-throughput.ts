@@ -110,16 +110,21 @@ let compiledPath: string | undefined;
 function compiledLadder(): string {
   if (compiledPath !== undefined) return compiledPath;
   // Under node_modules (packages resolve from there), outside the folders the linter reads.
-  compiledPath = join(ROOT, 'node_modules', '.cache', 'lvqr-transcode-bench', 'run-ladder.mjs');
-  buildSync({
-    entryPoints: [join(ROOT, 'bench', 'run-ladder.ts')],
-    bundle: true,
-    platform: 'node',
-    format: 'esm',
-    packages: 'external',
-    outfile: compiledPath,
-    logLevel: 'error',
-  });
+  const dir = join(ROOT, 'node_modules', '.cache', 'lvqr-transcode-bench');
+  compiledPath = join(dir, 'run-ladder.mjs');
+  // The threads backend's worker entry beside it (the compiled ladder loads `./codec-worker.mjs`).
+  const entries = { 'run-ladder': 'bench/run-ladder.ts', 'codec-worker': 'src/runtime/codec-worker.ts' };
+  for (const [name, entry] of Object.entries(entries)) {
+    buildSync({
+      entryPoints: [join(ROOT, entry)],
+      bundle: true,
+      platform: 'node',
+      format: 'esm',
+      packages: 'external',
+      outfile: join(dir, `${name}.mjs`),
+      logLevel: 'error',
+    });
+  }
   return compiledPath;
 }
 
@@ -218,12 +223,14 @@ async function lvqrStyle(dir: string): Promise<Run> {
 const TSX = 'ours, through tsx';
 /** Our ladder with the frame scaler (`--transcode-scaler quality`) instead of the encoders scaling. */
 const OURS_QUALITY = 'ours, frame scaler (--transcode-scaler quality)';
+const OURS_THREADS = 'ours, threads backend (--transcode-backend threads)';
 const GST = gstreamerInstalled();
 /** LVQR's GStreamer pipelines where GStreamer is installed, three ffmpeg processes otherwise. */
 const LVQR = GST ? 'LVQR (GStreamer, 3 pipelines)' : 'LVQR-style (3 ffmpeg decodes)';
 const contenders: Record<string, (dir: string) => Promise<Run>> = {
   ours: (dir: string) => ours(dir),
   [OURS_QUALITY]: (dir: string) => ours(dir, false, ['--frame-scaler']),
+  [OURS_THREADS]: (dir: string) => ours(dir, false, ['--threads']),
   [TSX]: (dir: string) => ours(dir, true),
   'ours, chromium backend': chromium,
   'ffmpeg (one process, bilinear)': (dir: string) => ffmpegOne(dir, 'bilinear'),
@@ -341,6 +348,7 @@ Our rows count from the ladder's start, as in a running service (ffmpeg's includ
 Ratios (medians) at equal pictures. Ours (the default: each encoder scales, bilinear) against ffmpeg in one process with bilinear (the same pictures): fps **${ratioB.toFixed(2)}x** (target >= 1.1: ${verdict(ratioB >= 1.1)}), CPU-s per source second **${cpuRatio.toFixed(2)}x** (target <= 1.0: ${verdict(cpuRatio <= 1)}), peak RSS **${rssRatio.toFixed(2)}x** (target <= 1.5: ${verdict(rssRatio <= 1.5)}). Ours with the frame scaler (\`--transcode-scaler quality\`) against ffmpeg with bicubic (its pictures match or beat bicubic's): fps **${ratioQ.toFixed(2)}x** (${verdict(ratioQ >= 1.1)}), CPU **${cpuQ.toFixed(2)}x** (${verdict(cpuQ <= 1)}), peak RSS **${rssQ.toFixed(2)}x** (${verdict(rssQ <= 1.5)}). Ours / ${LVQR} = **${ratioC.toFixed(2)}** (target >= 1.5: ${verdict(ratioC >= 1.5)}).
 PSNR-Y below ffmpeg's bicubic per rung (dB, negative: above; target: none below): with the frame scaler ${RUNGS.map((r, i) => `${r.name} ${psnrGap[i]!.toFixed(2)}`).join(', ')} (${verdict(psnrGap.every((g) => g <= 0))}); by default (the encoders' bilinear) ${RUNGS.map((r, i) => `${r.name} ${defaultGap[i]!.toFixed(2)}`).join(', ')} (${verdict(defaultGap.every((g) => g <= 0))}). What the frame scaler costs and gives against the default in the same run: CPU ${(cpu(OURS_QUALITY) / cpu('ours')).toFixed(2)}x, fps ${(fps(OURS_QUALITY) / fps('ours')).toFixed(2)}x, peak RSS +${(rss(OURS_QUALITY) - rss('ours')).toFixed(0)} MB, PSNR-Y ${RUNGS.map((r, i) => `${r.name} ${scalerGain[i]! >= 0 ? '+' : ''}${scalerGain[i]!.toFixed(2)} dB`).join(', ')}.
 Quality is measured frame by frame (index-aligned) against the source scaled with Lanczos. Frames per rung: ${wrongFrames.length === 0 ? `every rung of every contender has all ${frames}` : `WRONG: ${wrongFrames.join('; ')}`}. x264 settings read back from each output's SEI: ${sameSettings ? 'identical in every x264 contender (bitrate and thread counts aside)' : `DIFFERENT: ${x264Names.map((n) => `${n}: ${settings.get(n) ?? 'none'}`).join(' | ')}`}.${GST ? ` LVQR's x264enc (its own settings): ${settings.get(LVQR) ?? 'none'}.` : ' GStreamer is not installed here: the LVQR row is three ffmpeg processes, each decoding the source.'}
+The threads backend (\`--transcode-backend threads\`: the source's decoder and encoders in a worker thread, the same codecs) against the default in the same run: fps ${(fps(OURS_THREADS) / fps('ours')).toFixed(2)}x, CPU ${(cpu(OURS_THREADS) / cpu('ours')).toFixed(2)}x, peak RSS +${(rss(OURS_THREADS) - rss('ours')).toFixed(0)} MB.
 The chromium backend (\`--transcode-backend chromium\`): decode (Chromium's FFmpeg), scale (libyuv box filter) and encode (OpenH264, not x264) in a headless Chromium, the same ladder code around it; ours / chromium backend = **${(fps('ours') / fps('ours, chromium backend')).toFixed(2)}**. Its wall time starts with the ladder (the browser already runs, as in a service); its CPU adds every browser process (${browserShare()} of it in the browser), its memory the browser's PSS.
 
 Audio ladder (\`--transcode-audio ladder\`: the source's AAC decoded once, AAC-LC at 128/96/64 kb/s and Opus at 64 kb/s): **${fmtSummary(audioCpu, 3)} CPU-s per source second** on top of the video ladder (bench/run-audio-ladder.ts, CPU of the whole process from the first byte ingested to the last rendition ended, the file's demuxing included).`;

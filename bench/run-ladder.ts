@@ -4,7 +4,8 @@
  * figures. Like ffmpeg, it reads the source as the ladder consumes it (at most `AHEAD_S` of media
  * ahead of the slowest rung) and writes each rung's fragments as they come, so its memory is the
  * ladder's, not a copy of the input and outputs. Used by ladder-throughput.ts under /usr/bin/time; also usable alone:
- *   node --expose-gc --import tsx bench/run-ladder.ts <source.mp4> <outDir> [renditions] [--thread-cpu] [--chromium] [--frame-scaler]
+ *   node --expose-gc --import tsx bench/run-ladder.ts <source.mp4> <outDir> [renditions] [--thread-cpu] [--chromium] [--frame-scaler] [--threads]
+ * `--threads` runs the codecs in a codec thread (the threads backend, `--transcode-backend threads`).
  * `--chromium` runs the ladder's codecs in a headless Chromium (the chromium backend), launched
  * before the clock starts (a service keeps it running), and adds its processes' CPU seconds and
  * peak RSS (`chromium`). `--thread-cpu` adds the CPU seconds of every thread, grouped by what started it (the decoder,

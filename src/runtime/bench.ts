@@ -17,6 +17,7 @@ export const CAPACITY_COLUMNS = [
   'frames out / expected',
   'fragments ingested',
   'CPU % (100 = one core)',
+  'server loop delay p99 ms',
 ] as const;
 
 /** A step's cells under `CAPACITY_COLUMNS`. */
@@ -31,6 +32,7 @@ export function capacityRow(s: CapacityStep): Array<string | number> {
     s.realtimeFactor.toFixed(2),
     s.fragmentsIngested,
     s.cpuPercent,
+    s.loopDelayP99Ms ?? '-',
   ];
 }
 

@@ -13,6 +13,7 @@
  * out, everything else the same), as a second figure; the test runs on while either holds.
  */
 
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { silentLogger } from '../core/log.ts';
 import { parseServe, type ScalerMode, type TranscodeBackend } from '../server/config.ts';
 import { type RuntimeHost, startService } from '../server/main.ts';
@@ -64,6 +65,12 @@ export type CapacityStep = {
   fragmentsIngested: number;
   /** CPU of this process (service and publishers) over the step, % of one core. */
   cpuPercent: number;
+  /**
+   * The server thread's event-loop delay p99 while the sources were sent, ms: how long an HTTP
+   * request (a playlist, a part, an ingest chunk) waited behind other work. Undefined where the
+   * runtime cannot measure it.
+   */
+  loopDelayP99Ms: number | undefined;
   /** Why a publisher's POST failed, if one did. */
   error?: string;
 };
@@ -171,6 +178,7 @@ async function runStep(n: number, clip: CapacityClip, options: CapacityOptions):
     const settled = Promise.allSettled(answers);
     const label = `${n} source${n > 1 ? 's' : ''}`;
     const cpuStart = process.cpuUsage();
+    const loopDelay = monitorLoopDelay();
     const t0 = performance.now();
     let warm: Promise<string> | undefined;
     for (let i = 0; i < total; i++) {
@@ -182,6 +190,7 @@ async function runStep(n: number, clip: CapacityClip, options: CapacityOptions):
       if (i % 15 === 0) options.onProgress?.((n - 1 + i / total) / options.maxSources, label);
     }
     const lastSentMs = performance.now();
+    const loopDelayP99Ms = loopDelay?.();
     let transcode = await getJson<TranscodeJson>(`${base}/api/v1/transcode`);
     while (!allOut(transcode, n, options.ladder.length, total) && performance.now() - lastSentMs < IN_FLIGHT_MS) {
       await sleep(POLL_MS);
@@ -217,6 +226,7 @@ async function runStep(n: number, clip: CapacityClip, options: CapacityOptions):
       realtimeFactor: Math.floor((framesOut / Math.max(1, total * n * options.ladder.length)) * 100) / 100,
       fragmentsIngested: results.reduce((a, r) => a + (r.status === 'fulfilled' ? r.value : 0), 0),
       cpuPercent: Math.round(((cpu.user + cpu.system) / 1e6 / wallS) * 100),
+      loopDelayP99Ms,
       ...(failed?.status === 'rejected' ? { error: String(failed.reason) } : {}),
     };
     const rest = failed === undefined && complete && droppedFrames === 0 && overloadActions === 0;
@@ -225,6 +235,20 @@ async function runStep(n: number, clip: CapacityClip, options: CapacityOptions):
     return step;
   } finally {
     await started.stop();
+  }
+}
+
+/** Starts sampling this thread's event-loop delay; the returned function stops and gives its p99, ms. */
+function monitorLoopDelay(): (() => number) | undefined {
+  try {
+    const histogram = monitorEventLoopDelay({ resolution: 5 });
+    histogram.enable();
+    return () => {
+      histogram.disable();
+      return Math.round(histogram.percentile(99) / 1e5) / 10;
+    };
+  } catch {
+    return undefined;
   }
 }
 
