@@ -51,6 +51,8 @@ if (process.argv.includes('--chromium')) {
   codecs = chromium;
 } else if (process.argv.includes('--threads')) {
   codecThreads = new CodecThreads({ backend: 'software', hardwareAcceleration: 'no-preference', logger: silentLogger });
+  // Its spare thread is started before the clock, as a service starts it.
+  await codecThreads.start();
   codecs = codecThreads.codecs;
 } else {
   // --frame-scaler: the frame scaler (`--transcode-scaler quality`) instead of each encoder scaling.

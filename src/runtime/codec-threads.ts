@@ -39,6 +39,8 @@ export class CodecThreads {
   readonly #threads = new Map<number, Worker>();
   readonly #ended = new RecentIds();
   readonly #options: CodecThreadsOptions;
+  /** A started thread no source has yet. */
+  #spare: Worker | undefined;
   #closed = false;
 
   constructor(options: CodecThreadsOptions) {
@@ -64,42 +66,56 @@ export class CodecThreads {
     this.codecs.attach(connection);
   }
 
-  /** Threads running now. */
+  /** Threads that run a source's codecs now (the spare aside). */
   get size(): number {
     return this.#threads.size;
   }
 
   /**
-   * Starts one codec thread and waits until it has loaded the addon, then ends it: resolves, or
-   * rejects with why this runtime cannot run codec threads (checked once at start-up).
+   * Starts the spare thread and waits until it has loaded the addon: resolves, or rejects with why
+   * this runtime cannot run codec threads (the service checks once at start-up).
    */
-  async check(): Promise<void> {
-    const thread = this.#spawn('codecs-check');
-    try {
-      await new Promise<void>((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`no answer in ${START_TIMEOUT_MS} ms`)), START_TIMEOUT_MS);
-        thread.once('message', () => resolve());
-        thread.once('error', (error) => reject(error));
-        thread.once('exit', (code) => reject(new Error(`it exited (code ${code})`)));
-        timer.unref?.();
+  async start(): Promise<void> {
+    const thread = this.#refill();
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no answer in ${START_TIMEOUT_MS} ms`)), START_TIMEOUT_MS);
+      timer.unref?.();
+      thread.once('message', () => {
+        clearTimeout(timer);
+        resolve();
       });
-    } finally {
-      await thread.terminate();
-    }
+      thread.once('error', (error) => reject(error));
+      thread.once('exit', (code) => reject(new Error(`it exited (code ${code})`)));
+    });
   }
 
-  #spawn(name: string): Worker {
+  /**
+   * Starts a spare thread when there is none: a new source takes it with the addon already loaded
+   * (starting a thread and loading the addon took 0.1-0.3 s, which a source's first frames waited
+   * for). A spare that fails is dropped; the next source starts one.
+   */
+  #refill(): Worker {
+    if (this.#spare !== undefined) return this.#spare;
     const workerData: CodecWorkerData = {
       hardwareAcceleration: this.#options.hardwareAcceleration,
       ...(this.#options.testHooks === true ? { testHooks: true } : {}),
     };
-    return new Worker(workerEntry('codec-worker'), { eval: true, workerData, name });
+    const spare = new Worker(workerEntry('codec-worker'), { eval: true, workerData, name: 'codecs' });
+    const drop = (): void => {
+      if (this.#spare === spare) this.#spare = undefined;
+    };
+    spare.once('error', drop);
+    spare.once('exit', drop);
+    this.#spare = spare;
+    return spare;
   }
 
   #start(id: number): Worker {
     if (this.#closed) throw new Error('the codec threads are closed');
     if (this.#ended.has(id)) throw new Error(`codec thread ${id} has ended`);
-    const thread = this.#spawn(`codecs-${id}`);
+    const thread = this.#refill();
+    this.#spare = undefined;
+    this.#refill();
     this.#threads.set(id, thread);
     thread.on('message', (data: ArrayBuffer | string) => {
       if (typeof data !== 'string' && this.#threads.get(id) === thread) this.codecs.receive(new Uint8Array(data));
@@ -130,8 +146,9 @@ export class CodecThreads {
   async close(): Promise<void> {
     this.#closed = true;
     this.codecs.close();
-    const threads = [...this.#threads.values()];
+    const threads = [...this.#threads.values(), ...(this.#spare === undefined ? [] : [this.#spare])];
     this.#threads.clear();
+    this.#spare = undefined;
     await Promise.all(threads.map((thread) => thread.terminate()));
   }
 }

@@ -84,7 +84,7 @@ export async function loadVideoCodecs(
   if (config.transcodeBackend === 'threads') {
     const threads = new CodecThreads({ backend, hardwareAcceleration, logger });
     try {
-      await threads.check();
+      await threads.start();
     } catch (error) {
       await threads.close();
       return { reason: `threads backend: a codec thread did not start: ${errorMessage(error)}`, info, provider };

@@ -32,7 +32,7 @@ describe('threads backend: one codec thread per source', () => {
       hardwareAcceleration: 'no-preference',
       logger: silentLogger,
     });
-    await threads.check();
+    await threads.start();
     const harness = await createHarness({ codecs: threads.codecs, renditions: RENDITIONS });
     try {
       await publish(harness.ingest, 'live/a', [{ bytes: readFixture(FIXTURE), durationS: 3 }]);
