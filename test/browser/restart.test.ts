@@ -8,8 +8,9 @@
  * Checked from the outside: every media playlist (source video, audio, each rung) is polled all
  * along; the restart must be one EXT-X-DISCONTINUITY at the same media sequence number everywhere,
  * numbers only grow, and the discontinuity sequence stays right once the window slides past it
- * (the DVR window is shortened to its minimum for that). Both players must play well past the
- * first fragment of the new session without a fatal hls.js error.
+ * (the DVR window is shortened to its minimum for that), and no rung ever lists a segment or part
+ * as GAP. Both players must play well past the first fragment of the new session without a fatal
+ * hls.js error.
  *
  * Load: the overload policy must not step in (a shed rung drops GOPs, which starts timelines of
  * its own), so the published clip is light: a clean 720p pattern, cut into 200 ms fragments, on a
@@ -532,6 +533,9 @@ describe('a publisher restart within the grace period, played by hls.js in chrom
       for (const [msn, d] of dsn) expect(d, `${name}: segment ${msn}`).toBe(msn < r ? 0 : 1);
       expect(snapshots.get(name)!.length, name).toBeGreaterThan(20);
     }
+    // A rung cuts where the source cuts, on both sides of the restart: it has media for every
+    // segment the source has, so it never announces one as missing (a GAP sends hls.js elsewhere).
+    for (const rung of RUNGS) expect(gapsListed(rung), `${rung}: segments or parts listed as GAP`).toEqual([]);
     expect(playlistProblems).toEqual([]);
   }, 60_000);
 });
