@@ -6,7 +6,8 @@
  * source, and the server's thread never waits on a codec.
  *
  * Messages from the parent: wire messages (ArrayBuffer). To the parent: the string `ready` once
- * the addon is loaded, wire messages, and `idle` when the thread holds nothing any more.
+ * the addon is loaded, then wire messages. The service ends the thread when its source's last codec
+ * closes (frames still held go with it).
  */
 
 import { parentPort, workerData } from 'node:worker_threads';
@@ -27,11 +28,15 @@ const port = parentPort;
 if (port === null) throw new Error('codec-worker.ts runs as a worker thread only');
 const { hardwareAcceleration, testHooks } = workerData as CodecWorkerData;
 const provider = await napiProvider();
-const gc = (globalThis as { gc?: (options?: unknown) => void }).gc;
+/** A quick collection, as each runtime offers one (Node and Deno with `--expose-gc`, Bun always). */
+function minorGc(): (() => void) | undefined {
+  const { gc, Bun } = globalThis as { gc?: (options?: unknown) => void; Bun?: { gc(force: boolean): void } };
+  if (Bun !== undefined) return () => Bun.gc(false);
+  return gc === undefined ? undefined : () => gc({ type: 'minor' });
+}
 const handle = hostCodecs(bindWebCodecs(provider.codecs, { backend: 'software', hardwareAcceleration }), {
   post: (bytes) => port.postMessage(bytes, [bytes.buffer as ArrayBuffer]),
-  onIdle: () => port.postMessage('idle'),
-  gc: gc === undefined ? undefined : () => gc({ type: 'minor' }),
+  gc: minorGc(),
 });
 
 /** Test-only faults: an uncaught error, or a busy loop. */

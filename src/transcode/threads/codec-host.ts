@@ -15,8 +15,6 @@ import type { DecoderLike, EncodedChunk, EncoderLike, VideoCodecs, VideoFrameLik
 export type CodecHostOptions = {
   /** Sends one wire message to the service (the buffer may be transferred). */
   post(bytes: Uint8Array): void;
-  /** Nothing is held any more (no codec, no frame): the thread may end. */
-  onIdle(): void;
   /** Run every `gcEveryFrames` decoded frames: native frame memory is given back only on collection. */
   gc?: (() => void) | undefined;
   gcEveryFrames?: number;
@@ -59,9 +57,6 @@ export function hostCodecs(codecs: VideoCodecs, options: CodecHostOptions): (byt
       () => send({ op: OP.done, id, seq }),
       (error: unknown) => fail(id, seq, error),
     );
-  };
-  const idleCheck = (): void => {
-    if (decoders.size === 0 && encoders.size === 0 && frames.size === 0) options.onIdle();
   };
 
   function configureDecoder(m: Message): void {
@@ -117,7 +112,6 @@ export function hostCodecs(codecs: VideoCodecs, options: CodecHostOptions): (byt
   function close(map: Map<number, DecoderLike | EncoderLike>, id: number): void {
     map.get(id)?.close();
     map.delete(id);
-    idleCheck();
   }
 
   function decode(m: Message): void {
@@ -148,7 +142,6 @@ export function hostCodecs(codecs: VideoCodecs, options: CodecHostOptions): (byt
   function releaseFrame(m: Message): void {
     frames.get(m.ref)?.close();
     frames.delete(m.ref);
-    idleCheck();
   }
 
   /** What each call does (other messages are not for a codec thread and are ignored). */
