@@ -17,12 +17,15 @@ describe('lvqr-transcode bench', () => {
     expect(code, output).toBe(0);
     expect(output).toContain('source: 1920x1080 30 fps, 7 Mb/s, one HTTP POST per source, one fragment per frame');
     // sources, sustained (and without the first GOP: not judged in 2 s), dropped, overload actions,
-    // worst rung's p99, frames out / expected, fragments ingested, CPU %.
-    const row = /^ +1 +(yes|no) +- +(\d+) +(\d+) +(\d+) \((720p|480p|240p)\) +([\d.]+) +(\d+) +(\d+)$/m.exec(output);
+    // worst rung's p99, frames out / expected, fragments ingested, CPU %, the server's loop delay p99.
+    const row = /^ +1 +(yes|no) +- +(\d+) +(\d+) +(\d+) \((720p|480p|240p)\) +([\d.]+) +(\d+) +(\d+) +([\d.]+)$/m.exec(
+      output,
+    );
     expect(row, output).not.toBeNull();
     // Two seconds at 30 fps: the service's ingest counted 60 fragments, and the rungs put frames out.
     expect(Number(row?.[7])).toBe(60);
     expect(Number(row?.[6])).toBeGreaterThan(0);
+    expect(Number(row?.[9])).toBeGreaterThan(0);
     expect(output).toMatch(/This machine sustains [01] live 1080p30 source\(s\) through the 720p,480p,240p ladder/);
   }, 120_000);
 
