@@ -13,6 +13,7 @@ import {
   jsonPayload,
   type Message,
   OP,
+  readChunkPayload,
 } from '../../src/transcode/chromium/protocol.ts';
 import type { VideoCodecs, VideoFrameLike } from '../../src/transcode/codecs.ts';
 import { hostCodecs } from '../../src/transcode/threads/codec-host.ts';
@@ -95,9 +96,11 @@ describe('hostCodecs', () => {
     expect(encoded).toEqual([{ timestamp: 1000, keyFrame: true }]);
     const chunk = sent.find((m) => m.op === OP.chunk)!;
     expect(chunk.flags).toBe(FLAG.keyframe | FLAG.config);
-    const codecLength = new DataView(chunk.payload.buffer, chunk.payload.byteOffset).getUint16(0, true);
-    expect(new TextDecoder().decode(chunk.payload.subarray(2, 2 + codecLength))).toBe('avc1.64001f');
-    expect(chunk.payload.at(-1)).toBe(426 & 255);
+    // What the service side reads back: the session's codec string and avcC, then the access unit.
+    const read = readChunkPayload(chunk.flags, chunk.payload);
+    expect(read.decoderConfig?.codec).toBe('avc1.64001f');
+    expect([...read.decoderConfig!.description]).toEqual([1, 2, 3]);
+    expect([...read.data]).toEqual([426 & 255]);
 
     call({ op: OP.encode, id: 2, seq: 12, ref: 999 });
     call({ op: OP.decode, id: 5, seq: 13 });

@@ -21,4 +21,13 @@ export {
   type PageConnection,
 } from './codecs.ts';
 export { PAGE_HTML } from './page.ts';
-export { decodeMessage, encodeMessage, FLAG, HEADER_BYTES, type Message, type MessageHead, OP } from './protocol.ts';
+export {
+  chunkPayload,
+  decodeMessage,
+  encodeMessage,
+  FLAG,
+  HEADER_BYTES,
+  type Message,
+  type MessageHead,
+  OP,
+} from './protocol.ts';

@@ -105,7 +105,25 @@ export function jsonPayload(value: unknown): Uint8Array {
   return new TextEncoder().encode(JSON.stringify(value));
 }
 
-/** The decoder configuration and access unit of a `chunk` payload. */
+/** A `chunk` payload: with a decoder configuration (the session's first chunk), its codec string and avcC first. */
+export function chunkPayload(
+  data: Uint8Array,
+  config?: { codec?: string | undefined; description: Uint8Array },
+): Uint8Array {
+  if (config === undefined) return data;
+  const codec = new TextEncoder().encode(config.codec ?? '');
+  const avcC = config.description;
+  const payload = new Uint8Array(6 + codec.length + avcC.length + data.length);
+  const view = new DataView(payload.buffer);
+  view.setUint16(0, codec.length, true);
+  payload.set(codec, 2);
+  view.setUint32(2 + codec.length, avcC.length, true);
+  payload.set(avcC, 6 + codec.length);
+  payload.set(data, 6 + codec.length + avcC.length);
+  return payload;
+}
+
+/** The decoder configuration and access unit of a `chunk` payload (`chunkPayload` read back). */
 export function readChunkPayload(
   flags: number,
   payload: Uint8Array,

@@ -8,8 +8,16 @@
  */
 
 import { errorMessage } from '../../core/errors.ts';
-import { decodeMessage, encodeMessage, FLAG, type Message, type MessageHead, OP } from '../chromium/protocol.ts';
-import type { DecoderLike, EncodedChunk, EncoderLike, VideoCodecs, VideoFrameLike } from '../codecs.ts';
+import {
+  chunkPayload,
+  decodeMessage,
+  encodeMessage,
+  FLAG,
+  type Message,
+  type MessageHead,
+  OP,
+} from '../chromium/protocol.ts';
+import type { DecoderLike, EncoderLike, VideoCodecs, VideoFrameLike } from '../codecs.ts';
 
 /** Options of `hostCodecs`. */
 export type CodecHostOptions = {
@@ -22,22 +30,6 @@ export type CodecHostOptions = {
 
 const text = new TextEncoder();
 const untext = new TextDecoder();
-
-/** The chunk payload: with a decoder config, its codec string and avcC first (protocol.ts, `OP.chunk`). */
-export function chunkPayload(chunk: EncodedChunk): Uint8Array {
-  const config = chunk.decoderConfig;
-  if (config === undefined) return chunk.data;
-  const codec = text.encode(config.codec ?? '');
-  const avcC = config.description;
-  const payload = new Uint8Array(6 + codec.length + avcC.length + chunk.data.length);
-  const view = new DataView(payload.buffer);
-  view.setUint16(0, codec.length, true);
-  payload.set(codec, 2);
-  view.setUint32(2 + codec.length, avcC.length, true);
-  payload.set(avcC, 6 + codec.length);
-  payload.set(chunk.data, 6 + codec.length + avcC.length);
-  return payload;
-}
 
 /** Serves the protocol over `codecs`; returns the handler of each message from the service. */
 export function hostCodecs(codecs: VideoCodecs, options: CodecHostOptions): (bytes: Uint8Array) => void {
@@ -97,7 +89,8 @@ export function hostCodecs(codecs: VideoCodecs, options: CodecHostOptions): (byt
       { width: config.width, height: config.height, bitrateBps: config.bitrate, framerate: config.framerate },
       (chunk) => {
         const flags = (chunk.keyframe ? FLAG.keyframe : 0) | (chunk.decoderConfig === undefined ? 0 : FLAG.config);
-        send({ op: OP.chunk, id: m.id, flags, timestampUs: chunk.timestampUs }, chunkPayload(chunk));
+        const payload = chunkPayload(chunk.data, chunk.decoderConfig);
+        send({ op: OP.chunk, id: m.id, flags, timestampUs: chunk.timestampUs }, payload);
       },
       (error) => fail(m.id, 0, error),
     );

@@ -5,4 +5,4 @@
  * src/runtime/codec-worker.ts.
  */
 
-export { type CodecHostOptions, chunkPayload, hostCodecs } from './codec-host.ts';
+export { type CodecHostOptions, hostCodecs } from './codec-host.ts';
