@@ -11,9 +11,9 @@
  * differs from the configured one, with libyuv's box filter).
  */
 
-import { decodeMessage, encodeMessage, FLAG, HEADER_BYTES, OP } from './protocol.ts';
+import { chunkPayload, decodeMessage, encodeMessage, FLAG, HEADER_BYTES, OP } from './protocol.ts';
 
-/** What the page and its workers share: the protocol and the error message helper. */
+/** What the page and its workers share: the protocol (its message and chunk writers) and the error message helper. */
 const COMMON_SCRIPT = `
 'use strict';
 const OP = ${JSON.stringify(OP)};
@@ -21,6 +21,7 @@ const FLAG = ${JSON.stringify(FLAG)};
 const HEADER_BYTES = ${HEADER_BYTES};
 const encodeMessage = ${encodeMessage.toString()};
 const decodeMessage = ${decodeMessage.toString()};
+const chunkPayload = ${chunkPayload.toString()};
 const text = new TextEncoder();
 function json(payload) {
   return JSON.parse(new TextDecoder().decode(payload));
@@ -94,24 +95,15 @@ function configureDecoder(m) {
   });
 }
 
-/** The chunk payload: with a decoder config, its codec string and avcC first (protocol.ts, OP.chunk). */
-function chunkPayload(chunk, metadata) {
-  const description = metadata && metadata.decoderConfig && metadata.decoderConfig.description;
-  if (description === undefined) {
-    const payload = new Uint8Array(chunk.byteLength);
-    chunk.copyTo(payload);
-    return payload;
-  }
-  const codec = text.encode(metadata.decoderConfig.codec);
+/** The payload of a browser chunk: its bytes, with the session's decoder config first (protocol.ts, chunkPayload). */
+function browserChunkPayload(chunk, metadata) {
+  const data = new Uint8Array(chunk.byteLength);
+  chunk.copyTo(data);
+  const config = metadata && metadata.decoderConfig;
+  const description = config && config.description;
+  if (description === undefined) return data;
   const avcC = description instanceof ArrayBuffer ? new Uint8Array(description) : new Uint8Array(description.buffer, description.byteOffset, description.byteLength);
-  const payload = new Uint8Array(6 + codec.length + avcC.length + chunk.byteLength);
-  const view = new DataView(payload.buffer);
-  view.setUint16(0, codec.length, true);
-  payload.set(codec, 2);
-  view.setUint32(2 + codec.length, avcC.length, true);
-  payload.set(avcC, 6 + codec.length);
-  chunk.copyTo(payload.subarray(6 + codec.length + avcC.length));
-  return payload;
+  return chunkPayload(data, { codec: config.codec, description: avcC });
 }
 
 /** Scales frame to the encoder's size on an OffscreenCanvas with high-quality smoothing. */
@@ -131,7 +123,7 @@ function configureEncoder(m) {
   const output = (chunk, metadata) => {
     const hasConfig = metadata && metadata.decoderConfig && metadata.decoderConfig.description !== undefined;
     const flags = (chunk.type === 'key' ? FLAG.keyframe : 0) | (hasConfig ? FLAG.config : 0);
-    send({ op: OP.chunk, id: m.id, flags, timestampUs: chunk.timestamp }, chunkPayload(chunk, metadata));
+    send({ op: OP.chunk, id: m.id, flags, timestampUs: chunk.timestamp }, browserChunkPayload(chunk, metadata));
   };
   open(encoders, m, VideoEncoder, 'encodeQueueSize', output, {
     codec: config.codec,
