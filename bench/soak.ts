@@ -27,7 +27,8 @@
  *
  * Memory: RSS from /healthz every 5 s. Warmed up = once the DVR window has filled (window + 30 s);
  * the warmed-up level is the median over the 30 s from then, the end level the median over the last
- * 30 s; the acceptance is end <= warmed-up + 10 %. `--hls-dvr-window` shortens the window (for
+ * 30 s; the acceptance is end <= warmed-up + 5 % (the memory target: over 60 minutes, with the
+ * overload policy's sheds and encoder restarts, which two 720p30 broadcasts cause on 2 vCPU). `--hls-dvr-window` shortens the window (for
  * short runs; the results say which was used). `--smoke` runs ~20 s with a 6 s window and never
  * writes bench/RESULTS.md.
  */
@@ -765,6 +766,7 @@ const droppedRows = metric('lvqr_transcode_dropped_fragments_total').map((m) => 
   m.value,
 ]);
 const lagged = metric('lvqr_fragment_lagged_skips_total').reduce((a, m) => a + m.value, 0);
+const restarts = metric('lvqr_transcode_restarts_total').reduce((a, m) => a + m.value, 0);
 const rejected = metric('lvqr_ingest_rejected_total').map((m) => `${label(m.labels, 'code')}: ${m.value}`);
 
 const auditStatuses = audited.flat().flatMap((f) => [...f.statuses].map(([key, n]) => `${f.playlist} ${key}: ${n}`));
@@ -773,7 +775,7 @@ const publisherErrors = publisherStats.flatMap((s) => s.errors.map((e) => `${s.n
 const pass = {
   crash: crash === undefined,
   loss: healthyNames.size > 0 && lostTotal === 0 && auditProblems.length === 0,
-  rss: rssJudged && growth <= 10,
+  rss: rssJudged && growth <= 5,
 };
 
 const publisherTable = table(
@@ -821,7 +823,7 @@ const playerTable = table(
   ['answer (role variant resource status)', 'count'],
   playerOther.length === 0 ? [['(every answer was 200)', 0]] : playerOther,
 );
-const rssStepMs = RUN_MS >= 5 * 60_000 ? 60_000 : 15_000;
+const rssStepMs = RUN_MS >= 30 * 60_000 ? 5 * 60_000 : RUN_MS >= 5 * 60_000 ? 60_000 : 15_000;
 const rssRows: Array<Array<string | number>> = [];
 for (let from = 0; from < RUN_MS; from += rssStepMs) {
   const mbs = rss.filter((s) => s.atMs >= from && s.atMs < from + rssStepMs).map((s) => s.mb);
@@ -850,7 +852,7 @@ Rungs of the healthy broadcast (what the overload policy dropped is shown here, 
 
 ${rungTable}
 
-Server counters: dropped rung frames ${droppedRows.map((r) => `${r[0]} ${r[1]}`).join(', ') || 'none'} (all broadcasts); overload steps ${overloadRows.map((r) => `${r[0]} ${r[1]} ${r[2]}`).join(', ') || 'none'}; lagged registry skips ${lagged}; ingest refusals ${rejected.join(', ') || 'none'}.
+Server counters: dropped rung frames ${droppedRows.map((r) => `${r[0]} ${r[1]}`).join(', ') || 'none'} (all broadcasts); overload steps ${overloadRows.map((r) => `${r[0]} ${r[1]} ${r[2]}`).join(', ') || 'none'}; encoder or decoder restarts ${restarts}; lagged registry skips ${lagged}; ingest refusals ${rejected.join(', ') || 'none'}.
 
 Players: ${players.sessions} sessions, ${players.requests} requests, ${players.parts} parts, ${(players.bytes / 2 ** 20).toFixed(0)} MiB. Answers other than 200 (503 on a blocking reload and 404 on a hinted part are expected on a flaky broadcast and on rungs; anything else is an error):
 
@@ -873,7 +875,7 @@ Errors: ${publisherErrors.length} publisher, ${players.unexpected.length} player
 }
 Rung segments the auditor could not fetch (not loss): ${auditNotes.join('; ') || 'none'}.
 
-Acceptance: no crash: **${verdict(pass.crash)}**; 0 lost fragments on the healthy broadcast: **${verdict(pass.loss)}** (${lostTotal} lost); RSS within 10 % of its warmed-up level: **${rssJudged ? verdict(pass.rss) : 'not judged (run too short)'}**.`;
+Acceptance: no crash: **${verdict(pass.crash)}**; 0 lost fragments on the healthy broadcast: **${verdict(pass.loss)}** (${lostTotal} lost); RSS within 5 % of its warmed-up level: **${rssJudged ? verdict(pass.rss) : 'not judged (run too short)'}**.`;
 
 console.log(report);
 writeSection('Soak', report);
