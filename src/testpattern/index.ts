@@ -1,6 +1,6 @@
 /**
- * The built-in live test source: a moving pattern with a wall clock and a frame counter drawn with
- * @napi-rs/canvas (1280x720, 30 fps by default), encoded to H.264 with WebCodecs, plus a 440 Hz
+ * The built-in live test source: a moving pattern with a wall clock and a frame counter drawn
+ * straight into I420 (painter.ts; 1280x720, 30 fps by default), encoded to H.264 with WebCodecs, plus a 440 Hz
  * tone with a beep every second encoded to AAC, packaged as CMAF (one fragment per frame or
  * audio packet) and published through the ingest path like any other publisher.
  *
@@ -21,6 +21,9 @@ import { errorMessage, LvqrError } from '../core/errors.ts';
 import { type Logger, silentLogger } from '../core/log.ts';
 import { AUDIO_TRACK, FragmentFlags, VIDEO_TRACK } from '../fragment/fragment.ts';
 import { type H264Chunk, H264Encoder, type VideoFramePort, type WebCodecs } from '../webcodecs/index.ts';
+import { BEEP_OFFSET_S, type CreateCanvas, PatternPainter } from './painter.ts';
+
+export { isFlashFrame } from './painter.ts';
 
 /** Options of the test pattern. */
 export type TestPatternOptions = {
@@ -45,46 +48,16 @@ const VIDEO_TIMESCALE = 90_000;
 const AUDIO_RATE = 48_000;
 const AAC_FRAME = 1024;
 
-type Canvas = {
-  getContext(kind: '2d'): Ctx;
-};
-type Ctx = {
-  fillStyle: unknown;
-  strokeStyle: unknown;
-  lineWidth: number;
-  font: string;
-  textBaseline: string;
-  fillRect(x: number, y: number, w: number, h: number): void;
-  beginPath(): void;
-  arc(x: number, y: number, r: number, a0: number, a1: number): void;
-  fill(): void;
-  stroke(): void;
-  fillText(text: string, x: number, y: number): void;
-  drawImage(image: unknown, x: number, y: number): void;
-  createLinearGradient(x0: number, y0: number, x1: number, y1: number): { addColorStop(o: number, c: string): void };
-  getImageData(x: number, y: number, w: number, h: number): { data: Uint8ClampedArray };
-};
-
 function trackFrom(init: Uint8Array, trackId: typeof VIDEO_TRACK | typeof AUDIO_TRACK): ParsedTrack {
   const info = describeInit(init)[0];
   if (info === undefined) throw new LvqrError('internal', 'test pattern: init segment without a track');
   return { ...info, trackId, initSegment: init };
 }
 
-/** Where in each second of the timeline a beep starts (and its flash frame lies). */
-const BEEP_OFFSET_S = 0.5;
-
-/** Whether frame `index` at `fps` holds the instant a beep starts (half past a second): the flash frame. */
-export function isFlashFrame(index: number, fps: number): boolean {
-  const mark = Math.ceil(index / fps - BEEP_OFFSET_S - 1e-9) + BEEP_OFFSET_S;
-  return mark < (index + 1) / fps - 1e-9;
-}
-
 /** A running test pattern; `stop()` ends it and flushes the encoders. */
 export class TestPatternSource {
   readonly #o: Required<Omit<TestPatternOptions, 'label' | 'audio'>> & { label: string; audio: boolean };
-  #canvas: Canvas | undefined;
-  #background: unknown;
+  #painter: PatternPainter | undefined;
   #video: H264Encoder | undefined;
   #audio:
     | { encoder: { encode(d: unknown): void; flush(): Promise<void>; close(): void; encodeQueueSize: number } }
@@ -136,14 +109,9 @@ export class TestPatternSource {
 
   /** Loads the canvas, configures the encoders and starts the paced loop. */
   async start(): Promise<void> {
-    const { createCanvas } = (await import('@napi-rs/canvas')) as unknown as {
-      createCanvas(w: number, h: number): Canvas;
-    };
-    const { width, height } = this.#o;
-    this.#canvas = createCanvas(width, height);
-    const bg = createCanvas(width, height);
-    this.#drawBackground(bg.getContext('2d'));
-    this.#background = bg;
+    const { createCanvas } = (await import('@napi-rs/canvas')) as unknown as { createCanvas: CreateCanvas };
+    const { width, height, fps } = this.#o;
+    this.#painter = new PatternPainter(createCanvas, { width, height, fps, label: this.#o.label });
     this.#video = new H264Encoder(this.#o.codecs, {
       width,
       height,
@@ -228,16 +196,14 @@ export class TestPatternSource {
   async #produceFrame(): Promise<void> {
     const { width, height, fps, codecs } = this.#o;
     const index = this.#frame;
-    const ctx = this.#canvas!.getContext('2d');
     const drawnMs = this.#o.now();
-    this.#drawFrame(ctx, index, drawnMs);
-    const rgba = ctx.getImageData(0, 0, width, height).data;
+    const planes = this.#painter!.paint(index, drawnMs);
     const timestampUs = Math.round((index * 1_000_000) / fps);
     this.#drawnMs.set(timestampUs, drawnMs);
     // Frames the encoder never returned are forgotten after a while.
     if (this.#drawnMs.size > 4 * fps) this.#drawnMs.delete(this.#drawnMs.keys().next().value!);
-    const frame: VideoFramePort = new codecs.VideoFrame(new Uint8Array(rgba.buffer, rgba.byteOffset, rgba.byteLength), {
-      format: 'RGBA',
+    const frame: VideoFramePort = new codecs.VideoFrame(planes, {
+      format: 'I420',
       codedWidth: width,
       codedHeight: height,
       timestamp: timestampUs,
@@ -380,56 +346,5 @@ export class TestPatternSource {
     this.#error = errorMessage(error);
     this.#running = false;
     this.#o.logger.error('test pattern stopped', { error: this.#error });
-  }
-
-  #drawBackground(ctx: Ctx): void {
-    const { width, height } = this.#o;
-    const colors = ['#c0c0c0', '#c0c000', '#00c0c0', '#00c000', '#c000c0', '#c00000', '#0000c0'];
-    const bar = width / colors.length;
-    colors.forEach((c, i) => {
-      ctx.fillStyle = c;
-      ctx.fillRect(Math.floor(i * bar), 0, Math.ceil(bar), height * 0.62);
-    });
-    const gradient = ctx.createLinearGradient(0, 0, width, 0);
-    gradient.addColorStop(0, '#000000');
-    gradient.addColorStop(1, '#ffffff');
-    ctx.fillStyle = gradient;
-    ctx.fillRect(0, height * 0.62, width, height * 0.08);
-    ctx.fillStyle = '#101418';
-    ctx.fillRect(0, height * 0.7, width, height * 0.3);
-  }
-
-  #drawFrame(ctx: Ctx, index: number, nowMs: number): void {
-    const { width, height, fps } = this.#o;
-    if (isFlashFrame(index, fps)) {
-      ctx.fillStyle = '#ffffff';
-      ctx.fillRect(0, 0, width, height);
-      return;
-    }
-    ctx.drawImage(this.#background, 0, 0);
-    const t = index / fps;
-    // A sweeping bar and an orbiting disc: motion that every rung must keep smooth.
-    const x = ((t * 240) % (width + 120)) - 120;
-    ctx.fillStyle = 'rgba(255,255,255,0.85)';
-    ctx.fillRect(x, 0, 24, height * 0.62);
-    const cx = width / 2 + Math.cos(t * 1.7) * width * 0.3;
-    const cy = height * 0.31 + Math.sin(t * 1.7) * height * 0.2;
-    ctx.fillStyle = '#ff7a00';
-    ctx.beginPath();
-    ctx.arc(cx, cy, height * 0.07, 0, Math.PI * 2);
-    ctx.fill();
-    ctx.strokeStyle = '#ffffff';
-    ctx.lineWidth = 6;
-    ctx.beginPath();
-    ctx.arc(width - 90, height * 0.85, 50, -Math.PI / 2, -Math.PI / 2 + ((index % fps) / fps) * Math.PI * 2);
-    ctx.stroke();
-    const now = new Date(nowMs);
-    const clock = `${now.toISOString().slice(11, 23)} UTC`;
-    ctx.fillStyle = '#ffffff';
-    ctx.textBaseline = 'middle';
-    ctx.font = `bold ${Math.round(height * 0.075)}px sans-serif`;
-    ctx.fillText(clock, width * 0.04, height * 0.79);
-    ctx.font = `${Math.round(height * 0.045)}px sans-serif`;
-    ctx.fillText(`frame ${index}   ${(index / fps).toFixed(2)} s   ${this.#o.label}`, width * 0.04, height * 0.91);
   }
 }
