@@ -513,8 +513,24 @@ type PlayerTotals = {
 };
 const players: PlayerTotals = { sessions: 0, requests: 0, bytes: 0, parts: 0, other: new Map(), unexpected: [] };
 
-/** One player session on a random broadcast and variant until `leaveAt` (or the run ends). */
+/**
+ * One player session until `leaveAt` (or the run ends), with a signal of its own: undici keeps a
+ * fetch's abort listener on its signal until the request is collected, so one signal shared by
+ * every request of the run gathered thousands of them (MaxListenersExceededWarning).
+ */
 async function playerSession(leaveAt: number, signal: AbortSignal): Promise<void> {
+  const session = new AbortController();
+  const stop = () => session.abort();
+  signal.addEventListener('abort', stop, { once: true });
+  try {
+    await playSession(leaveAt, session.signal);
+  } finally {
+    signal.removeEventListener('abort', stop);
+  }
+}
+
+/** One player session on a random broadcast and variant until `leaveAt` or `signal`. */
+async function playSession(leaveAt: number, signal: AbortSignal): Promise<void> {
   players.sessions += 1;
   const name = names[Math.floor(random() * names.length)]!;
   const role = healthyNames.has(name) ? 'healthy' : 'flaky';
