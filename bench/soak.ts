@@ -512,6 +512,8 @@ type PlayerTotals = {
   unexpected: string[];
 };
 const players: PlayerTotals = { sessions: 0, requests: 0, bytes: 0, parts: 0, other: new Map(), unexpected: [] };
+/** Broadcasts whose master a player has read. */
+const mastersSeen = new Set<string>();
 
 /**
  * One player session until `leaveAt` (or the run ends), with a signal of its own: undici keeps a
@@ -545,8 +547,10 @@ async function playSession(leaveAt: number, signal: AbortSignal): Promise<void> 
         const key = `${role} ${variant} ${resource} ${res.status}`;
         players.other.set(key, (players.other.get(key) ?? 0) + 1);
         const tolerated =
-          (role === 'flaky' || variant !== 'source') &&
-          ((res.status === 503 && resource === 'blocking playlist') || (res.status === 404 && resource === 'part'));
+          // A player that comes before the broadcast's first media finds no master yet.
+          (res.status === 404 && resource === 'master' && !mastersSeen.has(name)) ||
+          ((role === 'flaky' || variant !== 'source') &&
+            ((res.status === 503 && resource === 'blocking playlist') || (res.status === 404 && resource === 'part')));
         if (!tolerated) players.unexpected.push(`${key} at ${(elapsedMs() / 1000).toFixed(1)} s: ${url}`);
         return undefined;
       }
@@ -558,6 +562,7 @@ async function playSession(leaveAt: number, signal: AbortSignal): Promise<void> 
   };
   const master = await get(masterUrl, 'master');
   if (master === undefined) return;
+  mastersSeen.add(name);
   const uris = [...(await master.text()).matchAll(/^#EXT-X-STREAM-INF:[^\n]*\n([^\n#]+)$/gm)].map((m) => m[1]!);
   const uri = uris[Math.floor(random() * uris.length)];
   if (uri === undefined) return;
@@ -870,7 +875,7 @@ ${rungTable}
 
 Server counters: dropped rung frames ${droppedRows.map((r) => `${r[0]} ${r[1]}`).join(', ') || 'none'} (all broadcasts); overload steps ${overloadRows.map((r) => `${r[0]} ${r[1]} ${r[2]}`).join(', ') || 'none'}; encoder or decoder restarts ${restarts}; lagged registry skips ${lagged}; ingest refusals ${rejected.join(', ') || 'none'}.
 
-Players: ${players.sessions} sessions, ${players.requests} requests, ${players.parts} parts, ${(players.bytes / 2 ** 20).toFixed(0)} MiB. Answers other than 200 (503 on a blocking reload and 404 on a hinted part are expected on a flaky broadcast and on rungs; anything else is an error):
+Players: ${players.sessions} sessions, ${players.requests} requests, ${players.parts} parts, ${(players.bytes / 2 ** 20).toFixed(0)} MiB. Answers other than 200 (503 on a blocking reload and 404 on a hinted part are expected on a flaky broadcast and on rungs, 404 on a master before the broadcast's first media anywhere; anything else is an error):
 
 ${playerTable}
 
