@@ -66,17 +66,3 @@ export function gapSegment(
     gap: true,
   };
 }
-
-/**
- * Whether a complete segment is listed as EXT-X-GAP: when all its parts are GAP, and when its
- * media ends more than half a part target before its end (GAP parts at its tail: the track stopped,
- * or jumped ahead, within it). A player that loads such a segment whole takes its media for all of
- * it and places every later segment that much early (hls.js 1.7 does: after a failover the audio
- * landed 0.4 s off its video and playback stalled), so it skips the segment instead. Its parts of
- * media stay listed and served for players that load parts; a shorter tail is a hole players step over.
- */
-export function endsInGap(parts: readonly HlsPart[], partTargetS: number): boolean {
-  let tailS = 0;
-  for (let i = parts.length - 1; i >= 0 && parts[i]!.gap === true; i--) tailS += parts[i]!.durationS;
-  return tailS > partTargetS / 2 + EPS_S || parts.every((p) => p.gap === true);
-}

@@ -6,7 +6,7 @@
 
 import { concatBytes } from '../core/bytes.ts';
 import type { Fragment } from '../fragment/fragment.ts';
-import { endsInGap, gapParts, gapSegment, type LeaderSegment } from './gap-fill.ts';
+import { gapParts, gapSegment, type LeaderSegment } from './gap-fill.ts';
 import type { SegmentStore } from './segment-store.ts';
 import {
   type DateAnchor,
@@ -260,7 +260,8 @@ export class SegmentBuilder {
       offset += length;
     }
     seg.bytes = bytes;
-    this.#store.add(endsInGap(seg.parts, this.#group.partTargetS) ? { ...seg, gap: true } : seg);
+    // Only GAP parts (its media went into the GAP): the segment is a GAP one, for every kind of player.
+    this.#store.add(seg.parts.every((p) => p.gap === true) ? { ...seg, gap: true } : seg);
     this.#group.observeSegment(seg.durationS);
     this.#store.trim(this.#open, this.#init());
     this.#changed();

@@ -65,10 +65,7 @@ export type HlsSegment = {
   readonly parts: HlsPart[];
   /** The segment bytes (concatenated parts), set when complete. */
   bytes: Uint8Array | undefined;
-  /**
-   * Listed with EXT-X-GAP: the track lacks its media, all of it or its tail (`endsInGap`); the
-   * segment is not served, its parts of media (if any) still are.
-   */
+  /** Listed with EXT-X-GAP: media the track does not have (no bytes; parts, if listed, are GAP=YES). */
   readonly gap?: true;
 };
 

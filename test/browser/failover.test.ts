@@ -7,12 +7,6 @@
  * GAP media where they have none (hls.js plays another variant there), the new worker's media after.
  * (A worker's last unfinished part used to be listed as a short part of media just before the GAP,
  * which hls.js 1.7.4 met while still parsing that part: it never left its parsing state.)
- *
- * Checked from the outside too: every media playlist of the edge is polled all along, and each
- * segment of media next to a GAP must hold media up to its listed end (ffprobe): hls.js takes a
- * segment's media for all of it, so a segment whose media ended early (a GAP tail) made it place
- * every later segment that much early; the Opus audio of the new worker landed 0.4 s off its video
- * and the player stalled.
  */
 
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -25,23 +19,13 @@ import { getText, type RunningServer } from '../../testkit/server.ts';
 import { clusterHealth, startNode } from '../cluster/nodes.ts';
 import { type Proc, run } from '../e2e/helpers.ts';
 import { launchChromium, openPage } from '../support/browser.ts';
-import { ffmpeg, probePackets, probeStreams } from '../support/ffprobe.ts';
+import { ffmpeg } from '../support/ffprobe.ts';
 import { waitFor } from '../support/wait.ts';
 
 const BROADCAST = 'live/bfo';
 const RUNG_PATH = `/hls/${BROADCAST}/240p/playlist.m3u8`;
 /** Seconds the player must play past its position at the kill. */
 const PLAY_PAST_KILL_S = 8;
-/** Every media playlist of the broadcast on the edge (the 240p variant plays the AAC rendition or the Opus one). */
-const PLAYLISTS = [
-  'playlist.m3u8',
-  'audio.m3u8',
-  '240p/playlist.m3u8',
-  'audio-aac-64k/audio.m3u8',
-  'audio-opus-64k/audio.m3u8',
-];
-/** The service's part target, seconds: a hole shorter than half of it at a segment's end is one players step over. */
-const PART_TARGET_S = 0.2;
 
 let nats: RunningNats;
 let ingest: RunningServer;
@@ -104,95 +88,6 @@ const report = (): Promise<Report> =>
       ]),
     };
   });
-
-// ---- playlist watching -------------------------------------------------------------------------
-
-/** A segment as a playlist listed it; `headGapS`: its leading GAP parts, while its parts were listed. */
-type ListedSegment = { uri: string; map: string; gap: boolean; durationS: number; gapParts: number; headGapS?: number };
-/** Playlist -> MSN -> the segment, as first listed complete with its parts (else as last listed). */
-const listed = new Map<string, Map<number, ListedSegment>>(PLAYLISTS.map((p) => [p, new Map()]));
-let watching = false;
-let watcher: Promise<void> | undefined;
-
-/** The complete segments of a media playlist's text. */
-function completeSegments(text: string): Array<ListedSegment & { msn: number }> {
-  const out: Array<ListedSegment & { msn: number }> = [];
-  let map = '';
-  let gap = false;
-  let parts: Array<{ gap: boolean; durationS: number }> = [];
-  let durationS = Number.NaN;
-  for (const line of text.split('\n')) {
-    if (line.startsWith('#EXT-X-MAP:')) map = /URI="([^"]+)"/.exec(line)![1]!;
-    else if (line === '#EXT-X-GAP') gap = true;
-    else if (line.startsWith('#EXT-X-PART:')) {
-      parts.push({ gap: line.includes('GAP=YES'), durationS: Number(/DURATION=([\d.]+)/.exec(line)![1]) });
-    } else if (line.startsWith('#EXTINF:')) durationS = Number.parseFloat(line.slice(8));
-    else if (/^(audio-)?seg-\d+\.m4s$/.test(line)) {
-      const head = parts.findIndex((p) => !p.gap);
-      out.push({
-        msn: Number(/(\d+)\.m4s$/.exec(line)![1]),
-        uri: line,
-        map,
-        gap,
-        durationS,
-        gapParts: parts.filter((p) => p.gap).length,
-        ...(parts.length === 0
-          ? {}
-          : { headGapS: parts.slice(0, head < 0 ? parts.length : head).reduce((sum, p) => sum + p.durationS, 0) }),
-      });
-      gap = false;
-      parts = [];
-    }
-  }
-  return out;
-}
-
-/** Polls every media playlist of the edge until stopped. */
-function watchPlaylists(): void {
-  watching = true;
-  watcher = (async () => {
-    while (watching) {
-      await Promise.all(
-        PLAYLISTS.map(async (name) => {
-          const text = await getText(`${edge.url}/hls/${BROADCAST}/${name}`).catch(() => undefined);
-          if (text === undefined) return;
-          const segments = listed.get(name)!;
-          for (const { msn, ...seg } of completeSegments(text)) {
-            if (segments.get(msn)?.headGapS === undefined) segments.set(msn, seg);
-          }
-        }),
-      );
-      await new Promise((resolve) => setTimeout(resolve, 250));
-    }
-  })();
-}
-
-/**
- * Each segment of media next to a GAP (GAP parts in it, or a GAP segment before or after it) whose
- * parts were seen: how far its media (ffprobe: first sample to the end of the last) plus its
- * leading GAP parts falls short of its listed duration, seconds.
- */
-async function shortfalls(): Promise<Array<{ segment: string; shortS: number }>> {
-  const out: Array<{ segment: string; shortS: number }> = [];
-  for (const [name, segments] of listed) {
-    const dir = `${edge.url}/hls/${BROADCAST}/${name.slice(0, name.lastIndexOf('/') + 1)}`;
-    const nearGap = (msn: number) => segments.get(msn)?.gap === true || (segments.get(msn)?.gapParts ?? 0) > 0;
-    for (const [msn, seg] of segments) {
-      if (seg.gap || seg.headGapS === undefined || !(nearGap(msn - 1) || nearGap(msn) || nearGap(msn + 1))) continue;
-      const [init, media] = await Promise.all(
-        [seg.map, seg.uri].map(async (uri) => new Uint8Array(await (await fetch(dir + uri)).arrayBuffer())),
-      );
-      const bytes = new Uint8Array([...init!, ...media!]);
-      const [stream] = await probeStreams(bytes);
-      const packets = await probePackets(bytes, stream!.codecType === 'audio' ? 'a' : 'v');
-      const first = Math.min(...packets.map((p) => p.pts));
-      const end = Math.max(...packets.map((p) => p.pts + (p.duration ?? 0)));
-      const shortS = seg.durationS - seg.headGapS - (end - first) / stream!.timescale;
-      out.push({ segment: `${name} ${seg.uri}`, shortS: Math.round(shortS * 1000) / 1000 });
-    }
-  }
-  return out;
-}
 
 /** Waits until the player's report satisfies `until`; fails at once on a fatal hls.js error. */
 async function playerReaches(what: string, until: (r: Report) => boolean): Promise<Report> {
@@ -274,8 +169,6 @@ beforeAll(async () => {
 }, 120_000);
 
 afterAll(async () => {
-  watching = false;
-  await watcher;
   publisher?.kill();
   await context?.close().catch(() => {});
   await browser?.close().catch(() => {});
@@ -291,7 +184,6 @@ describe('hls.js on an edge across a transcode worker failover', () => {
       'the edge master to list the 240p rung',
       { timeoutMs: 40_000, intervalMs: 200 },
     );
-    watchPlaylists();
     expect((await page.goto(`${edge.url}/failover-player.html`))?.status()).toBe(200);
     let start: number | undefined;
     await playerReaches('the player to play 3 s of the 240p rung', (r) => {
@@ -321,12 +213,5 @@ describe('hls.js on an edge across a transcode worker failover', () => {
     });
     // And it goes on playing from there.
     await playerReaches('the player to go on playing', (r) => !r.paused && r.currentTime - after.currentTime >= 2);
-    watching = false;
-    await watcher;
-    // Every segment of media next to a GAP holds media up to its listed end (a hole players step
-    // over aside); the 240p rung and its audio have GAP across the takeover, so some are checked.
-    const checked = await shortfalls();
-    expect(checked.length, 'segments of media next to a GAP').toBeGreaterThan(0);
-    expect(checked.filter((c) => c.shortS > PART_TARGET_S / 2 + 0.05)).toEqual([]);
   }, 150_000);
 });

@@ -5,9 +5,7 @@
 
 import { afterEach, describe, expect, it } from 'vitest';
 import { FragmentBroadcasterRegistry } from '../../src/fragment/index.ts';
-import { endsInGap } from '../../src/hls/gap-fill.ts';
 import { HlsBridge } from '../../src/hls/index.ts';
-import type { HlsPart } from '../../src/hls/track-media.ts';
 import {
   appended,
   describeFake,
@@ -94,9 +92,7 @@ describe('HLS rung GAP segments', () => {
     const outSegs = byMsn(out.manifest);
     expect([...outSegs.keys()]).toEqual([0, 1, 2, 3]);
     for (const msn of [0, 1, 2, 3]) expect(outSegs.get(msn)).toEqual(srcSegs.get(msn));
-    // Segment 1 has media for 2-3 s only: its GAP tail makes it an EXT-X-GAP segment as a whole (a
-    // player loading it whole would place what follows 1 s early); its parts of media stay served.
-    expect(gapSegments(out.raw)).toEqual(['seg-1.m4s', 'seg-2.m4s']);
+    expect(gapSegments(out.raw)).toEqual(['seg-2.m4s']);
     // Segment 3 starts with 6-7 s missing: five GAP=YES parts, then the rung's own parts.
     const parts3 = lines(out.raw, '#EXT-X-PART:').filter((l) => l.includes('part-3-'));
     expect(parts3.slice(0, 6)).toEqual([
@@ -105,14 +101,12 @@ describe('HLS rung GAP segments', () => {
     ]);
     expect(out.manifest.segments[3]!.parts?.[0]).toMatchObject({ gap: true });
     // GAP media is never served.
-    for (const path of ['seg-1.m4s', 'seg-2.m4s', 'part-3-0.m4s']) {
+    for (const path of ['seg-2.m4s', 'part-3-0.m4s']) {
       const res = await get(s.bridge, `/hls/live/demo/480p/${path}`);
       expect(res.status, path).toBe(404);
       expect(text(res)).toContain('hls.not_found');
     }
-    for (const path of ['seg-0.m4s', 'part-1-0.m4s', 'part-1-4.m4s', 'seg-3.m4s']) {
-      expect((await get(s.bridge, `/hls/live/demo/480p/${path}`)).status, path).toBe(200);
-    }
+    expect((await get(s.bridge, '/hls/live/demo/480p/seg-1.m4s')).status).toBe(200);
   });
 
   it('a paused rung follows its source with GAP segments, answers blocking reloads, and resumes at the source MSN', async () => {
@@ -128,10 +122,7 @@ describe('HLS rung GAP segments', () => {
     const out = byMsn(paused.manifest);
     expect(Math.max(...out.keys())).toBe(8);
     for (const [msn, seg] of out) expect(seg, `segment ${msn}`).toEqual(src.get(msn));
-    // Segment 1 (the rung's media ends at 3 s in it) and the source's later ones are GAP.
-    expect(gapSegments(paused.raw)).toEqual(
-      [1, 2, 3, 4, 5, 6, 7, 8].filter((m) => out.has(m)).map((m) => `seg-${m}.m4s`),
-    );
+    expect(gapSegments(paused.raw)).toEqual([2, 3, 4, 5, 6, 7, 8].filter((m) => out.has(m)).map((m) => `seg-${m}.m4s`));
 
     // A blocking reload for the next MSN is answered once the source completes that segment.
     const held = get(s.bridge, '/hls/live/demo/480p/playlist.m3u8', '_HLS_msn=9');
@@ -177,8 +168,6 @@ describe('HLS rung GAP segments', () => {
     expect(byMsn(out.manifest).get(1)).toEqual(src.get(1));
     expect(lines(out.raw, '#EXT-X-PART:').find((l) => l.includes('part-2-0'))).toContain('INDEPENDENT=YES');
     expect(out.raw).not.toContain('#EXT-X-DISCONTINUITY');
-    // Its media ends 1 s early: segment 1 is GAP as a whole.
-    expect(gapSegments(out.raw)).toEqual(['seg-1.m4s']);
   });
 
   it('a paused rung whose open segment held only a part in progress lists that segment as EXT-X-GAP', async () => {
@@ -249,26 +238,5 @@ describe('HLS rung GAP segments', () => {
     // Segments 2 and 3 are the source's, in number, duration and date.
     expect(byMsn(rung).get(2)).toEqual(byMsn(src).get(2));
     expect(byMsn(rung).get(3)).toEqual(byMsn(src).get(3));
-  });
-});
-
-describe('endsInGap', () => {
-  const part = (durationS: number, gap: boolean): HlsPart => ({
-    msn: 0,
-    index: 0,
-    durationS,
-    independent: !gap,
-    ...(gap ? { gap: true as const } : {}),
-    bytes: new Uint8Array(gap ? 0 : 8),
-  });
-  it('a segment whose media ends more than half a part target early is GAP; a shorter tail, or a GAP head or middle, is not', () => {
-    const media = [part(0.2, false), part(0.2, false)];
-    expect(endsInGap([...media, part(0.2, true)], 0.2)).toBe(true);
-    expect(endsInGap([...media, part(0.06, true), part(0.06, true)], 0.2)).toBe(true);
-    expect(endsInGap([...media, part(0.08, true)], 0.2)).toBe(false);
-    expect(endsInGap([part(0.2, true), ...media], 0.2)).toBe(false);
-    expect(endsInGap([part(0.2, false), part(0.4, true), part(0.2, false)], 0.2)).toBe(false);
-    expect(endsInGap(media, 0.2)).toBe(false);
-    expect(endsInGap([part(0.05, true)], 0.2)).toBe(true);
   });
 });
