@@ -12,7 +12,9 @@ import { createCanvas } from '@napi-rs/canvas';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   type CreateCanvas,
+  drawPatternBackground,
   isFlashFrame,
+  type PatternContext,
   type PatternOptions,
   PatternPainter,
   patternGeometry,
@@ -38,19 +40,8 @@ function reference(o: PatternOptions, index: number, nowMs: number): Uint8Clampe
     return ctx.getImageData(0, 0, width, height).data;
   }
   const g = patternGeometry(o, index);
-  const colors = ['#c0c0c0', '#c0c000', '#00c0c0', '#00c000', '#c000c0', '#c00000', '#0000c0'];
-  colors.forEach((c, i) => {
-    const x = Math.round((i * width) / colors.length);
-    ctx.fillStyle = c;
-    ctx.fillRect(x, 0, Math.round(((i + 1) * width) / colors.length) - x, g.bars);
-  });
-  const gradient = ctx.createLinearGradient(0, 0, width, 0);
-  gradient.addColorStop(0, '#000000');
-  gradient.addColorStop(1, '#ffffff');
-  ctx.fillStyle = gradient;
-  ctx.fillRect(0, g.bars, width, g.band - g.bars);
-  ctx.fillStyle = '#101418';
-  ctx.fillRect(0, g.band, width, height - g.band);
+  // The still background is the painter's own canvas drawing; what moves is drawn here the plain way.
+  drawPatternBackground(ctx as unknown as PatternContext, o);
   ctx.fillStyle = 'rgba(255,255,255,0.85)';
   ctx.fillRect(g.barX, 0, 24, g.bars);
   ctx.fillStyle = '#ff7a00';
