@@ -73,3 +73,4 @@ export type { SampleDefaults } from './moof.ts';
 export type { TrackInfo } from './moov.ts';
 export { toFragmentedMp4 } from './remux.ts';
 export { type DecodableSample, readSamples } from './sample-reader.ts';
+export { type SilentFrame, silentAudioFrame } from './silence.ts';

@@ -2,7 +2,8 @@
  * `LeaderFollower`: how a track follows its leader (audio -> its video, rung -> its source). It
  * decides where the track's segments are cut (at the leader's boundaries, or at the target
  * duration without a leader), gives a late-starting track its leader's numbering, and lists media
- * the track skipped or never produced as GAP on the leader's boundaries (gap-fill.ts).
+ * the track skipped or never produced as GAP on the leader's boundaries (gap-fill.ts; audio with a
+ * silent frame gets silence instead: silence-fill.ts).
  */
 
 import { FOLLOW_BEHIND_TARGETS, type LeaderSegment, leaderEndS } from './gap-fill.ts';

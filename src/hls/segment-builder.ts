@@ -4,10 +4,12 @@
  * the segment store. It decides nothing about when to cut: the window and its leader follower do.
  */
 
+import type { SilentFrame } from '../container/index.ts';
 import { concatBytes } from '../core/bytes.ts';
 import type { Fragment } from '../fragment/fragment.ts';
 import { gapParts, gapSegment, type LeaderSegment } from './gap-fill.ts';
 import type { SegmentStore } from './segment-store.ts';
+import { silenceFor, silentFragment } from './silence-fill.ts';
 import {
   type DateAnchor,
   EPS_S,
@@ -192,16 +194,22 @@ export class SegmentBuilder {
   }
 
   /**
-   * Appends GAP parts for `durationS` of missing media after the media received so far. The part in
-   * progress goes into the GAP too (at most a part target of trailing media, nothing after it
-   * depends on it): a player waiting at the live edge then meets GAP as the first new part. Listing
-   * it as a short part of media with GAP parts after it, in one playlist update, stalled hls.js
-   * 1.7.4 for good: it loads the media part, meets the GAP while still parsing it, switches level
-   * and never leaves its parsing state.
+   * Appends `durationS` of missing media after the media received so far: silence for an audio
+   * track that has a silent frame (silence-fill.ts), else GAP parts. The part in progress goes into
+   * the GAP too (at most a part target of trailing media, nothing after it depends on it): a player
+   * waiting at the live edge then meets GAP as the first new part. Listing it as a short part of
+   * media with GAP parts after it, in one playlist update, stalled hls.js 1.7.4 for good: it loads
+   * the media part, meets the GAP while still parsing it, switches level and never leaves its
+   * parsing state.
    */
   pad(durationS: number): void {
     const open = this.#open;
     if (open === undefined || durationS <= EPS_S) return;
+    const silence = silenceFor(open.init);
+    if (silence !== undefined) {
+      this.#fillSilence(open, silence, durationS);
+      return;
+    }
     const droppedTicks = this.#part?.ticks ?? 0;
     this.#part = undefined;
     const ts = open.init.timescale;
@@ -212,14 +220,41 @@ export class SegmentBuilder {
     this.#changed();
   }
 
-  /** Lists the leader's complete segment `seg` as the next segment, an EXT-X-GAP one. */
+  /**
+   * Lists the leader's complete segment `seg` as the next segment: silence for an audio track that
+   * has a silent frame, else an EXT-X-GAP segment.
+   */
   addGap(seg: LeaderSegment, init: InitVersion): void {
+    const silence = this.#open === undefined ? silenceFor(init) : undefined;
+    if (silence !== undefined && Math.round(seg.durationS * init.timescale) > 0) {
+      this.openSegment(init, seg.startTimeS, { ingestTimeMs: 0, leaderDateMs: undefined }, seg);
+      this.pad(seg.durationS);
+      this.closeSegment();
+      return;
+    }
     const discontinuity = this.#takeDiscontinuity();
     this.#store.add(gapSegment(seg, init, this.#store.timelineEndS, discontinuity, this.#discSeq));
     this.#nextMsn += 1;
     this.#group.observeSegment(seg.durationS);
     this.#store.trim(this.#open, init);
     this.#changed();
+  }
+
+  /** Appends silent fragments for `durationS` after the media so far, filling the part in progress first. */
+  #fillSilence(open: HlsSegment, frame: SilentFrame, durationS: number): void {
+    const ts = open.init.timescale;
+    const from = open.startTimeS * ts + this.#segmentTicks + (this.#part?.ticks ?? 0);
+    let tick = Math.round(from);
+    const end = Math.round(from + durationS * ts);
+    const perPart = Math.max(1, Math.floor((this.#partTargetS * ts + 1) / frame.ticks)) * frame.ticks;
+    const room = Math.floor((this.#partTargetS * ts + 1 - (this.#part?.ticks ?? 0)) / frame.ticks) * frame.ticks;
+    let ticks = room > 0 ? room : perPart;
+    while (tick < end) {
+      ticks = Math.min(ticks, end - tick);
+      this.append(silentFragment(frame, tick, ticks), true);
+      tick += ticks;
+      ticks = perPart;
+    }
   }
 
   /** Publishes the part in progress, if it has media. */

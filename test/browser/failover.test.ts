@@ -7,6 +7,12 @@
  * GAP media where they have none (hls.js plays another variant there), the new worker's media after.
  * (A worker's last unfinished part used to be listed as a short part of media just before the GAP,
  * which hls.js 1.7.4 met while still parsing that part: it never left its parsing state.)
+ *
+ * The worker's audio renditions have no hole at all: the edge fills the audio the dead worker
+ * never made with silence, so no audio playlist lists GAP and every audio segment holds media from
+ * its listed start to its listed end (ffprobe). hls.js retimes the segments after one it loads
+ * whole by the media it parsed: an audio segment whose media ended early (a GAP tail) moved every
+ * later one early, the new worker's Opus landed 0.4 s off its video and the player stalled.
  */
 
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -19,13 +25,17 @@ import { getText, type RunningServer } from '../../testkit/server.ts';
 import { clusterHealth, startNode } from '../cluster/nodes.ts';
 import { type Proc, run } from '../e2e/helpers.ts';
 import { launchChromium, openPage } from '../support/browser.ts';
-import { ffmpeg } from '../support/ffprobe.ts';
+import { ffmpeg, probePackets } from '../support/ffprobe.ts';
 import { waitFor } from '../support/wait.ts';
 
 const BROADCAST = 'live/bfo';
 const RUNG_PATH = `/hls/${BROADCAST}/240p/playlist.m3u8`;
 /** Seconds the player must play past its position at the kill. */
 const PLAY_PAST_KILL_S = 8;
+/** The worker's audio renditions, as the edge lists them. */
+const WORKER_AUDIO = ['audio-aac-64k/audio.m3u8', 'audio-opus-64k/audio.m3u8'];
+/** Their timescale (48 kHz AAC and Opus). */
+const AUDIO_TIMESCALE = 48_000;
 
 let nats: RunningNats;
 let ingest: RunningServer;
@@ -88,6 +98,64 @@ const report = (): Promise<Report> =>
       ]),
     };
   });
+
+// ---- the worker's audio playlists, polled all along ---------------------------------------------
+
+/** A complete segment as first listed: URI, its init's URI and EXTINF. */
+type AudioSegment = { uri: string; map: string; durationS: number };
+/** Playlist -> MSN -> segment. */
+const audioSegments = new Map<string, Map<number, AudioSegment>>(WORKER_AUDIO.map((p) => [p, new Map()]));
+/** GAP lines an audio playlist ever listed. */
+const audioGaps: string[] = [];
+let watching = false;
+let watcher: Promise<void> | undefined;
+
+/** Polls the worker's audio playlists on the edge until stopped. */
+function watchAudio(): void {
+  watching = true;
+  watcher = (async () => {
+    while (watching) {
+      for (const name of WORKER_AUDIO) {
+        const text = await getText(`${edge.url}/hls/${BROADCAST}/${name}`).catch(() => undefined);
+        if (text === undefined) continue;
+        let map = '';
+        let durationS = Number.NaN;
+        for (const line of text.split('\n')) {
+          if (line.includes('GAP')) audioGaps.push(`${name}: ${line}`);
+          if (line.startsWith('#EXT-X-MAP:')) map = /URI="([^"]+)"/.exec(line)![1]!;
+          else if (line.startsWith('#EXTINF:')) durationS = Number.parseFloat(line.slice(8));
+          else if (/^audio-seg-\d+\.m4s$/.test(line)) {
+            const msn = Number(/(\d+)\.m4s$/.exec(line)![1]);
+            if (!audioSegments.get(name)!.has(msn)) audioSegments.get(name)!.set(msn, { uri: line, map, durationS });
+          }
+        }
+      }
+      await new Promise((resolve) => setTimeout(resolve, 250));
+    }
+  })();
+}
+
+/** How far each listed segment's media (ffprobe: first sample to the end of the last) falls short of its EXTINF, from `fromMsn` on. */
+async function audioShortfalls(name: string, fromMsn: number): Promise<Array<{ segment: string; shortS: number }>> {
+  const dir = `${edge.url}/hls/${BROADCAST}/${name.slice(0, name.lastIndexOf('/') + 1)}`;
+  const out: Array<{ segment: string; shortS: number }> = [];
+  for (const [msn, seg] of audioSegments.get(name)!) {
+    if (msn < fromMsn) continue;
+    const [init, media] = await Promise.all(
+      [seg.map, seg.uri].map(async (uri) => {
+        const res = await fetch(dir + uri);
+        if (res.status !== 200) throw new Error(`${name} ${uri}: ${res.status}`);
+        return new Uint8Array(await res.arrayBuffer());
+      }),
+    );
+    const packets = await probePackets(new Uint8Array([...init!, ...media!]), 'a');
+    const first = packets[0]!.dts;
+    const last = packets.at(-1)!;
+    const mediaS = (last.dts + (last.duration ?? 0) - first) / AUDIO_TIMESCALE;
+    out.push({ segment: `${name} ${seg.uri}`, shortS: Math.round((seg.durationS - mediaS) * 1000) / 1000 });
+  }
+  return out;
+}
 
 /** Waits until the player's report satisfies `until`; fails at once on a fatal hls.js error. */
 async function playerReaches(what: string, until: (r: Report) => boolean): Promise<Report> {
@@ -169,6 +237,8 @@ beforeAll(async () => {
 }, 120_000);
 
 afterAll(async () => {
+  watching = false;
+  await watcher;
   publisher?.kill();
   await context?.close().catch(() => {});
   await browser?.close().catch(() => {});
@@ -184,6 +254,7 @@ describe('hls.js on an edge across a transcode worker failover', () => {
       'the edge master to list the 240p rung',
       { timeoutMs: 40_000, intervalMs: 200 },
     );
+    watchAudio();
     expect((await page.goto(`${edge.url}/failover-player.html`))?.status()).toBe(200);
     let start: number | undefined;
     await playerReaches('the player to play 3 s of the 240p rung', (r) => {
@@ -200,6 +271,7 @@ describe('hls.js on an edge across a transcode worker failover', () => {
       { timeoutMs: 10_000, intervalMs: 100 },
     );
     const atKill = (await report()).currentTime;
+    const lastBeforeKill = WORKER_AUDIO.map((name) => Math.max(...audioSegments.get(name)!.keys()));
     await owner.stop({ signal: 'SIGKILL' });
     const other = workers.find((w) => w !== owner)!;
     await waitFor(async () => (await clusterHealth(other))?.ladders.includes(BROADCAST), 'the takeover', {
@@ -213,5 +285,18 @@ describe('hls.js on an edge across a transcode worker failover', () => {
     });
     // And it goes on playing from there.
     await playerReaches('the player to go on playing', (r) => !r.paused && r.currentTime - after.currentTime >= 2);
+
+    // The worker's audio went on without a hole: silence where no worker made it, never GAP, and
+    // each segment from the one open at the kill on holds media for its whole EXTINF.
+    watching = false;
+    await watcher;
+    expect(audioGaps).toEqual([]);
+    for (const [i, name] of WORKER_AUDIO.entries()) {
+      const checked = await audioShortfalls(name, lastBeforeKill[i]! + 1);
+      expect(checked.length, `${name}: segments after the kill`).toBeGreaterThanOrEqual(4);
+      // Audio cut at its video's boundaries starts up to a frame after one (21 ms for AAC, 20 ms for
+      // Opus, whose last packet ffprobe gives no duration): within 50 ms. A GAP tail was 1.2-1.4 s.
+      expect(checked.filter((c) => Math.abs(c.shortS) > 0.05)).toEqual([]);
+    }
   }, 150_000);
 });
