@@ -6,7 +6,8 @@
  * back and letting the encoder convert RGBA cost about 15 ms of CPU a frame on 2 vCPU (half a core
  * at 30 fps, as much as x264); this costs about 6 ms.
  *
- * Colours are BT.601 limited range, what the codec addon made of the canvas's RGBA before.
+ * Colours are limited range, BT.709 at 720 lines and more and BT.601 below: the encoder tags no
+ * colour description, and that is how players (and thumbnail/picture.ts) read untagged video.
  */
 
 /** The canvas calls the painter makes (a subset of @napi-rs/canvas's 2D context). */
@@ -38,17 +39,29 @@ export function isFlashFrame(index: number, fps: number): boolean {
 /** A colour as I420 samples. */
 type Yuv = { y: number; u: number; v: number };
 
-/** BT.601 limited range of 8-bit RGB. */
-export function rgbToYuv(r: number, g: number, b: number): Yuv {
-  return {
-    y: 16 + (65.738 * r + 129.057 * g + 25.064 * b) / 256,
-    u: 128 + (-37.945 * r - 74.494 * g + 112.439 * b) / 256,
-    v: 128 + (112.439 * r - 94.154 * g - 18.285 * b) / 256,
-  };
+/** The YUV matrix of a picture. */
+export type ColourMatrix = 'bt601' | 'bt709';
+
+/** The matrix untagged video of `height` lines is read with: BT.709 from 720 lines, BT.601 below. */
+export function patternMatrix(height: number): ColourMatrix {
+  return height >= 720 ? 'bt709' : 'bt601';
 }
 
-const WHITE = rgbToYuv(255, 255, 255);
-const ORANGE = rgbToYuv(0xff, 0x7a, 0x00);
+/** Limited-range YUV of 8-bit RGB (coefficients x 256). */
+const MATRICES: Record<ColourMatrix, readonly [number, number, number, number, number, number, number, number]> = {
+  bt601: [65.738, 129.057, 25.064, -37.945, -74.494, -94.154, -18.285, 112.439],
+  bt709: [46.742, 157.243, 15.874, -25.765, -86.674, -102.129, -10.31, 112.439],
+};
+
+/** Limited-range YUV of 8-bit RGB with `matrix` (BT.601 by default). */
+export function rgbToYuv(r: number, g: number, b: number, matrix: ColourMatrix = 'bt601'): Yuv {
+  const [yr, yg, yb, ur, ug, vg, vb, half] = MATRICES[matrix];
+  return {
+    y: 16 + (yr * r + yg * g + yb * b) / 256,
+    u: 128 + (ur * r + ug * g + half * b) / 256,
+    v: 128 + (half * r + vg * g + vb * b) / 256,
+  };
+}
 
 /** Geometry of frame `index`, in pixels: what moves, and where. */
 export function patternGeometry(o: Pick<PatternOptions, 'width' | 'height' | 'fps'>, index: number) {
@@ -76,6 +89,9 @@ export class PatternPainter {
   readonly #o: PatternOptions;
   /** The background's planes. */
   readonly #background: Uint8Array;
+  /** White and the disc's orange in the pattern's matrix. */
+  readonly #white: Yuv;
+  readonly #orange: Yuv;
   /** The frame being drawn (reused: valid until the next `paint`). */
   readonly #frame: Uint8Array;
   readonly #text: { ctx: PatternContext; height: number; top: number };
@@ -87,7 +103,10 @@ export class PatternPainter {
     this.#o = options;
     const background = createCanvas(width, height).getContext('2d');
     drawPatternBackground(background, options);
-    this.#background = toI420(background.getImageData(0, 0, width, height).data, width, height);
+    const matrix = patternMatrix(height);
+    this.#white = rgbToYuv(255, 255, 255, matrix);
+    this.#orange = rgbToYuv(0xff, 0x7a, 0x00, matrix);
+    this.#background = toI420(background.getImageData(0, 0, width, height).data, width, height, matrix);
     this.#frame = new Uint8Array(this.#background.length);
     // The two text lines (centred at 0.79 and 0.91 of the height) and what their glyphs may reach.
     const top = Math.max(0, Math.floor((height * 0.79 - height * 0.075) / 2) * 2);
@@ -101,14 +120,14 @@ export class PatternPainter {
     const frame = this.#frame;
     const lumaSize = width * height;
     if (isFlashFrame(index, fps)) {
-      frame.fill(Math.round(WHITE.y), 0, lumaSize);
+      frame.fill(Math.round(this.#white.y), 0, lumaSize);
       frame.fill(128, lumaSize);
       return frame;
     }
     frame.set(this.#background);
     const g = patternGeometry(this.#o, index);
     // The bar: full rows down to the colour bars' edge, partly covered columns at its sides.
-    this.#fill(Math.floor(g.barX), 0, Math.ceil(g.barX + 24), g.bars, WHITE, 0.85, (x) =>
+    this.#fill(Math.floor(g.barX), 0, Math.ceil(g.barX + 24), g.bars, this.#white, 0.85, (x) =>
       Math.max(0, Math.min(x + 1, g.barX + 24) - Math.max(x, g.barX)),
     );
     const { disc, ring } = g;
@@ -117,7 +136,7 @@ export class PatternPainter {
       disc.y - disc.r - 1,
       disc.x + disc.r + 1,
       disc.y + disc.r + 1,
-      ORANGE,
+      this.#orange,
       1,
       (x, y) => {
         const dx = x + 0.5 - disc.x;
@@ -127,7 +146,7 @@ export class PatternPainter {
     );
     if (ring.sweep > 0) {
       const outer = ring.r + 4;
-      this.#fill(ring.x - outer, ring.y - outer, ring.x + outer, ring.y + outer, WHITE, 1, (x, y) => {
+      this.#fill(ring.x - outer, ring.y - outer, ring.x + outer, ring.y + outer, this.#white, 1, (x, y) => {
         const dx = x + 0.5 - ring.x;
         const dy = y + 0.5 - ring.y;
         const radial = clamp01(3.5 - Math.abs(Math.sqrt(dx * dx + dy * dy) - ring.r));
@@ -202,7 +221,8 @@ export class PatternPainter {
     const frame = this.#frame;
     const lumaSize = width * height;
     const chromaWidth = width / 2;
-    const y = WHITE.y;
+    const white = this.#white;
+    const y = white.y;
     for (let row = 0; row + 1 < textHeight; row += 2) {
       const line = row * width * 4;
       for (let x = 0; x < width; x += 2) {
@@ -221,8 +241,8 @@ export class PatternPainter {
         const c = ((top + row) / 2) * chromaWidth + x / 2;
         const u = lumaSize + c;
         const v = lumaSize + lumaSize / 4 + c;
-        frame[u] = (frame[u]! + a * (WHITE.u - frame[u]!) + 0.5) | 0;
-        frame[v] = (frame[v]! + a * (WHITE.v - frame[v]!) + 0.5) | 0;
+        frame[u] = (frame[u]! + a * (white.u - frame[u]!) + 0.5) | 0;
+        frame[v] = (frame[v]! + a * (white.v - frame[v]!) + 0.5) | 0;
       }
     }
   }
@@ -249,13 +269,18 @@ export function drawPatternBackground(ctx: PatternContext, o: Pick<PatternOption
 
 const clamp01 = (v: number): number => (v <= 0 ? 0 : Math.min(v, 1));
 
-/** RGBA pixels (opaque) as one I420 buffer; chroma from the mean of each 2x2 block. */
-export function toI420(rgba: Uint8ClampedArray | Uint8Array, width: number, height: number): Uint8Array {
+/** RGBA pixels (opaque) as one I420 buffer with `matrix`; chroma from the mean of each 2x2 block. */
+export function toI420(
+  rgba: Uint8ClampedArray | Uint8Array,
+  width: number,
+  height: number,
+  matrix: ColourMatrix = 'bt601',
+): Uint8Array {
   const lumaSize = width * height;
   const out = new Uint8Array(lumaSize + lumaSize / 2);
   for (let i = 0; i < lumaSize; i++) {
     const p = i * 4;
-    out[i] = Math.round(rgbToYuv(rgba[p]!, rgba[p + 1]!, rgba[p + 2]!).y);
+    out[i] = Math.round(rgbToYuv(rgba[p]!, rgba[p + 1]!, rgba[p + 2]!, matrix).y);
   }
   const chromaWidth = width / 2;
   for (let y = 0; y < height; y += 2) {
@@ -273,7 +298,7 @@ export function toI420(rgba: Uint8ClampedArray | Uint8Array, width: number, heig
         g += rgba[p + 1]!;
         b += rgba[p + 2]!;
       }
-      const c = rgbToYuv(r / 4, g / 4, b / 4);
+      const c = rgbToYuv(r / 4, g / 4, b / 4, matrix);
       const i = (y / 2) * chromaWidth + x / 2;
       out[lumaSize + i] = Math.round(c.u);
       out[lumaSize + lumaSize / 4 + i] = Math.round(c.v);

@@ -311,7 +311,7 @@ const lock = JSON.parse(read('package-lock.json')) as {
 };
 
 describe('the Dockerfile and its build context', () => {
-  it("a Node base that meets engines, EXPOSE is the CMD's port, NODE_ENV=production, a non-root USER", () => {
+  it("a Node base that meets engines, EXPOSE is the CMD's port, NODE_ENV=production, glibc's fixed mmap threshold, a non-root USER", () => {
     const engines = (JSON.parse(read('package.json')) as { engines: { node: string } }).engines.node;
     const base = /^node:(\d+)/.exec(image.from);
     expect(base, `FROM ${image.from}`).not.toBeNull();
@@ -320,6 +320,8 @@ describe('the Dockerfile and its build context', () => {
     expect(image.user).toBeDefined();
     expect(['root', '0']).not.toContain(image.user!.split(':')[0]);
     expect(image.env['NODE_ENV']).toBe('production');
+    // Frame buffers go back to the system when freed (RSS stays level under overload).
+    expect(image.env['MALLOC_MMAP_THRESHOLD_']).toBe('131072');
     expect(image.entrypoint.length).toBeGreaterThan(0);
   });
 

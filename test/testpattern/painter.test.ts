@@ -62,14 +62,15 @@ function reference(o: PatternOptions, index: number, nowMs: number): Uint8Clampe
   return ctx.getImageData(0, 0, width, height).data;
 }
 
-/** ffmpeg's conversion of RGBA frames to I420 (BT.601, limited range: what the codec addon made of RGBA). */
+/** ffmpeg's conversion of RGBA frames to I420, limited range, BT.709 from 720 lines and BT.601 below (as untagged video is read). */
 async function ffmpegI420(rgba: Uint8Array[], width: number, height: number): Promise<Uint8Array> {
+  const matrix = height >= 720 ? 'bt709' : 'bt601';
   const input = path.join(tmp, 'frames.rgba');
   const output = path.join(tmp, 'frames.yuv');
   await writeFile(input, Buffer.concat(rgba));
   await ffmpeg([
     ...['-v', 'error', '-y', '-f', 'rawvideo', '-pix_fmt', 'rgba', '-s', `${width}x${height}`, '-i', input],
-    ...['-vf', 'scale=out_color_matrix=bt601:out_range=tv', '-pix_fmt', 'yuv420p', '-f', 'rawvideo', output],
+    ...['-vf', `scale=out_color_matrix=${matrix}:out_range=tv`, '-pix_fmt', 'yuv420p', '-f', 'rawvideo', output],
   ]);
   return new Uint8Array(await readFile(output));
 }
