@@ -195,12 +195,12 @@ export class SegmentBuilder {
 
   /**
    * Appends `durationS` of missing media after the media received so far: silence for an audio
-   * track that has a silent frame (silence-fill.ts), else GAP parts. The part in progress goes into
-   * the GAP too (at most a part target of trailing media, nothing after it depends on it): a player
-   * waiting at the live edge then meets GAP as the first new part. Listing it as a short part of
-   * media with GAP parts after it, in one playlist update, stalled hls.js 1.7.4 for good: it loads
-   * the media part, meets the GAP while still parsing it, switches level and never leaves its
-   * parsing state.
+   * track that has a silent frame (silence-fill.ts; the part in progress keeps its media and the
+   * silence follows it), else GAP parts. With GAP, the part in progress goes into the GAP too (at
+   * most a part target of trailing media, nothing after it depends on it): a player waiting at the
+   * live edge then meets GAP as the first new part. Listing it as a short part of media with GAP
+   * parts after it, in one playlist update, stalled hls.js 1.7.4 for good: it loads the media part,
+   * meets the GAP while still parsing it, switches level and never leaves its parsing state.
    */
   pad(durationS: number): void {
     const open = this.#open;
