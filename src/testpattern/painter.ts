@@ -7,8 +7,11 @@
  * at 30 fps, as much as x264); this costs about 6 ms.
  *
  * Colours are limited range, BT.709 at 720 lines and more and BT.601 below: the encoder tags no
- * colour description, and that is how players (and thumbnail/picture.ts) read untagged video.
+ * colour description, and that is how players (and thumbnail/picture.ts) read untagged video
+ * (`untaggedMatrix`).
  */
+
+import { type ColourMatrix, untaggedMatrix } from '../core/colour.ts';
 
 /** The canvas calls the painter makes (a subset of @napi-rs/canvas's 2D context). */
 export type PatternContext = {
@@ -38,14 +41,6 @@ export function isFlashFrame(index: number, fps: number): boolean {
 
 /** A colour as I420 samples. */
 type Yuv = { y: number; u: number; v: number };
-
-/** The YUV matrix of a picture. */
-export type ColourMatrix = 'bt601' | 'bt709';
-
-/** The matrix untagged video of `height` lines is read with: BT.709 from 720 lines, BT.601 below. */
-export function patternMatrix(height: number): ColourMatrix {
-  return height >= 720 ? 'bt709' : 'bt601';
-}
 
 /** Limited-range YUV of 8-bit RGB (coefficients x 256). */
 const MATRICES: Record<ColourMatrix, readonly [number, number, number, number, number, number, number, number]> = {
@@ -103,7 +98,7 @@ export class PatternPainter {
     this.#o = options;
     const background = createCanvas(width, height).getContext('2d');
     drawPatternBackground(background, options);
-    const matrix = patternMatrix(height);
+    const matrix = untaggedMatrix(height);
     this.#white = rgbToYuv(255, 255, 255, matrix);
     this.#orange = rgbToYuv(0xff, 0x7a, 0x00, matrix);
     this.#background = toI420(background.getImageData(0, 0, width, height).data, width, height, matrix);

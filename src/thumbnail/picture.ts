@@ -4,6 +4,7 @@
  * limited-range YUV (BT.709 at 720 lines and more, BT.601 below, as untagged video is read) to RGB.
  */
 
+import { untaggedMatrix } from '../core/colour.ts';
 import { LvqrError } from '../core/errors.ts';
 import type { VideoFramePort } from '../webcodecs/index.ts';
 
@@ -117,8 +118,9 @@ export function i420ToRgba(picture: I420, width: number, height: number): RgbaIm
   const y = boxScale(picture.y, picture.width, picture.height, width, height);
   const u = boxScale(picture.u, chromaWidth, chromaHeight, width, height);
   const v = boxScale(picture.v, chromaWidth, chromaHeight, width, height);
-  // Limited-range coefficients: BT.709 for HD sources, BT.601 for SD.
-  const [rv, gu, gv, bu] = picture.height >= 720 ? [1.793, 0.213, 0.533, 2.112] : [1.596, 0.392, 0.813, 2.017];
+  // Limited-range coefficients of the matrix untagged video is read with (BT.709 for HD, BT.601 for SD).
+  const [rv, gu, gv, bu] =
+    untaggedMatrix(picture.height) === 'bt709' ? [1.793, 0.213, 0.533, 2.112] : [1.596, 0.392, 0.813, 2.017];
   const data = new Uint8ClampedArray(width * height * 4);
   for (let i = 0; i < width * height; i++) {
     const luma = 1.164 * (y[i]! - 16);
