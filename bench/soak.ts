@@ -25,7 +25,7 @@
  * (blocking request timed out) or a 404 (a hinted part that never came) is expected on a flaky
  * broadcast and on a rung (the overload policy may pause it), and an error anywhere else.
  *
- * Memory: RSS from /healthz every 5 s. Warmed up = once the DVR window has filled (window + 30 s);
+ * Memory: RSS, JavaScript heap and ArrayBuffers from /metrics every 5 s, with the overload actions so far. Warmed up = once the DVR window has filled (window + 30 s);
  * the warmed-up level is the median over the 30 s from then, the end level the median over the last
  * 30 s; the acceptance is end <= warmed-up + 5 % (the memory target: over 60 minutes, with the
  * overload policy's sheds and encoder restarts, which two 720p30 broadcasts cause on 2 vCPU). `--hls-dvr-window` shortens the window (for
@@ -622,12 +622,30 @@ async function playerSlot(endAt: number, signal: AbortSignal): Promise<void> {
 
 // ---- memory --------------------------------------------------------------------------------------
 
-const rss: Array<{ atMs: number; mb: number }> = [];
+/**
+ * One memory sample: RSS, the JavaScript heap in use, ArrayBuffers (mostly the media the DVR
+ * windows hold) and the overload policy's actions so far, from the server's own /metrics.
+ */
+type MemorySample = { atMs: number; mb: number; heapMb: number; buffersMb: number; actions: number };
+const rss: MemorySample[] = [];
+const memoryKind = (text: string, kind: string) =>
+  Number(new RegExp(`^lvqr_process_memory_bytes\\{kind="${kind}"\\} (\\S+)$`, 'm').exec(text)?.[1]) / 2 ** 20;
 const rssTimer = setInterval(() => {
-  void fetch(`${server.url}/healthz`)
-    .then((r) => r.json() as Promise<{ rssBytes?: number }>)
-    .then((h) => {
-      if (typeof h.rssBytes === 'number') rss.push({ atMs: elapsedMs(), mb: h.rssBytes / 2 ** 20 });
+  void fetch(`${server.url}/metrics`)
+    .then((r) => r.text())
+    .then((text) => {
+      const mb = memoryKind(text, 'rss');
+      if (!Number.isFinite(mb)) return;
+      let actions = 0;
+      for (const m of text.matchAll(/^lvqr_transcode_overload_actions_total\{[^}]*\} (\S+)$/gm))
+        actions += Number(m[1]);
+      rss.push({
+        atMs: elapsedMs(),
+        mb,
+        heapMb: memoryKind(text, 'heap_used'),
+        buffersMb: memoryKind(text, 'array_buffers'),
+        actions,
+      });
     })
     .catch(() => {});
 }, RSS_EVERY_MS);
@@ -846,20 +864,44 @@ const playerTable = table(
 );
 const rssStepMs = RUN_MS >= 30 * 60_000 ? 5 * 60_000 : RUN_MS >= 5 * 60_000 ? 60_000 : 15_000;
 const rssRows: Array<Array<string | number>> = [];
+let actionsBefore = 0;
 for (let from = 0; from < RUN_MS; from += rssStepMs) {
-  const mbs = rss.filter((s) => s.atMs >= from && s.atMs < from + rssStepMs).map((s) => s.mb);
-  if (mbs.length === 0) continue;
+  const span = rss.filter((s) => s.atMs >= from && s.atMs < from + rssStepMs);
+  if (span.length === 0) continue;
+  const mbs = span.map((s) => s.mb);
+  const actionsAfter = span.at(-1)!.actions;
   rssRows.push([
     `${(from / 60_000).toFixed(rssStepMs >= 60_000 ? 0 : 2)}-${((from + rssStepMs) / 60_000).toFixed(rssStepMs >= 60_000 ? 0 : 2)} min`,
     `${median(mbs)!.toFixed(0)} (${Math.min(...mbs).toFixed(0)}-${Math.max(...mbs).toFixed(0)})`,
+    median(span.map((s) => s.heapMb))!.toFixed(0),
+    median(span.map((s) => s.buffersMb))!.toFixed(0),
+    median(span.map((s) => s.mb - s.heapMb - s.buffersMb))!.toFixed(0),
+    actionsAfter - actionsBefore,
   ]);
+  actionsBefore = actionsAfter;
 }
-const rssTable = table(['time', 'RSS MB, median (min-max)'], rssRows);
+const rssTable = table(
+  [
+    'time',
+    'RSS MB, median (min-max)',
+    'JS heap used MB',
+    'ArrayBuffers MB (media held)',
+    'the rest MB (native: codecs, frames, allocator)',
+    'overload actions',
+  ],
+  rssRows,
+);
 const verdict = (ok: boolean) => (ok ? 'pass' : 'FAIL');
 const command = `npm run soak -- --broadcasts ${BROADCASTS} --minutes ${MINUTES} --seed ${SEED} --players ${PLAYERS}${DVR_WINDOW_S === 120 ? '' : ` --hls-dvr-window ${DVR_WINDOW_S}`}`;
 
+/** The allocator settings the server inherited (glibc reads them at start; the Docker image sets one). */
+function allocator(): string {
+  const set = Object.entries(process.env).filter(([k]) => k.startsWith('MALLOC_') || k === 'LD_PRELOAD');
+  return set.length > 0 ? set.map(([k, v]) => `\`${k}=${v}\``).join(', ') : "glibc's defaults";
+}
+
 const report = `Command: \`${command}\`. Machine: ${machine()}; load average (1 min) ${loadAtStart.toFixed(1)} at the start, ${loadAtEnd.toFixed(1)} at the end. Date: ${today()}.
-Server: the CLI (\`node bin/lvqr-transcode.mjs serve\`, compiled JavaScript) in a child process, default ladder 720p/480p/240p, ${DVR_WINDOW_S} s DVR window${DVR_WINDOW_S === 120 ? '' : ' (shortened from 120 s for this run)'}, 5 s grace. Source: bench/out/source-720p30-ll.mp4 looped, paced in real time. Healthy broadcast: one POST that never drops; the others drop every ${SESSION_MS[0] / 1000}-${SESSION_MS[1] / 1000} s (clean end, cut between fragments or mid-fragment, at random) and reconnect after ${GAP_MS[0] / 1000}-${GAP_MS[1] / 1000} s, restarting their clock at 0 or going on from the next keyframe. ${PLAYERS} player slots: LL-HLS sessions of ${PLAYER_MS[0] / 1000}-${PLAYER_MS[1] / 1000} s on random variants.
+Server: the CLI (\`node bin/lvqr-transcode.mjs serve\`, compiled JavaScript) in a child process, default ladder 720p/480p/240p, ${DVR_WINDOW_S} s DVR window${DVR_WINDOW_S === 120 ? '' : ' (shortened from 120 s for this run)'}, 5 s grace, allocator ${allocator()}. Source: bench/out/source-720p30-ll.mp4 looped, paced in real time. Healthy broadcast: one POST that never drops; the others drop every ${SESSION_MS[0] / 1000}-${SESSION_MS[1] / 1000} s (clean end, cut between fragments or mid-fragment, at random) and reconnect after ${GAP_MS[0] / 1000}-${GAP_MS[1] / 1000} s, restarting their clock at 0 or going on from the next keyframe. ${PLAYERS} player slots: LL-HLS sessions of ${PLAYER_MS[0] / 1000}-${PLAYER_MS[1] / 1000} s on random variants.
 
 Publishers:
 
@@ -879,7 +921,7 @@ Players: ${players.sessions} sessions, ${players.requests} requests, ${players.p
 
 ${playerTable}
 
-Memory (RSS from /healthz every ${RSS_EVERY_MS / 1000} s):
+Memory (\`lvqr_process_memory_bytes\` from /metrics every ${RSS_EVERY_MS / 1000} s; medians per span):
 
 ${rssTable}
 
