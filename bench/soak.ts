@@ -628,22 +628,33 @@ async function playerSlot(endAt: number, signal: AbortSignal): Promise<void> {
  */
 type MemorySample = { atMs: number; mb: number; heapMb: number; buffersMb: number; actions: number };
 const rss: MemorySample[] = [];
-const memoryKind = (text: string, kind: string) =>
-  Number(new RegExp(`^lvqr_process_memory_bytes\\{kind="${kind}"\\} (\\S+)$`, 'm').exec(text)?.[1]) / 2 ** 20;
+/** Samples of `name` in Prometheus exposition `text`, as `labels -> value`. */
+function samplesOf(text: string, name: string): Array<{ labels: string; value: number }> {
+  const out: Array<{ labels: string; value: number }> = [];
+  for (const m of text.matchAll(new RegExp(`^${name}(\\{[^}]*\\})? (\\S+)$`, 'gm'))) {
+    out.push({ labels: m[1] ?? '', value: Number(m[2]) });
+  }
+  return out;
+}
+/** The value of `key` in a sample's `{...}` labels. */
+function label(labels: string, key: string): string | undefined {
+  return new RegExp(`${key}="([^"]*)"`).exec(labels)?.[1];
+}
 const rssTimer = setInterval(() => {
   void fetch(`${server.url}/metrics`)
     .then((r) => r.text())
     .then((text) => {
-      const mb = memoryKind(text, 'rss');
-      if (!Number.isFinite(mb)) return;
-      let actions = 0;
-      for (const m of text.matchAll(/^lvqr_transcode_overload_actions_total\{[^}]*\} (\S+)$/gm))
-        actions += Number(m[1]);
+      const mb = (kind: string) =>
+        (samplesOf(text, 'lvqr_process_memory_bytes').find((m) => label(m.labels, 'kind') === kind)?.value ??
+          Number.NaN) /
+        2 ** 20;
+      if (!Number.isFinite(mb('rss'))) return;
+      const actions = samplesOf(text, 'lvqr_transcode_overload_actions_total').reduce((n, m) => n + m.value, 0);
       rss.push({
         atMs: elapsedMs(),
-        mb,
-        heapMb: memoryKind(text, 'heap_used'),
-        buffersMb: memoryKind(text, 'array_buffers'),
+        mb: mb('rss'),
+        heapMb: mb('heap_used'),
+        buffersMb: mb('array_buffers'),
         actions,
       });
     })
@@ -693,15 +704,8 @@ const loadAtEnd = loadavg()[0]!;
 
 // ---- figures -------------------------------------------------------------------------------------
 
-/** Samples of `name` in Prometheus text, as `labels -> value`. */
-function metric(name: string): Array<{ labels: string; value: number }> {
-  const out: Array<{ labels: string; value: number }> = [];
-  for (const m of metricsText.matchAll(new RegExp(`^${name}(\\{[^}]*\\})? (\\S+)$`, 'gm'))) {
-    out.push({ labels: m[1] ?? '', value: Number(m[2]) });
-  }
-  return out;
-}
-const label = (labels: string, key: string) => new RegExp(`${key}="([^"]*)"`).exec(labels)?.[1];
+/** Samples of `name` in the server's last /metrics. */
+const metric = (name: string) => samplesOf(metricsText, name);
 
 const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
 const runEndMs = RUN_MS;
