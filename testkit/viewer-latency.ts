@@ -98,7 +98,6 @@ function defaultsPage(src: string): string {
 /** Installs the sampler in the page: it waits for `window.__hls` and the first `playing` event. */
 async function installSampler(page: Page): Promise<void> {
   await page.evaluate((periodMs) => {
-    performance.setResourceTimingBufferSize(2000);
     type Hls = {
       playingDate: Date | null;
       latency: number;
@@ -194,7 +193,7 @@ export async function measureViewerLatency(
   }
   const end = await page.evaluate(() => {
     const w = window as unknown as {
-      __lat: { samples: number[]; edge: number[]; stalls: number };
+      __lat: { samples: number[]; edge: number[]; stalls: number; playingAt?: number };
       __hls: { targetLatency: number | null; currentLevel: number; levels: Array<{ height: number }> };
     };
     return {
@@ -203,7 +202,7 @@ export async function measureViewerLatency(
       stalls: w.__lat.stalls,
       target: w.__hls.targetLatency,
       height: w.__hls.levels[w.__hls.currentLevel]?.height,
-      playingAt: (window as unknown as { __lat: { playingAt?: number } }).__lat.playingAt,
+      playingAt: w.__lat.playingAt,
       resources: performance
         .getEntriesByType('resource')
         .filter((e) => e.name.includes('/hls/'))
@@ -265,6 +264,6 @@ export function describeRun(run: LatencyRun): string {
 }
 
 /** `playing 720 ms after the master; 14 requests (9 media) before it; server p50 2 ms, browser queue p50 31 ms`. */
-export function describeStartup(s: StartupBreakdown): string {
+function describeStartup(s: StartupBreakdown): string {
   return `playing ${s.playingAfterMs} ms after the master request; ${s.requests} requests (${s.mediaRequests} media) before it; server answer p50 ${s.serverP50Ms} ms, browser queue p50 ${s.queuedP50Ms} ms`;
 }
