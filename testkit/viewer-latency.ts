@@ -10,6 +10,7 @@
 
 import type { Page } from 'playwright-core';
 import { percentile } from '../src/core/percentile.ts';
+import { showPage } from './browser.ts';
 
 /** Which player to measure. */
 export type LatencyPlayer = 'hls.js defaults' | 'dashboard';
@@ -163,12 +164,7 @@ export async function measureViewerLatency(
   if (player === 'dashboard') {
     await page.goto(`${serverUrl}/`);
   } else {
-    // The page is written into a document of the server's origin rather than served through
-    // `page.route`: with a route in place Playwright intercepts every request of the page and
-    // makes each wait for the test process (about 20 ms a request, measured), which hls.js's
-    // start-up, one request after another, would count as latency.
-    await page.goto(`${serverUrl}/healthz`);
-    await page.setContent(defaultsPage(`/hls/${broadcast}/master.m3u8`));
+    await showPage(page, serverUrl, defaultsPage(`/hls/${broadcast}/master.m3u8`));
   }
   await installSampler(page);
   const wanted = Math.round((seconds * 1000) / SAMPLE_MS);

@@ -24,7 +24,7 @@ import { type RunningNats, startNats } from '../../testkit/nats.ts';
 import { getText, type RunningServer } from '../../testkit/server.ts';
 import { clusterHealth, startNode } from '../cluster/nodes.ts';
 import { type Proc, run } from '../e2e/helpers.ts';
-import { launchChromium, openPage } from '../support/browser.ts';
+import { launchChromium, openPage, showPage } from '../support/browser.ts';
 import { ffmpeg, probePackets } from '../support/ffprobe.ts';
 import { waitFor } from '../support/wait.ts';
 
@@ -231,9 +231,6 @@ beforeAll(async () => {
   ]);
   browser = await launchChromium();
   ({ context, page } = await openPage(browser, browserLog, { width: 800, height: 500 }));
-  await page.route(`${edge.url}/failover-player.html`, (route) =>
-    route.fulfill({ status: 200, contentType: 'text/html; charset=utf-8', body: PLAYER_PAGE }),
-  );
 }, 120_000);
 
 afterAll(async () => {
@@ -255,7 +252,7 @@ describe('hls.js on an edge across a transcode worker failover', () => {
       { timeoutMs: 40_000, intervalMs: 200 },
     );
     watchAudio();
-    expect((await page.goto(`${edge.url}/failover-player.html`))?.status()).toBe(200);
+    await showPage(page, edge.url, PLAYER_PAGE);
     let start: number | undefined;
     await playerReaches('the player to play 3 s of the 240p rung', (r) => {
       if (r.paused || r.videoHeight !== 240) return false;

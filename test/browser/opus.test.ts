@@ -8,7 +8,7 @@
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { getText, type RunningServer, startServer } from '../../testkit/server.ts';
-import { launchChromium, openPage } from '../support/browser.ts';
+import { launchChromium, openPage, showPage } from '../support/browser.ts';
 import { waitFor } from '../support/wait.ts';
 
 const BROADCAST = 'live/opus';
@@ -65,9 +65,6 @@ beforeAll(async () => {
     launchChromium(),
   ]);
   ({ context, page } = await openPage(browser, log, { width: 640, height: 360 }));
-  await page.route(`${server.url}/opus-player.html`, (route) =>
-    route.fulfill({ status: 200, contentType: 'text/html; charset=utf-8', body: PLAYER_PAGE }),
-  );
 }, 60_000);
 
 afterAll(async () => {
@@ -104,7 +101,7 @@ describe('hls.js in chromium plays an Opus variant', () => {
       'the master to list the Opus group',
       { timeoutMs: 45_000, intervalMs: 250 },
     );
-    expect((await page.goto(`${server.url}/opus-player.html`))?.status()).toBe(200);
+    await showPage(page, server.url, PLAYER_PAGE);
     const fatal = (r: Report) => r.errors.find((e) => e.fatal);
     const first = await waitFor(
       async () => {

@@ -24,7 +24,7 @@ import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { getJson, getText, type RunningServer, startServer } from '../../testkit/server.ts';
 import { type Proc, parseM3u8, run } from '../e2e/helpers.ts';
-import { launchChromium, openPage } from '../support/browser.ts';
+import { launchChromium, openPage, showPage } from '../support/browser.ts';
 import { ffmpeg } from '../support/ffprobe.ts';
 import { waitFor } from '../support/wait.ts';
 
@@ -365,10 +365,6 @@ beforeAll(async () => {
     base = `${server.url}/hls/${BROADCAST}`;
     browser = await launchChromium();
     ({ context, page } = await openPage(browser, browserLog, { width: 1200, height: 600 }));
-    // The player page is served on the server's origin (same-origin requests, like the dashboard).
-    await page.route(`${server.url}/restart-player.html`, (route) =>
-      route.fulfill({ status: 200, contentType: 'text/html; charset=utf-8', body: PLAYER_PAGE }),
-    );
   } catch (error) {
     setupError = error instanceof Error ? error : new Error(String(error));
   }
@@ -429,8 +425,7 @@ describe('a publisher restart within the grace period, played by hls.js in chrom
       { timeoutMs: 30_000, intervalMs: 100 },
     );
     watchPlaylists();
-    const res = await page.goto(`${server.url}/restart-player.html`);
-    expect(res?.status()).toBe(200);
+    await showPage(page, server.url, PLAYER_PAGE);
     for (const id of ['source', 'rung'] as const) {
       let start: number | undefined;
       const r = await playsPast(id, `the ${id} player to play 2 s`, (s) => {

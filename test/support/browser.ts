@@ -1,2 +1,2 @@
 /** The browser tests' chromium: testkit/browser.ts (shared with the benchmarks). */
-export { CHROMIUM, launchChromium, openPage } from '../../testkit/browser.ts';
+export { CHROMIUM, launchChromium, openPage, showPage } from '../../testkit/browser.ts';
