@@ -12,7 +12,8 @@
  * one: a player that joins in the first seconds starts where the pattern, its encoders and the
  * rungs are still catching up with their own start, and hls.js's defaults keep that distance for
  * good (they never play faster to catch up).
- *   node --import tsx bench/viewer-latency.ts [--seconds 60] [--joins 5] [--warmup 10] [--transcode-rendition LIST] [--smoke]
+ * `--transcode-backend B` runs the ladder on another backend (the server's flag).
+ *   node --import tsx bench/viewer-latency.ts [--seconds 60] [--joins 5] [--warmup 10] [--transcode-rendition LIST] [--transcode-backend B] [--smoke]
  */
 
 import { loadavg } from 'node:os';
@@ -43,6 +44,8 @@ const TARGET_MS = 1500;
 const BROADCAST = 'live/viewer';
 const rendition = arg('transcode-rendition');
 const ladderArgs = rendition === undefined ? [] : ['--transcode-rendition', rendition];
+const backend = arg('transcode-backend');
+const backendArgs = backend === undefined ? [] : ['--transcode-backend', backend];
 /**
  * Variants to wait for before playing: the source and the default ladder's 480p and 240p (its 720p
  * rung, the pattern's own size, may be served by the source variant), or the source and each rung.
@@ -55,7 +58,7 @@ const fmtLoad = () =>
 
 const busy = await machineBusy();
 const loadBefore = fmtLoad();
-const server = await startServer(['--test-pattern', BROADCAST, '--log-level', 'warn', ...ladderArgs]);
+const server = await startServer(['--test-pattern', BROADCAST, '--log-level', 'warn', ...ladderArgs, ...backendArgs]);
 const browser = await launchChromium();
 /** A player's sessions pooled, with each session's own p50. */
 type PlayerRun = LatencyRun & { readonly sessionP50sMs: readonly number[] };
@@ -129,7 +132,8 @@ const startupRows = runs.map((r) => [
   ms(r.startup?.serverP50Ms),
   ms(r.startup?.queuedP50Ms),
 ]);
-const command = `npm run bench:viewer-latency${rendition === undefined ? '' : ` -- --transcode-rendition ${rendition}`}`;
+const serverArgs = [...ladderArgs, ...backendArgs].join(' ');
+const command = `npm run bench:viewer-latency${serverArgs === '' ? '' : ` -- ${serverArgs}`}`;
 const ladder =
   rendition === undefined
     ? 'default ladder 720p/480p/240p'
@@ -141,7 +145,7 @@ const serverSideMs = runs
   .join(', ');
 const text = `Command: \`${command}\` (${seconds} s per player in ${joins} session${joins === 1 ? '' : 's'} of ${seconds / joins} s, each a new page; the first joins after ${warmupS} s of the broadcast). Machine: ${machine()}. Date: ${today()}.
 Load average (1 / 5 / 15 min) ${loadBefore} before, ${loadAfter} after; before the run: ${busy}.
-Source: the built-in test pattern (1280x720 30 fps, 1 s GOP, one fragment per frame), ${ladder}, LL-HLS part target 200 ms (PART-HOLD-BACK 0.6 s). Player: Debian chromium (headless) with hls.js, first \`new Hls({ lowLatencyMode: true })\`, then the dashboard's player; ABR picks the variant. Latency = \`Date.now() - hls.playingDate\` sampled every 250 ms from the first \`playing\` event (stalls count).
+Source: the built-in test pattern (1280x720 30 fps, 1 s GOP, one fragment per frame), ${ladder}${backend === undefined ? '' : ` on the ${backend} backend`}, LL-HLS part target 200 ms (PART-HOLD-BACK 0.6 s). Player: Debian chromium (headless) with hls.js, first \`new Hls({ lowLatencyMode: true })\`, then the dashboard's player; ABR picks the variant. Latency = \`Date.now() - hls.playingDate\` sampled every 250 ms from the first \`playing\` event (stalls count).
 
 Milliseconds:
 
