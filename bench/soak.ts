@@ -25,7 +25,9 @@
  * (blocking request timed out) or a 404 (a hinted part that never came) is expected on a flaky
  * broadcast and on a rung (the overload policy may pause it), and an error anywhere else.
  *
- * Memory: RSS, JavaScript heap and ArrayBuffers from /metrics every 5 s, with the overload actions so far. Warmed up = once the DVR window has filled (window + 30 s);
+ * Memory: RSS, JavaScript heap and ArrayBuffers from /metrics every 5 s, the resident pages by kind of
+ * mapping from /proc/PID/smaps (main arena, codec threads' arenas, other anonymous, files), with the
+ * overload actions so far. Warmed up = once the DVR window has filled (window + 30 s);
  * the warmed-up level is the median over the 30 s from then, the end level the median over the last
  * 30 s; the acceptance is end <= warmed-up + 5 % (the memory target: over 60 minutes, with the
  * overload policy's sheds and encoder restarts, which two 720p30 broadcasts cause on 2 vCPU). `--hls-dvr-window` shortens the window (for
@@ -626,8 +628,59 @@ async function playerSlot(endAt: number, signal: AbortSignal): Promise<void> {
  * One memory sample: RSS, the JavaScript heap in use, ArrayBuffers (mostly the media the DVR
  * windows hold) and the overload policy's actions so far, from the server's own /metrics.
  */
-type MemorySample = { atMs: number; mb: number; heapMb: number; buffersMb: number; actions: number };
+type MemorySample = {
+  atMs: number;
+  mb: number;
+  heapMb: number;
+  buffersMb: number;
+  actions: number;
+  /** Where the resident pages are, from the server's /proc/PID/smaps (undefined off Linux). */
+  maps: MapsBreakdown | undefined;
+};
 const rss: MemorySample[] = [];
+
+/**
+ * Resident MB by kind of mapping: glibc's main arena (`[heap]`: what the JavaScript thread and
+ * V8's backing stores malloc below the mmap threshold), the codec threads' arenas (anonymous
+ * read-write mappings at a 64 MiB boundary: glibc's per-thread heaps on 64-bit), the other
+ * anonymous mappings (V8's heap pages, blocks at or above the mmap threshold such as decoded
+ * frames, thread stacks) and file mappings (code).
+ */
+type MapsBreakdown = { mainArenaMb: number; threadArenasMb: number; otherAnonMb: number; filesMb: number };
+const ARENA_ALIGN = 64n * 2n ** 20n;
+function mapsOf(pid: number): MapsBreakdown | undefined {
+  let text: string;
+  try {
+    text = readFileSync(`/proc/${pid}/smaps`, 'utf8');
+  } catch {
+    return undefined;
+  }
+  const kb = { mainArenaMb: 0, threadArenasMb: 0, otherAnonMb: 0, filesMb: 0 };
+  let kind: keyof MapsBreakdown = 'otherAnonMb';
+  for (const line of text.split('\n')) {
+    const header = /^([0-9a-f]+)-[0-9a-f]+ (\S+) \S+ \S+ \S+\s*(.*)$/.exec(line);
+    if (header !== null) {
+      const [, start, perms, path] = header as unknown as [string, string, string, string];
+      kind =
+        path === '[heap]'
+          ? 'mainArenaMb'
+          : path.startsWith('/')
+            ? 'filesMb'
+            : path === '' && perms.startsWith('rw') && BigInt(`0x${start}`) % ARENA_ALIGN === 0n
+              ? 'threadArenasMb'
+              : 'otherAnonMb';
+      continue;
+    }
+    const rssKb = /^Rss:\s+(\d+) kB/.exec(line);
+    if (rssKb !== null) kb[kind] += Number(rssKb[1]);
+  }
+  return {
+    mainArenaMb: kb.mainArenaMb / 1024,
+    threadArenasMb: kb.threadArenasMb / 1024,
+    otherAnonMb: kb.otherAnonMb / 1024,
+    filesMb: kb.filesMb / 1024,
+  };
+}
 /** Samples of `name` in Prometheus exposition `text`, as `labels -> value`. */
 function samplesOf(text: string, name: string): Array<{ labels: string; value: number }> {
   const out: Array<{ labels: string; value: number }> = [];
@@ -656,6 +709,7 @@ const rssTimer = setInterval(() => {
         heapMb: mb('heap_used'),
         buffersMb: mb('array_buffers'),
         actions,
+        maps: mapsOf(server.pid),
       });
     })
     .catch(() => {});
@@ -880,6 +934,10 @@ for (let from = 0; from < RUN_MS; from += rssStepMs) {
     median(span.map((s) => s.heapMb))!.toFixed(0),
     median(span.map((s) => s.buffersMb))!.toFixed(0),
     median(span.map((s) => s.mb - s.heapMb - s.buffersMb))!.toFixed(0),
+    ...(['mainArenaMb', 'threadArenasMb', 'otherAnonMb', 'filesMb'] as const).map((k) => {
+      const mbs = span.flatMap((s) => (s.maps === undefined ? [] : [s.maps[k]]));
+      return mbs.length === 0 ? '-' : median(mbs)!.toFixed(0);
+    }),
     actionsAfter - actionsBefore,
   ]);
   actionsBefore = actionsAfter;
@@ -891,6 +949,10 @@ const rssTable = table(
     'JS heap used MB',
     'ArrayBuffers MB (media held)',
     'the rest MB (native: codecs, frames, allocator)',
+    'main arena MB ([heap])',
+    "codec threads' arenas MB",
+    'other anonymous MB (V8 pages, frames, stacks)',
+    'files MB (code)',
     'overload actions',
   ],
   rssRows,
@@ -925,7 +987,7 @@ Players: ${players.sessions} sessions, ${players.requests} requests, ${players.p
 
 ${playerTable}
 
-Memory (\`lvqr_process_memory_bytes\` from /metrics every ${RSS_EVERY_MS / 1000} s; medians per span):
+Memory (\`lvqr_process_memory_bytes\` from /metrics every ${RSS_EVERY_MS / 1000} s, and where the resident pages are from the server's /proc/PID/smaps: the main arena is glibc's \`[heap]\`, which the JavaScript thread and V8's media buffers below the mmap threshold allocate from; the codec threads' arenas are glibc's per-thread heaps; medians per span):
 
 ${rssTable}
 
