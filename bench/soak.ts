@@ -655,12 +655,12 @@ function mapsOf(pid: number): MapsBreakdown | undefined {
   } catch {
     return undefined;
   }
-  const kb = { mainArenaMb: 0, threadArenasMb: 0, otherAnonMb: 0, filesMb: 0 };
+  const mb: MapsBreakdown = { mainArenaMb: 0, threadArenasMb: 0, otherAnonMb: 0, filesMb: 0 };
   let kind: keyof MapsBreakdown = 'otherAnonMb';
   for (const line of text.split('\n')) {
     const header = /^([0-9a-f]+)-[0-9a-f]+ (\S+) \S+ \S+ \S+\s*(.*)$/.exec(line);
     if (header !== null) {
-      const [, start, perms, path] = header as unknown as [string, string, string, string];
+      const [start, perms, path] = [header[1]!, header[2]!, header[3]!];
       kind =
         path === '[heap]'
           ? 'mainArenaMb'
@@ -672,14 +672,9 @@ function mapsOf(pid: number): MapsBreakdown | undefined {
       continue;
     }
     const rssKb = /^Rss:\s+(\d+) kB/.exec(line);
-    if (rssKb !== null) kb[kind] += Number(rssKb[1]);
+    if (rssKb !== null) mb[kind] += Number(rssKb[1]) / 1024;
   }
-  return {
-    mainArenaMb: kb.mainArenaMb / 1024,
-    threadArenasMb: kb.threadArenasMb / 1024,
-    otherAnonMb: kb.otherAnonMb / 1024,
-    filesMb: kb.filesMb / 1024,
-  };
+  return mb;
 }
 /** Samples of `name` in Prometheus exposition `text`, as `labels -> value`. */
 function samplesOf(text: string, name: string): Array<{ labels: string; value: number }> {
