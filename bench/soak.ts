@@ -36,6 +36,7 @@
  */
 
 import { readFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { loadavg } from 'node:os';
 import WebSocket from 'ws';
 import { describeInit, readBoxes, readSamples } from '../src/container/index.ts';
@@ -648,10 +649,10 @@ const rss: MemorySample[] = [];
  */
 type MapsBreakdown = { mainArenaMb: number; threadArenasMb: number; otherAnonMb: number; filesMb: number };
 const ARENA_ALIGN = 64n * 2n ** 20n;
-function mapsOf(pid: number): MapsBreakdown | undefined {
+async function mapsOf(pid: number): Promise<MapsBreakdown | undefined> {
   let text: string;
   try {
-    text = readFileSync(`/proc/${pid}/smaps`, 'utf8');
+    text = await readFile(`/proc/${pid}/smaps`, 'utf8');
   } catch {
     return undefined;
   }
@@ -691,20 +692,20 @@ function label(labels: string, key: string): string | undefined {
 const rssTimer = setInterval(() => {
   void fetch(`${server.url}/metrics`)
     .then((r) => r.text())
-    .then((text) => {
+    .then(async (text) => {
+      const atMs = elapsedMs();
+      const memory = samplesOf(text, 'lvqr_process_memory_bytes');
       const mb = (kind: string) =>
-        (samplesOf(text, 'lvqr_process_memory_bytes').find((m) => label(m.labels, 'kind') === kind)?.value ??
-          Number.NaN) /
-        2 ** 20;
+        (memory.find((m) => label(m.labels, 'kind') === kind)?.value ?? Number.NaN) / 2 ** 20;
       if (!Number.isFinite(mb('rss'))) return;
       const actions = samplesOf(text, 'lvqr_transcode_overload_actions_total').reduce((n, m) => n + m.value, 0);
       rss.push({
-        atMs: elapsedMs(),
+        atMs,
         mb: mb('rss'),
         heapMb: mb('heap_used'),
         buffersMb: mb('array_buffers'),
         actions,
-        maps: mapsOf(server.pid),
+        maps: await mapsOf(server.pid),
       });
     })
     .catch(() => {});
