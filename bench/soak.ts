@@ -634,6 +634,10 @@ type MemorySample = {
   mb: number;
   heapMb: number;
   buffersMb: number;
+  /** Of the ArrayBuffers: what the DVR windows hold (`lvqr_retained_bytes`: their arrays, and the blocks behind them), and the registry's queues. */
+  windowsMb: number;
+  windowBlocksMb: number;
+  queuesMb: number;
   actions: number;
   /** Where the resident pages are, from the server's /proc/PID/smaps (undefined off Linux). */
   maps: MapsBreakdown | undefined;
@@ -699,11 +703,17 @@ const rssTimer = setInterval(() => {
         (memory.find((m) => label(m.labels, 'kind') === kind)?.value ?? Number.NaN) / 2 ** 20;
       if (!Number.isFinite(mb('rss'))) return;
       const actions = samplesOf(text, 'lvqr_transcode_overload_actions_total').reduce((n, m) => n + m.value, 0);
+      const retained = samplesOf(text, 'lvqr_retained_bytes');
+      const storeMb = (store: string) =>
+        (retained.find((m) => label(m.labels, 'store') === store)?.value ?? Number.NaN) / 2 ** 20;
       rss.push({
         atMs,
         mb: mb('rss'),
         heapMb: mb('heap_used'),
         buffersMb: mb('array_buffers'),
+        windowsMb: storeMb('hls_media'),
+        windowBlocksMb: storeMb('hls_buffers'),
+        queuesMb: storeMb('subscriber_queues'),
         actions,
         maps: await mapsOf(server.pid),
       });
@@ -929,6 +939,8 @@ for (let from = 0; from < RUN_MS; from += rssStepMs) {
     `${median(mbs)!.toFixed(0)} (${Math.min(...mbs).toFixed(0)}-${Math.max(...mbs).toFixed(0)})`,
     median(span.map((s) => s.heapMb))!.toFixed(0),
     median(span.map((s) => s.buffersMb))!.toFixed(0),
+    `${median(span.map((s) => s.windowsMb))!.toFixed(0)} / ${median(span.map((s) => s.windowBlocksMb))!.toFixed(0)}`,
+    median(span.map((s) => s.queuesMb))!.toFixed(0),
     median(span.map((s) => s.mb - s.heapMb - s.buffersMb))!.toFixed(0),
     ...(['mainArenaMb', 'threadArenasMb', 'otherAnonMb', 'filesMb'] as const).map((k) => {
       const mbs = span.flatMap((s) => (s.maps === undefined ? [] : [s.maps[k]]));
@@ -944,6 +956,8 @@ const rssTable = table(
     'RSS MB, median (min-max)',
     'JS heap used MB',
     'ArrayBuffers MB (media held)',
+    'of which DVR windows MB (arrays / blocks behind them)',
+    'of which registry queues MB',
     'the rest MB (native: codecs, frames, allocator)',
     'main arena MB ([heap])',
     "codec threads' arenas MB",

@@ -127,6 +127,13 @@ export class FragmentBroadcaster {
     return this.#laggedSkips;
   }
 
+  /** Payload bytes queued for its subscribers, summed. */
+  get queuedBytes(): number {
+    let bytes = 0;
+    for (const sub of this.#subscribers) bytes += sub.queuedBytes;
+    return bytes;
+  }
+
   /** Live subscribers. */
   get subscriberCount(): number {
     return this.#subscribers.size;

@@ -106,6 +106,13 @@ export class FragmentBroadcasterRegistry {
     return [...this.#entries.values()];
   }
 
+  /** Payload bytes queued for every subscriber of every entry. */
+  queuedBytes(): number {
+    let bytes = 0;
+    for (const e of this.#entries.values()) bytes += e.broadcaster.queuedBytes;
+    return bytes;
+  }
+
   /** Number of entries. */
   get size(): number {
     return this.#entries.size;

@@ -17,7 +17,7 @@ import { MasterBuilder } from './master.ts';
 import { PlaybackAccess } from './playback-access.ts';
 import { Responder } from './responder.ts';
 import { errorResponse, type HlsResponse, parseHlsFile, splitHlsPath } from './routes.ts';
-import type { TrackKind } from './track-media.ts';
+import { RetainedBytes, type TrackKind } from './track-media.ts';
 
 /** Options of an `HlsBridge`. */
 export type HlsBridgeOptions = {
@@ -86,6 +86,8 @@ export type HlsTrackSummary = {
   readonly lagGaps: number;
   /** Blocking requests held on this playlist now. */
   readonly heldRequests: number;
+  /** Media bytes this track's window holds (its DVR window, the grace after it, the open segment, inits). */
+  readonly retainedBytes: number;
 };
 
 /** One broadcast in `broadcasts()` (JSON-able, for `/api/v1/broadcasts`). */
@@ -104,6 +106,12 @@ export type HlsBroadcastSummary = {
 };
 
 const TRACK_ID: Record<TrackKind, string> = { video: VIDEO_TRACK, audio: AUDIO_TRACK };
+
+function retainedOf(window: HlsTrack['window']): number {
+  const tally = new RetainedBytes();
+  window.tallyBytes(tally);
+  return tally.bytes;
+}
 
 /** LL-HLS packager over a registry: playlists, segments and parts for every broadcast and rung. */
 export class HlsBridge {
@@ -255,6 +263,13 @@ export class HlsBridge {
     return errorResponse('hls.unavailable', 'internal error');
   }
 
+  /** The media bytes every window holds, and the memory blocks behind them (`RetainedBytes`). */
+  retainedBytes(): { bytes: number; bufferBytes: number } {
+    const tally = new RetainedBytes();
+    for (const b of this.#table.values()) for (const t of b.tracks.values()) t.window.tallyBytes(tally);
+    return { bytes: tally.bytes, bufferBytes: tally.bufferBytes };
+  }
+
   /** Per-broadcast figures for `/api/v1/broadcasts`, sources first then rungs, by name. */
   broadcasts(): HlsBroadcastSummary[] {
     const out: HlsBroadcastSummary[] = [];
@@ -313,6 +328,7 @@ export class HlsBridge {
       heldFragments: counters.held,
       lagGaps: counters.gaps,
       heldRequests: w.waiterCount,
+      retainedBytes: retainedOf(w),
     };
   }
 }

@@ -8,7 +8,7 @@ import type { SilentFrame } from '../container/index.ts';
 import { concatBytes } from '../core/bytes.ts';
 import type { Fragment } from '../fragment/fragment.ts';
 import { gapParts, gapSegment, type LeaderSegment } from './gap-fill.ts';
-import type { SegmentStore } from './segment-store.ts';
+import { type SegmentStore, tallySegment } from './segment-store.ts';
 import { silenceFor, silentFragment } from './silence-fill.ts';
 import {
   type DateAnchor,
@@ -16,6 +16,7 @@ import {
   type GroupTiming,
   type HlsSegment,
   type InitVersion,
+  type RetainedBytes,
   type TrackCursor,
 } from './track-media.ts';
 
@@ -77,6 +78,12 @@ export class SegmentBuilder {
   /** The segment being built, or undefined between segments. */
   get open(): HlsSegment | undefined {
     return this.#open;
+  }
+
+  /** Adds the bytes of the open segment and of the part being gathered to `tally`. */
+  tallyBytes(tally: RetainedBytes): void {
+    if (this.#open !== undefined) tallySegment(this.#open, tally);
+    for (const payload of this.#part?.payloads ?? []) tally.add(payload);
   }
 
   /** MSN of the next segment to open. */

@@ -4,7 +4,14 @@
  * playlist lists.
  */
 
-import { EPS_S, type GroupTiming, type HlsSegment, type InitVersion, type Listing } from './track-media.ts';
+import {
+  EPS_S,
+  type GroupTiming,
+  type HlsSegment,
+  type InitVersion,
+  type Listing,
+  type RetainedBytes,
+} from './track-media.ts';
 
 /** Parts stay listed for segments ending within this many target durations of the end (RFC 8216bis 6.2.2). */
 const PART_LIST_TARGETS = 3;
@@ -109,6 +116,12 @@ export class SegmentStore {
     for (let i = this.#segments.length - 1, n = 0; i >= 0 && n < limit; i--, n++) yield this.#segments[i]!;
   }
 
+  /** Adds the bytes of every retained segment and init to `tally`. */
+  tallyBytes(tally: RetainedBytes): void {
+    for (const seg of this.#segments) tallySegment(seg, tally);
+    for (const init of this.#inits) tally.add(init.bytes);
+  }
+
   /** Frees every segment and init. */
   clear(): void {
     this.#segments = [];
@@ -122,4 +135,13 @@ export class SegmentStore {
     if (current !== undefined) used.add(current);
     this.#inits = this.#inits.filter((i) => used.has(i));
   }
+}
+
+/** Adds a segment's bytes (its parts' while it is open) to `tally`. */
+export function tallySegment(seg: HlsSegment, tally: RetainedBytes): void {
+  if (seg.bytes !== undefined) {
+    tally.add(seg.bytes);
+    return;
+  }
+  for (const part of seg.parts) if (part.gap !== true) tally.add(part.bytes);
 }

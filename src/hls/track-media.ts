@@ -94,3 +94,28 @@ export type Listing = {
   /** End of the listed media on the track timeline, seconds. */
   readonly endTimelineS: number;
 };
+
+/**
+ * A tally of the media bytes a set of stores holds: `bytes` counts the arrays themselves, `buffers`
+ * the distinct memory blocks behind them (a small view keeps its whole block alive, so the sum of
+ * their sizes is what the process pays for).
+ */
+export class RetainedBytes {
+  bytes = 0;
+  readonly #buffers = new Set<ArrayBufferLike>();
+  #bufferBytes = 0;
+
+  /** Counts `array` and, once, the block behind it. */
+  add(array: Uint8Array): void {
+    this.bytes += array.byteLength;
+    const buffer = array.buffer;
+    if (this.#buffers.has(buffer)) return;
+    this.#buffers.add(buffer);
+    this.#bufferBytes += buffer.byteLength;
+  }
+
+  /** Summed size of the distinct blocks counted. */
+  get bufferBytes(): number {
+    return this.#bufferBytes;
+  }
+}

@@ -23,6 +23,7 @@ import {
   type InitVersion,
   type Listing,
   type PartState,
+  type RetainedBytes,
   type TrackCursor,
   type TrackKind,
 } from './track-media.ts';
@@ -464,6 +465,13 @@ export class TrackWindow {
       return 'never';
     }
     return msn === this.#builder.nextMsn && index <= lookahead ? 'pending' : 'never';
+  }
+
+  /** Adds the bytes this window holds (segments, inits, the open segment, held fragments) to `tally`. */
+  tallyBytes(tally: RetainedBytes): void {
+    this.#store.tallyBytes(tally);
+    this.#builder.tallyBytes(tally);
+    for (const fragment of this.#held) tally.add(fragment.payload);
   }
 
   /** The init version `version` if a retained segment (or the current init) uses it. */

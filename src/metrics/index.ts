@@ -49,7 +49,14 @@ export type LvqrMetrics = {
   readonly hlsHeldRequests: Gauge;
   /** Process memory by kind (`rss`, `heap_used`, `external`, `array_buffers`), read at scrape time. */
   readonly processMemory: Gauge<'kind'>;
+  /** Media bytes held, by store, read at scrape time from the reporters `reportRetained` added. */
+  readonly retainedBytes: Gauge<'store'>;
+  /** Adds a reporter of held media bytes (store name -> bytes) for `lvqr_retained_bytes`; returns its removal. */
+  reportRetained(reporter: RetainedReporter): () => void;
 };
+
+/** Reads the media bytes some stores hold, keyed by store name (`hls_media`, `subscriber_queues`, ...). */
+export type RetainedReporter = () => Readonly<Record<string, number>>;
 
 /** Process memory in bytes, as `process.memoryUsage()` reports it (every runtime has it). */
 export type MemoryUsage = { rss: number; heapUsed: number; external: number; arrayBuffers: number };
@@ -65,6 +72,7 @@ export function createMetrics(registry: Registry = new Registry(), options: Metr
   const { memoryUsage } = options;
   const registers = [registry];
   const tr: TR[] = ['transcoder', 'rendition'];
+  const reporters = new Set<RetainedReporter>();
   return {
     registry,
     fragments: new Counter({
@@ -189,6 +197,26 @@ export function createMetrics(registry: Registry = new Registry(), options: Metr
         this.set({ kind: 'array_buffers' }, m.arrayBuffers);
       },
     }),
+    retainedBytes: new Gauge({
+      name: 'lvqr_retained_bytes',
+      help:
+        'Media bytes held, by store: hls_media (segments, parts and inits of the DVR windows), hls_buffers ' +
+        '(the memory blocks those arrays keep alive), subscriber_queues (fragments queued for registry subscribers).',
+      labelNames: ['store'],
+      registers,
+      collect() {
+        this.reset();
+        const totals = new Map<string, number>();
+        for (const reporter of reporters) {
+          for (const [store, bytes] of Object.entries(reporter())) totals.set(store, (totals.get(store) ?? 0) + bytes);
+        }
+        for (const [store, bytes] of totals) this.set({ store }, bytes);
+      },
+    }),
+    reportRetained(reporter) {
+      reporters.add(reporter);
+      return () => reporters.delete(reporter);
+    },
   };
 }
 

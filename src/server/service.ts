@@ -238,6 +238,14 @@ export function createService(deps: ServiceDeps): Service {
     ...(config.sourceBandwidthKbps === undefined ? {} : { sourceBandwidthKbps: config.sourceBandwidthKbps }),
     ...(config.playbackSecret === undefined ? {} : { playbackSecret: config.playbackSecret }),
   });
+  const stopReportingRetained = metrics.reportRetained(() => {
+    const windows = hls.retainedBytes();
+    return {
+      hls_media: windows.bytes,
+      hls_buffers: windows.bufferBytes,
+      subscriber_queues: registry.queuedBytes(),
+    };
+  });
   // Only an edge packages LL-HLS; the other roles leave the registry's tracks to the cluster.
   if (runs('edge')) hls.start();
 
@@ -411,6 +419,7 @@ export function createService(deps: ServiceDeps): Service {
       closing ??= (async () => {
         ingest.close();
         await handle.close();
+        stopReportingRetained();
         hls.close();
         events?.close();
         thumbnails.close();
