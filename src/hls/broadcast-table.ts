@@ -10,7 +10,7 @@ import { errorMessage } from '../core/errors.ts';
 import type { Logger } from '../core/log.ts';
 import type { BroadcastOrigin, FragmentBroadcaster, FragmentSubscription } from '../fragment/broadcaster.ts';
 import { AUDIO_TRACK, VIDEO_TRACK } from '../fragment/fragment.ts';
-import type { GroupTiming, TrackCursor, TrackKind } from './track-media.ts';
+import { type GroupTiming, mediaSlabs, type TrackCursor, type TrackKind } from './track-media.ts';
 import { TrackWindow } from './window.ts';
 
 /** One served track, as the serving side reads it. */
@@ -107,6 +107,13 @@ export class BroadcastTable {
   readonly #rungs = new Map<string, Set<string>>();
   readonly #groups = new Map<string, Group>();
   readonly #tombstones = new Map<string, TrackCursor>();
+  /**
+   * Every window copies its parts and segments into these: media of one lifetime (a part until its
+   * segment completes, a segment for the DVR window, the same for every track) shares a few large
+   * blocks, which go when the last media in them does. Small media of its own (a low rung's or an
+   * audio track's segments, every part) sat between shorter-lived allocations in glibc's main heap.
+   */
+  readonly #slabs = mediaSlabs();
   #closed = false;
   #onClosed: () => void = () => {};
   /** Resolves (undefined) when `close()` runs. */
@@ -252,6 +259,7 @@ export class BroadcastTable {
       holdForLeader: broadcaster.origin.mirroredFrom !== undefined,
       now: this.#options.now,
       onWarning: (message, fields) => logger.warn(message, { broadcast: b.name, ...fields }),
+      slabs: this.#slabs,
     });
   }
 

@@ -45,6 +45,8 @@ export type Leader = {
   readonly ended: boolean;
   /** MSN of the last complete segment. */
   readonly lastCompleteMsn: number;
+  /** The longest of its recent complete segments, seconds (0 with none). */
+  readonly longestRecentS: number;
   /** Where segment `msn` lies, while it is retained. */
   leaderSegment(msn: number): LeaderSegment | undefined;
   /**
@@ -81,7 +83,12 @@ export class LeaderFollower {
   readonly #targetS: number;
   readonly #group: GroupTiming;
   readonly #warn: (message: string, fields: Record<string, unknown>) => void;
-  /** Media before this time (seconds) is listed as GAP: later-arriving fragments of it are dropped. */
+  /**
+   * Media from `#coveredFromS` (where the track's own media ended when GAPs began) to `#coveredS`
+   * (seconds) is listed, as GAP or media: later-arriving fragments of it are dropped. Media before
+   * that span is not late but a new run of timestamps (a publisher whose clock started again).
+   */
+  #coveredFromS: number | undefined;
   #coveredS: number | undefined;
   /** Missing media is being listed as GAP on the leader's boundaries. */
   #following = false;
@@ -108,17 +115,22 @@ export class LeaderFollower {
 
   /** Whether media at `timeS` is already listed as GAP (a late fragment of it is dropped). */
   covers(timeS: number): boolean {
-    return this.#coveredS !== undefined && timeS < this.#coveredS - EPS_S;
+    return (
+      this.#coveredS !== undefined &&
+      timeS < this.#coveredS - EPS_S &&
+      (this.#coveredFromS === undefined || timeS >= this.#coveredFromS - EPS_S)
+    );
   }
 
   /** The timeline broke: nothing is covered any more. */
   timelineBroken(): void {
+    this.#coveredFromS = undefined;
     this.#coveredS = undefined;
   }
 
   /** The track is published again: no GAP state is kept. */
   reset(): void {
-    this.#coveredS = undefined;
+    this.timelineBroken();
     this.#following = false;
   }
 
@@ -128,8 +140,10 @@ export class LeaderFollower {
     const segS = this.#builder.durationS();
     const leader = this.#activeLeader();
     if (leader === undefined) return segS >= this.#targetS - EPS_S;
-    // Cut at the leader's boundary once it is known; a leader that lags (or stalls) is waited for, within a cap.
-    const capS = FOLLOW_CAP_TARGETS * Math.max(this.#targetS, this.#group.targetDurationS);
+    // Cut at the leader's boundary once it is known; a leader that lags (or stalls) is waited for,
+    // within a cap set by the leader's own segments: not by the group's target duration, which the
+    // follower's capped segments raise (one missed boundary would lengthen every later cap).
+    const capS = FOLLOW_CAP_TARGETS * Math.max(this.#targetS, leader.longestRecentS);
     return leader.hasBoundary(open.startTimeS + EPS_S, timeS + EPS_S, open.msn) || segS >= capS;
   }
 
@@ -185,12 +199,14 @@ export class LeaderFollower {
     if (open !== undefined) {
       const own = leader.leaderSegment(open.msn);
       if (own === undefined) return false;
+      this.#coveredFromS ??= fromS;
       const endS = leaderEndS(own);
       this.#builder.pad(Math.min(endS, timeS) - fromS);
       if (timeS < endS - EPS_S) return true;
       this.#builder.closeSegment();
       this.#coveredS = endS;
     }
+    this.#coveredFromS ??= fromS;
     this.#following = true;
     return true;
   }
@@ -217,10 +233,12 @@ export class LeaderFollower {
     if (open !== undefined) {
       const own = leader.leaderSegment(open.msn);
       if (own === undefined || !own.complete) return false;
+      this.#coveredFromS ??= fromS;
       builder.pad(leaderEndS(own) - fromS);
       builder.closeSegment();
       this.#coveredS = leaderEndS(own);
     }
+    this.#coveredFromS ??= fromS;
     if (!this.#following) this.#warn('no media: listing GAP segments after the leader', { at: fromS });
     this.#following = true;
     this.#fillGaps(Number.POSITIVE_INFINITY);

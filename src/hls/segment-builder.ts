@@ -5,7 +5,6 @@
  */
 
 import type { SilentFrame } from '../container/index.ts';
-import { concatBytes } from '../core/bytes.ts';
 import type { Fragment } from '../fragment/fragment.ts';
 import { gapParts, gapSegment, type LeaderSegment } from './gap-fill.ts';
 import { type SegmentStore, tallySegment } from './segment-store.ts';
@@ -16,6 +15,7 @@ import {
   type GroupTiming,
   type HlsSegment,
   type InitVersion,
+  type MediaSlabs,
   type RetainedBytes,
   type TrackCursor,
 } from './track-media.ts';
@@ -24,6 +24,8 @@ import {
 export type SegmentBuilderOptions = {
   /** Where completed segments go. */
   store: SegmentStore;
+  /** Where part and segment bytes are copied. */
+  slabs: MediaSlabs;
   group: GroupTiming;
   /** The track's own part target, seconds. */
   partTargetS: number;
@@ -54,6 +56,7 @@ export class SegmentBuilder {
   readonly #changed: () => void;
   #open: HlsSegment | undefined;
   #part: PartBuilder | undefined;
+  readonly #slabs: MediaSlabs;
   /** Ticks of the closed parts of the open segment. */
   #segmentTicks = 0;
   #nextMsn: number;
@@ -71,6 +74,7 @@ export class SegmentBuilder {
     this.#now = options.now;
     this.#init = options.init;
     this.#changed = options.changed;
+    this.#slabs = options.slabs;
     this.#nextMsn = options.start?.nextMsn ?? 0;
     this.#discSeq = options.start?.discontinuitySequence ?? 0;
   }
@@ -276,7 +280,7 @@ export class SegmentBuilder {
       index: open.parts.length,
       durationS,
       independent: builder.independent,
-      bytes: concatBytes(builder.payloads, builder.bytes),
+      bytes: this.#slabs.parts.join(builder.payloads, builder.bytes),
     });
     this.#segmentTicks += builder.ticks;
     open.durationS = this.#segmentTicks / open.init.timescale;
@@ -291,7 +295,7 @@ export class SegmentBuilder {
     const seg = this.#open;
     this.#open = undefined;
     if (seg === undefined || seg.parts.length === 0) return;
-    const bytes = concatBytes(
+    const bytes = this.#slabs.segments.join(
       seg.parts.map((p) => p.bytes),
       seg.byteLength,
     );

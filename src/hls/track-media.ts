@@ -1,5 +1,6 @@
 /** The media a track window publishes: init versions, parts, segments, listings and numbering. */
 
+import { Slabs } from '../core/bytes.ts';
 import type { FragmentMeta } from '../fragment/fragment.ts';
 
 /** Tolerance of time comparisons, seconds. */
@@ -94,6 +95,21 @@ export type Listing = {
   /** End of the listed media on the track timeline, seconds. */
   readonly endTimelineS: number;
 };
+
+/**
+ * Where a packager copies media: parts (they live until their segment completes) and complete
+ * segments (they live the DVR window) in separate slabs, shared by every track of a bridge, so
+ * media of one lifetime shares a few large blocks (`Slabs`).
+ */
+export type MediaSlabs = { readonly parts: Slabs; readonly segments: Slabs };
+
+/** Slab size: above glibc's mmap threshold as the README says to set it (128 KiB), so a slab is a mapping of its own. */
+export const MEDIA_SLAB_BYTES = 1024 * 1024;
+
+/** A fresh pair of media slabs. */
+export function mediaSlabs(): MediaSlabs {
+  return { parts: new Slabs(MEDIA_SLAB_BYTES), segments: new Slabs(MEDIA_SLAB_BYTES) };
+}
 
 /**
  * A tally of the media bytes a set of stores holds: `bytes` counts the arrays themselves, `buffers`

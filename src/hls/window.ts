@@ -22,6 +22,8 @@ import {
   type HlsSegment,
   type InitVersion,
   type Listing,
+  type MediaSlabs,
+  mediaSlabs,
   type PartState,
   type RetainedBytes,
   type TrackCursor,
@@ -56,6 +58,8 @@ export type TrackWindowOptions = {
   now?: () => number;
   /** Told about forced cuts and timestamp regressions. */
   onWarning?: (message: string, fields: Record<string, unknown>) => void;
+  /** Where media is copied; a bridge shares one pair among its windows. Default: a pair of its own. */
+  slabs?: MediaSlabs;
 };
 
 /** Segments are force-cut (without a keyframe) past this many target durations. */
@@ -129,6 +133,7 @@ export class TrackWindow {
     };
     this.#builder = new SegmentBuilder({
       store: this.#store,
+      slabs: options.slabs ?? mediaSlabs(),
       group: options.group,
       partTargetS: this.#partTargetS,
       start: options.start,
@@ -403,6 +408,13 @@ export class TrackWindow {
   waitUntil(check: () => boolean, timeoutMs: number, signal?: AbortSignal): Promise<WaitOutcome> {
     if (this.#disposed) return Promise.resolve('closed');
     return this.#waiters.wait(check, timeoutMs, signal);
+  }
+
+  /** The longest of its recent complete segments (`LEADER_SCAN` of them), seconds; 0 with none. */
+  get longestRecentS(): number {
+    let longest = 0;
+    for (const seg of this.#store.recent(LEADER_SCAN)) longest = Math.max(longest, seg.durationS);
+    return longest;
   }
 
   /** MSN of the last complete segment (one below the first MSN when there is none). */

@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
+import { Slabs } from '../../src/core/bytes.ts';
 import { FragmentBroadcasterRegistry } from '../../src/fragment/index.ts';
-import { RetainedBytes } from '../../src/hls/track-media.ts';
+import { MEDIA_SLAB_BYTES, RetainedBytes } from '../../src/hls/track-media.ts';
 import { createMetrics } from '../../src/metrics/index.ts';
 import { appended, closeBridges, FakeTrack, fakeInit, startBridge, videoTrack } from './harness.ts';
 
@@ -22,9 +23,21 @@ describe('retained media bytes', () => {
     const initBytes = fakeInit(videoTrack(1920, 1080)).byteLength;
     const held = bridge.retainedBytes();
     expect(held.bytes).toBe(95 * 1000 + initBytes);
-    // Complete segments are one copy each; nothing else keeps a larger block alive.
-    expect(held.bufferBytes).toBe(held.bytes);
+    // The complete segments share a slab and the parts another; the init and the five fragments
+    // of the part being gathered are blocks of their own.
+    expect(held.bufferBytes).toBe(2 * MEDIA_SLAB_BYTES + initBytes + 5 * 1000);
     expect(bridge.broadcasts()[0]?.tracks[0]?.retainedBytes).toBe(held.bytes);
+  });
+
+  it("shares the slabs among every track's window", async () => {
+    const { registry, bridge } = startBridge();
+    for (const name of ['live/one', 'live/two']) new FakeTrack(registry, name, 'video', { bytes: 1000 }).frames(95, 30);
+    await appended(bridge, 'live/one', 'video', 95);
+    await appended(bridge, 'live/two', 'video', 95);
+    const initBytes = fakeInit(videoTrack(1920, 1080)).byteLength;
+    const held = bridge.retainedBytes();
+    expect(held.bytes).toBe(2 * (95 * 1000 + initBytes));
+    expect(held.bufferBytes).toBe(2 * MEDIA_SLAB_BYTES + 2 * (initBytes + 5 * 1000));
   });
 
   it('gives the DVR window back: what is held stays level once the window is full', async () => {
@@ -38,6 +51,29 @@ describe('retained media bytes', () => {
     // 4 s window + 2 targets of grace + the open segment: about 7 s of 30 kB/s, not 40 s.
     expect(at20s).toBeLessThan(8 * 30 * 1000);
     expect(bridge.retainedBytes().bytes).toBe(at20s);
+  });
+
+  it('joins small arrays into shared slabs and gives larger ones a block of their own', () => {
+    const slabs = new Slabs(1000);
+    const a = slabs.join([Uint8Array.of(1, 2), Uint8Array.of(3)], 3);
+    const b = slabs.join([new Uint8Array(400).fill(7)], 400);
+    expect([...a]).toEqual([1, 2, 3]);
+    expect(b.buffer).toBe(a.buffer); // same slab
+    expect(b.byteOffset).toBe(3);
+    expect(b.every((x) => x === 7)).toBe(true);
+    const c = slabs.join([new Uint8Array(400)], 400); // 403 + 400 still fits
+    expect(c.buffer).toBe(a.buffer);
+    const d = slabs.join([new Uint8Array(300)], 300); // does not fit: a new slab
+    expect(d.buffer).not.toBe(a.buffer);
+    expect(d.buffer.byteLength).toBe(1000);
+    // Half a slab or more: a block of its own; an array that is already one is kept, a view is copied.
+    const own = new Uint8Array(600);
+    expect(slabs.join([own], 600)).toBe(own);
+    const view = new Uint8Array(new ArrayBuffer(4096), 100, 600).fill(9);
+    const copied = slabs.join([view], 600);
+    expect(copied.buffer.byteLength).toBe(600);
+    expect(copied.every((x) => x === 9)).toBe(true);
+    expect(() => new Slabs(0)).toThrow(RangeError);
   });
 
   it('counts the whole memory block behind a small view once', () => {

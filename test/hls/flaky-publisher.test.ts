@@ -1,0 +1,109 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { waitFor } from '../support/wait.ts';
+import { AUDIO_DESCRIPTION, closeBridges, FakeTrack, playlist, startBridge, videoTrack } from './harness.ts';
+
+afterEach(closeBridges);
+
+/**
+ * A publisher that drops and comes back, as the soak's flaky one does: after a network blip it
+ * goes on from the next keyframe with its clock running on (media skipped), after an encoder
+ * restart its clock starts again at 0 with the same init. Every later fragment of video and audio
+ * must be kept and the segments must stay on the target duration.
+ */
+describe('a publisher that drops and reconnects', () => {
+  it('keeps its audio after a blip then a clock restart: nothing dropped, no long segment', async () => {
+    const { registry, bridge } = startBridge({ targetDurationMs: 2000, partTargetMs: 200 });
+    const name = 'live/flaky';
+    const video = new FakeTrack(registry, name, 'video');
+    const audio = new FakeTrack(registry, name, 'audio');
+    // A rung: its encoder restarts with the publisher (new init), its frames on the source's clock.
+    const rungName = `${name}/480p`;
+    const rung = new FakeTrack(registry, rungName, 'video', {
+      origin: { kind: 'rendition', source: name, rendition: '480p', transcoder: 'test' },
+      init: videoTrack(854, 480),
+      bytes: 60,
+    });
+    let videoSent = 0;
+    let audioSent = 0;
+    const play = async (frames: number) => {
+      for (let i = 0; i < frames; i++) {
+        video.emit(video.frame % 30 === 0);
+        rung.emit(rung.frame % 30 === 0);
+        videoSent += 1;
+        const before = audio.frame;
+        audio.until(video.timeS);
+        audioSent += audio.frame - before;
+      }
+      // Every fragment sent is either in the window or counted as dropped.
+      await waitFor(() => {
+        const tracks = bridge.broadcasts().find((b) => b.name === name)?.tracks ?? [];
+        const seen = (kind: string) => {
+          const t = tracks.find((x) => x.kind === kind);
+          return t === undefined ? 0 : t.fragments + t.droppedFragments;
+        };
+        const rungTrack = bridge.broadcasts().find((b) => b.name === rungName)?.tracks[0];
+        const rungSeen = rungTrack === undefined ? 0 : rungTrack.fragments + rungTrack.droppedFragments;
+        return seen('video') >= videoSent && seen('audio') >= audioSent && rungSeen >= videoSent;
+      }, 'the bridge to take every fragment sent');
+    };
+    await play(30 * 12);
+    // A blip: 1.5 s of media never arrives; both tracks resume on the running clock (a keyframe).
+    const resumeS = video.timeS + 1.5;
+    video.restart(videoTrack(1920, 1080), resumeS);
+    rung.restart(videoTrack(854, 480), resumeS);
+    audio.restart(AUDIO_DESCRIPTION, resumeS);
+    await play(30 * 8);
+    // An encoder restart: the clock starts again at 0, same init bytes.
+    video.restart(videoTrack(1920, 1080), 0);
+    rung.restart(videoTrack(854, 480, 'avc1.4d401f'), 0);
+    audio.restart(AUDIO_DESCRIPTION, 0);
+    await play(30 * 20);
+
+    const summary = bridge.broadcasts().find((b) => b.name === name)!;
+    const audioTrack = summary.tracks.find((t) => t.kind === 'audio')!;
+    const videoTrackSummary = summary.tracks.find((t) => t.kind === 'video')!;
+    expect(videoTrackSummary.droppedFragments).toBe(0);
+    expect(audioTrack.droppedFragments).toBe(0);
+    const rungSummary = bridge.broadcasts().find((b) => b.name === rungName)!.tracks[0]!;
+    expect(rungSummary.droppedFragments).toBe(0);
+    const listed = new Map<string, number>();
+    for (const file of ['playlist.m3u8', 'audio.m3u8', '480p/playlist.m3u8']) {
+      const { raw, manifest } = await playlist(bridge, `/hls/${name}/${file}`);
+      expect(manifest.targetDuration, raw).toBe(2);
+      for (const seg of manifest.segments) expect(seg.duration, raw).toBeLessThanOrEqual(2.1);
+      listed.set(file, (manifest.mediaSequence ?? 0) + manifest.segments.length);
+    }
+    // The rung keeps its source's numbering.
+    expect(listed.get('480p/playlist.m3u8')).toBe(listed.get('playlist.m3u8'));
+  });
+
+  it("a rung whose source stalls is cut at twice the source's segment length, not at ever longer caps", async () => {
+    const { registry, bridge } = startBridge({ targetDurationMs: 2000, partTargetMs: 200 });
+    const name = 'live/stall';
+    const source = new FakeTrack(registry, name, 'video');
+    const rung = new FakeTrack(registry, `${name}/480p`, 'video', {
+      origin: { kind: 'rendition', source: name, rendition: '480p', transcoder: 'test' },
+      init: videoTrack(854, 480),
+      bytes: 60,
+    });
+    // Three 2 s segments of both, then the source stops (a stalled publisher) while the rung's
+    // encoder still drains 40 s of frames.
+    for (let i = 0; i < 30 * 7; i++) {
+      source.emit(source.frame % 30 === 0);
+      rung.emit(rung.frame % 30 === 0);
+    }
+    const rungTrack = () => bridge.broadcasts().find((b) => b.name === `${name}/480p`)?.tracks[0];
+    for (let s = 0; s < 40; s++) {
+      rung.frames(30, 30);
+      await waitFor(() => {
+        const t = rungTrack();
+        return t !== undefined && t.fragments + t.droppedFragments >= rung.frame;
+      }, 'the rung to be taken');
+    }
+    expect(rungTrack()?.droppedFragments).toBe(0);
+    const { raw, manifest } = await playlist(bridge, `/hls/${name}/480p/playlist.m3u8`);
+    expect(manifest.segments.length, raw).toBeGreaterThan(8);
+    for (const seg of manifest.segments) expect(seg.duration, raw).toBeLessThanOrEqual(4.01);
+    expect(manifest.targetDuration, raw).toBeLessThanOrEqual(4);
+  });
+});
