@@ -746,6 +746,20 @@ const progress = setInterval(() => {
 }, 1000);
 
 await Promise.all(publishing);
+// Every broadcast's windows as the publishers stop: fragments kept and dropped per track, and the
+// target duration each playlist advertises (it never shrinks: a segment cut late raises it for good).
+type TrackSummary = {
+  kind: string;
+  fragments: number;
+  droppedFragments: number;
+  retainedBytes: number;
+  segments: number;
+};
+type BroadcastSummary = { name: string; targetDurationS: number; tracks: TrackSummary[] };
+const windowsAtEnd: BroadcastSummary[] =
+  crash === undefined
+    ? ((await (await fetch(`${server.url}/api/v1/broadcasts`)).json()) as { broadcasts: BroadcastSummary[] }).broadcasts
+    : [];
 leave.abort();
 await Promise.all(playing);
 clearInterval(rssTimer);
@@ -872,11 +886,30 @@ const lagged = metric('lvqr_fragment_lagged_skips_total').reduce((a, m) => a + m
 const restarts = metric('lvqr_transcode_restarts_total').reduce((a, m) => a + m.value, 0);
 const rejected = metric('lvqr_ingest_rejected_total').map((m) => `${label(m.labels, 'code')}: ${m.value}`);
 
+const windowRows = windowsAtEnd.flatMap((b) =>
+  b.tracks.map((t) => [
+    `${b.name} ${t.kind}`,
+    t.fragments,
+    t.droppedFragments,
+    t.segments,
+    (t.retainedBytes / 2 ** 20).toFixed(1),
+    b.targetDurationS,
+  ]),
+);
+const windowTable = table(
+  ['broadcast track', 'fragments kept', 'fragments dropped', 'segments listed', 'MB held', 'target duration (s)'],
+  windowRows,
+);
+/** The soak's source cuts 2 s segments: a longer target duration means a segment was cut late. */
+const SOURCE_TARGET_S = 2;
+const longTargets = windowsAtEnd.filter((b) => b.targetDurationS > SOURCE_TARGET_S);
+
 const auditStatuses = audited.flat().flatMap((f) => [...f.statuses].map(([key, n]) => `${f.playlist} ${key}: ${n}`));
 const lostTotal = losses.reduce((a, l) => a + l.lost, 0);
 const publisherErrors = publisherStats.flatMap((s) => s.errors.map((e) => `${s.name}: ${e}`));
 const pass = {
   crash: crash === undefined,
+  targets: windowsAtEnd.length > 0 && longTargets.length === 0,
   loss: healthyNames.size > 0 && lostTotal === 0 && auditProblems.length === 0,
   rss: rssJudged && growth <= 5,
 };
@@ -991,6 +1024,10 @@ Rungs of the healthy broadcast (what the overload policy dropped is shown here, 
 
 ${rungTable}
 
+Every broadcast's windows as the publishers stopped (fragments dropped: before an init or a keyframe, or late for media already listed as GAP):
+
+${windowTable}
+
 Server counters: dropped rung frames ${droppedRows.map((r) => `${r[0]} ${r[1]}`).join(', ') || 'none'} (all broadcasts); overload steps ${overloadRows.map((r) => `${r[0]} ${r[1]} ${r[2]}`).join(', ') || 'none'}; encoder or decoder restarts ${restarts}; lagged registry skips ${lagged}; ingest refusals ${rejected.join(', ') || 'none'}.
 
 Players: ${players.sessions} sessions, ${players.requests} requests, ${players.parts} parts, ${(players.bytes / 2 ** 20).toFixed(0)} MiB. Answers other than 200 (503 on a blocking reload and 404 on a hinted part are expected on a flaky broadcast and on rungs, 404 on a master before the broadcast's first media anywhere; anything else is an error):
@@ -1014,9 +1051,9 @@ Errors: ${publisherErrors.length} publisher, ${players.unexpected.length} player
 }
 Rung segments the auditor could not fetch (not loss): ${auditNotes.join('; ') || 'none'}.
 
-Acceptance: no crash: **${verdict(pass.crash)}**; 0 lost fragments on the healthy broadcast: **${verdict(pass.loss)}** (${lostTotal} lost); RSS within 5 % of its warmed-up level: **${rssJudged ? verdict(pass.rss) : 'not judged (run too short)'}**.`;
+Acceptance: no crash: **${verdict(pass.crash)}**; every playlist's target duration stays at the source's ${SOURCE_TARGET_S} s: **${verdict(pass.targets)}**${longTargets.length > 0 ? ` (${longTargets.map((b) => `${b.name} ${b.targetDurationS} s`).join(', ')})` : ''}; 0 lost fragments on the healthy broadcast: **${verdict(pass.loss)}** (${lostTotal} lost); RSS within 5 % of its warmed-up level: **${rssJudged ? verdict(pass.rss) : 'not judged (run too short)'}**.`;
 
 console.log(report);
 writeSection('Soak', report);
-const failed = !pass.crash || !pass.loss || (rssJudged && !pass.rss);
+const failed = !pass.crash || !pass.targets || !pass.loss || (rssJudged && !pass.rss);
 process.exit(failed ? 1 : 0);
