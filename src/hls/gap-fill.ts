@@ -19,6 +19,8 @@ export type LeaderSegment = {
   readonly complete: boolean;
   /** It starts a new timeline (EXT-X-DISCONTINUITY before it). */
   readonly discontinuity?: boolean;
+  /** Its Discontinuity Sequence Number (which timeline it is on). */
+  readonly discontinuitySequence?: number;
 };
 
 /** End of a leader segment's media, seconds (infinite while it is being built). */

@@ -23,8 +23,11 @@ export function leaderBoundary(
   afterS: number,
   untilS: number,
   msn?: number,
+  discontinuitySequence?: number,
 ): boolean {
-  if (msn !== undefined) {
+  // By number only while the leader's segment `msn` is on the follower's timeline: a follower whose
+  // own timeline broke first (its number still below the leader's new timeline) cuts by time.
+  if (msn !== undefined && segment(msn)?.discontinuitySequence === discontinuitySequence) {
     for (const seg of recent()) {
       if (seg.msn <= msn) break;
       if (!seg.discontinuity) continue;
@@ -51,9 +54,10 @@ export type Leader = {
   leaderSegment(msn: number): LeaderSegment | undefined;
   /**
    * True when a segment of the current timeline starts in (`afterS`, `untilS`]; with `msn` (the
-   * follower's open segment) still on the leader's old timeline, its next segment of that one.
+   * follower's open segment, on timeline `discontinuitySequence`) still on the leader's old
+   * timeline, its next segment of that one.
    */
-  hasBoundary(afterS: number, untilS: number, msn?: number): boolean;
+  hasBoundary(afterS: number, untilS: number, msn?: number, discontinuitySequence?: number): boolean;
   /** MSN and discontinuity sequence of the segment holding `timeS`. */
   locate(timeS: number): { msn: number; discontinuitySequence: number } | undefined;
 };
@@ -144,7 +148,9 @@ export class LeaderFollower {
     // within a cap set by the leader's own segments: not by the group's target duration, which the
     // follower's capped segments raise (one missed boundary would lengthen every later cap).
     const capS = FOLLOW_CAP_TARGETS * Math.max(this.#targetS, leader.longestRecentS);
-    return leader.hasBoundary(open.startTimeS + EPS_S, timeS + EPS_S, open.msn) || segS >= capS;
+    return (
+      leader.hasBoundary(open.startTimeS + EPS_S, timeS + EPS_S, open.msn, open.discontinuitySequence) || segS >= capS
+    );
   }
 
   /** Whether the next segment-starting fragment is expected to cut (for the preload hint). */
@@ -153,7 +159,12 @@ export class LeaderFollower {
     const segS = this.#builder.durationS();
     const leader = this.#activeLeader();
     if (leader === undefined) return segS >= this.#targetS - EPS_S;
-    return leader.hasBoundary(open.startTimeS + EPS_S, open.startTimeS + segS + EPS_S, open.msn);
+    return leader.hasBoundary(
+      open.startTimeS + EPS_S,
+      open.startTimeS + segS + EPS_S,
+      open.msn,
+      open.discontinuitySequence,
+    );
   }
 
   /**
@@ -182,7 +193,10 @@ export class LeaderFollower {
     const leader = this.#activeLeader();
     const at = leader?.locate(timeS);
     const seg = at === undefined ? undefined : leader?.leaderSegment(at.msn);
-    if (seg === undefined) return undefined;
+    // Only a segment of the timeline the new segment is on: a follower whose timeline broke before
+    // its leader's (audio of a restarted publisher that came first) finds the leader's old timeline
+    // at the same media times, whose dates lie in the past.
+    if (seg === undefined || seg.discontinuitySequence !== this.#builder.nextDiscontinuitySequence) return undefined;
     const capS = FOLLOW_CAP_TARGETS * Math.max(this.#targetS, this.#group.targetDurationS);
     if (Math.abs(timeS - seg.startTimeS) > seg.durationS + capS) return undefined;
     return seg.programDateTimeMs + (timeS - seg.startTimeS) * 1000;

@@ -90,6 +90,11 @@ export class SegmentBuilder {
     for (const payload of this.#part?.payloads ?? []) tally.add(payload);
   }
 
+  /** Discontinuity Sequence Number the next segment to open will have. */
+  get nextDiscontinuitySequence(): number {
+    return this.#discSeq + (this.#pendingDiscontinuity && this.#hasHistory ? 1 : 0);
+  }
+
   /** MSN of the next segment to open. */
   get nextMsn(): number {
     return this.#nextMsn;

@@ -533,14 +533,15 @@ export class TrackWindow {
     return found === undefined ? undefined : { msn: found.msn, discontinuitySequence: found.discontinuitySequence };
   }
 
-  /** Whether a segment starts in (`afterS`, `untilS`] for a follower whose open segment is `msn` (`leaderBoundary`). */
-  hasBoundary(afterS: number, untilS: number, msn?: number): boolean {
+  /** Whether a segment starts in (`afterS`, `untilS`] for a follower whose open segment is `msn` on timeline `discontinuitySequence` (`leaderBoundary`). */
+  hasBoundary(afterS: number, untilS: number, msn?: number, discontinuitySequence?: number): boolean {
     return leaderBoundary(
       () => this.#recent(LEADER_SCAN),
       (m) => this.leaderSegment(m),
       afterS,
       untilS,
       msn,
+      discontinuitySequence,
     );
   }
 
@@ -549,8 +550,16 @@ export class TrackWindow {
     const open = this.#builder.open;
     const seg = open !== undefined && open.msn === msn ? open : this.#store.segment(msn);
     if (seg === undefined) return undefined;
-    const { startTimeS, durationS, programDateTimeMs, discontinuity } = seg;
-    return { msn, startTimeS, durationS, programDateTimeMs, complete: seg !== open, discontinuity };
+    const { startTimeS, durationS, programDateTimeMs, discontinuity, discontinuitySequence } = seg;
+    return {
+      msn,
+      startTimeS,
+      durationS,
+      programDateTimeMs,
+      complete: seg !== open,
+      discontinuity,
+      discontinuitySequence,
+    };
   }
 
   /**

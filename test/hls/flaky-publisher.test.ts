@@ -106,4 +106,59 @@ describe('a publisher that drops and reconnects', () => {
     for (const seg of manifest.segments) expect(seg.duration, raw).toBeLessThanOrEqual(4.01);
     expect(manifest.targetDuration, raw).toBeLessThanOrEqual(4);
   });
+
+  it('audio that starts its new timeline before its video does keeps on its own dates and the target duration', async () => {
+    const { registry, bridge } = startBridge({ targetDurationMs: 2000, partTargetMs: 200 });
+    const name = 'live/reorder';
+    const video = new FakeTrack(registry, name, 'video');
+    const audio = new FakeTrack(registry, name, 'audio');
+    const settle = async () =>
+      waitFor(() => {
+        const t = bridge.broadcasts().find((b) => b.name === name)?.tracks ?? [];
+        const seen = (k: string) =>
+          t.filter((x) => x.kind === k).reduce((n, x) => n + x.fragments + x.droppedFragments, 0);
+        return seen('video') >= videoSent && seen('audio') >= audio.frame;
+      }, 'the bridge to take every fragment');
+    let videoSent = 0;
+    const play = async (frames: number) => {
+      for (let i = 0; i < frames; i++) {
+        video.emit(video.frame % 60 === 0);
+        videoSent += 1;
+        audio.until(video.timeS);
+      }
+      await settle();
+    };
+    // Two timelines (the publisher restarts at 0 after 20 s), then, on the second, the connection
+    // breaks right after a keyframe (the video's new segment holds one frame) and the publisher
+    // restarts at 0 again: this time its audio reaches the server before its video.
+    // Ingest times run on across restarts (the wall clock), 1 s of reconnect gap each time.
+    const restartClock = () => {
+      const lagMs = video.lagMs + video.timeS * 1000 + 1000;
+      video.lagMs = lagMs;
+      audio.lagMs = lagMs;
+      // A restarted encoder starts with a keyframe.
+      video.frame = Math.ceil(video.frame / 60) * 60;
+    };
+    await play(30 * 20);
+    restartClock();
+    video.restart(videoTrack(1920, 1080), 0);
+    audio.restart(AUDIO_DESCRIPTION, 0);
+    await play(30 * 20 + 1);
+    restartClock();
+    audio.restart(AUDIO_DESCRIPTION, 0);
+    audio.until(0.5);
+    await settle();
+    video.restart(videoTrack(1920, 1080), 0);
+    await play(30 * 12);
+
+    for (const file of ['playlist.m3u8', 'audio.m3u8']) {
+      const { raw, manifest } = await playlist(bridge, `/hls/${name}/${file}`);
+      expect(manifest.targetDuration, raw).toBe(2);
+      for (const seg of manifest.segments) expect(seg.duration, raw).toBeLessThanOrEqual(2.1);
+      // PROGRAM-DATE-TIME never goes back: a player places segments by it.
+      const dates = manifest.segments.map((seg) => Date.parse(seg.dateTimeString ?? ''));
+      for (let i = 1; i < dates.length; i++)
+        expect(dates[i]!, `${file} segment ${i}: ${raw}`).toBeGreaterThanOrEqual(dates[i - 1]!);
+    }
+  });
 });
