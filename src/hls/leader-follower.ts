@@ -11,11 +11,10 @@ import type { SegmentBuilder } from './segment-builder.ts';
 import { EPS_S, type GroupTiming, type InitVersion } from './track-media.ts';
 
 /**
- * True when a segment of the leader's current timeline starts in (`afterS`, `untilS`], from its
- * recent segments (newest first, the open one included). With `msn`, the follower's open segment:
- * when the leader went on to a new timeline after it (a rung still making the old timeline's media
- * after its source's publisher restarted), the boundary is where the leader's next segment of the
- * old timeline starts, found by number.
+ * True when a leader segment boundary lies in (`afterS`, `untilS`]. With `msn` and
+ * `discontinuitySequence`, the follower's open segment and its timeline: found by number (see
+ * below); otherwise from the leader's recent segments of its current timeline (newest first, the
+ * open one included).
  */
 export function leaderBoundary(
   recent: () => Iterable<{ readonly msn: number; readonly startTimeS: number; readonly discontinuity: boolean }>,
@@ -25,14 +24,18 @@ export function leaderBoundary(
   msn?: number,
   discontinuitySequence?: number,
 ): boolean {
-  // By number only while the leader's segment `msn` is on the follower's timeline: a follower whose
-  // own timeline broke first (its number still below the leader's new timeline) cuts by time.
-  if (msn !== undefined && segment(msn)?.discontinuitySequence === discontinuitySequence) {
-    for (const seg of recent()) {
-      if (seg.msn <= msn) break;
-      if (!seg.discontinuity) continue;
+  // By number while the leader's segment `msn` is on the follower's timeline: the boundary is where
+  // the leader's next segment starts, however far behind the follower is (a rung late under load),
+  // and none while the leader's next segment is a new timeline (a rung still making the old
+  // timeline's media after its source's publisher restarted). A follower whose own timeline broke
+  // first (its number still below the leader's new timeline) cuts by time.
+  if (msn !== undefined) {
+    const own = segment(msn);
+    if (own !== undefined && own.discontinuitySequence === discontinuitySequence) {
       const next = segment(msn + 1);
-      return next !== undefined && next.discontinuity !== true && next.startTimeS > afterS && next.startTimeS <= untilS;
+      if (next === undefined) return false;
+      if (next.discontinuity === true) return false;
+      if (next.startTimeS > afterS) return next.startTimeS <= untilS;
     }
   }
   for (const seg of recent()) {

@@ -1,8 +1,18 @@
 import { afterEach, describe, expect, it } from 'vitest';
+import type { FragmentBroadcasterRegistry } from '../../src/fragment/index.ts';
 import { waitFor } from '../support/wait.ts';
 import { AUDIO_DESCRIPTION, closeBridges, FakeTrack, playlist, startBridge, videoTrack } from './harness.ts';
 
 afterEach(closeBridges);
+
+/** The 480p rung of `source`: its frames on the source's clock. */
+function rungOf(registry: FragmentBroadcasterRegistry, source: string): FakeTrack {
+  return new FakeTrack(registry, `${source}/480p`, 'video', {
+    origin: { kind: 'rendition', source, rendition: '480p', transcoder: 'test' },
+    init: videoTrack(854, 480),
+    bytes: 60,
+  });
+}
 
 /**
  * A publisher that drops and comes back, as the soak's flaky one does: after a network blip it
@@ -18,11 +28,7 @@ describe('a publisher that drops and reconnects', () => {
     const audio = new FakeTrack(registry, name, 'audio');
     // A rung: its encoder restarts with the publisher (new init), its frames on the source's clock.
     const rungName = `${name}/480p`;
-    const rung = new FakeTrack(registry, rungName, 'video', {
-      origin: { kind: 'rendition', source: name, rendition: '480p', transcoder: 'test' },
-      init: videoTrack(854, 480),
-      bytes: 60,
-    });
+    const rung = rungOf(registry, name);
     let videoSent = 0;
     let audioSent = 0;
     const play = async (frames: number) => {
@@ -81,11 +87,7 @@ describe('a publisher that drops and reconnects', () => {
     const { registry, bridge } = startBridge({ targetDurationMs: 2000, partTargetMs: 200 });
     const name = 'live/stall';
     const source = new FakeTrack(registry, name, 'video');
-    const rung = new FakeTrack(registry, `${name}/480p`, 'video', {
-      origin: { kind: 'rendition', source: name, rendition: '480p', transcoder: 'test' },
-      init: videoTrack(854, 480),
-      bytes: 60,
-    });
+    const rung = rungOf(registry, name);
     // Three 2 s segments of both, then the source stops (a stalled publisher) while the rung's
     // encoder still drains 40 s of frames.
     for (let i = 0; i < 30 * 7; i++) {
@@ -160,5 +162,30 @@ describe('a publisher that drops and reconnects', () => {
       for (let i = 1; i < dates.length; i++)
         expect(dates[i]!, `${file} segment ${i}: ${raw}`).toBeGreaterThanOrEqual(dates[i - 1]!);
     }
+  });
+
+  it('a rung far behind its source (more than a few segments) is still cut on the source boundaries', async () => {
+    const { registry, bridge } = startBridge({ targetDurationMs: 2000, partTargetMs: 200 });
+    const name = 'live/late';
+    const source = new FakeTrack(registry, name, 'video');
+    const rung = rungOf(registry, name);
+    const rungTrack = () => bridge.broadcasts().find((b) => b.name === `${name}/480p`)?.tracks[0];
+    // The rung keeps up for 4 s, then its encoder falls 20 s behind (ten source segments) and
+    // produces the next 8 s late, every frame of it.
+    for (let i = 0; i < 30 * 4; i++) {
+      source.emit(source.frame % 30 === 0);
+      rung.emit(rung.frame % 30 === 0);
+    }
+    source.frames(30 * 20, 30);
+    await waitFor(
+      () => (bridge.broadcasts().find((b) => b.name === name)?.tracks[0]?.fragments ?? 0) >= 30 * 24,
+      'the source',
+    );
+    rung.frames(30 * 8, 30);
+    await waitFor(() => (rungTrack()?.fragments ?? 0) >= 30 * 12, 'the rung');
+    const { raw, manifest } = await playlist(bridge, `/hls/${name}/480p/playlist.m3u8`);
+    expect(manifest.segments.length, raw).toBeGreaterThanOrEqual(5);
+    for (const seg of manifest.segments) expect(seg.duration, raw).toBeCloseTo(2, 5);
+    expect(manifest.targetDuration, raw).toBe(2);
   });
 });
