@@ -220,7 +220,9 @@ export function serverSmokeCases(runtime: string): Case[] {
         check(Date.now() - t0 < 5000, `stop took ${Date.now() - t0} ms`);
         if (publisher !== undefined) {
           const code = await within(publisher.closed, 5000, -1);
-          check(code === 1001 || code === 1006, `publisher closed with ${code}`);
+          // 1001 (going away), or the connection dropped before the close frame: 1006, which Deno
+          // once reported (under the full suite's load) as a close event without a code (read as 0).
+          check(code === 1001 || code === 1006 || code === 0, `publisher closed with ${code}`);
         }
         started = undefined;
       },
