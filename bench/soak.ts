@@ -25,7 +25,10 @@
  * (blocking request timed out) or a 404 (a hinted part that never came) is expected on a flaky
  * broadcast and on a rung (the overload policy may pause it), and an error anywhere else.
  *
- * Memory: RSS, JavaScript heap and ArrayBuffers from /metrics every 5 s, the resident pages by kind of
+ * Windows: as the publishers stop, every broadcast's tracks from /api/v1/broadcasts (fragments kept
+ * and dropped, MB held) and its target duration, which must stay at the source's 2 s (a segment cut
+ * late raises it for good, and what the windows keep with it).
+ * Memory: RSS, JavaScript heap, ArrayBuffers and the DVR windows' bytes from /metrics every 5 s, the resident pages by kind of
  * mapping from /proc/PID/smaps (main arena, codec threads' arenas, other anonymous, files), with the
  * overload actions so far. Warmed up = once the DVR window has filled (window + 30 s);
  * the warmed-up level is the median over the 30 s from then, the end level the median over the last

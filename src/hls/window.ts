@@ -11,7 +11,8 @@ import type { Fragment, FragmentMeta } from '../fragment/fragment.ts';
 import { type Bitrate, measureBitrate } from './bitrate.ts';
 import type { LeaderSegment } from './gap-fill.ts';
 import { initId } from './init-id.ts';
-import { LeaderFollower, leaderBoundary } from './leader-follower.ts';
+import { LeaderFollower } from './leader-follower.ts';
+import { LeaderView } from './leader-view.ts';
 import { SegmentBuilder } from './segment-builder.ts';
 import { SegmentStore } from './segment-store.ts';
 import {
@@ -70,8 +71,6 @@ const MAX_SEGMENT_TARGETS = 10;
  * arrives at once, in any order across tracks), which holds that much media meanwhile.
  */
 const LEADER_WAIT_TARGETS = 3;
-/** How many recent leader segments a boundary lookup scans. */
-const LEADER_SCAN = 8;
 /** Audio held for its leader is held at most this many target durations of it. */
 const HOLD_TARGETS = 2;
 
@@ -83,6 +82,8 @@ export class TrackWindow {
   readonly #group: GroupTiming;
   readonly #warn: (message: string, fields: Record<string, unknown>) => void;
   readonly #store: SegmentStore;
+  /** What followers read of this window. */
+  readonly #view: LeaderView;
   /** The open segment and the numbering. */
   readonly #builder: SegmentBuilder;
   /** Cuts at the leader's boundaries and GAPs after it. */
@@ -141,6 +142,7 @@ export class TrackWindow {
       init,
       changed: () => this.#changed(),
     });
+    this.#view = new LeaderView(this.#store, () => this.#builder.open);
     this.#follower = new LeaderFollower({
       builder: this.#builder,
       leader: this.#leader,
@@ -410,11 +412,9 @@ export class TrackWindow {
     return this.#waiters.wait(check, timeoutMs, signal);
   }
 
-  /** The longest of its recent complete segments (`LEADER_SCAN` of them), seconds; 0 with none. */
+  /** The longest of its recent complete segments, seconds; 0 with none. */
   get longestRecentS(): number {
-    let longest = 0;
-    for (const seg of this.#store.recent(LEADER_SCAN)) longest = Math.max(longest, seg.durationS);
-    return longest;
+    return this.#view.longestRecentS;
   }
 
   /** MSN of the last complete segment (one below the first MSN when there is none). */
@@ -525,41 +525,17 @@ export class TrackWindow {
    * oldest segment of the current timeline when `timeS` is earlier), for aligning a follower.
    */
   locate(timeS: number): { msn: number; discontinuitySequence: number } | undefined {
-    let found: HlsSegment | undefined;
-    for (const seg of this.#recent(Number.POSITIVE_INFINITY)) {
-      found = seg;
-      if (seg.startTimeS <= timeS + EPS_S || seg.discontinuity) break;
-    }
-    return found === undefined ? undefined : { msn: found.msn, discontinuitySequence: found.discontinuitySequence };
+    return this.#view.locate(timeS);
   }
 
   /** Whether a segment starts in (`afterS`, `untilS`] for a follower whose open segment is `msn` on timeline `discontinuitySequence` (`leaderBoundary`). */
   hasBoundary(afterS: number, untilS: number, msn?: number, discontinuitySequence?: number): boolean {
-    return leaderBoundary(
-      () => this.#recent(LEADER_SCAN),
-      (m) => this.leaderSegment(m),
-      afterS,
-      untilS,
-      msn,
-      discontinuitySequence,
-    );
+    return this.#view.hasBoundary(afterS, untilS, msn, discontinuitySequence);
   }
 
   /** Where segment `msn` lies, while it is retained (the open one included). */
   leaderSegment(msn: number): LeaderSegment | undefined {
-    const open = this.#builder.open;
-    const seg = open !== undefined && open.msn === msn ? open : this.#store.segment(msn);
-    if (seg === undefined) return undefined;
-    const { startTimeS, durationS, programDateTimeMs, discontinuity, discontinuitySequence } = seg;
-    return {
-      msn,
-      startTimeS,
-      durationS,
-      programDateTimeMs,
-      complete: seg !== open,
-      discontinuity,
-      discontinuitySequence,
-    };
+    return this.#view.segment(msn);
   }
 
   /**
@@ -593,12 +569,6 @@ export class TrackWindow {
     if (leader.ended) return false;
     // The first fragment at or after a leader boundary (the one a follower cuts at) starts the track.
     return !leader.hasBoundary(timeS - durationS + EPS_S, timeS + EPS_S);
-  }
-
-  /** The open segment then up to `limit` recent complete ones, newest first. */
-  *#recent(limit: number): Generator<HlsSegment> {
-    if (this.#builder.open !== undefined) yield this.#builder.open;
-    yield* this.#store.recent(limit);
   }
 
   /** Closes the media so far; the next segment carries EXT-X-DISCONTINUITY. */
