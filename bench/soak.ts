@@ -642,6 +642,8 @@ type MemorySample = {
   windowBlocksMb: number;
   queuesMb: number;
   actions: number;
+  /** Source decoders renewed after a backlog so far (`lvqr_transcode_decoder_renewals_total`). */
+  renewals: number;
   /** Where the resident pages are, from the server's /proc/PID/smaps (undefined off Linux). */
   maps: MapsBreakdown | undefined;
 };
@@ -718,6 +720,7 @@ const rssTimer = setInterval(() => {
         windowBlocksMb: storeMb('hls_buffers'),
         queuesMb: storeMb('subscriber_queues'),
         actions,
+        renewals: samplesOf(text, 'lvqr_transcode_decoder_renewals_total').reduce((n, m) => n + m.value, 0),
         maps: await mapsOf(server.pid),
       });
     })
@@ -887,6 +890,7 @@ const droppedRows = metric('lvqr_transcode_dropped_fragments_total').map((m) => 
 ]);
 const lagged = metric('lvqr_fragment_lagged_skips_total').reduce((a, m) => a + m.value, 0);
 const restarts = metric('lvqr_transcode_restarts_total').reduce((a, m) => a + m.value, 0);
+const renewals = metric('lvqr_transcode_decoder_renewals_total').reduce((a, m) => a + m.value, 0);
 const rejected = metric('lvqr_ingest_rejected_total').map((m) => `${label(m.labels, 'code')}: ${m.value}`);
 
 const windowRows = windowsAtEnd.flatMap((b) =>
@@ -965,11 +969,13 @@ const playerTable = table(
 const rssStepMs = RUN_MS >= 30 * 60_000 ? 5 * 60_000 : RUN_MS >= 5 * 60_000 ? 60_000 : 15_000;
 const rssRows: Array<Array<string | number>> = [];
 let actionsBefore = 0;
+let renewalsBefore = 0;
 for (let from = 0; from < RUN_MS; from += rssStepMs) {
   const span = rss.filter((s) => s.atMs >= from && s.atMs < from + rssStepMs);
   if (span.length === 0) continue;
   const mbs = span.map((s) => s.mb);
   const actionsAfter = span.at(-1)!.actions;
+  const renewalsAfter = span.at(-1)!.renewals;
   rssRows.push([
     `${(from / 60_000).toFixed(rssStepMs >= 60_000 ? 0 : 2)}-${((from + rssStepMs) / 60_000).toFixed(rssStepMs >= 60_000 ? 0 : 2)} min`,
     `${median(mbs)!.toFixed(0)} (${Math.min(...mbs).toFixed(0)}-${Math.max(...mbs).toFixed(0)})`,
@@ -982,9 +988,10 @@ for (let from = 0; from < RUN_MS; from += rssStepMs) {
       const mbs = span.flatMap((s) => (s.maps === undefined ? [] : [s.maps[k]]));
       return mbs.length === 0 ? '-' : median(mbs)!.toFixed(0);
     }),
-    actionsAfter - actionsBefore,
+    `${actionsAfter - actionsBefore} / ${renewalsAfter - renewalsBefore}`,
   ]);
   actionsBefore = actionsAfter;
+  renewalsBefore = renewalsAfter;
 }
 const rssTable = table(
   [
@@ -999,7 +1006,7 @@ const rssTable = table(
     "codec threads' arenas MB",
     'other anonymous MB (V8 pages, frames, stacks)',
     'files MB (code)',
-    'overload actions',
+    'overload actions / decoder renewals',
   ],
   rssRows,
 );
@@ -1031,7 +1038,7 @@ Every broadcast's windows as the publishers stopped (fragments dropped: before a
 
 ${windowTable}
 
-Server counters: dropped rung frames ${droppedRows.map((r) => `${r[0]} ${r[1]}`).join(', ') || 'none'} (all broadcasts); overload steps ${overloadRows.map((r) => `${r[0]} ${r[1]} ${r[2]}`).join(', ') || 'none'}; encoder or decoder restarts ${restarts}; lagged registry skips ${lagged}; ingest refusals ${rejected.join(', ') || 'none'}.
+Server counters: dropped rung frames ${droppedRows.map((r) => `${r[0]} ${r[1]}`).join(', ') || 'none'} (all broadcasts); overload steps ${overloadRows.map((r) => `${r[0]} ${r[1]} ${r[2]}`).join(', ') || 'none'}; encoder or decoder restarts ${restarts}; decoders renewed after a backlog ${renewals}; lagged registry skips ${lagged}; ingest refusals ${rejected.join(', ') || 'none'}.
 
 Players: ${players.sessions} sessions, ${players.requests} requests, ${players.parts} parts, ${(players.bytes / 2 ** 20).toFixed(0)} MiB. Answers other than 200 (503 on a blocking reload and 404 on a hinted part are expected on a flaky broadcast and on rungs, 404 on a master before the broadcast's first media anywhere; anything else is an error):
 

@@ -35,6 +35,8 @@ export type LvqrMetrics = {
   readonly pausedRungs: Gauge<TR>;
   /** Encoder / decoder restarts after a failure. */
   readonly restarts: Counter<TR>;
+  /** Source decoders replaced at a keyframe after a rung's backlog, to give its picture memory back. */
+  readonly decoderRenewals: Counter;
   /** 1 for the encoder backend in use per rung (`software`, `nvenc`, ...). */
   readonly encoderBackend: Gauge<TR | 'backend'>;
   /** Hardware-encoder fallbacks to software under `prefer-hardware`. */
@@ -146,6 +148,11 @@ export function createMetrics(registry: Registry = new Registry(), options: Metr
       name: 'lvqr_transcode_restarts_total',
       help: 'Encoder or decoder restarts after a failure or a format change.',
       labelNames: tr,
+      registers,
+    }),
+    decoderRenewals: new Counter({
+      name: 'lvqr_transcode_decoder_renewals_total',
+      help: "Source decoders replaced at a keyframe after a rung's backlog (gives the backlog's picture memory back).",
       registers,
     }),
     encoderBackend: new Gauge({

@@ -281,6 +281,7 @@ export function createService(deps: ServiceDeps): Service {
         reason: s.reason,
         decodedFrames: s.decodedFrames,
         decoderRestarts: s.restarts,
+        decoderRenewals: s.renewals,
         lastError: s.lastError,
         scaler: s.scaler,
         scalerError: s.scalerError,

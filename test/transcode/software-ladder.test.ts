@@ -14,7 +14,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Fragment } from '../../src/fragment/index.ts';
+import type { VideoCodecs } from '../../src/transcode/codecs.ts';
 import type { TaskStats } from '../../src/transcode/index.ts';
+import { RENEW_AFTER_HELD_FRAMES } from '../../src/transcode/ladder/shared-decoder.ts';
 import { type FixtureInfo, fixtureInfo, fixturePath, readFixture } from '../../testkit/fixtures.ts';
 import { ffmpeg, type ProbedFrame, probeFrames, probePackets } from '../support/ffprobe.ts';
 import {
@@ -196,6 +198,21 @@ function limiter(n: number): <T>(task: () => Promise<T>) => Promise<T> {
       waiting.shift()?.();
     }
   };
+}
+
+/** `real` codecs whose 480p encoders wait for `before()` ahead of every frame (the other rungs' do not). */
+function held480p(real: VideoCodecs, before: () => Promise<void>): VideoCodecs {
+  return wrapCodecs(real, {
+    encoder: (config, make) => {
+      const encoder = make();
+      if (config.height !== 480) return encoder;
+      return {
+        encode: (frame, options) => before().then(() => encoder.encode(frame, options)),
+        flush: () => encoder.flush(),
+        close: () => encoder.close(),
+      };
+    },
+  });
 }
 
 const runs = new Map<string, Promise<FixtureRun>>();
@@ -540,20 +557,8 @@ describe('software ladder: faults, back-pressure, format changes', () => {
     const maxQueuedFrames = 24;
     const harness = await createHarness({
       ladder: { maxQueuedFrames },
-      wrap: (real) =>
-        wrapCodecs(real, {
-          encoder: (config, make) => {
-            const encoder = make();
-            if (config.height !== 480) return encoder;
-            return {
-              // About 12 frames per second: well under the source's 30.
-              encode: (frame, options) =>
-                new Promise<void>((resolve) => setTimeout(resolve, 80)).then(() => encoder.encode(frame, options)),
-              flush: () => encoder.flush(),
-              close: () => encoder.close(),
-            };
-          },
-        }),
+      // About 12 frames per second: well under the source's 30.
+      wrap: (real) => held480p(real, () => new Promise<void>((resolve) => setTimeout(resolve, 80))),
     });
     try {
       const source = await sourceTruth('720p30-frag-every-frame.mp4');
@@ -596,6 +601,50 @@ describe('software ladder: faults, back-pressure, format changes', () => {
       for (const rendition of ['720p', '240p'])
         expect(taskOf(tasks, rendition).transcoderStats!['droppedFrames']).toBe(0);
     } finally {
+      await harness.close();
+    }
+  });
+
+  it('a decoder whose frames a rung held many at once is renewed at a keyframe once the backlog is gone, losing no frame', async () => {
+    // The addon's picture pool keeps the most frames ever out at once for the decoder's life: a
+    // backlog's memory stayed. The 480p encoder is held until its rung's queue is past the bound,
+    // then runs freely and catches up.
+    let release = (): void => undefined;
+    const gate = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const harness = await createHarness({
+      wrap: (real) => held480p(real, () => gate),
+    });
+    try {
+      const source = await sourceTruth('720p30-frag-every-frame.mp4');
+      const broadcast = 'live/backlog';
+      const key = `${broadcast}/480p`;
+      const publishing = publish(harness.ingest, broadcast, [
+        { bytes: readFixture('720p30-frag-every-frame.mp4'), durationS: 3 },
+      ]);
+      await waitFor(() => (harness.maxQueued.get(key) ?? 0) >= RENEW_AFTER_HELD_FRAMES + 2, '480p backlog', {
+        timeoutMs: 3_000,
+      });
+      expect(harness.lastStatus.get(broadcast)?.renewals).toBe(0);
+      release();
+      await publishing;
+      await harness.settled(broadcast);
+      // Renewed once (at the first keyframe after the queue emptied), and only then.
+      expect(harness.lastStatus.get(broadcast)?.renewals).toBe(1);
+      expect(harness.decoders.created).toBe(2);
+      expect(await harness.metric('lvqr_transcode_decoder_renewals_total')).toBe(1);
+      expect(harness.lastStatus.get(broadcast)?.restarts).toBe(0);
+      const tasks = harness.handle.stats().filter((t) => t.broadcast === broadcast);
+      for (const output of harness.outputs.values()) {
+        expect(output.sessions.length, output.rendition).toBe(1);
+        const judged = await judge(sessionFile(output.sessions[0]!));
+        expect(judged.decodeErrors, output.rendition).toEqual([]);
+        expectSameTimes(seconds(judged.frames, judged.timescale), source.ptsS, source.timescale, output.rendition);
+        expect(taskOf(tasks, output.rendition).transcoderStats!['droppedFrames'], output.rendition).toBe(0);
+      }
+    } finally {
+      release();
       await harness.close();
     }
   });

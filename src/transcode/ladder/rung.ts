@@ -133,6 +133,11 @@ export class RungTranscoder implements Transcoder, RungSink {
     this.#queue.wake();
   }
 
+  /** Items in the queue now (frames and the markers between them). */
+  get queuedFrames(): number {
+    return this.#queue.length;
+  }
+
   /** Load state under the overload policy. */
   get loadState(): RungLoadState {
     return this.#load.state;

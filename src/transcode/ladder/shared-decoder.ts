@@ -33,6 +33,11 @@ export type SourceLadderStatus = {
   reason: string | undefined;
   decodedFrames: number;
   restarts: number;
+  /**
+   * Times the decoder was replaced, at a keyframe, after rungs had held many of its frames at
+   * once (see `RENEW_AFTER_HELD_FRAMES`): what gave that memory back.
+   */
+  renewals: number;
   lastError: string | undefined;
   rungs: string[];
   /**
@@ -64,6 +69,8 @@ export interface RungSink extends LoadSampled {
   countDropped(frames: number): void;
   /** Resolves once the rung's queue is below `limit` (or the rung stops). */
   waitForRoom(limit: number): Promise<void>;
+  /** Frames (and markers) in the rung's queue now. */
+  readonly queuedFrames: number;
 }
 
 /** What a rung needs of its source's decoder. */
@@ -89,6 +96,18 @@ const FRAME_RATE_WAIT_MS = 250;
 
 /** In `wait` mode, the most frames a rung may have queued before decoding holds (see `#roomInRungs`). */
 const WAIT_MODE_QUEUE = 4;
+
+/**
+ * Frames one rung may have held at once before the decoder is replaced once that backlog is gone.
+ * The addon's decoded pictures come from FFmpeg's buffer pool, which grows to the most frames ever
+ * out at once and never shrinks while the decoder lives: a rung that fell 60 frames behind (its
+ * queue's bound) kept 60 pictures (83 MB at 720p, 187 MB at 1080p) for the rest of the broadcast.
+ * In realtime a rung holds 0-2.
+ */
+export const RENEW_AFTER_HELD_FRAMES = 16;
+
+/** The backlog is gone when no rung holds more frames than this. */
+const RENEW_WHEN_HELD_AT_MOST = 2;
 
 /** The one decoder of a source, shared by its rungs. */
 export class SharedDecoder implements DecodedSource {
@@ -117,6 +136,9 @@ export class SharedDecoder implements DecodedSource {
   #lastTapMs = -Infinity;
   #decodedFrames = 0;
   #restarts = 0;
+  #renewals = 0;
+  /** The most frames one rung held at once since the decoder was made. */
+  #heldHighWater = 0;
   #lastError: string | undefined;
   #state: 'running' | 'failed' = 'running';
   #finishing: Promise<void> | undefined;
@@ -238,6 +260,7 @@ export class SharedDecoder implements DecodedSource {
       reason: undefined,
       decodedFrames: this.#decodedFrames,
       restarts: this.#restarts,
+      renewals: this.#renewals,
       lastError: this.#lastError,
       rungs: [...this.#rungs].map((r) => r.name),
       scaler: this.#scalerUsed,
@@ -372,6 +395,7 @@ export class SharedDecoder implements DecodedSource {
       this.#dropForAll(samples.length);
       return;
     }
+    if (first.keyframe && this.#swollen()) await this.#renewDecoder();
     const decoder = this.#ensureDecoder();
     if (decoder === undefined) {
       this.#needKeyframe = true;
@@ -451,6 +475,30 @@ export class SharedDecoder implements DecodedSource {
     for (const rung of this.#rungs) await rung.waitForRoom(limit);
   }
 
+  /** Whether rungs held many of the decoder's frames at once and now hold few (see `RENEW_AFTER_HELD_FRAMES`). */
+  #swollen(): boolean {
+    if (this.#decoder === undefined || this.#heldHighWater < RENEW_AFTER_HELD_FRAMES) return false;
+    for (const rung of this.#rungs) if (rung.queuedFrames > RENEW_WHEN_HELD_AT_MOST) return false;
+    return true;
+  }
+
+  /**
+   * Replaces the decoder before a keyframe: the old one's frames all come out first, its picture
+   * pool goes with it, and a full collection lets go of the frames the rungs closed meanwhile.
+   */
+  async #renewDecoder(): Promise<void> {
+    await this.#flushDecoder();
+    this.#closeDecoder();
+    this.#renewals += 1;
+    this.#options.metrics?.decoderRenewals.inc();
+    this.#options.logger.info('source decoder renewed after a backlog', {
+      broadcast: this.broadcast,
+      heldFrames: this.#heldHighWater,
+    });
+    this.#heldHighWater = 0;
+    this.#options.gcFull?.();
+  }
+
   async #flushDecoder(): Promise<void> {
     const decoder = this.#decoder;
     if (decoder === undefined || !this.#decodedSinceFlush) return;
@@ -482,7 +530,10 @@ export class SharedDecoder implements DecodedSource {
       }
       const pictures = this.#scale(frame, rungs);
       this.#scalerUsed = pictures === undefined ? 'encoder' : 'quality';
-      for (const [i, rung] of rungs.entries()) rung.enqueue(pictures?.[i] ?? frame.clone(), meta);
+      for (const [i, rung] of rungs.entries()) {
+        rung.enqueue(pictures?.[i] ?? frame.clone(), meta);
+        if (rung.queuedFrames > this.#heldHighWater) this.#heldHighWater = rung.queuedFrames;
+      }
       const { gc, gcEveryFrames } = this.#options;
       if (gc !== undefined && this.#decodedFrames % gcEveryFrames === 0) gc();
     } finally {
@@ -572,6 +623,7 @@ export class SharedDecoder implements DecodedSource {
   #closeDecoder(): void {
     const decoder = this.#decoder;
     this.#decoder = undefined;
+    this.#heldHighWater = 0;
     this.#decodedSinceFlush = false;
     this.#pending.clear();
     try {

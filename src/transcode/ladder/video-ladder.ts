@@ -86,6 +86,7 @@ export class VideoLadder {
       reason,
       decodedFrames: 0,
       restarts: 0,
+      renewals: 0,
       lastError: undefined,
       rungs: [],
       scaler: undefined,
