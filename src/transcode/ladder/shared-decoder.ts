@@ -109,6 +109,12 @@ export const RENEW_AFTER_HELD_FRAMES = 16;
 /** The backlog is gone when no rung holds more frames than this. */
 const RENEW_WHEN_HELD_AT_MOST = 2;
 
+/**
+ * Least time between two renewals of one decoder, ms: a rung that falls behind and catches up
+ * every GOP would otherwise renew it (and run a full collection) every GOP.
+ */
+const RENEW_MIN_INTERVAL_MS = 10_000;
+
 /** The one decoder of a source, shared by its rungs. */
 export class SharedDecoder implements DecodedSource {
   readonly broadcast: string;
@@ -137,6 +143,7 @@ export class SharedDecoder implements DecodedSource {
   #decodedFrames = 0;
   #restarts = 0;
   #renewals = 0;
+  #renewedAtMs = -Infinity;
   /** The most frames one rung held at once since the decoder was made. */
   #heldHighWater = 0;
   #lastError: string | undefined;
@@ -478,6 +485,7 @@ export class SharedDecoder implements DecodedSource {
   /** Whether rungs held many of the decoder's frames at once and now hold few (see `RENEW_AFTER_HELD_FRAMES`). */
   #swollen(): boolean {
     if (this.#decoder === undefined || this.#heldHighWater < RENEW_AFTER_HELD_FRAMES) return false;
+    if (this.#options.now() - this.#renewedAtMs < RENEW_MIN_INTERVAL_MS) return false;
     for (const rung of this.#rungs) if (rung.queuedFrames > RENEW_WHEN_HELD_AT_MOST) return false;
     return true;
   }
@@ -490,6 +498,7 @@ export class SharedDecoder implements DecodedSource {
     await this.#flushDecoder();
     this.#closeDecoder();
     this.#renewals += 1;
+    this.#renewedAtMs = this.#options.now();
     this.#options.metrics?.decoderRenewals.inc();
     this.#options.logger.info('source decoder renewed after a backlog', {
       broadcast: this.broadcast,
