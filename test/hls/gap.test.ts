@@ -109,6 +109,20 @@ describe('HLS rung GAP segments', () => {
     expect((await get(s.bridge, '/hls/live/demo/480p/seg-1.m4s')).status).toBe(200);
   });
 
+  it('a rung that encodes part of a GOP, then skips to a later keyframe, keeps the source MSNs and target duration', async () => {
+    const s = stage();
+    await s.sourceTo(600); // 20 s: segments 0-8 complete, 9 open
+    await s.rungTo(0, 130); // 0-4.33 s: the GOP at 4 s only in part
+    await s.rungTo(240, 600); // skips to the 8 s keyframe
+    const src = await playlist(s.bridge, '/hls/live/demo/playlist.m3u8');
+    const out = await playlist(s.bridge, '/hls/live/demo/480p/playlist.m3u8');
+    const srcSegs = byMsn(src.manifest);
+    const outSegs = byMsn(out.manifest);
+    expect(out.manifest.targetDuration, out.raw).toBe(2);
+    for (const [msn, seg] of outSegs) expect(seg, `${msn}\n${out.raw}`).toEqual(srcSegs.get(msn));
+    expect([...outSegs.keys()].at(-1)).toBe([...srcSegs.keys()].at(-1));
+  });
+
   it('a paused rung follows its source with GAP segments, answers blocking reloads, and resumes at the source MSN', async () => {
     const s = stage();
     await s.sourceTo(90);
