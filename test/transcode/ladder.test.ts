@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { defaultLadder, PRESET_240P, PRESET_720P } from '../../src/transcode/index.ts';
+import { DecoderRenewal, RENEW_AFTER_HELD_FRAMES } from '../../src/transcode/ladder/decoder-renewal.ts';
 import { bypassReason, evenSize, type PlannedRung, planLadder, planRung } from '../../src/transcode/ladder/plan.ts';
 import { GopBitrate } from '../../src/transcode/ladder/source-bitrate.ts';
 
@@ -80,5 +81,33 @@ describe('rung bypass rule', () => {
     expect(m.seconds).toBeCloseTo(0.1, 6);
     m.reset();
     expect(m.bps).toBeUndefined();
+  });
+});
+
+describe('decoder renewal after a backlog', () => {
+  const rungs = (...held: number[]) => held.map((queuedFrames) => ({ queuedFrames }));
+
+  it('is due once a rung held 16 frames or more and every rung holds 2 or fewer, at most once per 10 s', () => {
+    let nowMs = 0;
+    const renewal = new DecoderRenewal(() => nowMs);
+    renewal.noteHeld(RENEW_AFTER_HELD_FRAMES - 1);
+    expect(renewal.due(rungs(0, 0, 0))).toBe(false);
+    renewal.noteHeld(RENEW_AFTER_HELD_FRAMES);
+    expect(renewal.due(rungs(0, 3, 0))).toBe(false);
+    expect(renewal.due(rungs(2, 1, 0))).toBe(true);
+    renewal.renewed();
+    renewal.newDecoder();
+    expect(renewal.count).toBe(1);
+    expect(renewal.due(rungs(0, 0, 0))).toBe(false);
+    // A second backlog soon after waits for the interval, then renews.
+    renewal.noteHeld(40);
+    nowMs = 9_999;
+    expect(renewal.due(rungs(0, 0, 0))).toBe(false);
+    nowMs = 10_000;
+    expect(renewal.due(rungs(0, 0, 0))).toBe(true);
+    // A decoder made for another reason (a failure, a new init) starts with an empty pool.
+    renewal.newDecoder();
+    expect(renewal.highWater).toBe(0);
+    expect(renewal.due(rungs(0, 0, 0))).toBe(false);
   });
 });

@@ -16,7 +16,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Fragment } from '../../src/fragment/index.ts';
 import type { VideoCodecs } from '../../src/transcode/codecs.ts';
 import type { TaskStats } from '../../src/transcode/index.ts';
-import { RENEW_AFTER_HELD_FRAMES } from '../../src/transcode/ladder/shared-decoder.ts';
+import { RENEW_AFTER_HELD_FRAMES } from '../../src/transcode/ladder/decoder-renewal.ts';
 import { type FixtureInfo, fixtureInfo, fixturePath, readFixture } from '../../testkit/fixtures.ts';
 import { ffmpeg, type ProbedFrame, probeFrames, probePackets } from '../support/ffprobe.ts';
 import {

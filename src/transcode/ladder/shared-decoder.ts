@@ -14,6 +14,7 @@ import type { Fragment, FragmentMeta } from '../../fragment/fragment.ts';
 import type { DecoderLike, FrameScalerLike, PictureSize, VideoFrameLike } from '../codecs.ts';
 import type { RenditionSpec } from '../rendition.ts';
 import { TaskChain } from '../shared/task-chain.ts';
+import { DecoderRenewal } from './decoder-renewal.ts';
 import type { FrameMeta, SourceFormat } from './frames.ts';
 import { ticksToUs } from './frames.ts';
 import { type LoadSampled, SourceLoadMonitor } from './load.ts';
@@ -22,34 +23,9 @@ import type { RungLoadState } from './overload.ts';
 import { planRung, type SourceVideo } from './plan.ts';
 import { GopBitrate } from './source-bitrate.ts';
 
-/** Per-source ladder status for the API. */
-export type SourceLadderStatus = {
-  broadcast: string;
-  codec: string;
-  width: number | undefined;
-  height: number | undefined;
-  frameRate: number | undefined;
-  decoderState: 'running' | 'failed' | 'unsupported';
-  reason: string | undefined;
-  decodedFrames: number;
-  restarts: number;
-  /**
-   * Times the decoder was replaced, at a keyframe, after rungs had held many of its frames at
-   * once (see `RENEW_AFTER_HELD_FRAMES`): what gave that memory back.
-   */
-  renewals: number;
-  lastError: string | undefined;
-  rungs: string[];
-  /**
-   * What scales this source's rungs: `quality` (the frame scaler, once per frame for every rung),
-   * `encoder` (each encoder, bilinear), or undefined before the first frame.
-   */
-  scaler: 'quality' | 'encoder' | undefined;
-  /** Why the frame scaler stopped, if it failed (the encoders scale meanwhile). */
-  scalerError: string | undefined;
-  /** Rungs left out for this source, and why (e.g. no upscaling). */
-  skipped: Array<{ rendition: string; reason: string }>;
-};
+import type { SourceLadderStatus } from './source-status.ts';
+
+export type { SourceLadderStatus };
 
 /** What the shared decoder needs of each rung it feeds. */
 export interface RungSink extends LoadSampled {
@@ -97,24 +73,6 @@ const FRAME_RATE_WAIT_MS = 250;
 /** In `wait` mode, the most frames a rung may have queued before decoding holds (see `#roomInRungs`). */
 const WAIT_MODE_QUEUE = 4;
 
-/**
- * Frames one rung may have held at once before the decoder is replaced once that backlog is gone.
- * The addon's decoded pictures come from FFmpeg's buffer pool, which grows to the most frames ever
- * out at once and never shrinks while the decoder lives: a rung that fell 60 frames behind (its
- * queue's bound) kept 60 pictures (83 MB at 720p, 187 MB at 1080p) for the rest of the broadcast.
- * In realtime a rung holds 0-2.
- */
-export const RENEW_AFTER_HELD_FRAMES = 16;
-
-/** The backlog is gone when no rung holds more frames than this. */
-const RENEW_WHEN_HELD_AT_MOST = 2;
-
-/**
- * Least time between two renewals of one decoder, ms: a rung that falls behind and catches up
- * every GOP would otherwise renew it (and run a full collection) every GOP.
- */
-const RENEW_MIN_INTERVAL_MS = 10_000;
-
 /** The one decoder of a source, shared by its rungs. */
 export class SharedDecoder implements DecodedSource {
   readonly broadcast: string;
@@ -142,10 +100,7 @@ export class SharedDecoder implements DecodedSource {
   #lastTapMs = -Infinity;
   #decodedFrames = 0;
   #restarts = 0;
-  #renewals = 0;
-  #renewedAtMs = -Infinity;
-  /** The most frames one rung held at once since the decoder was made. */
-  #heldHighWater = 0;
+  #renewal: DecoderRenewal;
   #lastError: string | undefined;
   #state: 'running' | 'failed' = 'running';
   #finishing: Promise<void> | undefined;
@@ -181,6 +136,7 @@ export class SharedDecoder implements DecodedSource {
       onEvent: options.onEvent,
     });
     this.#backoff = new Backoff({ baseMs: retryBaseMs, maxMs: retryMaxMs, now, immediateRetries: 1 });
+    this.#renewal = new DecoderRenewal(now);
     this.#meta = meta;
     this.#configure(meta);
   }
@@ -267,7 +223,7 @@ export class SharedDecoder implements DecodedSource {
       reason: undefined,
       decodedFrames: this.#decodedFrames,
       restarts: this.#restarts,
-      renewals: this.#renewals,
+      renewals: this.#renewal.count,
       lastError: this.#lastError,
       rungs: [...this.#rungs].map((r) => r.name),
       scaler: this.#scalerUsed,
@@ -402,7 +358,7 @@ export class SharedDecoder implements DecodedSource {
       this.#dropForAll(samples.length);
       return;
     }
-    if (first.keyframe && this.#swollen()) await this.#renewDecoder();
+    if (first.keyframe && this.#decoder !== undefined && this.#renewal.due(this.#rungs)) await this.#renewDecoder();
     const decoder = this.#ensureDecoder();
     if (decoder === undefined) {
       this.#needKeyframe = true;
@@ -482,29 +438,17 @@ export class SharedDecoder implements DecodedSource {
     for (const rung of this.#rungs) await rung.waitForRoom(limit);
   }
 
-  /** Whether rungs held many of the decoder's frames at once and now hold few (see `RENEW_AFTER_HELD_FRAMES`). */
-  #swollen(): boolean {
-    if (this.#decoder === undefined || this.#heldHighWater < RENEW_AFTER_HELD_FRAMES) return false;
-    if (this.#options.now() - this.#renewedAtMs < RENEW_MIN_INTERVAL_MS) return false;
-    for (const rung of this.#rungs) if (rung.queuedFrames > RENEW_WHEN_HELD_AT_MOST) return false;
-    return true;
-  }
-
   /**
    * Replaces the decoder before a keyframe: the old one's frames all come out first, its picture
    * pool goes with it, and a full collection lets go of the frames the rungs closed meanwhile.
    */
   async #renewDecoder(): Promise<void> {
+    const heldFrames = this.#renewal.highWater;
     await this.#flushDecoder();
     this.#closeDecoder();
-    this.#renewals += 1;
-    this.#renewedAtMs = this.#options.now();
+    this.#renewal.renewed();
     this.#options.metrics?.decoderRenewals.inc();
-    this.#options.logger.info('source decoder renewed after a backlog', {
-      broadcast: this.broadcast,
-      heldFrames: this.#heldHighWater,
-    });
-    this.#heldHighWater = 0;
+    this.#options.logger.info('source decoder renewed after a backlog', { broadcast: this.broadcast, heldFrames });
     this.#options.gcFull?.();
   }
 
@@ -541,7 +485,7 @@ export class SharedDecoder implements DecodedSource {
       this.#scalerUsed = pictures === undefined ? 'encoder' : 'quality';
       for (const [i, rung] of rungs.entries()) {
         rung.enqueue(pictures?.[i] ?? frame.clone(), meta);
-        if (rung.queuedFrames > this.#heldHighWater) this.#heldHighWater = rung.queuedFrames;
+        this.#renewal.noteHeld(rung.queuedFrames);
       }
       const { gc, gcEveryFrames } = this.#options;
       if (gc !== undefined && this.#decodedFrames % gcEveryFrames === 0) gc();
@@ -632,7 +576,7 @@ export class SharedDecoder implements DecodedSource {
   #closeDecoder(): void {
     const decoder = this.#decoder;
     this.#decoder = undefined;
-    this.#heldHighWater = 0;
+    this.#renewal.newDecoder();
     this.#decodedSinceFlush = false;
     this.#pending.clear();
     try {

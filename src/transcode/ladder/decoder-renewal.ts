@@ -1,0 +1,66 @@
+/**
+ * When a source's decoder should be replaced to give a backlog's memory back. The addon's decoded
+ * pictures come from FFmpeg's buffer pool of the decoder, which grows to the most frames ever out
+ * at once and never shrinks while the decoder lives: a rung that fell 60 frames behind (its queue's
+ * bound) kept 60 pictures (83 MB at 720p, 187 MB at 1080p) for the rest of the broadcast
+ * (bench/decoder-pool.ts). In realtime a rung holds 0-2.
+ */
+
+/** Frames one rung may have held at once before the decoder is replaced once that backlog is gone. */
+export const RENEW_AFTER_HELD_FRAMES = 16;
+
+/** The backlog is gone when no rung holds more frames than this. */
+const RENEW_WHEN_HELD_AT_MOST = 2;
+
+/**
+ * Least time between two renewals of one decoder, ms: a rung that falls behind and catches up
+ * every GOP would otherwise renew it (and run a full collection) every GOP.
+ */
+const RENEW_MIN_INTERVAL_MS = 10_000;
+
+/** Watches how many frames the rungs of one decoder hold, and says when to renew it. */
+export class DecoderRenewal {
+  readonly #now: () => number;
+  /** The most frames one rung held at once since the decoder was made. */
+  #highWater = 0;
+  #renewedAtMs = Number.NEGATIVE_INFINITY;
+  #count = 0;
+
+  constructor(now: () => number) {
+    this.#now = now;
+  }
+
+  /** Times the decoder was renewed. */
+  get count(): number {
+    return this.#count;
+  }
+
+  /** The most frames one rung held at once since the decoder was made. */
+  get highWater(): number {
+    return this.#highWater;
+  }
+
+  /** A rung holds `frames` now. */
+  noteHeld(frames: number): void {
+    if (frames > this.#highWater) this.#highWater = frames;
+  }
+
+  /** Whether rungs held many frames at once, hold few now, and the last renewal is long enough ago. */
+  due(rungs: Iterable<{ readonly queuedFrames: number }>): boolean {
+    if (this.#highWater < RENEW_AFTER_HELD_FRAMES) return false;
+    if (this.#now() - this.#renewedAtMs < RENEW_MIN_INTERVAL_MS) return false;
+    for (const rung of rungs) if (rung.queuedFrames > RENEW_WHEN_HELD_AT_MOST) return false;
+    return true;
+  }
+
+  /** The decoder was renewed now. */
+  renewed(): void {
+    this.#count += 1;
+    this.#renewedAtMs = this.#now();
+  }
+
+  /** A new decoder (made for any reason) starts with an empty pool. */
+  newDecoder(): void {
+    this.#highWater = 0;
+  }
+}
