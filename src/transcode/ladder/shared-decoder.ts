@@ -100,7 +100,7 @@ export class SharedDecoder implements DecodedSource {
   #lastTapMs = -Infinity;
   #decodedFrames = 0;
   #restarts = 0;
-  #renewal: DecoderRenewal;
+  readonly #renewal: DecoderRenewal;
   #lastError: string | undefined;
   #state: 'running' | 'failed' = 'running';
   #finishing: Promise<void> | undefined;
