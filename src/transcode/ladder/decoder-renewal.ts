@@ -1,9 +1,10 @@
 /**
  * When a source's decoder should be replaced to give a backlog's memory back. The addon's decoded
  * pictures come from FFmpeg's buffer pool of the decoder, which grows to the most frames ever out
- * at once and never shrinks while the decoder lives: a rung that fell 60 frames behind (its queue's
- * bound) kept 60 pictures (83 MB at 720p, 187 MB at 1080p) for the rest of the broadcast
- * (bench/decoder-pool.ts). In realtime a rung holds 0-2.
+ * at once and never shrinks while the decoder lives: after 60 of a 720p decoder's frames were held at
+ * once, it stayed 31-37 MB up for good (bench/decoder-pool.ts), and a ladder whose 480p rung fell
+ * 55 frames behind ended 135 MB higher than with the decoder renewed (bench/RESULTS.md, "Memory
+ * under overload"). In realtime a rung holds 0-2.
  */
 
 /** Frames one rung may have held at once before the decoder is replaced once that backlog is gone. */
