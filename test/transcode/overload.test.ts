@@ -183,6 +183,34 @@ describe('rung load sample', () => {
     expect(load.sample('r', 1500, 1000).behind).toBe(true);
   });
 
+  it('a shedding rung drops every other whole GOP, and one that runs again mid-GOP drops the rest of a GOP it was dropping', () => {
+    // One 4-frame GOP per entry: the policy's verdict for each frame (the first is a forced keyframe).
+    const gop = (load: RungLoad) => [true, false, false, false].map((key) => load.drops(key));
+    const load = new RungLoad();
+    expect(gop(load)).toEqual([false, false, false, false]);
+    load.set('shedding');
+    expect(gop(load)).toEqual([true, true, true, true]);
+    expect(gop(load)).toEqual([false, false, false, false]);
+    // Restored two frames into a dropped GOP: its tail, which lacks its keyframe, is dropped too.
+    expect([load.drops(true), load.drops(false)]).toEqual([true, true]);
+    load.set('running');
+    expect([load.drops(false), load.drops(false)]).toEqual([true, true]);
+    expect(gop(load)).toEqual([false, false, false, false]);
+    // Restored inside a GOP it keeps: nothing more is dropped.
+    load.set('shedding');
+    expect(gop(load)).toEqual([true, true, true, true]);
+    expect(load.drops(true)).toBe(false);
+    load.set('running');
+    expect([load.drops(false), load.drops(false)]).toEqual([false, false]);
+    // Resumed after a pause mid-GOP: the rung starts again at the next keyframe.
+    load.set('paused');
+    expect(gop(load)).toEqual([true, true, true, true]);
+    expect(load.drops(true)).toBe(true);
+    load.set('running');
+    expect(load.drops(false)).toBe(true);
+    expect(gop(load)).toEqual([false, false, false, false]);
+  });
+
   it('three rungs working off a start-up backlog are never shed; three falling further behind are', () => {
     const shed = (lags: ReadonlyArray<readonly [number, number]>): string[] => {
       const governor = new OverloadGovernor();

@@ -67,8 +67,12 @@ export class RungLoad {
   readonly #trend = new LagTrend();
   /** The queue overflowed this interval. */
   #overflowed = false;
-  /** Shedding: the current GOP is being dropped (every other one is). */
-  #shedSkip = false;
+  /**
+   * The current GOP is being dropped: every other one while shedding, and the rest of a dropped one
+   * after the rung runs again (a GOP the rung encodes starts at its forced keyframe, so the rung's
+   * keyframes, and its segment boundaries, stay its source's).
+   */
+  #dropGop = false;
   /** No encoder session has produced output yet since the rung started or its encoder was rebuilt. */
   #starting = true;
 
@@ -80,19 +84,21 @@ export class RungLoad {
   /** Applies a policy step; returns whether the state changed. */
   set(state: RungLoadState): boolean {
     if (state === this.#state) return false;
+    // Mid-GOP, a rung that was dropping it goes on dropping it: encoding its tail without its
+    // keyframe would run the rung's GOP (and its segment) on to the next keyframe, a boundary the
+    // rung would lack from its source, and every later segment number would be one off.
+    this.#dropGop = this.#state === 'paused' || (this.#state === 'shedding' && this.#dropGop);
     this.#state = state;
-    this.#shedSkip = false;
     return true;
   }
 
   /**
    * Whether the policy drops a frame: a paused rung drops everything, a shedding one every other
-   * GOP (the GOP changes at each forced keyframe).
+   * GOP (the GOP changes at each forced keyframe), a running one the rest of a GOP it was dropping.
    */
   drops(forceKey: boolean): boolean {
-    if (this.#state === 'running') return false;
-    if (this.#state === 'shedding' && forceKey) this.#shedSkip = !this.#shedSkip;
-    return this.#state === 'paused' || this.#shedSkip;
+    if (forceKey) this.#dropGop = this.#state === 'shedding' ? !this.#dropGop : false;
+    return this.#state === 'paused' || this.#dropGop;
   }
 
   /** A frame reached the encoder at `nowMs`, `lagMs` after a realtime pipeline would have. */
