@@ -184,6 +184,7 @@ export class LeaderFollower {
     }
     const head = this.#following && builder.hasHistory ? this.#fillGaps(timeS) : undefined;
     this.#following = false;
+    this.#mirrorDiscontinuity(timeS);
     return head;
   }
 
@@ -286,6 +287,24 @@ export class LeaderFollower {
     for (const seg of old) this.#builder.addGap(seg, init);
   }
 
+  /**
+   * Before the follower's next segment is listed (a GAP one, or one whose media starts at `timeS`
+   * inside the leader's segment of the same number): where that leader segment starts a timeline
+   * the follower has not started (the leader's media jumped and the follower listed the jump as GAP,
+   * or restarted while the follower's media went on), the follower's segment starts one too. Matching
+   * content in variants must have matching Discontinuity Sequence Numbers (RFC 8216 6.2.4): players
+   * map each variant's timestamps by them.
+   */
+  #mirrorDiscontinuity(timeS?: number): void {
+    const builder = this.#builder;
+    const seg = this.#activeLeader()?.leaderSegment(builder.nextMsn);
+    if (seg?.discontinuity !== true || seg.discontinuitySequence === undefined || !builder.hasHistory) return;
+    if (seg.discontinuitySequence <= builder.nextDiscontinuitySequence) return;
+    // Media of the old timeline that a lagging follower lists under the new one's number is no jump.
+    if (timeS !== undefined && (timeS < seg.startTimeS - EPS_S || timeS >= leaderEndS(seg) - EPS_S)) return;
+    builder.breakTimeline();
+  }
+
   #activeLeader(): Leader | undefined {
     const leader = this.#leader();
     return leader === undefined || leader.ended ? undefined : leader;
@@ -300,6 +319,7 @@ export class LeaderFollower {
       const seg = leader.leaderSegment(this.#builder.nextMsn);
       if (seg === undefined || seg.startTimeS > untilS + EPS_S) return undefined;
       if (!seg.complete || leaderEndS(seg) > untilS + EPS_S) return seg;
+      this.#mirrorDiscontinuity();
       this.#builder.addGap(seg, init);
       this.#coveredS = leaderEndS(seg);
     }

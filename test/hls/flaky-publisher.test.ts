@@ -73,14 +73,31 @@ describe('a publisher that drops and reconnects', () => {
     const rungSummary = bridge.broadcasts().find((b) => b.name === rungName)!.tracks[0]!;
     expect(rungSummary.droppedFragments).toBe(0);
     const listed = new Map<string, number>();
+    const timelines = new Map<string, string[]>();
     for (const file of ['playlist.m3u8', 'audio.m3u8', '480p/playlist.m3u8']) {
       const { raw, manifest } = await playlist(bridge, `/hls/${name}/${file}`);
       expect(manifest.targetDuration, raw).toBe(2);
       for (const seg of manifest.segments) expect(seg.duration, raw).toBeLessThanOrEqual(2.1);
       listed.set(file, (manifest.mediaSequence ?? 0) + manifest.segments.length);
+      // Each listed segment as "MSN:Discontinuity Sequence Number" (the timeline it is on).
+      let sequence = manifest.discontinuitySequence ?? 0;
+      timelines.set(
+        file,
+        manifest.segments.map((seg, i) => {
+          if (seg.discontinuity) sequence += 1;
+          return `${(manifest.mediaSequence ?? 0) + i}:${sequence}`;
+        }),
+      );
     }
     // The rung keeps its source's numbering.
     expect(listed.get('480p/playlist.m3u8')).toBe(listed.get('playlist.m3u8'));
+    // Two new timelines in the video (the blip's jump, the clock restart), and the same segments of
+    // the audio and of the rung (which listed the blip as GAP) on the same timelines: players map
+    // each variant's timestamps by its Discontinuity Sequence Number.
+    const sourceTimelines = timelines.get('playlist.m3u8')!;
+    expect(new Set(sourceTimelines.map((t) => t.split(':')[1])).size).toBe(3);
+    expect(timelines.get('audio.m3u8')).toEqual(sourceTimelines);
+    expect(timelines.get('480p/playlist.m3u8')).toEqual(sourceTimelines);
   });
 
   it("a rung whose source stalls is cut at twice the source's segment length, not at ever longer caps", async () => {
