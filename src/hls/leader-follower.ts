@@ -174,7 +174,9 @@ export class LeaderFollower {
    * Before a segment opens at `timeS`: a track that starts late takes its leader's numbering, so
    * MSNs line up across playlists. After missing media the leader's segments up to this one are
    * listed as GAP, and the leader's segment holding `timeS` is returned: the new segment takes its
-   * start and PROGRAM-DATE-TIME (its head listed as GAP parts).
+   * start and PROGRAM-DATE-TIME (its head listed as GAP parts). So is a new timeline whose first
+   * media comes after the start of its leader's (a rung that dropped the first GOP after its
+   * source restarted): the leader's segments before it are GAP.
    */
   segmentHead(timeS: number): LeaderSegment | undefined {
     const builder = this.#builder;
@@ -182,7 +184,8 @@ export class LeaderFollower {
       const at = this.#leader()?.locate(timeS);
       if (at !== undefined) builder.alignTo(at);
     }
-    const head = this.#following && builder.hasHistory ? this.#fillGaps(timeS) : undefined;
+    const head =
+      (this.#following && builder.hasHistory) || this.#startsLeadersTimeline() ? this.#fillGaps(timeS) : undefined;
     this.#following = false;
     this.#mirrorDiscontinuity(timeS);
     return head;
@@ -300,9 +303,19 @@ export class LeaderFollower {
     const seg = this.#activeLeader()?.leaderSegment(builder.nextMsn);
     if (seg?.discontinuity !== true || seg.discontinuitySequence === undefined || !builder.hasHistory) return;
     if (seg.discontinuitySequence <= builder.nextDiscontinuitySequence) return;
-    // Media of the old timeline that a lagging follower lists under the new one's number is no jump.
-    if (timeS !== undefined && (timeS < seg.startTimeS - EPS_S || timeS >= leaderEndS(seg) - EPS_S)) return;
+    // Media of the old timeline that a lagging follower lists under the new one's number is no jump
+    // (a follower's own frames may start a little before its leader's: Opus frames on their grid).
+    const slackS = Math.max(EPS_S, this.#group.partTargetS);
+    if (timeS !== undefined && (timeS < seg.startTimeS - slackS || timeS >= leaderEndS(seg) - EPS_S)) return;
     builder.breakTimeline();
+  }
+
+  /** Whether the follower's next segment starts a new timeline and its leader's segment of that number is on it. */
+  #startsLeadersTimeline(): boolean {
+    const builder = this.#builder;
+    if (!builder.hasHistory || builder.nextDiscontinuitySequence === builder.discontinuitySequence) return false;
+    const seg = this.#activeLeader()?.leaderSegment(builder.nextMsn);
+    return seg?.discontinuity === true && seg.discontinuitySequence === builder.nextDiscontinuitySequence;
   }
 
   #activeLeader(): Leader | undefined {

@@ -29,6 +29,10 @@ describe('a publisher that drops and reconnects', () => {
     // A rung: its encoder restarts with the publisher (new init), its frames on the source's clock.
     const rungName = `${name}/480p`;
     const rung = rungOf(registry, name);
+    // An audio rendition: after the blip its frames start on their own grid, a little before the video's.
+    const opus = new FakeTrack(registry, `${name}/audio-opus-64k`, 'audio', {
+      origin: { kind: 'rendition', source: name, rendition: 'audio-opus-64k', transcoder: 'test' },
+    });
     let videoSent = 0;
     let audioSent = 0;
     const play = async (frames: number) => {
@@ -38,6 +42,7 @@ describe('a publisher that drops and reconnects', () => {
         videoSent += 1;
         const before = audio.frame;
         audio.until(video.timeS);
+        opus.until(video.timeS);
         audioSent += audio.frame - before;
       }
       // Every fragment sent is either in the window or counted as dropped.
@@ -58,11 +63,13 @@ describe('a publisher that drops and reconnects', () => {
     video.restart(videoTrack(1920, 1080), resumeS);
     rung.restart(videoTrack(854, 480), resumeS);
     audio.restart(AUDIO_DESCRIPTION, resumeS);
+    opus.restart(AUDIO_DESCRIPTION, resumeS - 0.0012);
     await play(30 * 8);
     // An encoder restart: the clock starts again at 0, same init bytes.
     video.restart(videoTrack(1920, 1080), 0);
     rung.restart(videoTrack(854, 480, 'avc1.4d401f'), 0);
     audio.restart(AUDIO_DESCRIPTION, 0);
+    opus.restart(AUDIO_DESCRIPTION, 0);
     await play(30 * 20);
 
     const summary = bridge.broadcasts().find((b) => b.name === name)!;
@@ -74,7 +81,7 @@ describe('a publisher that drops and reconnects', () => {
     expect(rungSummary.droppedFragments).toBe(0);
     const listed = new Map<string, number>();
     const timelines = new Map<string, string[]>();
-    for (const file of ['playlist.m3u8', 'audio.m3u8', '480p/playlist.m3u8']) {
+    for (const file of ['playlist.m3u8', 'audio.m3u8', '480p/playlist.m3u8', 'audio-opus-64k/audio.m3u8']) {
       const { raw, manifest } = await playlist(bridge, `/hls/${name}/${file}`);
       expect(manifest.targetDuration, raw).toBe(2);
       for (const seg of manifest.segments) expect(seg.duration, raw).toBeLessThanOrEqual(2.1);
@@ -92,12 +99,13 @@ describe('a publisher that drops and reconnects', () => {
     // The rung keeps its source's numbering.
     expect(listed.get('480p/playlist.m3u8')).toBe(listed.get('playlist.m3u8'));
     // Two new timelines in the video (the blip's jump, the clock restart), and the same segments of
-    // the audio and of the rung (which listed the blip as GAP) on the same timelines: players map
+    // the audios and of the rung (which listed the blip as GAP) on the same timelines: players map
     // each variant's timestamps by its Discontinuity Sequence Number.
     const sourceTimelines = timelines.get('playlist.m3u8')!;
     expect(new Set(sourceTimelines.map((t) => t.split(':')[1])).size).toBe(3);
     expect(timelines.get('audio.m3u8')).toEqual(sourceTimelines);
     expect(timelines.get('480p/playlist.m3u8')).toEqual(sourceTimelines);
+    expect(timelines.get('audio-opus-64k/audio.m3u8')).toEqual(sourceTimelines);
   });
 
   it("a rung whose source stalls is cut at twice the source's segment length, not at ever longer caps", async () => {

@@ -233,6 +233,29 @@ describe('HLS rung GAP segments', () => {
     expect(byMsn(rung).get(3)).toEqual(byMsn(src).get(3));
   });
 
+  it('a rung whose new timeline starts a GOP after its source’s lists the source’s first new segment as GAP: same numbers, same timelines', async () => {
+    const s = stage();
+    // Source: segments 0-2 of 2 s, then its publisher restarts at frame 180 (timestamps from 0).
+    await s.sourceTo(180);
+    await s.rungTo(0, 180);
+    s.source.restart(videoTrack(1920, 1080, 'avc1.640029'), 0);
+    await s.sourceTo(330); // new timeline: segments 3 (0-2 s) and 4 (2-4 s), 5 open
+    // The rung's new session starts at the 2 s keyframe (it dropped the first GOP).
+    s.rung.frame = 180;
+    s.rung.restart(videoTrack(854, 480, 'avc1.4d401f'), 0);
+    await s.rungTo(240, 330);
+    const src = await playlist(s.bridge, '/hls/live/demo/playlist.m3u8');
+    const { raw, manifest: rung } = await playlist(s.bridge, '/hls/live/demo/480p/playlist.m3u8');
+    // MSN -> Discontinuity Sequence Number of every listed segment.
+    const timeline = (m: ParsedManifest) => {
+      let sequence = m.discontinuitySequence ?? 0;
+      return m.segments.map((seg, i) => `${(m.mediaSequence ?? 0) + i}:${(sequence += seg.discontinuity ? 1 : 0)}`);
+    };
+    expect(timeline(rung), raw).toEqual(timeline(src.manifest));
+    expect(gapSegments(raw)).toEqual(['seg-3.m4s']);
+    for (const msn of [3, 4]) expect(byMsn(rung).get(msn), raw).toEqual(byMsn(src.manifest).get(msn));
+  });
+
   it('a rung whose last old media comes after its source restarted still cuts it on the source’s old boundaries: no GAP, no lost segment', async () => {
     const s = stage();
     // Source: segments 0-2 of 2 s, then 1 s of segment 3 (a keyframe at frame 180) when it restarts.
