@@ -28,6 +28,9 @@
  * Windows: as the publishers stop, every broadcast's tracks from /api/v1/broadcasts (fragments kept
  * and dropped, MB held) and its target duration, which must stay at the source's 2 s (a segment cut
  * late raises it for good, and what the windows keep with it).
+ * Timelines: every 10 s, each broadcast's master and every playlist it lists are read and each
+ * segment compared with the source video's segment of the same MSN: it must be on the same
+ * timeline (Discontinuity Sequence Number; RFC 8216 6.2.4), flaky broadcasts included.
  * Memory: RSS, JavaScript heap, ArrayBuffers and the DVR windows' bytes from /metrics every 5 s, the resident pages by kind of
  * mapping from /proc/PID/smaps (main arena, codec threads' arenas, other anonymous, files), with the
  * overload actions so far. Warmed up = once the DVR window has filled (window + 30 s);
@@ -72,6 +75,8 @@ const GAP_MS: [number, number] = SMOKE ? [200, 1000] : [200, 3000];
 /** A player session lasts this long. */
 const PLAYER_MS: [number, number] = SMOKE ? [3000, 8000] : [5000, 60_000];
 const RSS_EVERY_MS = SMOKE ? 1000 : 5000;
+/** How often every broadcast's playlists are read to compare their timelines. */
+const TIMELINE_EVERY_MS = SMOKE ? 2000 : 10_000;
 const WARM_AT_MS = (DVR_WINDOW_S + 30) * 1000;
 const LEVEL_SPAN_MS = 30_000;
 const RUNGS = ['720p', '480p', '240p'];
@@ -506,6 +511,60 @@ async function follow(url: string, until: () => boolean): Promise<Followed> {
   return out;
 }
 
+// ---- timelines (every broadcast) -----------------------------------------------------------------
+
+/** MSN -> Discontinuity Sequence Number of every segment a media playlist lists. */
+function timelineOf(text: string): Map<number, number> {
+  const out = new Map<number, number>();
+  let msn = Number(/#EXT-X-MEDIA-SEQUENCE:(\d+)/.exec(text)?.[1] ?? 0);
+  let sequence = Number(/#EXT-X-DISCONTINUITY-SEQUENCE:(\d+)/.exec(text)?.[1] ?? 0);
+  for (const line of text.split('\n')) {
+    if (line === '#EXT-X-DISCONTINUITY') sequence += 1;
+    else if (/^(?:audio-)?seg-\d+\.m4s$/.test(line)) out.set(msn++, sequence);
+  }
+  return out;
+}
+
+/**
+ * Per broadcast and playlist: segments compared with the source video's segment of the same MSN,
+ * and those on another timeline (matching content in variants must have matching Discontinuity
+ * Sequence Numbers, RFC 8216 6.2.4: players map each variant's timestamps by them).
+ */
+const timelines = new Map<string, { compared: Set<number>; other: Set<number> }>();
+
+/** Reads every playlist a broadcast's master lists (and the source video's) and compares their timelines. */
+async function auditTimelines(name: string): Promise<void> {
+  const base = `${server.url}/hls/${name}/`;
+  const text = async (path: string) => {
+    const res = await fetch(new URL(path, base));
+    return res.status === 200 ? res.text() : undefined;
+  };
+  const master = await text('master.m3u8');
+  if (master === undefined) return;
+  const paths = new Set([
+    ...[...master.matchAll(/^#EXT-X-STREAM-INF:[^\n]*\n([^\n#]+)$/gm)].map((m) => m[1]!),
+    ...[...master.matchAll(/#EXT-X-MEDIA:[^\n]*URI="([^"]+)"/g)].map((m) => m[1]!),
+  ]);
+  paths.delete('playlist.m3u8');
+  paths.add('audio.m3u8'); // the source's own audio, whether or not the master lists it
+  const sourceText = await text('playlist.m3u8');
+  if (sourceText === undefined) return;
+  const source = timelineOf(sourceText);
+  for (const path of paths) {
+    const other = await text(path);
+    if (other === undefined) continue;
+    const key = `${name} ${path}`;
+    const seen = timelines.get(key) ?? { compared: new Set(), other: new Set() };
+    timelines.set(key, seen);
+    for (const [msn, sequence] of timelineOf(other)) {
+      const expected = source.get(msn);
+      if (expected === undefined) continue;
+      seen.compared.add(msn);
+      if (expected !== sequence) seen.other.add(msn);
+    }
+  }
+}
+
 // ---- players -------------------------------------------------------------------------------------
 
 type PlayerTotals = {
@@ -741,6 +800,9 @@ const audits = [...healthyNames].map((name) =>
     ),
   ),
 );
+const timelineTimer = setInterval(() => {
+  for (const name of names) void auditTimelines(name).catch(() => {});
+}, TIMELINE_EVERY_MS);
 const publisherStats = names.map(newStats);
 const publishing = publisherStats.map((s) => (s.healthy ? runHealthy(s, endAt) : runFlaky(s, endAt)));
 const leave = new AbortController();
@@ -769,6 +831,7 @@ const windowsAtEnd: BroadcastSummary[] =
 leave.abort();
 await Promise.all(playing);
 clearInterval(rssTimer);
+clearInterval(timelineTimer);
 // The broadcasts end after their grace period; then every playlist gets EXT-X-ENDLIST.
 const auditDeadline = setTimeout(() => {
   auditing = false;
@@ -914,8 +977,13 @@ const longTargets = windowsAtEnd.filter((b) => b.targetDurationS > SOURCE_TARGET
 const auditStatuses = audited.flat().flatMap((f) => [...f.statuses].map(([key, n]) => `${f.playlist} ${key}: ${n}`));
 const lostTotal = losses.reduce((a, l) => a + l.lost, 0);
 const publisherErrors = publisherStats.flatMap((s) => s.errors.map((e) => `${s.name}: ${e}`));
+const timelineRows = [...timelines]
+  .sort(([a], [b]) => a.localeCompare(b))
+  .map(([key, t]) => [key, t.compared.size, t.other.size]);
+const offTimeline = timelineRows.filter((r) => (r[2] as number) > 0);
 const pass = {
   crash: crash === undefined,
+  timelines: timelineRows.length > 0 && offTimeline.length === 0,
   targets: windowsAtEnd.length > 0 && longTargets.length === 0,
   loss: healthyNames.size > 0 && lostTotal === 0 && auditProblems.length === 0,
   rss: rssJudged && growth <= 5,
@@ -1038,6 +1106,10 @@ Every broadcast's windows as the publishers stopped (fragments dropped: before a
 
 ${windowTable}
 
+Timelines: every ${TIMELINE_EVERY_MS / 1000} s each broadcast's master and the playlists it lists were read, and each segment compared with the source video's segment of the same MSN (matching content in variants must carry matching Discontinuity Sequence Numbers, RFC 8216 6.2.4):
+
+${table(['broadcast playlist', 'segments compared', 'on another timeline than the source video'], timelineRows)}
+
 Server counters: dropped rung frames ${droppedRows.map((r) => `${r[0]} ${r[1]}`).join(', ') || 'none'} (all broadcasts); overload steps ${overloadRows.map((r) => `${r[0]} ${r[1]} ${r[2]}`).join(', ') || 'none'}; encoder or decoder restarts ${restarts}; decoders renewed after a backlog ${renewals}; lagged registry skips ${lagged}; ingest refusals ${rejected.join(', ') || 'none'}.
 
 Players: ${players.sessions} sessions, ${players.requests} requests, ${players.parts} parts, ${(players.bytes / 2 ** 20).toFixed(0)} MiB. Answers other than 200 (503 on a blocking reload and 404 on a hinted part are expected on a flaky broadcast and on rungs, 404 on a master before the broadcast's first media anywhere; anything else is an error):
@@ -1061,9 +1133,9 @@ Errors: ${publisherErrors.length} publisher, ${players.unexpected.length} player
 }
 Rung segments the auditor could not fetch (not loss): ${auditNotes.join('; ') || 'none'}.
 
-Acceptance: no crash: **${verdict(pass.crash)}**; every playlist's target duration stays at the source's ${SOURCE_TARGET_S} s: **${verdict(pass.targets)}**${longTargets.length > 0 ? ` (${longTargets.map((b) => `${b.name} ${b.targetDurationS} s`).join(', ')})` : ''}; 0 lost fragments on the healthy broadcast: **${verdict(pass.loss)}** (${lostTotal} lost); RSS within 5 % of its warmed-up level: **${rssJudged ? verdict(pass.rss) : 'not judged (run too short)'}**.`;
+Acceptance: no crash: **${verdict(pass.crash)}**; every variant's segments on its source's timelines: **${verdict(pass.timelines)}**${offTimeline.length > 0 ? ` (${offTimeline.map((r) => `${r[0]}: ${r[2]}`).join(', ')})` : ''}; every playlist's target duration stays at the source's ${SOURCE_TARGET_S} s: **${verdict(pass.targets)}**${longTargets.length > 0 ? ` (${longTargets.map((b) => `${b.name} ${b.targetDurationS} s`).join(', ')})` : ''}; 0 lost fragments on the healthy broadcast: **${verdict(pass.loss)}** (${lostTotal} lost); RSS within 5 % of its warmed-up level: **${rssJudged ? verdict(pass.rss) : 'not judged (run too short)'}**.`;
 
 console.log(report);
 writeSection('Soak', report);
-const failed = !pass.crash || !pass.targets || !pass.loss || (rssJudged && !pass.rss);
+const failed = !pass.crash || !pass.timelines || !pass.targets || !pass.loss || (rssJudged && !pass.rss);
 process.exit(failed ? 1 : 0);

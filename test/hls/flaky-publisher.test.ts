@@ -1,7 +1,15 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { FragmentBroadcasterRegistry } from '../../src/fragment/index.ts';
 import { waitFor } from '../support/wait.ts';
-import { AUDIO_DESCRIPTION, closeBridges, FakeTrack, playlist, startBridge, videoTrack } from './harness.ts';
+import {
+  AUDIO_DESCRIPTION,
+  closeBridges,
+  FakeTrack,
+  playlist,
+  startBridge,
+  timelineOf,
+  videoTrack,
+} from './harness.ts';
 
 afterEach(closeBridges);
 
@@ -86,15 +94,7 @@ describe('a publisher that drops and reconnects', () => {
       expect(manifest.targetDuration, raw).toBe(2);
       for (const seg of manifest.segments) expect(seg.duration, raw).toBeLessThanOrEqual(2.1);
       listed.set(file, (manifest.mediaSequence ?? 0) + manifest.segments.length);
-      // Each listed segment as "MSN:Discontinuity Sequence Number" (the timeline it is on).
-      let sequence = manifest.discontinuitySequence ?? 0;
-      timelines.set(
-        file,
-        manifest.segments.map((seg, i) => {
-          if (seg.discontinuity) sequence += 1;
-          return `${(manifest.mediaSequence ?? 0) + i}:${sequence}`;
-        }),
-      );
+      timelines.set(file, timelineOf(manifest));
     }
     // The rung keeps its source's numbering.
     expect(listed.get('480p/playlist.m3u8')).toBe(listed.get('playlist.m3u8'));

@@ -15,6 +15,7 @@ import {
   type ParsedManifest,
   playlist,
   text,
+  timelineOf,
   videoTrack,
 } from './harness.ts';
 
@@ -246,12 +247,7 @@ describe('HLS rung GAP segments', () => {
     await s.rungTo(240, 330);
     const src = await playlist(s.bridge, '/hls/live/demo/playlist.m3u8');
     const { raw, manifest: rung } = await playlist(s.bridge, '/hls/live/demo/480p/playlist.m3u8');
-    // MSN -> Discontinuity Sequence Number of every listed segment.
-    const timeline = (m: ParsedManifest) => {
-      let sequence = m.discontinuitySequence ?? 0;
-      return m.segments.map((seg, i) => `${(m.mediaSequence ?? 0) + i}:${(sequence += seg.discontinuity ? 1 : 0)}`);
-    };
-    expect(timeline(rung), raw).toEqual(timeline(src.manifest));
+    expect(timelineOf(rung), raw).toEqual(timelineOf(src.manifest));
     expect(gapSegments(raw)).toEqual(['seg-3.m4s']);
     for (const msn of [3, 4]) expect(byMsn(rung).get(msn), raw).toEqual(byMsn(src.manifest).get(msn));
   });

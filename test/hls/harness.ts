@@ -236,6 +236,18 @@ export async function ended(bridge: HlsBridge, name: string): Promise<void> {
   await waitFor(() => bridge.broadcasts().find((x) => x.name === name)?.ended === true, `${name} to end`);
 }
 
+/**
+ * Each listed segment as "MSN:Discontinuity Sequence Number" (the timeline it is on): matching
+ * content in variants must carry matching ones (RFC 8216 6.2.4).
+ */
+export function timelineOf(m: ParsedManifest): string[] {
+  let sequence = m.discontinuitySequence ?? 0;
+  return m.segments.map((seg, i) => {
+    if (seg.discontinuity) sequence += 1;
+    return `${(m.mediaSequence ?? 0) + i}:${sequence}`;
+  });
+}
+
 /** Lines of a playlist that start with `prefix`. */
 export function lines(raw: string, prefix: string): string[] {
   return raw.split('\n').filter((l) => l.startsWith(prefix));
