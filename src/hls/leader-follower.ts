@@ -151,9 +151,12 @@ export class LeaderFollower {
     // within a cap set by the leader's own segments: not by the group's target duration, which the
     // follower's capped segments raise (one missed boundary would lengthen every later cap).
     const capS = FOLLOW_CAP_TARGETS * Math.max(this.#targetS, leader.longestRecentS);
-    return (
-      leader.hasBoundary(open.startTimeS + EPS_S, timeS + EPS_S, open.msn, open.discontinuitySequence) || segS >= capS
-    );
+    if (leader.hasBoundary(open.startTimeS + EPS_S, timeS + EPS_S, open.msn, open.discontinuitySequence)) return true;
+    if (segS < capS) return false;
+    // The leader stalled, or its boundary passed where this track had no keyframe: later numbers
+    // may no longer match the leader's.
+    this.#warn("segment cut at the cap, not on its leader's boundary", { msn: open.msn, durationS: segS });
+    return true;
   }
 
   /** Whether the next segment-starting fragment is expected to cut (for the preload hint). */
