@@ -71,7 +71,7 @@ const MAX_SEGMENT_TARGETS = 10;
  * arrives at once, in any order across tracks), which holds that much media meanwhile.
  */
 const LEADER_WAIT_TARGETS = 3;
-/** Audio held for its leader is held at most this many target durations of it. */
+/** Media held for its leader (mirrored audio, or a follower's jump) is held at most this many target durations of it. */
 const HOLD_TARGETS = 2;
 
 /** The LL-HLS window of one (broadcast, track). */
@@ -93,6 +93,8 @@ export class TrackWindow {
   readonly #holdForLeader: boolean;
   /** Audio fragments waiting for the leader's media to reach them, oldest first. */
   readonly #held: Fragment[] = [];
+  /** What is held is media after a forward jump, waiting for the leader's (`#holdAfterJump`). */
+  #heldAfterJump = false;
   /** Followers holding fragments until this window's media reaches them. */
   readonly #holding = new Set<TrackWindow>();
   /** With `startAtLeader`: when the first fragment came, seconds (a track without a leader waits a while for one). */
@@ -223,7 +225,7 @@ export class TrackWindow {
   /** Adds one fragment (one `moof`+`mdat`). */
   append(fragment: Fragment): void {
     if (this.#ended || this.#disposed) return;
-    if (this.#hold(fragment)) return;
+    if (this.#hold(fragment) || this.#holdAfterJump(fragment)) return;
     this.#appendNow(fragment);
     for (const follower of this.#holding) follower.#releaseHeld(false);
   }
@@ -262,6 +264,32 @@ export class TrackWindow {
     return true;
   }
 
+  /**
+   * A follower whose media jumped forward (a publisher that came back from a blip with its clock
+   * running on) ahead of its leader's (audio that reached the server before its video) waits, at
+   * most `HOLD_TARGETS` target durations of media, until the leader's media gets there: the
+   * leader's jump then decides where the skipped time ends and the new timeline starts, so the
+   * follower's segments keep its numbers and timelines. True when `fragment` is held.
+   */
+  #holdAfterJump(fragment: Fragment): boolean {
+    if (this.#held.length > 0) {
+      // Behind media already held: in order.
+      this.#held.push(fragment);
+      this.#releaseHeld(false);
+      return true;
+    }
+    const init = this.#init;
+    const leader = this.#leader();
+    if (init === undefined || leader === undefined || leader.ended || this.#lastEndDts === undefined) return false;
+    const ts = init.timescale;
+    if (fragment.dts - this.#lastEndDts <= this.#partTargetS * ts) return false;
+    if (leader.#receivedTo((fragment.pts + fragment.duration) / ts)) return false;
+    this.#held.push(fragment);
+    this.#heldAfterJump = true;
+    leader.#holding.add(this);
+    return true;
+  }
+
   /** With `startAtLeader`, before the first segment and no leader yet: whether the wall-clock wait for one goes on. */
   #awaitsLeader(): boolean {
     if (!this.#startAtLeader || this.#builder.hasHistory) return false;
@@ -292,6 +320,7 @@ export class TrackWindow {
       this.#held.shift();
       if (!this.#ended && !this.#disposed) this.#appendNow(first);
     }
+    this.#heldAfterJump = false;
     if (leader !== undefined) leader.#holding.delete(this);
   }
 
@@ -574,7 +603,8 @@ export class TrackWindow {
   /** Closes the media so far; the next segment carries EXT-X-DISCONTINUITY. */
   #breakTimeline(): void {
     // Audio held for this timeline's media gets no more of it: listed now, cut at its boundaries.
-    for (const follower of this.#holding) follower.#releaseHeld(true);
+    // Media held after a jump is the new timeline's: it waits for the media that starts it.
+    for (const follower of this.#holding) if (!follower.#heldAfterJump) follower.#releaseHeld(true);
     // A follower whose leader is already on a new timeline lists the leader's old segments it never
     // made as GAP, so its own new timeline starts at the leader's number.
     if (this.#builder.open !== undefined) this.#builder.closeSegment();

@@ -186,8 +186,10 @@ describe('a publisher that drops and reconnects', () => {
     video.restart(videoTrack(1920, 1080), 0);
     await play(30 * 12);
 
+    const timelines: string[][] = [];
     for (const file of ['playlist.m3u8', 'audio.m3u8']) {
       const { raw, manifest } = await playlist(bridge, `/hls/${name}/${file}`);
+      timelines.push(timelineOf(manifest));
       expect(manifest.targetDuration, raw).toBe(2);
       for (const seg of manifest.segments) expect(seg.duration, raw).toBeLessThanOrEqual(2.1);
       // PROGRAM-DATE-TIME never goes back: a player places segments by it.
@@ -195,6 +197,50 @@ describe('a publisher that drops and reconnects', () => {
       for (let i = 1; i < dates.length; i++)
         expect(dates[i]!, `${file} segment ${i}: ${raw}`).toBeGreaterThanOrEqual(dates[i - 1]!);
     }
+    // The same media sequence numbers on the same timelines.
+    expect(timelines[1]).toEqual(timelines[0]);
+  });
+
+  it('audio that comes back from a blip before its video does goes on to the same timelines and numbers', async () => {
+    const { registry, bridge } = startBridge({ targetDurationMs: 2000, partTargetMs: 200 });
+    const name = 'live/blip';
+    const video = new FakeTrack(registry, name, 'video');
+    const audio = new FakeTrack(registry, name, 'audio');
+    let videoSent = 0;
+    const settle = async () =>
+      waitFor(() => {
+        const t = bridge.broadcasts().find((b) => b.name === name)?.tracks ?? [];
+        const seen = (k: string) =>
+          t.filter((x) => x.kind === k).reduce((n, x) => n + x.fragments + x.droppedFragments + x.heldFragments, 0);
+        return seen('video') >= videoSent && seen('audio') >= audio.frame;
+      }, 'the bridge to take every fragment');
+    const play = async (frames: number) => {
+      for (let i = 0; i < frames; i++) {
+        video.emit(video.frame % 30 === 0);
+        videoSent += 1;
+        audio.until(video.timeS);
+      }
+      await settle();
+    };
+    await play(30 * 9 + 10);
+    // A blip: 1.5 s never arrives, the clock runs on, and 0.5 s of the new audio comes first.
+    const resumeS = Math.ceil(video.timeS + 1.5);
+    audio.restart(AUDIO_DESCRIPTION, resumeS);
+    audio.until(resumeS + 0.5);
+    await settle();
+    // The video goes on from a keyframe.
+    video.frame = Math.ceil(video.frame / 30) * 30;
+    video.restart(videoTrack(1920, 1080), resumeS);
+    await play(30 * 12);
+
+    const listed: Array<{ raw: string; timeline: string[] }> = [];
+    for (const file of ['playlist.m3u8', 'audio.m3u8']) {
+      const { raw, manifest } = await playlist(bridge, `/hls/${name}/${file}`);
+      expect(manifest.targetDuration, raw).toBe(2);
+      listed.push({ raw, timeline: timelineOf(manifest) });
+    }
+    expect(new Set(listed[0]!.timeline.map((t) => t.split(':')[1])).size, listed[0]!.raw).toBe(2);
+    expect(listed[1]!.timeline, listed[1]!.raw).toEqual(listed[0]!.timeline);
   });
 
   it('a rung far behind its source (more than a few segments) is still cut on the source boundaries', async () => {
