@@ -52,7 +52,7 @@ describe('benchmarks', () => {
     expect(output).toMatch(/^\| soak\/b1 \| flaky \| ([2-9]|\d{2,}) \(/m);
     for (const rung of ['720p', '480p', '240p']) expect(output).toContain(`| soak/b0 ${rung} |`);
     expect(output).toMatch(
-      /no crash: \*\*pass\*\*; every playlist's target duration stays at the source's 2 s: \*\*pass\*\*; 0 lost fragments on the healthy broadcast: \*\*pass\*\*/,
+      /no crash: \*\*pass\*\*; every variant's segments on its source's timelines: \*\*pass\*\*; every playlist's target duration stays at the source's 2 s: \*\*pass\*\*; 0 lost fragments on the healthy broadcast: \*\*pass\*\*/,
     );
   }, 120_000);
 });

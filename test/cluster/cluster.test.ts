@@ -25,9 +25,11 @@ import { waitFor } from '../support/wait.ts';
 import { clusterHealth, endedPlaylist, startNode } from './nodes.ts';
 
 const FIXTURE = '720p30-nob-aac.mp4';
-// 10 passes of the 3 s clip (30 s): the broadcast stays live through every check that needs it
-// live (names, mirrors, dashboard) on a loaded machine; longer would only add load.
-const LOOPS = 9;
+// 15 passes of the 3 s clip (45 s): the broadcast stays live through every check that needs it
+// live (names, mirrors, dashboard) on a loaded machine (under the whole suite the dashboard once
+// took 22 s to list the five nodes, and 30 s ended the broadcast before its check); longer would
+// only add load.
+const LOOPS = 14;
 const RUNGS = [
   { name: '480p', width: 854, height: 480 },
   { name: '240p', width: 426, height: 240 },
