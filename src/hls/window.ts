@@ -23,7 +23,6 @@ import {
   type HlsSegment,
   type InitVersion,
   type Listing,
-  type MediaSlabs,
   mediaSlabs,
   type PartState,
   type RetainedBytes,
@@ -31,48 +30,10 @@ import {
   type TrackKind,
 } from './track-media.ts';
 import { WaiterSet, type WaitOutcome } from './waiter.ts';
+import { HOLD_TARGETS, LEADER_WAIT_TARGETS, MAX_SEGMENT_TARGETS, type WindowOptions } from './window-options.ts';
 
 /** Options of a track window. */
-export type TrackWindowOptions = {
-  kind: TrackKind;
-  targetDurationMs: number;
-  partTargetMs: number;
-  dvrWindowMs: number;
-  group: GroupTiming;
-  /** The track whose segment boundaries this one follows (audio -> video, rung -> source). */
-  leader?: () => TrackWindow | undefined;
-  /** Numbering to continue from. */
-  start?: TrackCursor;
-  /**
-   * Whether the first segment waits for its leader: media is dropped until the leader has a segment
-   * starting at (or, for audio, within) the fragment, so that the track's segments line up with its
-   * leader's from the first one (a track mirrored mid-stream). Without a leader it starts at once.
-   */
-  startAtLeader?: boolean;
-  /**
-   * Audio that arrives ahead of its leader's video waits for it (a mirror in a cluster, which gets
-   * the tracks on separate subjects), so that where its segments start and are cut never depends
-   * on which track arrived first (see `#hold`).
-   */
-  holdForLeader?: boolean;
-  /** Wall clock, ms (PROGRAM-DATE-TIME when a fragment has no ingest time). */
-  now?: () => number;
-  /** Told about forced cuts and timestamp regressions. */
-  onWarning?: (message: string, fields: Record<string, unknown>) => void;
-  /** Where media is copied; a bridge shares one pair among its windows. Default: a pair of its own. */
-  slabs?: MediaSlabs;
-};
-
-/** Segments are force-cut (without a keyframe) past this many target durations. */
-const MAX_SEGMENT_TARGETS = 10;
-/**
- * A track that starts at its leader's boundaries waits this many target durations for a leader to
- * appear: of media for a local track, of wall-clock time for a mirrored one (a replayed backlog
- * arrives at once, in any order across tracks), which holds that much media meanwhile.
- */
-const LEADER_WAIT_TARGETS = 3;
-/** Media held for its leader (mirrored audio, or a follower's jump) is held at most this many target durations of it. */
-const HOLD_TARGETS = 2;
+export type TrackWindowOptions = WindowOptions<TrackWindow>;
 
 /** The LL-HLS window of one (broadcast, track). */
 export class TrackWindow {

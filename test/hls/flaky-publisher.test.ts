@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { silentLogger } from '../../src/core/log.ts';
 import type { FragmentBroadcasterRegistry } from '../../src/fragment/index.ts';
+import type { HlsBridge } from '../../src/hls/index.ts';
 import { waitFor } from '../support/wait.ts';
 import {
   AUDIO_DESCRIPTION,
@@ -21,6 +22,16 @@ function rungOf(registry: FragmentBroadcasterRegistry, source: string): FakeTrac
     init: videoTrack(854, 480),
     bytes: 60,
   });
+}
+
+/** Waits until the bridge has taken (kept, dropped or held) `video` and `audio` fragments of `name`. */
+async function taken(bridge: HlsBridge, name: string, video: number, audio: number): Promise<void> {
+  await waitFor(() => {
+    const tracks = bridge.broadcasts().find((b) => b.name === name)?.tracks ?? [];
+    const seen = (kind: string) =>
+      tracks.filter((t) => t.kind === kind).reduce((n, t) => n + t.fragments + t.droppedFragments + t.heldFragments, 0);
+    return seen('video') >= video && seen('audio') >= audio;
+  }, 'the bridge to take every fragment');
 }
 
 /**
@@ -147,13 +158,7 @@ describe('a publisher that drops and reconnects', () => {
     const name = 'live/reorder';
     const video = new FakeTrack(registry, name, 'video');
     const audio = new FakeTrack(registry, name, 'audio');
-    const settle = async () =>
-      waitFor(() => {
-        const t = bridge.broadcasts().find((b) => b.name === name)?.tracks ?? [];
-        const seen = (k: string) =>
-          t.filter((x) => x.kind === k).reduce((n, x) => n + x.fragments + x.droppedFragments, 0);
-        return seen('video') >= videoSent && seen('audio') >= audio.frame;
-      }, 'the bridge to take every fragment');
+    const settle = () => taken(bridge, name, videoSent, audio.frame);
     let videoSent = 0;
     const play = async (frames: number) => {
       for (let i = 0; i < frames; i++) {
@@ -207,13 +212,7 @@ describe('a publisher that drops and reconnects', () => {
     const video = new FakeTrack(registry, name, 'video');
     const audio = new FakeTrack(registry, name, 'audio');
     let videoSent = 0;
-    const settle = async () =>
-      waitFor(() => {
-        const t = bridge.broadcasts().find((b) => b.name === name)?.tracks ?? [];
-        const seen = (k: string) =>
-          t.filter((x) => x.kind === k).reduce((n, x) => n + x.fragments + x.droppedFragments + x.heldFragments, 0);
-        return seen('video') >= videoSent && seen('audio') >= audio.frame;
-      }, 'the bridge to take every fragment');
+    const settle = () => taken(bridge, name, videoSent, audio.frame);
     const play = async (frames: number) => {
       for (let i = 0; i < frames; i++) {
         video.emit(video.frame % 30 === 0);
