@@ -35,6 +35,24 @@ async function taken(bridge: HlsBridge, name: string, video: number, audio: numb
 }
 
 /**
+ * Plays `video` (a keyframe every `gop` frames) with `audio` up to each frame's time (`play`), and
+ * waits until the bridge has taken all of it (`settle`).
+ */
+function player(bridge: HlsBridge, name: string, video: FakeTrack, audio: FakeTrack, gop: number) {
+  let videoSent = 0;
+  const settle = () => taken(bridge, name, videoSent, audio.frame);
+  const play = async (frames: number) => {
+    for (let i = 0; i < frames; i++) {
+      video.emit(video.frame % gop === 0);
+      videoSent += 1;
+      audio.until(video.timeS);
+    }
+    await settle();
+  };
+  return { play, settle };
+}
+
+/**
  * A publisher that drops and comes back, as the soak's flaky one does: after a network blip it
  * goes on from the next keyframe with its clock running on (media skipped), after an encoder
  * restart its clock starts again at 0 with the same init. Every later fragment of video and audio
@@ -158,16 +176,7 @@ describe('a publisher that drops and reconnects', () => {
     const name = 'live/reorder';
     const video = new FakeTrack(registry, name, 'video');
     const audio = new FakeTrack(registry, name, 'audio');
-    const settle = () => taken(bridge, name, videoSent, audio.frame);
-    let videoSent = 0;
-    const play = async (frames: number) => {
-      for (let i = 0; i < frames; i++) {
-        video.emit(video.frame % 60 === 0);
-        videoSent += 1;
-        audio.until(video.timeS);
-      }
-      await settle();
-    };
+    const { play, settle } = player(bridge, name, video, audio, 60);
     // Two timelines (the publisher restarts at 0 after 20 s), then, on the second, the connection
     // breaks right after a keyframe (the video's new segment holds one frame) and the publisher
     // restarts at 0 again: this time its audio reaches the server before its video.
@@ -211,16 +220,7 @@ describe('a publisher that drops and reconnects', () => {
     const name = 'live/blip';
     const video = new FakeTrack(registry, name, 'video');
     const audio = new FakeTrack(registry, name, 'audio');
-    let videoSent = 0;
-    const settle = () => taken(bridge, name, videoSent, audio.frame);
-    const play = async (frames: number) => {
-      for (let i = 0; i < frames; i++) {
-        video.emit(video.frame % 30 === 0);
-        videoSent += 1;
-        audio.until(video.timeS);
-      }
-      await settle();
-    };
+    const { play, settle } = player(bridge, name, video, audio, 30);
     await play(30 * 9 + 10);
     // A blip: 1.5 s never arrives, the clock runs on, and 0.5 s of the new audio comes first.
     const resumeS = Math.ceil(video.timeS + 1.5);
