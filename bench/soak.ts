@@ -695,6 +695,8 @@ type MemorySample = {
   atMs: number;
   mb: number;
   heapMb: number;
+  /** V8's committed heap (its pages, used or not). */
+  heapTotalMb: number;
   buffersMb: number;
   /** Of the ArrayBuffers: what the DVR windows hold (`lvqr_retained_bytes`: their arrays, and the blocks behind them), and the registry's queues. */
   windowsMb: number;
@@ -774,6 +776,7 @@ const rssTimer = setInterval(() => {
         atMs,
         mb: mb('rss'),
         heapMb: mb('heap_used'),
+        heapTotalMb: mb('heap_total'),
         buffersMb: mb('array_buffers'),
         windowsMb: storeMb('hls_media'),
         windowBlocksMb: storeMb('hls_buffers'),
@@ -1047,7 +1050,7 @@ for (let from = 0; from < RUN_MS; from += rssStepMs) {
   rssRows.push([
     `${(from / 60_000).toFixed(rssStepMs >= 60_000 ? 0 : 2)}-${((from + rssStepMs) / 60_000).toFixed(rssStepMs >= 60_000 ? 0 : 2)} min`,
     `${median(mbs)!.toFixed(0)} (${Math.min(...mbs).toFixed(0)}-${Math.max(...mbs).toFixed(0)})`,
-    median(span.map((s) => s.heapMb))!.toFixed(0),
+    `${median(span.map((s) => s.heapMb))!.toFixed(0)} / ${median(span.map((s) => s.heapTotalMb))!.toFixed(0)}`,
     median(span.map((s) => s.buffersMb))!.toFixed(0),
     `${median(span.map((s) => s.windowsMb))!.toFixed(0)} / ${median(span.map((s) => s.windowBlocksMb))!.toFixed(0)}`,
     median(span.map((s) => s.queuesMb))!.toFixed(0),
@@ -1065,7 +1068,7 @@ const rssTable = table(
   [
     'time',
     'RSS MB, median (min-max)',
-    'JS heap used MB',
+    'JS heap used / committed MB',
     'ArrayBuffers MB (media held)',
     'of which DVR windows MB (arrays / blocks behind them)',
     'of which registry queues MB',

@@ -61,7 +61,14 @@ export type LvqrMetrics = {
 export type RetainedReporter = () => Readonly<Record<string, number>>;
 
 /** Process memory in bytes, as `process.memoryUsage()` reports it (every runtime has it). */
-export type MemoryUsage = { rss: number; heapUsed: number; external: number; arrayBuffers: number };
+export type MemoryUsage = {
+  rss: number;
+  heapUsed: number;
+  /** What V8 has committed for its heap (its pages, used or not); absent where the runtime does not say. */
+  heapTotal?: number;
+  external: number;
+  arrayBuffers: number;
+};
 
 /** Options of `createMetrics`. */
 export type MetricsOptions = {
@@ -192,7 +199,7 @@ export function createMetrics(registry: Registry = new Registry(), options: Metr
     }),
     processMemory: new Gauge({
       name: 'lvqr_process_memory_bytes',
-      help: 'Process memory by kind (rss, heap_used, external, array_buffers).',
+      help: 'Process memory by kind (rss, heap_used, heap_total, external, array_buffers).',
       labelNames: ['kind'],
       registers,
       collect() {
@@ -200,6 +207,7 @@ export function createMetrics(registry: Registry = new Registry(), options: Metr
         const m = memoryUsage();
         this.set({ kind: 'rss' }, m.rss);
         this.set({ kind: 'heap_used' }, m.heapUsed);
+        if (m.heapTotal !== undefined) this.set({ kind: 'heap_total' }, m.heapTotal);
         this.set({ kind: 'external' }, m.external);
         this.set({ kind: 'array_buffers' }, m.arrayBuffers);
       },

@@ -154,6 +154,7 @@ export async function expectCleanAfterMatrix(): Promise<void> {
   const metrics = (await getText(`${http}/metrics`)) ?? '';
   expect(metricSum(metrics, 'lvqr_process_memory_bytes')).toBeGreaterThan(0);
   expect(metrics).toMatch(/^lvqr_process_memory_bytes\{kind="heap_used"\} \d+/m);
+  expect(metrics).toMatch(/^lvqr_process_memory_bytes\{kind="heap_total"\} \d+/m);
   const base = baseline!.heapUsedBytes;
   const limit = base + HEAP_TOLERANCE_BYTES;
   let last = 0;
