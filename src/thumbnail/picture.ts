@@ -42,7 +42,7 @@ export function thumbnailSize(
 }
 
 /** An I420 picture: three planes, chroma at half size (rounded up). */
-type I420 = { y: Uint8Array; u: Uint8Array; v: Uint8Array; width: number; height: number };
+export type I420 = { y: Uint8Array; u: Uint8Array; v: Uint8Array; width: number; height: number };
 
 /**
  * Reads the I420 planes of `frame` (packed, as `copyTo` writes them without a layout). Its visible

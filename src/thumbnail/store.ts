@@ -24,7 +24,7 @@ import type { FragmentSubscription } from '../fragment/subscription.ts';
 import type { VideoFramePort, WebCodecs } from '../webcodecs/index.ts';
 import { decodeKeyframe, type KeyframeSample } from './decode-keyframe.ts';
 import { encodeJpeg } from './jpeg.ts';
-import { i420ToRgba, readI420, thumbnailSize } from './picture.ts';
+import { type I420, i420ToRgba, readI420, thumbnailSize } from './picture.ts';
 
 /** A rendered thumbnail. */
 export type Thumbnail = {
@@ -65,7 +65,11 @@ const MAX_WIDTHS = 4;
 const TAP_STALE_MS = 3000;
 
 type Entry = {
-  tapped: { frame: VideoFramePort; atMs: number } | undefined;
+  /**
+   * The newest tapped keyframe's pixels, copied: a decoded frame kept for seconds would hold a
+   * buffer of its decoder's picture pool until a full collection (see RungTranscoder.renewFrameHandles).
+   */
+  tapped: { picture: Promise<I420>; atMs: number } | undefined;
   keyframe: (KeyframeSample & { atMs: number }) | undefined;
   /** The init the keyframe's decoder settings come from. */
   init: { segment: Uint8Array; track: Omit<KeyframeSample, 'data'> | undefined } | undefined;
@@ -124,8 +128,10 @@ export class ThumbnailStore {
       frame.close();
       return;
     }
-    entry.tapped?.frame.close();
-    entry.tapped = { frame, atMs: this.#now() };
+    const picture = readI420(frame).finally(() => frame.close());
+    // A frame the copy fails on is reported when a thumbnail is asked of it.
+    picture.catch(() => {});
+    entry.tapped = { picture, atMs: this.#now() };
   }
 
   /** The thumbnail of `broadcast` at `width` (see `thumbnailSize`), or why there is none. */
@@ -174,7 +180,6 @@ export class ThumbnailStore {
     if (entry === undefined) return;
     this.#entries.delete(broadcast);
     entry.subscription?.close();
-    entry.tapped?.frame.close();
     entry.tapped = undefined;
     entry.keyframe = undefined;
     entry.rendered.clear();
@@ -220,13 +225,7 @@ export class ThumbnailStore {
     try {
       let thumbnail: Thumbnail;
       if (useTap) {
-        // A newer tap closes the kept frame: render from a clone of it.
-        const frame = tapped.frame.clone();
-        try {
-          thumbnail = await this.#encode(frame, width);
-        } finally {
-          frame.close();
-        }
+        thumbnail = await this.#encodePicture(await tapped.picture, width);
       } else {
         const codecs = await this.#webcodecs();
         if (codecs === undefined || keyframe === undefined) {
@@ -250,7 +249,10 @@ export class ThumbnailStore {
   }
 
   async #encode(frame: VideoFramePort, requested: number): Promise<Thumbnail> {
-    const picture = await readI420(frame);
+    return this.#encodePicture(await readI420(frame), requested);
+  }
+
+  async #encodePicture(picture: I420, requested: number): Promise<Thumbnail> {
     const { width, height } = thumbnailSize(picture.width, picture.height, requested);
     const jpeg = await encodeJpeg(i420ToRgba(picture, width, height));
     return { jpeg, width, height, renderedAtMs: this.#now() };

@@ -21,9 +21,11 @@ import { waitFor } from '../support/wait.ts';
 
 class FakeFrame implements VideoFrameLike {
   static open = 0;
+  static made = 0;
   closed = false;
   constructor(readonly timestamp: number) {
     FakeFrame.open += 1;
+    FakeFrame.made += 1;
   }
   clone(): FakeFrame {
     return new FakeFrame(this.timestamp);
@@ -114,6 +116,63 @@ describe('hostCodecs', () => {
     call({ op: OP.encoderClose, id: 2 });
     expect(FakeFrame.open, 'closing the codecs leaves the frame to its handle').toBe(1);
     call({ op: OP.frameRelease, id: 7, ref: frame.ref });
+    expect(FakeFrame.open).toBe(0);
+  });
+});
+
+describe('hostCodecs frame handles', () => {
+  it('renews the handles of held frames before each collection, but not of a frame an encode call holds', async () => {
+    let release: (() => void) | undefined;
+    const seen: Array<{ timestamp: number; closedWhenUsed: boolean }> = [];
+    const codecs = fakeCodecs([]);
+    const slow: VideoCodecs = {
+      ...codecs,
+      createEncoder: () => ({
+        async encode(frame) {
+          // The addon reads the frame once it has room: a closed handle there would fail.
+          await new Promise<void>((resolve) => {
+            release = resolve;
+          });
+          seen.push({ timestamp: frame.timestamp, closedWhenUsed: (frame as FakeFrame).closed });
+        },
+        flush: async () => {},
+        close() {},
+      }),
+    };
+    const sent: Message[] = [];
+    let collections = 0;
+    const handle = hostCodecs(slow, {
+      post: (bytes) => sent.push(decodeMessage(bytes)!),
+      gc: () => {
+        collections += 1;
+      },
+      gcEveryFrames: 5,
+    });
+    const call = (head: Parameters<typeof encodeMessage>[0], payload?: Uint8Array) =>
+      handle(encodeMessage(head, payload));
+    call({ op: OP.decoderConfigure, id: 1 }, jsonPayload({ codec: 'avc1.64001f', description: [1] }));
+    call({ op: OP.encoderConfigure, id: 2 }, jsonPayload({ width: 426, height: 240, bitrate: 1, framerate: 30 }));
+    const decode = async (seq: number) => {
+      call({ op: OP.decode, id: 1, seq, timestampUs: seq * 1000 }, Uint8Array.of(0, 0, 0, 1));
+      await waitFor(() => sent.some((m) => m.op === OP.done && m.seq === seq), `decode ${seq}`);
+    };
+    await decode(1);
+    await decode(2);
+    const refs = sent.filter((m) => m.op === OP.frame).map((m) => m.ref);
+    // Frame 1 goes to the (waiting) encoder; frame 2 only waits in the thread.
+    call({ op: OP.encode, id: 2, seq: 100, ref: refs[0]!, timestampUs: 1000, durationUs: 33 });
+    const before = FakeFrame.made;
+    for (let seq = 3; seq <= 5; seq++) await decode(seq);
+    expect(collections).toBe(1);
+    // Frames 2-5 got new handles (4 clones beside the 3 decoded frames' own and the thread's 3 copies); frame 1 did not.
+    expect(FakeFrame.made - before).toBe(3 * 2 + 4);
+    release?.();
+    await waitFor(() => sent.some((m) => m.op === OP.done && m.seq === 100), 'the encode to be answered');
+    expect(seen).toEqual([{ timestamp: 1000, closedWhenUsed: false }]);
+    // Renewed handles replace the old ones: one open handle per held frame, none after release.
+    expect(FakeFrame.open).toBe(5);
+    for (const ref of sent.filter((m) => m.op === OP.frame).map((m) => m.ref))
+      call({ op: OP.frameRelease, id: 1, ref });
     expect(FakeFrame.open).toBe(0);
   });
 });

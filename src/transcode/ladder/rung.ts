@@ -204,6 +204,23 @@ export class RungTranscoder implements Transcoder, RungSink {
     this.#queue.push({ frame, meta });
   }
 
+  /**
+   * Gives each queued frame a new handle and closes the old one (a clone shares the pixels: about
+   * a microsecond). The addon gives a frame's pixels back to the decoder's picture pool only when
+   * the handle is collected; a handle that outlives two young-generation collections is left to a
+   * rare full collection, and the pool grows to every such frame meanwhile and keeps that size:
+   * eight 720p frames held in turn by a queue left a decoder ~230 MB larger for good
+   * (bench/frame-handles.ts). The shared decoder calls this before each of its collections.
+   */
+  renewFrameHandles(): void {
+    for (const item of this.#queue.items) {
+      if (!isFrame(item)) continue;
+      const fresh = item.frame.clone();
+      item.frame.close();
+      item.frame = fresh;
+    }
+  }
+
   /** Drops (and counts) every queued frame; format and suspend markers stay, they are not media. */
   #dropQueuedFrames(): number {
     const dropped = this.#queue.remove(isFrame);

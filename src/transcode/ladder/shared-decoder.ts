@@ -47,6 +47,8 @@ export interface RungSink extends LoadSampled {
   waitForRoom(limit: number): Promise<void>;
   /** Frames (and markers) in the rung's queue now. */
   readonly queuedFrames: number;
+  /** Gives every frame waiting in the rung's queue a new handle (called before each collection). */
+  renewFrameHandles(): void;
 }
 
 /** What a rung needs of its source's decoder. */
@@ -488,7 +490,13 @@ export class SharedDecoder implements DecodedSource {
         this.#renewal.noteHeld(rung.queuedFrames);
       }
       const { gc, gcEveryFrames } = this.#options;
-      if (gc !== undefined && this.#decodedFrames % gcEveryFrames === 0) gc();
+      if (gc !== undefined && this.#decodedFrames % gcEveryFrames === 0) {
+        // A frame's pixels go back to the decoder's pool only when its handle is collected, and a
+        // handle that survives two of these young-generation collections waits for a rare full
+        // one (the pool grows meanwhile and never shrinks): queued frames get new handles first.
+        for (const rung of this.#rungs) rung.renewFrameHandles();
+        gc();
+      }
     } finally {
       frame.close();
     }

@@ -36,6 +36,8 @@ export function hostCodecs(codecs: VideoCodecs, options: CodecHostOptions): (byt
   const decoders = new Map<number, DecoderLike>();
   const encoders = new Map<number, EncoderLike>();
   const frames = new Map<number, VideoFrameLike>();
+  /** How many encode calls still hold each frame (by ref): those handles are not renewed. */
+  const encoding = new Map<number, number>();
   const gcEveryFrames = options.gcEveryFrames ?? 5;
   let nextFrame = 1;
   let decoded = 0;
@@ -71,7 +73,10 @@ export function hostCodecs(codecs: VideoCodecs, options: CodecHostOptions): (byt
         frames.set(ref, frame.clone());
         send({ op: OP.frame, id: m.id, ref, timestampUs: frame.timestamp });
         decoded += 1;
-        if (options.gc !== undefined && decoded % gcEveryFrames === 0) options.gc();
+        if (options.gc !== undefined && decoded % gcEveryFrames === 0) {
+          renewHandles();
+          options.gc();
+        }
       },
       (error) => fail(m.id, 0, error),
     );
@@ -95,6 +100,21 @@ export function hostCodecs(codecs: VideoCodecs, options: CodecHostOptions): (byt
       (error) => fail(m.id, 0, error),
     );
     encoders.set(m.id, encoder);
+  }
+
+  /**
+   * Gives every frame the thread holds for the service (but those an encode call holds) a new
+   * handle, before each collection: as in the shared decoder (RungTranscoder.renewFrameHandles), a
+   * handle that survives two young-generation collections would keep its pixels from the decoder's
+   * pool until a rare full collection, and the pool grows meanwhile.
+   */
+  function renewHandles(): void {
+    for (const [ref, frame] of frames) {
+      if (encoding.has(ref)) continue;
+      const fresh = frame.clone();
+      frame.close();
+      frames.set(ref, fresh);
+    }
   }
 
   function flush(codec: DecoderLike | EncoderLike | undefined, m: Message): void {
@@ -129,7 +149,19 @@ export function hostCodecs(codecs: VideoCodecs, options: CodecHostOptions): (byt
       return;
     }
     const keyFrame = (m.flags & FLAG.keyframe) !== 0;
-    answer(m.id, m.seq, encoder.encode(frame, { keyFrame, durationUs: m.durationUs }));
+    encoding.set(m.ref, (encoding.get(m.ref) ?? 0) + 1);
+    let accepted: Promise<void>;
+    try {
+      accepted = encoder.encode(frame, { keyFrame, durationUs: m.durationUs });
+    } catch (error) {
+      accepted = Promise.reject(error);
+    }
+    const done = (): void => {
+      const left = (encoding.get(m.ref) ?? 1) - 1;
+      if (left > 0) encoding.set(m.ref, left);
+      else encoding.delete(m.ref);
+    };
+    answer(m.id, m.seq, accepted.finally(done));
   }
 
   function releaseFrame(m: Message): void {
