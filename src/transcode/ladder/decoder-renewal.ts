@@ -4,7 +4,9 @@
  * at once and never shrinks while the decoder lives: after 60 of a 720p decoder's frames were held at
  * once, it stayed 31-37 MB up for good (bench/decoder-pool.ts), and a ladder whose 480p rung fell
  * 55 frames behind ended 135 MB higher than with the decoder renewed (bench/RESULTS.md, "Memory
- * under overload"). In realtime a rung holds 0-2.
+ * under overload"). In realtime a rung holds 0-2. Frames closed but not yet collected count as out:
+ * the rungs renew the handles of queued frames before each collection so that these are few
+ * (RungTranscoder.renewFrameHandles); what a real backlog left is given back here.
  */
 
 /** Frames one rung may have held at once before the decoder is replaced once that backlog is gone. */

@@ -215,7 +215,12 @@ export class RungTranscoder implements Transcoder, RungSink {
   renewFrameHandles(): void {
     for (const item of this.#queue.items) {
       if (!isFrame(item)) continue;
-      const fresh = item.frame.clone();
+      let fresh: VideoFrameLike;
+      try {
+        fresh = item.frame.clone();
+      } catch {
+        continue; // a handle that cannot be cloned stays as it is
+      }
       item.frame.close();
       item.frame = fresh;
     }
