@@ -36,7 +36,8 @@ describe('benchmarks', () => {
       );
     }
     expect(output).toMatch(/^\| transcode \(B\) \| [\d.]+ \|$/m);
-    expect(output).toMatch(/^\| 2 \| 20 \| [1-9]\d* \| [\d.]+ \| [\d.]+ \| 0 \| (yes|no) \|$/m);
+    // Wake-ups are less the floor (a lone request's), so noise can take a percentile below 0.
+    expect(output).toMatch(/^\| 2 \| 20 \| [1-9]\d* \| -?[\d.]+ \| -?[\d.]+ \| 0 \| (yes|no) \|$/m);
     expect(output).toMatch(
       /answered at p99 <= 20 ms \(of 20 tried\): 1 edge: (\*\*20\*\*|none); 2 edges: (\*\*20\*\*|none)\./,
     );
