@@ -326,8 +326,9 @@ describe('overload policy on the real ladder', () => {
       isRungHidden: (source, rendition) => harness.ladder.isRungPaused(source, rendition),
     });
     hls.start();
-    // Long enough that the rung can resume and catch up even when the whole suite loads the machine.
-    const looped8 = looped(readFixture('720p30-frag-every-frame.mp4'), 8);
+    // Long enough that the rung can resume and catch up even when the whole suite loads the machine
+    // (24 s was not once: the rung resumed too close to the end for a segment after its hole).
+    const loopedLong = looped(readFixture('720p30-frag-every-frame.mp4'), 12);
     const broadcast = 'live/overload';
     const rungState = (rendition: string): unknown =>
       harness.handle
@@ -336,7 +337,7 @@ describe('overload policy on the real ladder', () => {
         ?.transcoderStats?.['load'];
     const master = async (): Promise<string> => String((await hls.handle(`/hls/${broadcast}/master.m3u8`)).body);
     try {
-      const publishing = publish(harness.ingest, broadcast, [looped8]);
+      const publishing = publish(harness.ingest, broadcast, [loopedLong]);
       await waitFor(() => rungState('240p') === 'shedding', '240p to shed GOPs', { timeoutMs: 8000, intervalMs: 10 });
       expect(rungState('720p')).toBe('running');
       expect(rungState('480p')).toBe('running');
@@ -416,5 +417,5 @@ describe('overload policy on the real ladder', () => {
       hls.close();
       await harness.close();
     }
-  }, 60_000);
+  }, 90_000);
 });
