@@ -327,7 +327,8 @@ describe('overload policy on the real ladder', () => {
     });
     hls.start();
     // Long enough that the rung can resume and catch up even when the whole suite loads the machine
-    // (24 s was not once: the rung resumed too close to the end for a segment after its hole).
+    // (with 24 s it once waited in vain under the whole suite; likely, not shown, because the rung
+    // resumed too close to the source's end for a segment after its hole).
     const loopedLong = looped(readFixture('720p30-frag-every-frame.mp4'), 12);
     const broadcast = 'live/overload';
     const rungState = (rendition: string): unknown =>

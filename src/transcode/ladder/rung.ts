@@ -210,7 +210,8 @@ export class RungTranscoder implements Transcoder, RungSink {
    * the handle is collected; a handle that outlives two young-generation collections is left to a
    * rare full collection, and the pool grows to every such frame meanwhile and keeps that size:
    * eight 720p frames held in turn by a queue left the process ~490 MB larger for good, 13 MB with
-   * their handles renewed (bench/frame-handles.ts). The shared decoder calls this before each of its collections.
+   * their handles renewed (bench/frame-handles.ts). The shared decoder calls this before each of
+   * its collections.
    */
   renewFrameHandles(): void {
     for (const item of this.#queue.items) {
