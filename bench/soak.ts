@@ -705,6 +705,8 @@ type MemorySample = {
   actions: number;
   /** Source decoders renewed after a backlog so far (`lvqr_transcode_decoder_renewals_total`). */
   renewals: number;
+  /** `lvqr_transcode_held_frames` summed over rungs: frames queued so far with at most `le` held, by `le`. */
+  held: Map<string, number>;
   /** Where the resident pages are, from the server's /proc/PID/smaps (undefined off Linux). */
   maps: MapsBreakdown | undefined;
 };
@@ -783,6 +785,10 @@ const rssTimer = setInterval(() => {
         queuesMb: storeMb('subscriber_queues'),
         actions,
         renewals: samplesOf(text, 'lvqr_transcode_decoder_renewals_total').reduce((n, m) => n + m.value, 0),
+        held: samplesOf(text, 'lvqr_transcode_held_frames_bucket').reduce((byLe, m) => {
+          const le = label(m.labels, 'le') ?? '';
+          return byLe.set(le, (byLe.get(le) ?? 0) + m.value);
+        }, new Map<string, number>()),
         maps: await mapsOf(server.pid),
       });
     })
@@ -1041,6 +1047,19 @@ const rssStepMs = RUN_MS >= 30 * 60_000 ? 5 * 60_000 : RUN_MS >= 5 * 60_000 ? 60
 const rssRows: Array<Array<string | number>> = [];
 let actionsBefore = 0;
 let renewalsBefore = 0;
+let heldBefore = new Map<string, number>();
+/**
+ * The most frames a rung held in a span, as the histogram's bucket (`<= 4`, `> 64`), and how many
+ * frames were queued with more than 8 held (what grows a decoder's picture pool).
+ */
+function heldInSpan(before: Map<string, number>, after: Map<string, number>): string {
+  const delta = (le: string) => (after.get(le) ?? 0) - (before.get(le) ?? 0);
+  const all = delta('+Inf');
+  if (all === 0) return '-';
+  const bounds = [...after.keys()].filter((le) => le !== '+Inf').sort((a, b) => Number(a) - Number(b));
+  const most = bounds.find((le) => delta(le) === all);
+  return `${most === undefined ? `> ${bounds.at(-1)}` : `<= ${most}`} / ${all - delta('8')}`;
+}
 for (let from = 0; from < RUN_MS; from += rssStepMs) {
   const span = rss.filter((s) => s.atMs >= from && s.atMs < from + rssStepMs);
   if (span.length === 0) continue;
@@ -1060,9 +1079,11 @@ for (let from = 0; from < RUN_MS; from += rssStepMs) {
       return mbs.length === 0 ? '-' : median(mbs)!.toFixed(0);
     }),
     `${actionsAfter - actionsBefore} / ${renewalsAfter - renewalsBefore}`,
+    heldInSpan(heldBefore, span.at(-1)!.held),
   ]);
   actionsBefore = actionsAfter;
   renewalsBefore = renewalsAfter;
+  heldBefore = span.at(-1)!.held;
 }
 const rssTable = table(
   [
@@ -1078,6 +1099,7 @@ const rssTable = table(
     'other anonymous MB (V8 pages, frames, stacks)',
     'files MB (code)',
     'overload actions / decoder renewals',
+    'most frames a rung held / frames queued with > 8 held',
   ],
   rssRows,
 );

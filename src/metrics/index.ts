@@ -29,6 +29,8 @@ export type LvqrMetrics = {
   readonly realtimeFactor: Gauge<TR>;
   /** Fragments waiting in a drain task's queue. */
   readonly queueDepth: Gauge<TR>;
+  /** Decoded frames a rung holds, observed as each is queued (a backlog's size, which sets the decoder's picture pool). */
+  readonly heldFrames: Histogram<TR>;
   /** Overload-policy steps per rung: `shed`, `pause`, `restore`, `resume`. */
   readonly overloadActions: Counter<TR | 'action'>;
   /** Rungs currently paused by the overload policy (summed over sources). */
@@ -137,6 +139,13 @@ export function createMetrics(registry: Registry = new Registry(), options: Metr
       name: 'lvqr_transcode_queue_depth',
       help: 'Fragments waiting in a transcoder drain queue.',
       labelNames: tr,
+      registers,
+    }),
+    heldFrames: new Histogram({
+      name: 'lvqr_transcode_held_frames',
+      help: "Decoded frames in a rung's queue, observed as each frame is queued.",
+      labelNames: tr,
+      buckets: [1, 2, 4, 8, 16, 32, 64],
       registers,
     }),
     overloadActions: new Counter({

@@ -87,7 +87,7 @@ describe('rung bypass rule', () => {
 describe('decoder renewal after a backlog', () => {
   const rungs = (...held: number[]) => held.map((queuedFrames) => ({ queuedFrames }));
 
-  it('is due once a rung held 16 frames or more and every rung holds 2 or fewer, at most once per 10 s', () => {
+  it(`is due once a rung held ${RENEW_AFTER_HELD_FRAMES} frames or more and every rung holds 2 or fewer, at most once per 10 s`, () => {
     let nowMs = 0;
     const renewal = new DecoderRenewal(() => nowMs);
     renewal.noteHeld(RENEW_AFTER_HELD_FRAMES - 1);

@@ -9,8 +9,13 @@
  * (RungTranscoder.renewFrameHandles); what a real backlog left is given back here.
  */
 
-/** Frames one rung may have held at once before the decoder is replaced once that backlog is gone. */
-export const RENEW_AFTER_HELD_FRAMES = 16;
+/**
+ * Frames one rung may have held at once before the decoder is replaced once that backlog is gone.
+ * Each frame past the two of realtime is a 720p picture (1.4 MB) the pool keeps: with 16, two
+ * broadcasts' decoders could keep ~40 MB after rungs fell 15 frames behind, which the hour's soak's
+ * overload episodes do without reaching 16.
+ */
+export const RENEW_AFTER_HELD_FRAMES = 8;
 
 /** The backlog is gone when no rung holds more frames than this. */
 const RENEW_WHEN_HELD_AT_MOST = 2;

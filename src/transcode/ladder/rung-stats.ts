@@ -53,6 +53,11 @@ export class RungStats {
     this.#framesIn += 1;
   }
 
+  /** The rung's queue holds `frames` decoded frames after queueing one. */
+  noteHeld(frames: number): void {
+    this.#metrics?.heldFrames.observe(this.#labels, frames);
+  }
+
   /** Source frames the rung did not encode. */
   countDropped(frames: number): void {
     if (frames <= 0) return;

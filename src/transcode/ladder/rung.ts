@@ -202,6 +202,7 @@ export class RungTranscoder implements Transcoder, RungSink {
       }
     }
     this.#queue.push({ frame, meta });
+    this.#stats.noteHeld(this.#queue.length);
   }
 
   /**
