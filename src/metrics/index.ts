@@ -51,6 +51,8 @@ export type LvqrMetrics = {
   readonly ingestRejected: Counter<'code'>;
   /** LL-HLS blocking playlist requests currently held. */
   readonly hlsHeldRequests: Gauge;
+  /** Time each `malloc_trim(0)` (`--malloc-trim`) took on its libuv thread, seconds. */
+  readonly mallocTrimSeconds: Histogram;
   /** Process memory by kind (`rss`, `heap_used`, `external`, `array_buffers`), read at scrape time. */
   readonly processMemory: Gauge<'kind'>;
   /** Media bytes held, by store, read at scrape time from the reporters `reportRetained` added. */
@@ -204,6 +206,12 @@ export function createMetrics(registry: Registry = new Registry(), options: Metr
     hlsHeldRequests: new Gauge({
       name: 'lvqr_hls_held_requests',
       help: 'LL-HLS blocking playlist requests currently held.',
+      registers,
+    }),
+    mallocTrimSeconds: new Histogram({
+      name: 'lvqr_process_malloc_trim_seconds',
+      help: "Time each malloc_trim(0) took (glibc's free heap pages given back, off the JavaScript thread).",
+      buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1],
       registers,
     }),
     processMemory: new Gauge({

@@ -9,6 +9,7 @@ import type { AddressInfo } from 'node:net';
 import { serve as serveNode } from '@hono/node-server';
 import { WebSocketServer } from 'ws';
 import { main, type RuntimeHost } from '../server/main.ts';
+import { loadMallocTrim } from './malloc-trim.ts';
 import { limitConnections, nodeServerOptions } from './node-connections.ts';
 import { nodeHttp, withUpgradeRefusalBodies } from './node-http.ts';
 import { processHostBasics } from './process-host.ts';
@@ -65,6 +66,7 @@ export const nodeHost: RuntimeHost = {
   gc: typeof globalThis.gc === 'function' ? () => globalThis.gc?.({ type: 'minor' } as never) : undefined,
   gcFull: typeof globalThis.gc === 'function' ? () => globalThis.gc?.() : undefined,
   memoryUsage: () => process.memoryUsage(),
+  loadMallocTrim,
   onSignal(signals, handler) {
     for (const signal of signals) process.on(signal, handler);
   },

@@ -88,6 +88,8 @@ export type ServeConfig = {
   ingestGraceMs: number;
   /** A publisher that sends nothing for this long is closed (0 = never). */
   ingestIdleTimeoutMs: number;
+  /** Every this long glibc's free heap pages are given back (`malloc_trim`; 0 = never). */
+  mallocTrimEveryMs: number;
   /** Broadcast name of the built-in test pattern, or undefined when off. */
   testPattern: string | undefined;
   /** Picture size of the test pattern. */
@@ -301,6 +303,7 @@ export function parseServe(
     sendTimeoutMs: Math.round(numOf('send-timeout') * 1000),
     ingestGraceMs: Math.round(numOf('ingest-grace') * 1000),
     ingestIdleTimeoutMs: Math.round(numOf('ingest-idle-timeout') * 1000),
+    mallocTrimEveryMs: Math.round(numOf('malloc-trim') * 1000),
     testPattern: ['off', 'none', 'false', ''].includes(pattern) ? undefined : pattern,
     testPatternSize: { width, height },
     logLevel,

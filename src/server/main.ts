@@ -77,6 +77,8 @@ export interface RuntimeHost {
   gcFull?: () => void;
   /** Process memory (`process.memoryUsage()`), for metrics and `/healthz`. */
   memoryUsage?: () => MemoryUsage;
+  /** glibc's `malloc_trim(0)` run off the JavaScript thread, or why this runtime has none. */
+  loadMallocTrim?(): { trim: () => Promise<boolean>; reason?: undefined } | { trim?: undefined; reason: string };
   onSignal(signals: string[], handler: () => void): void;
   print(line: string): void;
 }
@@ -262,6 +264,9 @@ export async function startService(host: RuntimeHost, config: ServeConfig, logge
     }
   }
 
+  const stopTrimming = trimMallocEvery(host, config.mallocTrimEveryMs, logger, (s) =>
+    service.metrics.mallocTrimSeconds.observe(s),
+  );
   let stopping: Promise<void> | undefined;
   return {
     service,
@@ -270,6 +275,7 @@ export async function startService(host: RuntimeHost, config: ServeConfig, logge
     codecsUnavailableReason: loaded.reason,
     stop() {
       stopping ??= (async () => {
+        stopTrimming();
         await stopPattern?.().catch(() => {});
         await cluster
           ?.close()
@@ -291,6 +297,39 @@ export async function startService(host: RuntimeHost, config: ServeConfig, logge
       return stopping;
     },
   };
+}
+
+/**
+ * Gives glibc's free heap pages back every `everyMs` (0: never), one trim at a time; returns the
+ * stop. A runtime without the trim logs why once (debug: nothing is wrong, there is just no lever).
+ */
+function trimMallocEvery(
+  host: RuntimeHost,
+  everyMs: number,
+  logger: Logger,
+  took: (seconds: number) => void,
+): () => void {
+  if (everyMs <= 0) return () => {};
+  const loaded = host.loadMallocTrim?.() ?? { reason: `the ${host.name} runtime offers none` };
+  if (loaded.trim === undefined) {
+    logger.debug('free heap pages are not given back (no malloc_trim)', { reason: loaded.reason });
+    return () => {};
+  }
+  const { trim } = loaded;
+  let running = false;
+  const timer = setInterval(() => {
+    if (running) return;
+    running = true;
+    const startedAt = performance.now();
+    trim()
+      .then(() => took((performance.now() - startedAt) / 1000))
+      .catch((error: unknown) => logger.warn('malloc_trim failed', { error: errorMessage(error) }))
+      .finally(() => {
+        running = false;
+      });
+  }, everyMs);
+  (timer as { unref?: () => void }).unref?.();
+  return () => clearInterval(timer);
 }
 
 async function serve(host: RuntimeHost, config: ServeConfig): Promise<number> {

@@ -249,6 +249,15 @@ export const SERVE_OPTIONS = {
     max: 3600,
     help: 'close a client that takes no bytes of an answer for S seconds',
   },
+  'malloc-trim': {
+    value: 'S',
+    env: ['LVQR_MALLOC_TRIM'],
+    type: 'number',
+    default: '60',
+    min: 0,
+    max: 3600,
+    help: "every S seconds give glibc's free heap pages back (malloc_trim, off the JavaScript thread); 0 = never",
+  },
   'test-pattern': {
     value: 'NAME|off',
     env: ['LVQR_TEST_PATTERN'],

@@ -28,7 +28,7 @@ describe('serve configuration', () => {
   it('per-client limits and ingest timing come from flags or the environment', () => {
     const config = parseServe(
       ['--max-publishers-per-client', '3', '--ingest-grace', '2'],
-      { LVQR_MAX_HELD_PER_CLIENT: '7', LVQR_INGEST_IDLE_TIMEOUT: '0' },
+      { LVQR_MAX_HELD_PER_CLIENT: '7', LVQR_INGEST_IDLE_TIMEOUT: '0', LVQR_MALLOC_TRIM: '0' },
       () => '',
     );
     expect(config).toMatchObject({
@@ -36,6 +36,7 @@ describe('serve configuration', () => {
       maxHeldRequestsPerClient: 7,
       ingestGraceMs: 2000,
       ingestIdleTimeoutMs: 0,
+      mallocTrimEveryMs: 0,
     });
     expect(() => parseServe(['--max-held-per-client', '0'], {}, () => '')).toThrow(/--max-held-per-client/);
     expect(
@@ -93,6 +94,7 @@ describe('serve configuration', () => {
       maxHeldRequestsPerClient: 100,
       ingestGraceMs: 5000,
       ingestIdleTimeoutMs: 15_000,
+      mallocTrimEveryMs: 60_000,
       maxConnectionsPerClient: 128,
       headerTimeoutMs: 10_000,
       sendTimeoutMs: 30_000,
