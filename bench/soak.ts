@@ -963,6 +963,15 @@ const droppedRows = metric('lvqr_transcode_dropped_fragments_total').map((m) => 
 const lagged = metric('lvqr_fragment_lagged_skips_total').reduce((a, m) => a + m.value, 0);
 const restarts = metric('lvqr_transcode_restarts_total').reduce((a, m) => a + m.value, 0);
 const renewals = metric('lvqr_transcode_decoder_renewals_total').reduce((a, m) => a + m.value, 0);
+/** `--malloc-trim`: how many trims ran, their mean time and the bucket that holds the slowest. */
+function trimsText(): string {
+  const count = metric('lvqr_process_malloc_trim_seconds_count')[0]?.value ?? 0;
+  if (count === 0) return 'none';
+  const sum = metric('lvqr_process_malloc_trim_seconds_sum')[0]?.value ?? 0;
+  const slowest = metric('lvqr_process_malloc_trim_seconds_bucket').find((m) => m.value === count);
+  const le = label(slowest?.labels ?? '', 'le');
+  return `${count}, ${((sum / count) * 1000).toFixed(1)} ms each on average, the slowest ${le === '+Inf' || le === undefined ? 'over 1 s' : `<= ${Number(le) * 1000} ms`}`;
+}
 const rejected = metric('lvqr_ingest_rejected_total').map((m) => `${label(m.labels, 'code')}: ${m.value}`);
 
 const windowRows = windowsAtEnd.flatMap((b) =>
@@ -1135,7 +1144,7 @@ Timelines: every ${TIMELINE_EVERY_MS / 1000} s each broadcast's master and the p
 
 ${table(['broadcast playlist', 'segments compared', 'on another timeline than the source video'], timelineRows)}
 
-Server counters: dropped rung frames ${droppedRows.map((r) => `${r[0]} ${r[1]}`).join(', ') || 'none'} (all broadcasts); overload steps ${overloadRows.map((r) => `${r[0]} ${r[1]} ${r[2]}`).join(', ') || 'none'}; encoder or decoder restarts ${restarts}; decoders renewed after a backlog ${renewals}; lagged registry skips ${lagged}; ingest refusals ${rejected.join(', ') || 'none'}.
+Server counters: dropped rung frames ${droppedRows.map((r) => `${r[0]} ${r[1]}`).join(', ') || 'none'} (all broadcasts); overload steps ${overloadRows.map((r) => `${r[0]} ${r[1]} ${r[2]}`).join(', ') || 'none'}; encoder or decoder restarts ${restarts}; decoders renewed after a backlog ${renewals}; malloc_trim runs ${trimsText()}; lagged registry skips ${lagged}; ingest refusals ${rejected.join(', ') || 'none'}.
 
 Players: ${players.sessions} sessions, ${players.requests} requests, ${players.parts} parts, ${(players.bytes / 2 ** 20).toFixed(0)} MiB. Answers other than 200 (503 on a blocking reload and 404 on a hinted part are expected on a flaky broadcast and on rungs, 404 on a master before the broadcast's first media anywhere; anything else is an error):
 

@@ -11,11 +11,11 @@
 
 /**
  * Frames one rung may have held at once before the decoder is replaced once that backlog is gone.
- * Each frame past the two of realtime is a 720p picture (1.4 MB) the pool keeps: with 16, two
- * broadcasts' decoders could keep ~40 MB after rungs fell 15 frames behind, which the hour's soak's
- * overload episodes do without reaching 16.
+ * The hour's soak under overload (bench/RESULTS.md, "Memory under overload") never had a rung hold
+ * more than 4 (`lvqr_transcode_held_frames`): its backlogs sit in the compressed fragments before
+ * the decoder, so a lower threshold would not have renewed anything there.
  */
-export const RENEW_AFTER_HELD_FRAMES = 8;
+export const RENEW_AFTER_HELD_FRAMES = 16;
 
 /** The backlog is gone when no rung holds more frames than this. */
 const RENEW_WHEN_HELD_AT_MOST = 2;
