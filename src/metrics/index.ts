@@ -29,7 +29,10 @@ export type LvqrMetrics = {
   readonly realtimeFactor: Gauge<TR>;
   /** Fragments waiting in a drain task's queue. */
   readonly queueDepth: Gauge<TR>;
-  /** Decoded frames a rung holds, observed as each is queued (a backlog's size, which sets the decoder's picture pool). */
+  /**
+   * Decoded frames a rung holds, observed as each is queued (a backlog's size, which sets the
+   * decoder's picture pool).
+   */
   readonly heldFrames: Histogram<TR>;
   /** Overload-policy steps per rung: `shed`, `pause`, `restore`, `resume`. */
   readonly overloadActions: Counter<TR | 'action'>;
@@ -51,7 +54,10 @@ export type LvqrMetrics = {
   readonly ingestRejected: Counter<'code'>;
   /** LL-HLS blocking playlist requests currently held. */
   readonly hlsHeldRequests: Gauge;
-  /** Time each `malloc_trim(0)` (`--malloc-trim`) took on its libuv thread, seconds. */
+  /**
+   * Time each `malloc_trim(0)` (`--malloc-trim`) took, from the call to its answer (it runs on a
+   * libuv thread), seconds.
+   */
   readonly mallocTrimSeconds: Histogram;
   /** Process memory by kind (`rss`, `heap_used`, `external`, `array_buffers`), read at scrape time. */
   readonly processMemory: Gauge<'kind'>;
