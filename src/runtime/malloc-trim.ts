@@ -11,17 +11,13 @@
  */
 
 import { createRequire } from 'node:module';
-
-/** Runs one `malloc_trim(0)`; resolves true when pages were given back. */
-export type MallocTrim = () => Promise<boolean>;
+import type { MallocTrimLoad } from '../server/main.ts';
 
 type AsyncCall = { async(pad: number, done: (error: unknown, result: number) => void): void };
 type Koffi = { load(path: string): { func(signature: string): AsyncCall } };
 
-/**
- * The trim where it can run (Linux with glibc, koffi installed), else undefined with the reason.
- */
-export function loadMallocTrim(): { trim: MallocTrim; reason?: undefined } | { trim?: undefined; reason: string } {
+/** The trim where it can run (Linux with glibc, koffi installed), else the reason there is none. */
+export function loadMallocTrim(): MallocTrimLoad {
   if (process.platform !== 'linux') return { reason: `not Linux (${process.platform})` };
   let koffi: Koffi;
   try {

@@ -31,6 +31,11 @@ export type ConnectionLimits = {
 };
 
 /** What a runtime provides to the program. */
+/** A runtime's `malloc_trim(0)` (resolves true when pages were given back), or why it has none. */
+export type MallocTrimLoad =
+  | { trim: () => Promise<boolean>; reason?: undefined }
+  | { trim?: undefined; reason: string };
+
 export interface RuntimeHost {
   readonly name: 'node' | 'bun' | 'deno';
   readonly argv: readonly string[];
@@ -78,7 +83,7 @@ export interface RuntimeHost {
   /** Process memory (`process.memoryUsage()`), for metrics and `/healthz`. */
   memoryUsage?: () => MemoryUsage;
   /** glibc's `malloc_trim(0)` run off the JavaScript thread, or why this runtime has none. */
-  loadMallocTrim?(): { trim: () => Promise<boolean>; reason?: undefined } | { trim?: undefined; reason: string };
+  loadMallocTrim?(): MallocTrimLoad;
   onSignal(signals: string[], handler: () => void): void;
   print(line: string): void;
 }
