@@ -20,6 +20,7 @@ import { spawn } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector';
 import { join } from 'node:path';
+import { buildVideoInitSegment } from '../src/container/index.ts';
 import { consoleLogger } from '../src/core/log.ts';
 import { createFragment, FragmentFlags } from '../src/fragment/index.ts';
 import { nodeHost } from '../src/runtime/node.ts';
@@ -76,12 +77,19 @@ const service = createService({ config, logger: consoleLogger('warn') });
 const listener = await nodeHost.serve(service.app as never, { port: 0, host: '127.0.0.1', maxMessageBytes: 1 << 20 });
 const base = `http://127.0.0.1:${listener.port}/hls/bench/load`;
 
-// A synthetic live source: tiny valid-looking fragments are enough for the packager.
+// A synthetic live source: a real 1280x720 H.264 init segment (its avcC from an x264 encode) and
+// fragments of zeros are enough for the packager, which never decodes them.
 const now = () => performance.timeOrigin + performance.now();
+const AVCC_720P = '0142c01fffe100176742c01fda014016ec0440000003004000000f03c60ca801000468ce0fc8';
 const meta = {
-  codec: 'avc1.64001f',
+  codec: 'avc1.42c01f',
   timescale: 90_000,
-  initSegment: new Uint8Array([0, 0, 0, 8, 0x66, 0x72, 0x65, 0x65]),
+  initSegment: buildVideoInitSegment({
+    timescale: 90_000,
+    width: 1280,
+    height: 720,
+    avcC: Uint8Array.from(Buffer.from(AVCC_720P, 'hex')),
+  }),
 };
 const bc = service.registry.getOrCreate('bench/load', '0.mp4', meta);
 // Optional stand-in rungs: the source playlist then carries their rendition reports, as in production.

@@ -121,7 +121,7 @@ describe('chromium backend: the ladder through a headless Chromium page', () => 
         lines.push(`${rendition} ${judged.width}x${judged.height} ${judged.profile} min PSNR-Y ${minY.toFixed(1)} dB`);
       }
       console.log(`[chromium ladder] ${lines.join(' | ')}`);
-      expect(harness.decoders).toEqual({ created: 1, closed: 1 });
+      expect(await harness.decoderSessions()).toEqual({ created: 1, closed: 1 });
     } finally {
       await harness.close();
     }

@@ -110,6 +110,12 @@ export type LadderHarness = {
   maxQueued: Map<string, number>;
   /** Decoders created and closed (through the codecs the ladder uses). */
   decoders: { created: number; closed: number };
+  /**
+   * `decoders` less the renewals (`lvqr_transcode_decoder_renewals_total`): one per source session
+   * and restart. A loaded machine can leave a rung 16 frames behind, and the decoder renewed after
+   * that is a second decoder of the same session.
+   */
+  decoderSessions(): Promise<{ created: number; closed: number }>;
   /** Waits until every task of `broadcast` ended and every output of it was fully read. */
   settled(broadcast: string, timeoutMs?: number): Promise<void>;
   /** Value of a metric sample (summed over matching label sets). */
@@ -140,6 +146,8 @@ export async function createHarness(options: HarnessOptions = {}): Promise<Ladde
   });
   const registry = new FragmentBroadcasterRegistry();
   const metrics = createMetrics();
+  const metric = (name: string, labels: Record<string, string> = {}): Promise<number> =>
+    sumOf(metrics.registry, name, labels);
   const gc = (globalThis as { gc?: (o?: unknown) => void }).gc;
   const ladder = new SoftwareLadder({
     registry,
@@ -250,22 +258,29 @@ export async function createHarness(options: HarnessOptions = {}): Promise<Ladde
       const mine = [...outputs.values()].filter((o) => o.broadcast.startsWith(`${broadcast}/`));
       await Promise.all(mine.map((o) => o.done));
     },
-    async metric(name, labels = {}) {
-      const json = await metrics.registry.getMetricsAsJSON();
-      const m = json.find((x) => x.name === name);
-      if (m === undefined) return 0;
-      let sum = 0;
-      for (const v of m.values as Array<{ value: number; labels: Record<string, string | number> }>) {
-        if (Object.entries(labels).every(([k, want]) => String(v.labels[k]) === want)) sum += v.value;
-      }
-      return sum;
+    async decoderSessions() {
+      const renewals = await metric('lvqr_transcode_decoder_renewals_total');
+      return { created: decoders.created - renewals, closed: decoders.closed - renewals };
     },
+    metric,
     async close() {
       clearInterval(sampler);
       ingest.close();
       await handle.close();
     },
   };
+}
+
+/** Sum of a metric's samples whose labels include `labels`. */
+async function sumOf(registry: LvqrMetrics['registry'], name: string, labels: Record<string, string>): Promise<number> {
+  const json = await registry.getMetricsAsJSON();
+  const m = json.find((x) => x.name === name);
+  if (m === undefined) return 0;
+  let sum = 0;
+  for (const v of m.values as Array<{ value: number; labels: Record<string, string | number> }>) {
+    if (Object.entries(labels).every(([k, want]) => String(v.labels[k]) === want)) sum += v.value;
+  }
+  return sum;
 }
 
 function ingestGone(ingest: IngestManager, broadcast: string): boolean {
@@ -282,6 +297,8 @@ export type PublishOptions = {
   chunks?: number;
   /** How the connection ends afterwards (default `eof`; `none` leaves it open). */
   end?: 'eof' | 'disconnect' | 'none';
+  /** Stops publishing once aborted: the rest of the bytes are not sent, the connection ends as `end` says. */
+  until?: AbortSignal;
 };
 
 /**
@@ -307,12 +324,14 @@ export async function publish(
       if (file.durationS > 0 && waitMs > 0) await new Promise((resolve) => setTimeout(resolve, waitMs));
       // A harness closed under a failing test ends the connection: stop publishing, quietly.
       if (connection.ended) return;
+      if (options.until?.aborted) break;
       connection.push(file.bytes.subarray(at, Math.min(file.bytes.length, at + size)));
     }
     mediaOffsetS += file.durationS;
+    if (options.until?.aborted) break;
   }
   const tailMs = started + (mediaOffsetS * 1000) / speed - Date.now();
-  if (tailMs > 0) await new Promise((resolve) => setTimeout(resolve, tailMs));
+  if (tailMs > 0 && options.until?.aborted !== true) await new Promise((resolve) => setTimeout(resolve, tailMs));
   const end = options.end ?? 'eof';
   if (end !== 'none') connection.end(end);
 }

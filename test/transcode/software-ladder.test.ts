@@ -321,7 +321,7 @@ describe('software ladder: fixtures through ingest -> decode once -> ladder -> C
         expect(output.broadcaster.closed).toBe(true);
       }
       expect(run.tasks.every((t) => t.state === 'ended' && t.panics === 0)).toBe(true);
-      expect(harness.decoders).toEqual({ created: 1, closed: 1 });
+      expect(await harness.decoderSessions()).toEqual({ created: 1, closed: 1 });
       expect(run.sourcesAfterEnd).toBe(0);
     });
   });
@@ -513,7 +513,7 @@ describe('software ladder: faults, back-pressure, format changes', () => {
       expect(refusedStatus.restarts).toBe(1);
       expect(refusedStatus.lastError).toMatch(/injected: createDecoder failed/);
       expect(harness.lastStatus.get('live/healthy')!.restarts).toBe(0);
-      expect(harness.decoders).toEqual({ created: 4, closed: 4 });
+      expect(await harness.decoderSessions()).toEqual({ created: 4, closed: 4 });
 
       const keyIndex = truth.info.video.keyframeIndices;
       const tasks = harness.handle.stats();
@@ -769,7 +769,7 @@ describe('software ladder: faults, back-pressure, format changes', () => {
         if (i === 1) expectSameTimes(seconds(judged.frames, judged.timescale), small.ptsS, small.timescale, 'restart');
         else expect(judged.frames.length).toBeGreaterThan(0);
       }
-      expect(harness.decoders).toEqual({ created: 2, closed: 2 });
+      expect(await harness.decoderSessions()).toEqual({ created: 2, closed: 2 });
       expect(harness.ladder.sources()).toEqual([]);
     } finally {
       await harness.close();
