@@ -16,6 +16,7 @@ import { consoleLogger } from '../src/core/log.ts';
 import { nodeHost } from '../src/runtime/node.ts';
 import { loadVideoCodecs } from '../src/runtime/shared.ts';
 import { parseServe } from '../src/server/config.ts';
+import { trimMallocEvery } from '../src/server/main.ts';
 import { createService } from '../src/server/service.ts';
 import { arg, ensureSources, machine, paced, percentile, postPaced, SMOKE, table, today, writeSection } from './lib.ts';
 
@@ -35,6 +36,10 @@ const RUNS: ReadonlyArray<{ backend: 'napi' | 'chromium'; publisher: Publisher }
 const SOURCES: Record<Publisher, string> = { frame: 'source-720p30-ll.mp4', gop: 'source-720p30-gop.mp4' };
 const logger = consoleLogger('warn');
 const warmupS = SMOKE ? 1 : 10;
+
+/** Every `malloc_trim` of the runs (ms it took), and the period the service trims at (s). */
+const trimMs: number[] = [];
+let trimEveryS = 0;
 
 /** What one paced run measured, ms per rung, and RSS samples. */
 type Measured = {
@@ -61,6 +66,12 @@ async function measureRun(backend: 'napi' | 'chromium', publisher: Publisher): P
     gc: gc === undefined ? undefined : () => gc({ type: 'minor' }),
     graceMs: 200,
     runtime: nodeHost.http,
+  });
+  // Free heap pages given back on the service's own period (`--malloc-trim`, default 60 s), as it does.
+  trimEveryS = config.mallocTrimEveryMs / 1000;
+  const stopTrimming = trimMallocEvery(nodeHost, config.mallocTrimEveryMs, logger, (s) => {
+    service.metrics.mallocTrimSeconds.observe(s);
+    trimMs.push(s * 1000);
   });
   const listener = await nodeHost.serve(service.app as unknown as Hono<never>, {
     port: 0,
@@ -163,6 +174,7 @@ async function measureRun(backend: 'napi' | 'chromium', publisher: Publisher): P
   measuring = false;
   clearInterval(sampler);
   await new Promise((r) => setTimeout(r, 500));
+  stopTrimming();
   await listener.close();
   await service.close();
   await loaded.close?.();
@@ -213,6 +225,10 @@ const worstP99 = worstP99Of(measured[0]!);
 const chromium = measured.find((m) => m.backend === 'chromium');
 const warm = rss[Math.min(rss.length - 1, warmupS + 5)] ?? rss[0]!;
 const last = rss.at(-1)!;
+const trims =
+  trimMs.length === 0
+    ? `no \`malloc_trim\` ran (${trimEveryS > 0 ? 'none available here' : 'off'})`
+    : `free heap pages given back every ${trimEveryS} s as the service does (\`--malloc-trim\`): ${trimMs.length} trims over the runs, ${percentile(trimMs, 50).toFixed(0)} ms median, ${Math.max(...trimMs).toFixed(0)} ms slowest`;
 const text = `Command: \`npm run bench:latency\` (${seconds} s measured after ${warmupS} s warm-up). Machine: ${machine()}. Date: ${today()}.
 Source: bench/out/source-720p30-ll.mp4 (1280x720 30 fps, no B-frames, 2 s GOP), POSTed over HTTP on loopback in real time, each fragment when its last frame is captured: one fragment per frame, and (bench/out/source-720p30-gop.mp4, the same media) GOP-sized fragments; default ladder 720p/480p/240p; LL-HLS part target ${partTargetMs} ms.
 
@@ -227,6 +243,7 @@ ${
     : `What the publisher's fragments add: capture -> published p50 (worst rung) ${captureP50(measured[0]!)} ms with one fragment per frame, ${captureP50(gop)} ms with GOP-sized fragments: a frame waits at the publisher until its fragment is complete (up to a GOP), which is why the README's publish command fragments per frame. With GOP-sized fragments the last frames of each fragment also come out of the rungs only when the next fragment arrives (arrival -> published p99 about one GOP): the decoder returns a frame once later ones are handed to it.
 `
 }Listing adds the part accumulation (a part is listed when complete, up to the ${partTargetMs} ms part target).
+Service as shipped: ${trims}.
 RSS (napi run): ${rss[0]?.toFixed(0)} MB at start, ${warm.toFixed(0)} MB warmed up, ${last.toFixed(0)} MB at the end (${(((last - warm) / warm) * 100).toFixed(1)} % after warm-up).`;
 console.log(text);
 if (MEMORY) {
@@ -237,7 +254,7 @@ if (MEMORY) {
   const filled = rss[warmAt]!;
   const growth = ((last - filled) / filled) * 100;
   const memText = `Command: \`npm run bench:memory\` (${seconds} s paced run; \`-- --seconds 3600\` for the 60-minute option). Machine: ${machine()}. Date: ${today()}.
-Same paced 720p30 source and default ladder as the latency benchmark; RSS sampled every second.
+Same paced 720p30 source and default ladder as the latency benchmark; RSS sampled every second; ${trims}.
 
 ${table(['time', 'RSS MB'], minutes)}
 

@@ -307,8 +307,9 @@ export async function startService(host: RuntimeHost, config: ServeConfig, logge
 /**
  * Gives glibc's free heap pages back every `everyMs` (0: never), one trim at a time; returns the
  * stop. A runtime without the trim logs why once (debug: nothing is wrong, there is just no lever).
+ * Also used by the benchmarks that run the service in their own process, so they trim as it does.
  */
-function trimMallocEvery(
+export function trimMallocEvery(
   host: RuntimeHost,
   everyMs: number,
   logger: Logger,
