@@ -227,7 +227,7 @@ const warm = rss[Math.min(rss.length - 1, warmupS + 5)] ?? rss[0]!;
 const last = rss.at(-1)!;
 const trims =
   trimMs.length === 0
-    ? `no \`malloc_trim\` ran (${trimEveryS > 0 ? 'none available here' : 'off'})`
+    ? `no \`malloc_trim\` ran (${trimEveryS === 0 ? 'off' : nodeHost.loadMallocTrim?.().trim === undefined ? 'none available here' : `none due: the service trims every ${trimEveryS} s`})`
     : `free heap pages given back every ${trimEveryS} s as the service does (\`--malloc-trim\`): ${trimMs.length} trims over the runs, ${percentile(trimMs, 50).toFixed(0)} ms median, ${Math.max(...trimMs).toFixed(0)} ms slowest`;
 const text = `Command: \`npm run bench:latency\` (${seconds} s measured after ${warmupS} s warm-up). Machine: ${machine()}. Date: ${today()}.
 Source: bench/out/source-720p30-ll.mp4 (1280x720 30 fps, no B-frames, 2 s GOP), POSTed over HTTP on loopback in real time, each fragment when its last frame is captured: one fragment per frame, and (bench/out/source-720p30-gop.mp4, the same media) GOP-sized fragments; default ladder 720p/480p/240p; LL-HLS part target ${partTargetMs} ms.

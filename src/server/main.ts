@@ -30,12 +30,12 @@ export type ConnectionLimits = {
   sendTimeoutMs: number;
 };
 
-/** What a runtime provides to the program. */
 /** A runtime's `malloc_trim(0)` (resolves true when pages were given back), or why it has none. */
 export type MallocTrimLoad =
   | { trim: () => Promise<boolean>; reason?: undefined }
   | { trim?: undefined; reason: string };
 
+/** What a runtime provides to the program. */
 export interface RuntimeHost {
   readonly name: 'node' | 'bun' | 'deno';
   readonly argv: readonly string[];
