@@ -243,16 +243,20 @@ export class ClusterBridge {
       const entry = parseEntry<TrackEntry>(e.value);
       if (entry === undefined) return;
       if (entry.withdrawn === true) {
-        // Its producer withdrew it (a bypassed rung): the local copy goes at once, not after a drain.
-        this.#known.delete(e.key);
-        const consumer = this.#consumers.get(e.key) ?? this.#finishing.get(e.key);
-        this.#consumers.delete(e.key);
-        if (consumer !== undefined) void consumer.withdraw();
+        this.#withdrawn(e.key);
       } else {
         this.#known.set(e.key, { entry, seenMs: Date.now() });
       }
     }
     this.#reconcile();
+  }
+
+  /** Its producer withdrew the track (a bypassed rung): the local copy goes at once, not after a drain. */
+  #withdrawn(key: string): void {
+    this.#known.delete(key);
+    const consumer = this.#consumers.get(key) ?? this.#finishing.get(key);
+    this.#consumers.delete(key);
+    if (consumer !== undefined) void consumer.withdraw();
   }
 
   /** Opens a consumer for each known track this node wants, closes the others. */
@@ -345,7 +349,8 @@ export class ClusterBridge {
         if (Date.now() - known.missingSinceMs > timing.entryTtlMs) this.#known.delete(key);
         continue;
       }
-      this.#known.set(key, { entry, seenMs: Date.now() });
+      if (entry.withdrawn === true) this.#withdrawn(key);
+      else this.#known.set(key, { entry, seenMs: Date.now() });
       watchBroken = true;
     }
     if (watchBroken) this.#stopWatch?.();

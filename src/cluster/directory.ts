@@ -34,8 +34,9 @@ export type TrackEntry = {
   /** Wall-clock ms of the last write. */
   readonly updatedMs: number;
   /**
-   * Written once just before the entry is deleted when its producer withdrew the track (a rung the
-   * bypass rule left to its source): readers drop their copy instead of ending it.
+   * Written once, as the entry's last write, when its producer withdrew the track (a rung the
+   * bypass rule left to its source): readers drop their copy instead of ending it. The entry then
+   * expires with its lifetime; nothing lists it meanwhile.
    */
   readonly withdrawn?: boolean;
 };

@@ -27,12 +27,14 @@ export type ClusterOverview = {
 
 /** Reads the directory now (one KV read per entry). */
 export async function clusterOverview(directory: Directory): Promise<ClusterOverview> {
-  const [nodes, claims, leases, tracks] = await Promise.all([
+  const [nodes, claims, leases, allTracks] = await Promise.all([
     listEntries<NodeEntry>(directory.nodes),
     listEntries<ClaimEntry>(directory.broadcasts),
     listEntries<ClaimEntry>(directory.leases),
     listEntries<TrackEntry>(directory.tracks),
   ]);
+  // A withdrawn track's entry stays until it expires: it is not produced any more.
+  const tracks = allTracks.filter((t) => t.value.withdrawn !== true);
   const names = new Set<string>();
   for (const c of claims) names.add(textOf(c.key));
   for (const t of tracks) names.add(t.value.broadcast);

@@ -309,7 +309,10 @@ export class TrackPublisher {
 
   /**
    * Deletes the directory entry if it is still this publisher's (a successor may have written its
-   * own); a track its producer withdrew is first marked so, for readers to drop their copies.
+   * own). A track its producer withdrew is marked so instead, for readers to drop their copies, and
+   * the mark is left to expire with the entry's lifetime: a reader whose watch starts again in that
+   * time still reads the withdrawal (after a delete it would only see the entry gone, and end its
+   * copy as if the track had ended).
    */
   async #withdraw(): Promise<void> {
     const entry = this.#entry;
@@ -322,6 +325,7 @@ export class TrackPublisher {
           this.#entryRevision = await this.#o.tracks.put(this.#key, JSON.stringify(marked), {
             previousSeq: this.#entryRevision,
           });
+          return;
         }
         await this.#o.tracks.delete(this.#key, { previousSeq: this.#entryRevision });
       });

@@ -111,6 +111,12 @@ async function attempt(name: string): Promise<boolean> {
       throw new Error(`${String(error)}: ${edgeState}; the edge's last log lines on ${name}:\n${edgeLog}`);
     }
     dropMs.push(Date.now() - decidedMs);
+    // The rung's directory entry stays, marked withdrawn, until it expires (6 s): the cluster's
+    // overview leaves it out meanwhile.
+    const overview = await getJson<{ cluster?: { broadcasts: Array<{ broadcast: string }> } }>(
+      `${edge.url}/api/v1/broadcasts`,
+    );
+    expect(overview.cluster?.broadcasts.map((b) => b.broadcast)).not.toContain(rung);
     // The source and the other rung go on at the edge (polled: under a loaded machine's full suite
     // the edge's list was once found empty right after the drop, cause not found; the failure
     // message says what each node held then).

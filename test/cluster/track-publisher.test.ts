@@ -1,6 +1,7 @@
 /**
  * A track publisher's directory writes against a real nats-server: a withdrawal (a bypassed rung)
- * must mark and delete the entry even when a heartbeat refresh of the same entry is still on its way.
+ * must mark the entry withdrawn even when a heartbeat refresh of the same entry is still on its
+ * way, and leave the mark to expire, so that a reader whose watch starts again meanwhile reads it.
  */
 
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
@@ -46,7 +47,7 @@ function slowPuts(kv: KV, delayMs: number): KV {
 }
 
 describe('TrackPublisher', () => {
-  it('a withdrawn track is marked withdrawn and deleted even while a refresh of its entry is on its way', async () => {
+  it('a withdrawn track is marked withdrawn even while a refresh of its entry is on its way, and the mark expires', async () => {
     const directory = await openDirectory(nc, DEFAULT_TIMING);
     const broadcast = 'live/wd';
     const track = '0.mp4';
@@ -102,14 +103,28 @@ describe('TrackPublisher', () => {
       broadcaster.withdraw();
       await done;
       await refreshed;
+      await waitFor(() => (seen.at(-1)?.withdrawn === true ? true : undefined), 'the withdrawn mark', {
+        timeoutMs: 5_000,
+        intervalMs: 50,
+      });
+      // The bucket holds the mark as the key's last value, which is what a watch started now (a
+      // reader whose watch was down) gets first.
+      const stored = await directory.tracks.get(key);
+      expect(stored?.operation).toBe('PUT');
+      const lateEntry = stored === null ? undefined : parseEntry<TrackEntry>(stored.value);
+      expect(lateEntry?.withdrawn).toBe(true);
+      expect(lateEntry?.node).toBe('n1');
+      // Nothing writes it again: it expires with the entry lifetime.
+      const withdrawnAt = Date.now();
       await waitFor(
         async () => {
           const now = await directory.tracks.get(key);
           return now === null || now.operation !== 'PUT' ? true : undefined;
         },
-        'the entry to be deleted',
-        { timeoutMs: 5_000, intervalMs: 50 },
+        'the mark to expire',
+        { timeoutMs: DEFAULT_TIMING.entryTtlMs + 5_000, intervalMs: 100 },
       );
+      expect(Date.now() - withdrawnAt).toBeGreaterThan(DEFAULT_TIMING.entryTtlMs / 2);
       expect(seen.at(-1)?.withdrawn).toBe(true);
     } finally {
       watch.stop();
