@@ -41,7 +41,7 @@
  * writes bench/RESULTS.md.
  */
 
-import { readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { loadavg } from 'node:os';
 import WebSocket from 'ws';
@@ -58,6 +58,8 @@ const MINUTES = Number(arg('minutes') ?? (SMOKE ? 0.35 : 10));
 const SEED = Number(arg('seed') ?? 1);
 const PLAYERS = Number(arg('players') ?? (SMOKE ? 2 : 6));
 const DVR_WINDOW_S = Number(arg('hls-dvr-window') ?? (SMOKE ? 6 : 120));
+/** The source's segment target duration (its 2 s GOP), which every playlist of a broadcast keeps. */
+const SOURCE_TARGET_S = 2;
 for (const [name, value, min] of [
   ['broadcasts', BROADCASTS, 1],
   ['minutes', MINUTES, 0.1],
@@ -532,6 +534,28 @@ function timelineOf(text: string): Map<number, number> {
  */
 const timelines = new Map<string, { compared: Set<number>; other: Set<number> }>();
 
+/**
+ * Where a failed check can be looked into: the server's log (`server.log`) and, for the first
+ * timeline mismatch of each playlist and the first target duration above the source's in each
+ * broadcast, the playlists as the auditor read them then (`evidence/`).
+ */
+const EVIDENCE_DIR = sourcePath('soak');
+/** The same, as the report names it. */
+const EVIDENCE_SHOWN = `bench/out/${SMOKE ? 'smoke/' : ''}soak`;
+const evidenceSaved = new Set<string>();
+/** Writes one piece of evidence under `key` once; returns its file name. */
+function saveEvidence(key: string, text: string): string {
+  const file = `${EVIDENCE_DIR}/evidence/${key.replace(/[^A-Za-z0-9.-]+/g, '_')}.txt`;
+  if (evidenceSaved.has(key)) return file;
+  evidenceSaved.add(key);
+  mkdirSync(`${EVIDENCE_DIR}/evidence`, { recursive: true });
+  writeFileSync(file, text);
+  return file;
+}
+/** What the auditor saw first, per check: `<what> at <s> s: <file>`. */
+const evidence: string[] = [];
+const targetOf = (playlist: string): number => Number(/#EXT-X-TARGETDURATION:(\d+)/.exec(playlist)?.[1] ?? 0);
+
 /** Reads every playlist a broadcast's master lists (and the source video's) and compares their timelines. */
 async function auditTimelines(name: string): Promise<void> {
   const base = `${server.url}/hls/${name}/`;
@@ -550,18 +574,36 @@ async function auditTimelines(name: string): Promise<void> {
   const sourceText = await text('playlist.m3u8');
   if (sourceText === undefined) return;
   const source = timelineOf(sourceText);
+  const at = `${(elapsedMs() / 1000).toFixed(0)} s`;
+  const saveOnce = (key: string, what: string, body: string): void => {
+    if (evidenceSaved.has(key)) return;
+    evidence.push(`${what} at ${at}: ${saveEvidence(key, body)}`);
+  };
+  if (targetOf(sourceText) > SOURCE_TARGET_S) {
+    saveOnce(`${name} target`, `${name} playlist.m3u8 target ${targetOf(sourceText)} s`, sourceText);
+  }
   for (const path of paths) {
     const other = await text(path);
     if (other === undefined) continue;
     const key = `${name} ${path}`;
     const seen = timelines.get(key) ?? { compared: new Set(), other: new Set() };
     timelines.set(key, seen);
+    const before = seen.other.size;
     for (const [msn, sequence] of timelineOf(other)) {
       const expected = source.get(msn);
       if (expected === undefined) continue;
       seen.compared.add(msn);
       if (expected !== sequence) seen.other.add(msn);
     }
+    if (before === 0 && seen.other.size > 0) {
+      const first = Math.min(...seen.other);
+      saveOnce(
+        `${key} timeline`,
+        `${key} off the source's timeline from MSN ${first}`,
+        `# ${path}\n${other}\n# playlist.m3u8 (the source video)\n${sourceText}`,
+      );
+    }
+    if (targetOf(other) > SOURCE_TARGET_S) saveOnce(`${name} target`, `${key} target ${targetOf(other)} s`, other);
   }
 }
 
@@ -853,6 +895,19 @@ const metricsText = crash === undefined ? await (await fetch(`${server.url}/metr
 stopping = true;
 const exit = await server.stop();
 const loadAtEnd = loadavg()[0]!;
+const serverLog = server.stdout();
+mkdirSync(EVIDENCE_DIR, { recursive: true });
+writeFileSync(`${EVIDENCE_DIR}/server.log`, serverLog);
+/** The server's warnings and errors counted by message (`<time> <level> <message> key=value ...`). */
+const logCounts = new Map<string, number>();
+for (const line of serverLog.split('\n')) {
+  const m = /^\S+ (warn|error) +(.*?)(?= [A-Za-z_]+=|$)/.exec(line);
+  if (m !== null) logCounts.set(`${m[1]} ${m[2]}`, (logCounts.get(`${m[1]} ${m[2]}`) ?? 0) + 1);
+}
+const logSummary = [...logCounts]
+  .sort((a, b) => b[1] - a[1])
+  .slice(0, 12)
+  .map(([message, n]) => `${message} (${n})`);
 
 // ---- figures -------------------------------------------------------------------------------------
 
@@ -989,7 +1044,6 @@ const windowTable = table(
   windowRows,
 );
 /** The soak's source cuts 2 s segments: a longer target duration means a segment was cut late. */
-const SOURCE_TARGET_S = 2;
 const longTargets = windowsAtEnd.filter((b) => b.targetDurationS > SOURCE_TARGET_S);
 
 const auditStatuses = audited.flat().flatMap((f) => [...f.statuses].map(([key, n]) => `${f.playlist} ${key}: ${n}`));
@@ -1166,6 +1220,8 @@ Errors: ${publisherErrors.length} publisher, ${players.unexpected.length} player
     : ''
 }
 Rung segments the auditor could not fetch (not loss): ${auditNotes.join('; ') || 'none'}.
+Server warnings and errors by message: ${logSummary.join('; ') || 'none'} (the whole log: \`${EVIDENCE_SHOWN}/server.log\`, not committed).
+What the auditor saw first of each failed check (saved under \`${EVIDENCE_SHOWN}/evidence/\`): ${evidence.join('; ') || 'nothing'}.
 
 Acceptance: no crash: **${verdict(pass.crash)}**; every variant's segments on its source's timelines: **${verdict(pass.timelines)}**${offTimeline.length > 0 ? ` (${offTimeline.map((r) => `${r[0]}: ${r[2]}`).join(', ')})` : ''}; every playlist's target duration stays at the source's ${SOURCE_TARGET_S} s: **${verdict(pass.targets)}**${longTargets.length > 0 ? ` (${longTargets.map((b) => `${b.name} ${b.targetDurationS} s`).join(', ')})` : ''}; 0 lost fragments on the healthy broadcast: **${verdict(pass.loss)}** (${lostTotal} lost); RSS within 5 % of its warmed-up level: **${rssJudged ? verdict(pass.rss) : 'not judged (run too short)'}**.`;
 
