@@ -54,7 +54,9 @@ describe('benchmarks', () => {
     expect(output).toMatch(/^\| soak\/b1 \| flaky \| ([2-9]|\d{2,}) \(/m);
     for (const rung of ['720p', '480p', '240p']) expect(output).toContain(`| soak/b0 ${rung} |`);
     // Where a failure can be looked into: the server's warnings by message, and its whole log.
-    expect(output).toMatch(/^Server warnings and errors by message: .+\(the whole log: `bench\/out\/smoke\/soak\/server\.log`/m);
+    expect(output).toMatch(
+      /^Server warnings and errors by message: .+\(the whole log: `bench\/out\/smoke\/soak\/server\.log`/m,
+    );
     expect(existsSync('bench/out/smoke/soak/server.log')).toBe(true);
     expect(output).toMatch(
       /no crash: \*\*pass\*\*; every variant's segments on its source's timelines: \*\*pass\*\*; every playlist's target duration stays at the source's 2 s: \*\*pass\*\*; 0 lost fragments on the healthy broadcast: \*\*pass\*\*/,
