@@ -543,14 +543,13 @@ const EVIDENCE_DIR = sourcePath('soak');
 /** The same, as the report names it. */
 const EVIDENCE_SHOWN = `bench/out/${SMOKE ? 'smoke/' : ''}soak`;
 const evidenceSaved = new Set<string>();
-/** Writes one piece of evidence under `key` once; returns its file name. */
+/** Writes the piece of evidence named `key`; returns its file name as the report shows it. */
 function saveEvidence(key: string, text: string): string {
-  const file = `${EVIDENCE_DIR}/evidence/${key.replace(/[^A-Za-z0-9.-]+/g, '_')}.txt`;
-  if (evidenceSaved.has(key)) return file;
+  const file = `evidence/${key.replace(/[^A-Za-z0-9.-]+/g, '_')}.txt`;
   evidenceSaved.add(key);
   mkdirSync(`${EVIDENCE_DIR}/evidence`, { recursive: true });
-  writeFileSync(file, text);
-  return file;
+  writeFileSync(`${EVIDENCE_DIR}/${file}`, text);
+  return `${EVIDENCE_SHOWN}/${file}`;
 }
 /** What the auditor saw first, per check: `<what> at <s> s: <file>`. */
 const evidence: string[] = [];
