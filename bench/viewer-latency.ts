@@ -123,9 +123,9 @@ const rows = runs.map((r) => [
   r.samplesMs.length,
   r.p50Ms,
   r.sessionP50sMs.join(' / '),
-  Number.isNaN(r.warmupP50Ms) ? '-' : r.warmupP50Ms,
   r.p95Ms,
   r.maxMs,
+  Number.isNaN(r.warmupP50Ms) ? '-' : r.warmupP50Ms,
   ms(nearestRank(r.edgeMs, 50)),
   r.stalls,
   r.targetLatencyS === undefined ? '-' : r.targetLatencyS.toFixed(2),
@@ -156,7 +156,7 @@ Source: the built-in test pattern (1280x720 30 fps, 1 s GOP, one fragment per fr
 
 Milliseconds:
 
-${table(['player', 'samples', 'p50', 'p50 per session', 'warm-up session p50 (not counted)', 'p95', 'max', "hls.js's own latency p50 (behind the playlist edge)", 'stalls', 'hls.js target latency at the end of the last session (s)', 'playing', `p50 <= ${TARGET_MS} ms`], rows)}
+${table(['player', 'samples', 'p50', 'p50 per session', 'p95', 'max', 'warm-up session p50 (not counted)', "hls.js's own latency p50 (behind the playlist edge)", 'stalls', 'hls.js target latency at the end of the last session (s)', 'playing', `p50 <= ${TARGET_MS} ms`], rows)}
 
 The warm-up session is each player's first page in the browser: it also starts the browser's side of that player (its processes, compiling the player, its workers) on the two cores the service uses, which a viewer's own machine would do; it is left out of every other figure, the start-up table's included.
 
