@@ -543,16 +543,17 @@ const EVIDENCE_DIR = sourcePath('soak');
 /** The same, as the report names it. */
 const EVIDENCE_SHOWN = `bench/out/${SMOKE ? 'smoke/' : ''}soak`;
 const evidenceSaved = new Set<string>();
-/** Writes the piece of evidence named `key`; returns its file name as the report shows it. */
-function saveEvidence(key: string, text: string): string {
-  const file = `evidence/${key.replace(/[^A-Za-z0-9.-]+/g, '_')}.txt`;
-  evidenceSaved.add(key);
-  mkdirSync(`${EVIDENCE_DIR}/evidence`, { recursive: true });
-  writeFileSync(`${EVIDENCE_DIR}/${file}`, text);
-  return `${EVIDENCE_SHOWN}/${file}`;
-}
 /** What the auditor saw first, per check: `<what> at <s> s: <file>`. */
 const evidence: string[] = [];
+/** Saves `body` as the evidence named `key` unless it was saved before, and lists it as `what`. */
+function saveEvidenceOnce(key: string, what: string, body: string): void {
+  if (evidenceSaved.has(key)) return;
+  evidenceSaved.add(key);
+  const file = `evidence/${key.replace(/[^A-Za-z0-9.-]+/g, '_')}.txt`;
+  mkdirSync(`${EVIDENCE_DIR}/evidence`, { recursive: true });
+  writeFileSync(`${EVIDENCE_DIR}/${file}`, body);
+  evidence.push(`${what} at ${(elapsedMs() / 1000).toFixed(0)} s: ${EVIDENCE_SHOWN}/${file}`);
+}
 const targetOf = (playlist: string): number => Number(/#EXT-X-TARGETDURATION:(\d+)/.exec(playlist)?.[1] ?? 0);
 
 /** Reads every playlist a broadcast's master lists (and the source video's) and compares their timelines. */
@@ -573,13 +574,8 @@ async function auditTimelines(name: string): Promise<void> {
   const sourceText = await text('playlist.m3u8');
   if (sourceText === undefined) return;
   const source = timelineOf(sourceText);
-  const at = `${(elapsedMs() / 1000).toFixed(0)} s`;
-  const saveOnce = (key: string, what: string, body: string): void => {
-    if (evidenceSaved.has(key)) return;
-    evidence.push(`${what} at ${at}: ${saveEvidence(key, body)}`);
-  };
   if (targetOf(sourceText) > SOURCE_TARGET_S) {
-    saveOnce(`${name} target`, `${name} playlist.m3u8 target ${targetOf(sourceText)} s`, sourceText);
+    saveEvidenceOnce(`${name} target`, `${name} playlist.m3u8 target ${targetOf(sourceText)} s`, sourceText);
   }
   for (const path of paths) {
     const other = await text(path);
@@ -596,13 +592,14 @@ async function auditTimelines(name: string): Promise<void> {
     }
     if (before === 0 && seen.other.size > 0) {
       const first = Math.min(...seen.other);
-      saveOnce(
+      saveEvidenceOnce(
         `${key} timeline`,
         `${key} off the source's timeline from MSN ${first}`,
         `# ${path}\n${other}\n# playlist.m3u8 (the source video)\n${sourceText}`,
       );
     }
-    if (targetOf(other) > SOURCE_TARGET_S) saveOnce(`${name} target`, `${key} target ${targetOf(other)} s`, other);
+    if (targetOf(other) > SOURCE_TARGET_S)
+      saveEvidenceOnce(`${name} target`, `${key} target ${targetOf(other)} s`, other);
   }
 }
 
