@@ -251,7 +251,14 @@ export class LeaderFollower {
     }
     const last = leader.leaderSegment(leader.lastCompleteMsn);
     if (last === undefined) return false;
-    if (!this.#following && leaderEndS(last) - fromS < FOLLOW_BEHIND_TARGETS * this.#group.targetDurationS) {
+    // Media times compare only on one timeline: a leader already on a later one (its publisher came
+    // back, maybe with its clock at 0) is ahead of the follower's media however its times read.
+    const laterTimeline = (last.discontinuitySequence ?? 0) > builder.discontinuitySequence;
+    if (
+      !this.#following &&
+      !laterTimeline &&
+      leaderEndS(last) - fromS < FOLLOW_BEHIND_TARGETS * this.#group.targetDurationS
+    ) {
       return false;
     }
     if (open !== undefined) {
@@ -299,18 +306,19 @@ export class LeaderFollower {
    * the follower has not started (the leader's media jumped and the follower listed the jump as GAP,
    * or restarted while the follower's media went on), the follower's segment starts one too. Matching
    * content in variants must have matching Discontinuity Sequence Numbers (RFC 8216 6.2.4): players
-   * map each variant's timestamps by them.
+   * map each variant's timestamps by them. True when it did.
    */
-  #mirrorDiscontinuity(timeS?: number): void {
+  #mirrorDiscontinuity(timeS?: number): boolean {
     const builder = this.#builder;
     const seg = this.#activeLeader()?.leaderSegment(builder.nextMsn);
-    if (seg?.discontinuity !== true || seg.discontinuitySequence === undefined || !builder.hasHistory) return;
-    if (seg.discontinuitySequence <= builder.nextDiscontinuitySequence) return;
+    if (seg?.discontinuity !== true || seg.discontinuitySequence === undefined || !builder.hasHistory) return false;
+    if (seg.discontinuitySequence <= builder.nextDiscontinuitySequence) return false;
     // Media of the old timeline that a lagging follower lists under the new one's number is no jump
     // (a follower's own frames may start a little before its leader's: Opus frames on their grid).
     const slackS = Math.max(EPS_S, this.#group.partTargetS);
-    if (timeS !== undefined && (timeS < seg.startTimeS - slackS || timeS >= leaderEndS(seg) - EPS_S)) return;
+    if (timeS !== undefined && (timeS < seg.startTimeS - slackS || timeS >= leaderEndS(seg) - EPS_S)) return false;
     builder.breakTimeline();
+    return true;
   }
 
   /** Whether the follower's next segment starts a new timeline and its leader's segment of that number is on it. */
@@ -335,7 +343,9 @@ export class LeaderFollower {
       const seg = leader.leaderSegment(this.#builder.nextMsn);
       if (seg === undefined || seg.startTimeS > untilS + EPS_S) return undefined;
       if (!seg.complete || leaderEndS(seg) > untilS + EPS_S) return seg;
-      this.#mirrorDiscontinuity();
+      // On the leader's new timeline, what is covered starts with this GAP segment: the track's
+      // own media at these times (a new session of it, timed like the leader's) is already listed.
+      if (this.#mirrorDiscontinuity()) this.#coveredFromS = seg.startTimeS;
       this.#builder.addGap(seg, init);
       this.#coveredS = leaderEndS(seg);
     }

@@ -53,12 +53,12 @@ function stage() {
       source.frames(end - source.frame, 30);
       await appended(bridge, 'live/demo', 'video', source.frame);
     },
-    /** Rung frames from `from` (skipping what lies before) up to frame `end`, then waits. */
+    /** Rung frames from `from` (skipping what lies before) up to frame `end`, then waits until the bridge took them (kept or dropped). */
     async rungTo(from: number, end: number): Promise<void> {
       rung.frame = from;
       rungFragments += end - from;
       rung.frames(end - from, 30);
-      await appended(bridge, 'live/demo/480p', 'video', rungFragments);
+      await appended(bridge, 'live/demo/480p', 'video', rungFragments, { withDropped: true });
     },
   };
 }
@@ -210,6 +210,42 @@ describe('HLS rung GAP segments', () => {
     const out = await playlist(s.bridge, '/hls/live/demo/480p/playlist.m3u8');
     expect(out.raw).not.toContain('GAP');
     expect(out.raw).not.toContain('#EXT-X-DISCONTINUITY');
+  });
+
+  it('a rung paused just before its source restarts with its clock at 0, twice, follows both new timelines with GAP segments and resumes on the source’s', async () => {
+    const s = stage();
+    await s.sourceTo(600);
+    await s.rungTo(0, 600); // both at 20 s
+    pausedRungs.add('live/demo/480p');
+    try {
+      await s.sourceTo(630); // 21 s: the rung is only a second behind, nothing to list as GAP yet
+      // The publisher comes back with its clock at 0 (media times far below the rung's last), twice.
+      s.source.restart(videoTrack(1920, 1080), 0);
+      await s.sourceTo(930); // 10 s on the second timeline
+      s.source.restart(videoTrack(1920, 1080), 0);
+      await s.sourceTo(1230); // 10 s on the third
+      const src = (await playlist(s.bridge, '/hls/live/demo/playlist.m3u8')).manifest;
+      const paused = await playlist(s.bridge, '/hls/live/demo/480p/playlist.m3u8');
+      // The paused rung lists every complete source segment (as GAP), on the source's timelines.
+      const complete = timelineOf(src).slice(0, -1);
+      expect(timelineOf(paused.manifest).slice(0, complete.length), paused.raw).toEqual(complete);
+    } finally {
+      pausedRungs.delete('live/demo/480p');
+    }
+    // The rung's new encoder session: the same init, timestamps from 0 as the source's.
+    s.rung.frame = 930;
+    s.rung.restart(videoTrack(854, 480), 0);
+    await s.rungTo(930, 1230);
+    await s.sourceTo(1290);
+    await s.rungTo(1230, 1290);
+    const src = await playlist(s.bridge, '/hls/live/demo/playlist.m3u8');
+    const { raw, manifest: rung } = await playlist(s.bridge, '/hls/live/demo/480p/playlist.m3u8');
+    expect(timelineOf(rung), raw).toEqual(timelineOf(src.manifest));
+    expect(rung.targetDuration, raw).toBe(2);
+    const srcSegs = byMsn(src.manifest);
+    // The rung's own media of 0-8 s on the third timeline was already listed as GAP: dropped, not listed again.
+    for (const [msn, seg] of byMsn(rung)) expect(seg, `${msn}\n${raw}`).toEqual(srcSegs.get(msn));
+    expect(gapSegments(raw)).toEqual([10, 11, 12, 13, 14, 15, 16, 17, 18, 19].map((m) => `seg-${m}.m4s`));
   });
 
   it('a rung that lagged when its source restarted lists the source’s last old segment as GAP and starts its new timeline at the source’s number', async () => {

@@ -219,14 +219,20 @@ export function parse(raw: string): ParsedManifest {
 }
 
 /** Waits until the bridge has appended `count` fragments to a track of `name`. */
-export async function appended(bridge: HlsBridge, name: string, kind: 'video' | 'audio', count: number): Promise<void> {
+export async function appended(
+  bridge: HlsBridge,
+  name: string,
+  kind: 'video' | 'audio',
+  count: number,
+  options: { withDropped?: boolean } = {},
+): Promise<void> {
   await waitFor(
     () => {
       const b = bridge.broadcasts().find((x) => x.name === name);
       const t = b?.tracks.find((x) => x.kind === kind);
-      return t !== undefined && t.fragments >= count;
+      return t !== undefined && t.fragments + (options.withDropped === true ? t.droppedFragments : 0) >= count;
     },
-    `${name} ${kind} to reach ${count} fragments`,
+    `${name} ${kind} to reach ${count} fragments${options.withDropped === true ? ' (dropped ones counted)' : ''}`,
     { intervalMs: 1 },
   );
 }
