@@ -22,6 +22,7 @@ import { readFixture } from '../../testkit/fixtures.ts';
 import { concat } from '../../testkit/fmp4.ts';
 import { decodeErrors, ffmpeg, probePackets, probeStreams, withFile } from '../support/ffprobe.ts';
 import { publish } from '../support/ladder.ts';
+import { decodeTimesOf, splitFmp4, trackIdsOf, withDecodeTimes, withZeroDurations } from '../support/mp4-edit.ts';
 import { waitFor } from '../support/wait.ts';
 
 const SOURCE_S = 10;
@@ -328,6 +329,54 @@ describe('a source that restarts its stream', () => {
         const own = summary(await ended(`${rendition}/audio.m3u8`));
         expect(own.discontinuities, rendition).toEqual(source.discontinuities);
         expect(Math.abs(own.durationS - source.durationS), rendition).toBeLessThan(0.1);
+      }
+    } finally {
+      await service.close();
+    }
+  }, 40_000);
+});
+
+describe('a source that gives two audio frames one time', () => {
+  it("each audio rendition stays on the source's timeline: the repeated frame is dropped, not a new timeline", async () => {
+    // ffmpeg's per-frame fragmenting can write a file's second-to-last AAC frame at the last one's
+    // time with a zero duration (seen at every loop of the soak's source): two frames, one time.
+    const clip = splitFmp4(readFixture('720p30-frag-every-frame.mp4'));
+    const audioPieces = clip.fragments
+      .map((piece, index) => ({ piece, index }))
+      .filter(({ piece }) => trackIdsOf(piece).length === 1 && trackIdsOf(piece)[0] === 2);
+    const a = audioPieces[Math.floor(audioPieces.length / 2)]!;
+    const next = audioPieces[audioPieces.indexOf(a) + 1]!;
+    const repeatedAt = decodeTimesOf(next.piece).get(2)!;
+    const fragments = clip.fragments.slice();
+    fragments[a.index] = withZeroDurations(
+      withDecodeTimes(a.piece, () => repeatedAt),
+      2,
+    );
+    const provider = await napiProvider();
+    const audioCodecs = bindAudioWebCodecs(provider.codecs);
+    const config = parseServe(
+      ['--test-pattern', 'off', '--transcode-rendition', '240p', '--ingest-grace', '0'],
+      {},
+      () => '',
+    );
+    const service = createService({ config, audioCodecs });
+    const ended = (file: string) =>
+      waitFor(
+        async () => {
+          const res = await service.app.request(`/hls/live/repeat/${file}`);
+          const text = res.ok ? await res.text() : '';
+          return text.includes('#EXT-X-ENDLIST') ? text : undefined;
+        },
+        `${file} to end`,
+        { timeoutMs: 20_000 },
+      );
+    try {
+      await publish(service.ingest, 'live/repeat', [{ bytes: concat([clip.init, ...fragments]), durationS: 3 }], {
+        speed: 1,
+      });
+      expect(await ended('audio.m3u8')).not.toContain('#EXT-X-DISCONTINUITY');
+      for (const rendition of ['audio-aac-64k', 'audio-opus-64k']) {
+        expect(await ended(`${rendition}/audio.m3u8`), rendition).not.toContain('#EXT-X-DISCONTINUITY');
       }
     } finally {
       await service.close();

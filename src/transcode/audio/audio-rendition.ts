@@ -1,9 +1,10 @@
 /**
  * `AudioRenditionTranscoder`: one audio rendition (AAC-LC or Opus at one bitrate) of one source.
  * It takes the decoded blocks of its source's `SharedAudioDecoder`, keeps them on one continuous
- * timeline (small gaps filled with silence, small overlaps trimmed, a larger jump starts a new
- * encoder session), encodes them, and publishes one CMAF fragment per packet (`AudioOutput`),
- * timed by `PacketClock` so the output keeps the source timeline to the sample.
+ * timeline (small gaps filled with silence, small overlaps trimmed, a block a little back inside
+ * what was encoded dropped, a larger jump starts a new encoder session), encodes them, and publishes
+ * one CMAF fragment per packet (`AudioOutput`), timed by `PacketClock` so the output keeps the
+ * source timeline to the sample.
  *
  * Back-pressure: `onFragment` waits while the block queue is above half its bound; a queue that
  * reaches the bound is dropped (counted) and the timeline resumes after the gap.
@@ -223,6 +224,12 @@ export class AudioRenditionTranscoder implements Transcoder, AudioSink {
       } else if (gap < 0 && -gap < block.frames) {
         block = sliceBlock(block, -gap);
         at -= gap;
+      } else if (gap < 0 && -gap <= block.sampleRate * MAX_FILL_S) {
+        // A block wholly inside what was already encoded, a little back (a repeated frame time:
+        // ffmpeg's per-frame fragmenting gives a file's last two AAC frames one time): dropped, so
+        // the rendition stays on the source's timeline instead of starting a new one.
+        this.#countDropped(1);
+        return;
       } else if (gap !== 0) {
         await this.#endSession();
         session = undefined;

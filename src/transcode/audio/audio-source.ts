@@ -214,7 +214,10 @@ export class SharedAudioDecoder {
     for (const sample of samples) {
       const decoder = this.#ensureDecoder();
       if (decoder === undefined) return;
-      const timestampUs = Math.round((sample.pts * 1_000_000) / config.timescale);
+      let timestampUs = Math.round((sample.pts * 1_000_000) / config.timescale);
+      // Blocks are matched to their meta by timestamp: a repeated one (a publisher that gave two
+      // frames one time) is moved on by a microsecond, so each block keeps its own meta.
+      while (this.#pending.has(timestampUs)) timestampUs += 1;
       this.#pending.set(timestampUs, {
         pts: sample.pts,
         timescale: config.timescale,
