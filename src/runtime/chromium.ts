@@ -34,7 +34,7 @@ import { CdpPipe } from './cdp-pipe.ts';
 /** The Chromium of Debian's `chromium` package. */
 const DEFAULT_EXECUTABLE = '/usr/bin/chromium';
 
-/** Flags of every launch (STACK-NOTES, Chromium). */
+/** Flags of every launch: headless, off the network, no throttling of background pages. */
 const BASE_FLAGS = [
   '--headless',
   '--no-sandbox',

@@ -51,8 +51,10 @@ export function adminRoutes(deps: AdminRoutesDeps): Hono {
     try {
       validateBroadcastName(broadcast);
       if (c.req.method === 'PUT') return await put(c, broadcast);
-      if (c.req.method === 'DELETE' && deps.ladders.delete(broadcast) && deps.ladders.isActive(broadcast)) {
-        deps.replan(broadcast);
+      if (c.req.method === 'DELETE' && deps.ladders.delete(broadcast)) {
+        const live = deps.ladders.isActive(broadcast);
+        if (live) deps.replan(broadcast);
+        return c.json({ ...describe(broadcast), appliesAt: live ? 'next keyframe' : 'publish' });
       }
       return c.json(describe(broadcast));
     } catch (error) {

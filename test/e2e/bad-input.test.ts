@@ -149,6 +149,23 @@ describe('malformed streams', () => {
   });
 });
 
+describe('the wrong kind of request', () => {
+  it('a text WebSocket message closes the publisher with 4415 ingest.text_message; a GET on an ingest path without an upgrade gets 426 ingest.upgrade_required', async () => {
+    matrix().caseNames.add('bad/text-ws').add('bad/plain-get');
+    const before = await rejectedCount('ingest.text_message');
+    const publisher = await wsPublisher('bad/text-ws');
+    publisher.send(small.init);
+    publisher.ws.send('{"hello": "server"}');
+    expectWsClosedWith(await publisher.closed, 415, 'ingest.text_message');
+    await waitFor(
+      async () => (await rejectedCount('ingest.text_message')) === before + 1,
+      'the rejection to be counted',
+    );
+    await expectJsonError(await fetch(`${matrix().http}/ingest/bad/plain-get`), 426, 'ingest.upgrade_required');
+    expect(await trackSummary(matrix().http, 'bad/plain-get')).toBeUndefined();
+  });
+});
+
 describe('broadcast names', () => {
   const BAD_NAMES: Array<[string, string]> = [
     ['live/..', 'a dot segment'],

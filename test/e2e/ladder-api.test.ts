@@ -56,6 +56,10 @@ function put(broadcast: string, body: string, token = ADMIN): Promise<Response> 
   return fetch(ladderUrl(broadcast), { method: 'PUT', body, headers: { authorization: `Bearer ${token}` } });
 }
 
+function del(broadcast: string, token = ADMIN): Promise<Response> {
+  return fetch(ladderUrl(broadcast), { method: 'DELETE', headers: { authorization: `Bearer ${token}` } });
+}
+
 type TranscodeApi = {
   sources: Array<{ broadcast: string; plan?: Array<{ rendition: string; width: number; height: number }> }>;
 };
@@ -109,6 +113,25 @@ describe('per-stream ladders', () => {
     expect(empty.status).toBe(400);
     const unset = await fetch(ladderUrl('live/x'), { headers: { authorization: `Bearer ${ADMIN}` } });
     expect(await unset.json()).toMatchObject({ origin: 'default', ladder: [{ name: '240p' }], active: null });
+    // DELETE returns a broadcast to the default; one with no ladder of its own is left as it is.
+    expect((await put('live/x', JSON.stringify([R144]))).status).toBe(200);
+    expect((await del('live/x', 'nope')).status).toBe(403);
+    const deleted = await del('live/x');
+    expect(deleted.status).toBe(200);
+    expect(await deleted.json()).toEqual({
+      broadcast: 'live/x',
+      origin: 'default',
+      ladder: [expect.objectContaining({ name: '240p' })],
+      active: null,
+      appliesAt: 'publish',
+    });
+    const again = await del('live/x');
+    expect(await again.json()).toEqual({
+      broadcast: 'live/x',
+      origin: 'default',
+      ladder: [expect.objectContaining({ name: '240p' })],
+      active: null,
+    });
   });
 
   it('a ladder set by PUT before the publish is what /api/v1/transcode plans and what ffprobe finds', async () => {
@@ -206,6 +229,31 @@ describe('per-stream ladders', () => {
       const resizedSegment = await segmentWithInit(`${base}/r180/playlist.m3u8`, 'last');
       expect((await probeStreams(resizedSegment)).map((x) => `${x.width}x${x.height}`)).toEqual(['256x144']);
       expect((await probePackets(resizedSegment))[0]!.keyframe).toBe(true);
+      // DELETE while live: the default ladder (240p) is back at the next keyframe, r180 ends.
+      const reset = await del(name);
+      expect(reset.status).toBe(200);
+      expect(await reset.json()).toMatchObject({
+        origin: 'default',
+        active: [{ name: '240p' }],
+        appliesAt: 'next keyframe',
+      });
+      const playing = (text: string | undefined) => segments(text).length >= 1 && !text!.includes('#EXT-X-ENDLIST');
+      await waitFor(
+        async () =>
+          playing(await getText(`${base}/240p/playlist.m3u8`)) &&
+          (await getText(`${base}/r180/playlist.m3u8`))?.includes('#EXT-X-ENDLIST') === true,
+        'the 240p playlist going on again and the r180 playlist ended',
+        { timeoutMs: 20_000, intervalMs: 100 },
+      ).catch(async (error: unknown) => {
+        throw new Error(
+          `${String(error)}\n240p playlist:\n${await getText(`${base}/240p/playlist.m3u8`)}\nserver log:\n${server.stdout().slice(-2000)}`,
+        );
+      });
+      const masterAfter = (await getText(`${base}/master.m3u8`))!;
+      expect(masterAfter).toContain('240p/playlist.m3u8');
+      expect(masterAfter).not.toContain('r180/playlist.m3u8');
+      const back = await segmentWithInit(`${base}/240p/playlist.m3u8`, 'last');
+      expect((await probeStreams(back)).map((x) => `${x.width}x${x.height}`)).toEqual(['426x240']);
     } finally {
       publisher.kill();
       await publisher.exited;

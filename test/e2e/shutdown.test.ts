@@ -1,6 +1,8 @@
 import { afterEach, describe, expect, it } from 'vitest';
+import { streamedPostInit } from '../../src/runtime/publish.ts';
 import { fixturePath, readFixture } from '../../testkit/fixtures.ts';
 import { type RunningServer, type Runtime, startServer } from '../../testkit/server.ts';
+import { splitFmp4 } from '../support/mp4-edit.ts';
 import { waitFor } from '../support/wait.ts';
 import { ffmpegPublish, lastPart, openWsPublisher, type Proc } from './helpers.ts';
 
@@ -44,6 +46,22 @@ describe.each<Runtime>(['node', 'bun', 'deno'])('graceful shutdown on %s', (runt
       timeoutMs: 15_000,
       intervalMs: 50,
     });
+    // A POST publisher whose body is still open at shutdown (its answer is read below).
+    const clip = splitFmp4(readFixture(FIXTURE));
+    const open = new ReadableStream<Uint8Array>({
+      start(controller) {
+        controller.enqueue(clip.init);
+        for (const fragment of clip.fragments.slice(0, 2)) controller.enqueue(fragment);
+      },
+    });
+    const streamed = fetch(`${url}/ingest/live/sd-open`, streamedPostInit(open)).then(
+      async (res) => ({ status: res.status, body: await res.text() }),
+      (error: unknown) => ({ status: 0, body: String(error) }),
+    );
+    await waitFor(async () => (await fetch(`${url}/hls/live/sd-open/playlist.m3u8`)).ok, 'the open POST broadcast', {
+      timeoutMs: 15_000,
+      intervalMs: 50,
+    });
 
     // A blocking reload for a part that will not come (the WS publisher sent everything already).
     const next = lastPart(playlist)!.msn + 1;
@@ -80,7 +98,10 @@ describe.each<Runtime>(['node', 'bun', 'deno'])('graceful shutdown on %s', (runt
     console.log(
       `${runtime}: exit ${exitMs} ms after SIGTERM; held reload answered ${answer.status} after ${answer.ms} ms`,
     );
-    // The publishers were let go.
+    // The publishers were let go: the open POST with 503 ingest.shutdown.
+    const postAnswer = await streamed;
+    expect(postAnswer.status, postAnswer.body).toBe(503);
+    expect(JSON.parse(postAnswer.body)).toMatchObject({ error: { code: 'ingest.shutdown' } });
     const closed = await Promise.race([ws.closed, new Promise<undefined>((r) => setTimeout(r, 5000))]);
     expect(closed, 'the WebSocket publisher was closed').toBeDefined();
     expect([1001, 1006]).toContain(closed!.code);
