@@ -36,8 +36,13 @@ export type HlsBridgeOptions = {
   describeInit?: InitDescriber;
   /** Declared BANDWIDTH of source variants (`--source-bandwidth-kbps`), instead of the measured peak. */
   sourceBandwidthKbps?: number;
-  /** A rung for which this returns true is left out of the master playlist (overload policy). */
+  /**
+   * A rung the overload policy paused: left out of the master playlist, and its playlist lists GAP
+   * segments after its source's.
+   */
   isRungHidden?: (source: string, rendition: string) => boolean;
+  /** A rung whose encoder failed and has not recovered: left out of the master playlist only. */
+  isRungFailed?: (source: string, rendition: string) => boolean;
   /**
    * The audio rendition (an audio-only rung of the same source, e.g. `audio-aac-64k`) a video
    * rung's variant references in the master; the source's audio when it returns undefined or that
@@ -166,7 +171,8 @@ export class HlsBridge {
       broadcasts: table,
       describer: descriptions,
       sourceBandwidthBps: kbps === undefined ? undefined : kbps * 1000,
-      isRungHidden: options.isRungHidden ?? (() => false),
+      isRungHidden: (source, rendition) =>
+        (options.isRungHidden?.(source, rendition) ?? false) || (options.isRungFailed?.(source, rendition) ?? false),
       rungAudio: options.rungAudio ?? (() => undefined),
       logger,
     });

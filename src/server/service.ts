@@ -228,8 +228,10 @@ export function createService(deps: ServiceDeps): Service {
     describeInit,
     metrics,
     logger,
-    // A rung the overload policy paused is left out of the master until it resumes.
+    // A rung the overload policy paused, or whose encoder failed, is left out of the master until it
+    // resumes or recovers.
     isRungHidden: (source, rendition) => ladder?.isRungPaused(source, rendition) ?? false,
+    isRungFailed: (source, rendition) => ladder?.isRungFailed(source, rendition) ?? false,
     // A rung's variant references the AAC rendition at its audio_bitrate_kbps (when the audio ladder runs).
     rungAudio: (source, rendition) => {
       const kbps = ladders.active(source).find((r) => r.name === rendition)?.audioBitrateKbps;

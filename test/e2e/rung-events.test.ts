@@ -18,7 +18,7 @@ import type { VideoCodecs } from '../../src/transcode/codecs.ts';
 import { createRendition } from '../../src/transcode/index.ts';
 import { readFixture } from '../../testkit/fixtures.ts';
 import { type Received, type Receiver, startReceiver, validSignature } from '../events/receiver.ts';
-import { encoderFailingOnce, publish, realCodecs, slowEncoders } from '../support/ladder.ts';
+import { encoderFailingOnce, publish, realCodecs, slowEncoders, wrapCodecs } from '../support/ladder.ts';
 import { waitFor } from '../support/wait.ts';
 
 const SECRET = 'rung-hook-secret-8e2f';
@@ -180,6 +180,65 @@ describe('rung and overload events', () => {
       await service.close();
     }
   }, 40_000);
+
+  it('an encoder that keeps failing: its rung leaves the master while it fails and comes back once it recovers; the others stay', async () => {
+    let failing = false;
+    const codecs = wrapCodecs(await realCodecs(), {
+      encoder: (config, make) => {
+        const encoder = make();
+        if (config.height !== 144) return encoder;
+        return {
+          encode(frame, options) {
+            if (failing) throw new Error('injected encoder fault');
+            return encoder.encode(frame, options);
+          },
+          flush: () => encoder.flush(),
+          close: () => encoder.close(),
+        };
+      },
+    });
+    const service = startService(codecs, ['--transcode-overload', 'off']);
+    const broadcast = 'live/rung-failing';
+    const master = async (): Promise<string> => (await service.app.request(`/hls/${broadcast}/master.m3u8`)).text();
+    // The video variants in the master, in its order.
+    const listed = async (): Promise<string[]> =>
+      [...(await master()).matchAll(/^(\w+)\/playlist\.m3u8$/gm)].map((m) => m[1]!);
+    const until = new AbortController();
+    try {
+      // Longer than the test needs: stopped once the rung has recovered.
+      const publishing = publish(service.ingest, broadcast, [liveStream(CLIP, 40)], {
+        end: 'none',
+        until: until.signal,
+      });
+      const opts = { timeoutMs: 15_000, intervalMs: 50 };
+      await waitFor(async () => (await listed()).length === 3, 'every rung in the master', opts);
+      failing = true;
+      await waitFor(async () => !(await listed()).includes('144p'), '144p to leave the master', opts);
+      await waitFor(() => receiver.events('rung_failed', broadcast).length > 0, 'rung_failed', opts);
+      expect(receiver.events('rung_failed', broadcast).map((e) => e.rendition)).toEqual(['144p']);
+      expect(await listed()).toEqual(['180p', '108p']);
+      // Still failing a keyframe later (the rebuilt encoder fails too): still out.
+      const restarts = (): number =>
+        Number(
+          service.runner.stats().find((t) => t.broadcast === broadcast && t.rendition === '144p')?.transcoderStats?.[
+            'restarts'
+          ] ?? 0,
+        );
+      await waitFor(() => restarts() >= 2, 'a second failed session', opts);
+      expect(await listed()).toEqual(['180p', '108p']);
+      failing = false;
+      await waitFor(async () => (await listed()).includes('144p'), '144p back in the master', opts);
+      await waitFor(() => receiver.events('rung_recovered', broadcast).length > 0, 'rung_recovered', opts);
+      expect(receiver.events('rung_recovered', broadcast).map((e) => e.rendition)).toEqual(['144p']);
+      expect(receiver.events('rung_failed', broadcast)).toHaveLength(1);
+      expect(await listed()).toEqual(['180p', '144p', '108p']);
+      until.abort();
+      await publishing;
+    } finally {
+      until.abort();
+      await service.close();
+    }
+  }, 60_000);
 
   it('encoders too slow for the source: signed overload events shed and pause the lowest rung, and resume it once they are fast again', async () => {
     let slow = true;

@@ -143,6 +143,11 @@ export class RungTranscoder implements Transcoder, RungSink {
     return this.#load.state;
   }
 
+  /** True from an encoder failure until the next encoder session publishes output. */
+  get failed(): boolean {
+    return this.#state === 'failed';
+  }
+
   /** This interval's overload sample (whether the rung fell behind); starts the next interval. */
   takeLoadSample(nowMs: number, behindLagMs: number): RungSample {
     const oldest = this.#queue.items.find(isFrame);

@@ -32,6 +32,8 @@ export interface RungSink extends LoadSampled {
   readonly rendition: RenditionSpec;
   /** Load state under the overload policy. */
   readonly loadState: RungLoadState;
+  /** True from an encoder failure until the rung's next encoder session publishes output. */
+  readonly failed: boolean;
   /**
    * The picture size the rung encodes frames at next; undefined when it encodes none (its
    * rendition does not fit the source, or the source variant serves it).
@@ -146,6 +148,12 @@ export class SharedDecoder implements DecodedSource {
   /** Load state of the rung `rendition` under the overload policy. */
   loadState(rendition: string): RungLoadState {
     return this.#load.state(rendition);
+  }
+
+  /** Whether the rung `rendition` is failed (its encoder failed and no new session has published yet). */
+  rungFailed(rendition: string): boolean {
+    for (const rung of this.#rungs) if (rung.rendition.name === rendition) return rung.failed;
+    return false;
   }
 
   /** Whether the overload policy paused every rung (then nothing needs decoding). */

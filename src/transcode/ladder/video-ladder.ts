@@ -44,6 +44,14 @@ export class VideoLadder {
     return this.#sources.current(source)?.loadState(rendition) === 'paused';
   }
 
+  /**
+   * Whether the encoder of `rendition` of `source` failed and no new session has published since
+   * (such a rung is left out of the master until it recovers).
+   */
+  isRungFailed(source: string, rendition: string): boolean {
+    return this.#sources.current(source)?.rungFailed(rendition) ?? false;
+  }
+
   /** Status of every source being decoded (or refused). */
   sources(): SourceLadderStatus[] {
     return [...this.#sources.live().map((s) => s.status()), ...this.#unsupported.values()];
