@@ -4,7 +4,6 @@
  * passes argv, env and a file reader.
  */
 
-import { parseArgs } from 'node:util';
 import { LvqrError } from '../core/errors.ts';
 import type { LogLevel } from '../core/log.ts';
 import { validateBroadcastName } from '../ingest/names.ts';
@@ -147,33 +146,46 @@ function number(flag: string, value: string | undefined, { min, max }: { min: nu
 /** A command line split into flag values (by `--name`, every occurrence), positionals and switches. */
 type Flags = { values: Map<string, string[]>; positional: string[]; booleans: Set<string>; unknown: string[] };
 
-/** Switches every command accepts (and ignores where they mean nothing). */
-const BOOLEAN_OPTIONS = {
-  loop: { type: 'boolean' },
-  help: { type: 'boolean', short: 'h' },
-  version: { type: 'boolean' },
-} as const;
+/** Switches every command accepts (and ignores where they mean nothing), with their short forms. */
+const BOOLEAN_OPTIONS: ReadonlyMap<string, string> = new Map([
+  ['--loop', '--loop'],
+  ['--help', '--help'],
+  ['-h', '--help'],
+  ['--version', '--version'],
+]);
 
 /**
- * Splits `argv` with `node:util`'s `parseArgs` (runtime-free: Node, Bun and Deno ship it, and it
- * does no I/O). `valueFlags` take a value (`--name value` or `--name=value`; the next argument is
+ * Splits `argv`: `valueFlags` take a value (`--name value` or `--name=value`; the next argument is
  * the value even when it starts with `-`); a value flag without one is refused at once. Options
- * not declared are listed in `unknown` for the command to refuse or ignore.
+ * not declared are listed in `unknown` for the command to refuse or ignore; after `--` every
+ * argument is positional.
  */
 function splitFlags(argv: readonly string[], valueFlags: readonly string[]): Flags {
-  const options: Record<string, { type: 'string'; multiple: true } | { type: 'boolean'; short?: string }> = {
-    ...BOOLEAN_OPTIONS,
-  };
-  for (const name of valueFlags) options[name] = { type: 'string', multiple: true };
-  const { tokens } = parseArgs({ args: [...argv], options, strict: false, allowPositionals: true, tokens: true });
+  const takesValue = new Set(valueFlags.map((name) => `--${name}`));
   const flags: Flags = { values: new Map(), positional: [], booleans: new Set(), unknown: [] };
-  for (const token of tokens) {
-    if (token.kind === 'positional') flags.positional.push(token.value);
-    if (token.kind !== 'option') continue;
-    if (!Object.hasOwn(options, token.name)) flags.unknown.push(token.rawName);
-    else if (options[token.name]?.type === 'boolean') flags.booleans.add(`--${token.name}`);
-    else if (token.value === undefined) fail(`${token.rawName} needs a value`);
-    else flags.values.set(`--${token.name}`, [...(flags.values.get(`--${token.name}`) ?? []), token.value]);
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (arg === '--') {
+      flags.positional.push(...argv.slice(i + 1));
+      break;
+    }
+    if (!arg.startsWith('-') || arg === '-') {
+      flags.positional.push(arg);
+      continue;
+    }
+    const eq = arg.startsWith('--') ? arg.indexOf('=') : -1;
+    const name = eq < 0 ? arg : arg.slice(0, eq);
+    const boolean = BOOLEAN_OPTIONS.get(name);
+    if (boolean !== undefined) {
+      flags.booleans.add(boolean);
+    } else if (!takesValue.has(name)) {
+      flags.unknown.push(name);
+    } else {
+      const value: string | undefined = eq < 0 ? argv[i + 1] : arg.slice(eq + 1);
+      if (eq < 0) i += 1;
+      if (value === undefined) fail(`${name} needs a value`);
+      flags.values.set(name, [...(flags.values.get(name) ?? []), value]);
+    }
   }
   return flags;
 }

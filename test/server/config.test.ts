@@ -170,5 +170,9 @@ describe('serve configuration', () => {
       token: 'E',
     });
     expect(parseCommand(['serve', '--help'], {}, () => '')).toEqual({ kind: 'help', text: USAGE });
+    expect(parseCommand(['serve', '-h'], {}, () => '')).toEqual({ kind: 'help', text: USAGE });
+    // A value that starts with '-' is still the value; after '--' everything is an argument.
+    expect(parseServe(['--log-level', 'warn', '--node-name', '-edge-1'], {}, () => '').nodeId).toBe('-edge-1:8080');
+    expect(() => parseServe(['--', '--port', '1'], {}, () => '')).toThrow('unexpected argument "--port"');
   });
 });
