@@ -19,6 +19,7 @@ import { FragmentBroadcasterRegistry } from '../src/fragment/index.ts';
 import { IngestManager } from '../src/ingest/index.ts';
 import { ChromiumBrowser } from '../src/runtime/chromium.ts';
 import { CodecThreads } from '../src/runtime/codec-threads.ts';
+import { startWorkerThread } from '../src/runtime/worker-thread.ts';
 import { ChromiumCodecs } from '../src/transcode/chromium/index.ts';
 import type { VideoCodecs } from '../src/transcode/codecs.ts';
 import { defaultLadder, resolveLadderArgs, TranscodeRunner } from '../src/transcode/index.ts';
@@ -59,6 +60,7 @@ if (process.argv.includes('--chromium')) {
   codecs = bindWebCodecs((await napiProvider()).codecs, {
     backend: 'software',
     scaler: process.argv.includes('--frame-scaler') ? 'quality' : 'encoder',
+    startWorker: startWorkerThread,
   });
 }
 const browserUsage = browser === undefined ? undefined : new GroupUsage(browser.pid!);

@@ -13,6 +13,7 @@ import { bindWebCodecs } from '../transcode/webcodecs-binding.ts';
 import { globalProvider, napiProvider, probeCapabilities, type WebCodecsProvider } from '../webcodecs/index.ts';
 import { loadChromiumCodecs } from './chromium-codecs.ts';
 import { CodecThreads } from './codec-threads.ts';
+import { startWorkerThread } from './worker-thread.ts';
 
 /** The result of loading codecs for `serve`. */
 export type LoadedCodecs = {
@@ -96,6 +97,7 @@ export async function loadVideoCodecs(
   const codecs = bindWebCodecs(provider.codecs, {
     backend,
     scaler: config.scaler,
+    startWorker: startWorkerThread,
     ...(hardwareAcceleration === 'prefer-hardware' ? { hardwareAcceleration } : {}),
   });
   return { codecs, audioCodecs, info, provider };

@@ -12,7 +12,7 @@ import {
   type VideoFramePort,
   type WebCodecs,
 } from '../webcodecs/index.ts';
-import { FrameScaler, PendingPicture, scalerThread } from '../webcodecs/scaler/index.ts';
+import { FrameScaler, PendingPicture, type StartWorker, scalerThread } from '../webcodecs/scaler/index.ts';
 import type { VideoCodecs } from './codecs.ts';
 
 /** Options of the binding. */
@@ -30,11 +30,16 @@ export type WebCodecsBindingOptions = {
    * decoded frame by the frame scaler (bicubic, then Lanczos-3 down the ladder) in worker threads.
    */
   scaler?: 'quality' | 'encoder';
+  /** Starts the frame scaler's worker threads (the runtime's); needed by `scaler: 'quality'`. */
+  startWorker?: StartWorker;
 };
 
 /** `VideoCodecs` backed by `codecs`. */
 export function bindWebCodecs(codecs: WebCodecs, options: WebCodecsBindingOptions): VideoCodecs {
-  const thread = options.scaler === 'quality' ? scalerThread() : null;
+  if (options.scaler === 'quality' && options.startWorker === undefined) {
+    throw new TypeError("bindWebCodecs: scaler 'quality' needs startWorker (the runtime's worker threads)");
+  }
+  const thread = options.scaler === 'quality' ? scalerThread(options.startWorker!) : null;
   thread?.warm();
   return {
     backend: options.backend,

@@ -9,6 +9,7 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
+import { startWorkerThread } from '../../src/runtime/worker-thread.ts';
 import { bindWebCodecs } from '../../src/transcode/webcodecs-binding.ts';
 import { napiProvider } from '../../src/webcodecs/index.ts';
 import { fixturePath, readFixture } from '../../testkit/fixtures.ts';
@@ -41,7 +42,11 @@ async function ladderWith(scaler: 'quality' | 'encoder'): Promise<{
   status: string | undefined;
   rungs: Map<string, { frames: number; psnr: number }>;
 }> {
-  const codecs = bindWebCodecs((await napiProvider()).codecs, { backend: 'software', scaler });
+  const codecs = bindWebCodecs((await napiProvider()).codecs, {
+    backend: 'software',
+    scaler,
+    startWorker: startWorkerThread,
+  });
   const harness = await createHarness({ codecs, renditions: RUNGS });
   try {
     const broadcast = `live/scaler-${scaler}`;

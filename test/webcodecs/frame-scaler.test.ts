@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startWorkerThread } from '../../src/runtime/worker-thread.ts';
 import { napiProvider, type VideoFramePort, type WebCodecs } from '../../src/webcodecs/index.ts';
 import {
   FrameScaler,
@@ -82,7 +83,7 @@ async function psnrY(file: string | undefined, size: Size, flags?: string): Prom
 
 describe('frame scaler on real frames', () => {
   it('scales every frame to every rung in its worker, in order, at least as well as ffmpeg bicubic', async () => {
-    const thread = scalerThread();
+    const thread = scalerThread(startWorkerThread);
     expect(thread, 'this runtime runs the kernels').not.toBeNull();
     const failures: Error[] = [];
     const scaler = new FrameScaler({

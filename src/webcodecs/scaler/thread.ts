@@ -2,10 +2,9 @@
  * The scaler's worker threads, shared by every source of the process: the main thread copies each
  * decoded frame into the source's shared memory and posts a run; a worker scales it while the
  * main thread serves requests and feeds the codecs. Where a runtime's worker cannot take a shared
- * WebAssembly memory, runs go inline.
+ * WebAssembly memory, runs go inline. The runtime starts the threads (`StartWorker`).
  */
 
-import { Worker } from 'node:worker_threads';
 import { errorMessage } from '../../core/errors.ts';
 import { createScalerExecutor, type ScalerExecutor } from './executor.ts';
 import { KERNELS_WASM_BASE64 } from './kernels-wasm.ts';
@@ -18,24 +17,45 @@ type Message =
 
 type Reply = { job: number; error?: string };
 
-/** The worker's code: the executor, and a loop that answers each run with its job number. */
-function workerSource(): string {
-  return `import('node:worker_threads').then(({ parentPort, workerData }) => {
+/** A worker thread as the scaler drives it. */
+export interface ScalerWorker {
+  /** Posts `message` (structured clone; throws where it cannot be cloned, e.g. a shared memory). */
+  postMessage(message: unknown): void;
+  /** Each message the worker posts back. */
+  onMessage(listener: (message: unknown) => void): void;
+  /** The worker failed or exited, with why. */
+  onEnd(listener: (reason: string) => void): void;
+  /** Whether the worker holds the process open. */
+  ref(): void;
+  unref(): void;
+  terminate(): void;
+}
+
+/**
+ * Starts a worker thread (the runtime's: runtime/worker-thread.ts). `setup` is the source of a
+ * function `(data, reply) => onMessage`, run once in the worker with `data`: `onMessage` gets each
+ * posted message, `reply(message)` posts one back.
+ */
+export type StartWorker = (setup: string, options: { name: string; data: unknown }) => ScalerWorker;
+
+/** The worker's code: the executor, and a handler that answers each run with its job number. */
+function workerSetup(): string {
+  return `(data, reply) => {
   const createScalerExecutor = ${createScalerExecutor.toString()};
-  const executor = createScalerExecutor(new WebAssembly.Module(workerData.wasm));
-  parentPort.on('message', (m) => {
+  const executor = createScalerExecutor(new WebAssembly.Module(data.wasm));
+  return (m) => {
     try {
       if (m.type === 'open') executor.open(m.id, m.memory, m.program);
       else if (m.type === 'close') executor.close(m.id);
       else {
         executor.run(m.id, m.slot, m.outputs);
-        parentPort.postMessage({ job: m.job });
+        reply({ job: m.job });
       }
     } catch (error) {
-      if (m.type === 'run') parentPort.postMessage({ job: m.job, error: String(error && error.message || error) });
+      if (m.type === 'run') reply({ job: m.job, error: String(error && error.message || error) });
     }
-  });
-});`;
+  };
+}`;
 }
 
 let kernels: WebAssembly.Module | null | undefined;
@@ -53,7 +73,10 @@ export function scalerKernels(): WebAssembly.Module | null {
 }
 
 /** A worker of the pool and the runs it has not answered. */
-type PoolWorker = { worker: Worker; waiting: Map<number, { resolve: () => void; reject: (error: Error) => void }> };
+type PoolWorker = {
+  worker: ScalerWorker;
+  waiting: Map<number, { resolve: () => void; reject: (error: Error) => void }>;
+};
 
 /**
  * Posts runs to a pool of worker threads, started by `warm` (the service does at start: a cold
@@ -66,6 +89,7 @@ type PoolWorker = { worker: Worker; waiting: Map<number, { resolve: () => void; 
  */
 export class ScalerThread {
   readonly #module: WebAssembly.Module;
+  readonly #start: StartWorker;
   readonly #size: number;
   #pool: PoolWorker[] = [];
   #inline: ScalerExecutor | undefined;
@@ -73,8 +97,9 @@ export class ScalerThread {
   #nextJob = 1;
   #nextId = 1;
 
-  constructor(module: WebAssembly.Module, workers = 2) {
+  constructor(module: WebAssembly.Module, start: StartWorker, workers = 2) {
     this.#module = module;
+    this.#start = start;
     this.#size = Math.max(1, workers);
   }
 
@@ -144,13 +169,14 @@ export class ScalerThread {
     this.#pool = pool;
     for (let i = 0; i < this.#size; i++) {
       const entry: PoolWorker = {
-        worker: new Worker(workerSource(), { eval: true, name: `frame-scaler-${i}`, workerData: { wasm } }),
+        worker: this.#start(workerSetup(), { name: `frame-scaler-${i}`, data: { wasm } }),
         waiting: new Map(),
       };
       const { worker, waiting } = entry;
       // It holds the process open only while it has work.
       worker.unref();
-      worker.on('message', (reply: Reply) => {
+      worker.onMessage((message) => {
+        const reply = message as Reply;
         const waiter = waiting.get(reply.job);
         if (waiter === undefined) return;
         waiting.delete(reply.job);
@@ -164,13 +190,12 @@ export class ScalerThread {
         for (const w of pool) {
           for (const waiter of w.waiting.values()) waiter.reject(new Error(`scaler thread ${reason}`));
           w.waiting.clear();
-          if (w !== entry) void w.worker.terminate();
+          if (w !== entry) w.worker.terminate();
         }
         // Sources opened on them are gone with them: their scalers fail their next run and stop.
         this.#open.clear();
       };
-      worker.on('error', (error) => fail(`failed: ${error.message}`));
-      worker.on('exit', (code) => fail(`exited (${code})`));
+      worker.onEnd(fail);
       pool.push(entry);
     }
     return pool;
@@ -179,11 +204,11 @@ export class ScalerThread {
 
 let shared: ScalerThread | null | undefined;
 
-/** The process's scaler thread; null where the kernels cannot run here. */
-export function scalerThread(): ScalerThread | null {
+/** The process's scaler thread (its workers started by `start`); null where the kernels cannot run here. */
+export function scalerThread(start: StartWorker): ScalerThread | null {
   if (shared === undefined) {
     const module = scalerKernels();
-    shared = module === null ? null : new ScalerThread(module);
+    shared = module === null ? null : new ScalerThread(module, start);
   }
   return shared;
 }
