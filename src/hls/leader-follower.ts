@@ -321,6 +321,19 @@ export class LeaderFollower {
     return true;
   }
 
+  /**
+   * Whether media at `timeS` that would start the follower's new timeline lies before the start of
+   * the leader's segment of that number, which starts the same timeline: media the leader's
+   * timeline does not have (audio of a publisher session that dropped again before its video
+   * came). Such media is dropped: listed, it would take the leader's number at other times.
+   */
+  beforeLeadersTimeline(timeS: number): boolean {
+    if (!this.#startsLeadersTimeline()) return false;
+    const seg = this.#activeLeader()?.leaderSegment(this.#builder.nextMsn);
+    const slackS = Math.max(EPS_S, this.#group.partTargetS);
+    return seg !== undefined && timeS < seg.startTimeS - slackS;
+  }
+
   /** Whether the follower's next segment starts a new timeline and its leader's segment of that number is on it. */
   #startsLeadersTimeline(): boolean {
     const builder = this.#builder;

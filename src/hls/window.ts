@@ -56,6 +56,11 @@ export class TrackWindow {
   readonly #held: Fragment[] = [];
   /** What is held is media after a forward jump, waiting for the leader's (`#holdAfterJump`). */
   #heldAfterJump = false;
+  /**
+   * What is held is media of a new timeline (its timestamps went back) that came before the
+   * leader's: released only once the leader's timeline moved past this discontinuity sequence.
+   */
+  #heldTimeline: number | undefined;
   /** Followers holding fragments until this window's media reaches them. */
   readonly #holding = new Set<TrackWindow>();
   /** With `startAtLeader`: when the first fragment came, seconds (a track without a leader waits a while for one). */
@@ -155,6 +160,7 @@ export class TrackWindow {
   /** Applies a new meta: a new init version when the bytes differ; a discontinuity once media was seen. */
   setMeta(meta: FragmentMeta): void {
     if (this.#disposed) return;
+    this.#dropOrphans();
     this.#releaseHeld(true);
     const initSegment = meta.initSegment;
     const sameInit =
@@ -230,7 +236,12 @@ export class TrackWindow {
    * running on) ahead of its leader's (audio that reached the server before its video) waits, at
    * most `HOLD_TARGETS` target durations of media, until the leader's media gets there: the
    * leader's jump then decides where the skipped time ends and the new timeline starts, so the
-   * follower's segments keep its numbers and timelines. True when `fragment` is held.
+   * follower's segments keep its numbers and timelines. So does a follower whose timestamps went
+   * back (a publisher that came back with its clock at 0) while its leader is still on the old
+   * timeline, until the leader's timeline moves on too: its times say nothing before that (the
+   * leader's old media lies at other times), and media of the new timeline that the leader's does
+   * not have (audio of a session that dropped again before its video came) is found then and
+   * dropped. True when `fragment` is held.
    */
   #holdAfterJump(fragment: Fragment): boolean {
     if (this.#held.length > 0) {
@@ -243,8 +254,15 @@ export class TrackWindow {
     const leader = this.#leader();
     if (init === undefined || leader === undefined || leader.ended || this.#lastEndDts === undefined) return false;
     const ts = init.timescale;
-    if (fragment.dts - this.#lastEndDts <= this.#partTargetS * ts) return false;
-    if (leader.#receivedTo((fragment.pts + fragment.duration) / ts)) return false;
+    if (this.#lastDts !== undefined && fragment.dts < this.#lastDts) {
+      const leaderTimeline = leader.#builder.nextDiscontinuitySequence;
+      // The leader already went on to a later timeline (its publisher's media came first): no wait.
+      if (leaderTimeline > this.#builder.nextDiscontinuitySequence) return false;
+      this.#heldTimeline = leaderTimeline;
+    } else {
+      if (fragment.dts - this.#lastEndDts <= this.#partTargetS * ts) return false;
+      if (leader.#receivedTo((fragment.pts + fragment.duration) / ts)) return false;
+    }
     this.#held.push(fragment);
     this.#heldAfterJump = true;
     leader.#holding.add(this);
@@ -257,6 +275,26 @@ export class TrackWindow {
     const now = this.#now();
     this.#firstSeenMs ??= now;
     return now - this.#firstSeenMs < LEADER_WAIT_TARGETS * this.#targetS * 1000;
+  }
+
+  /**
+   * A new session begins (a new init) while media of a new timeline waits for the leader's, which
+   * never came (the publisher's session dropped again before its video got there): that media has
+   * no place in the leader's timelines and is dropped, counted.
+   */
+  #dropOrphans(): void {
+    const leader = this.#leader();
+    if (this.#heldTimeline === undefined || leader === undefined || leader.ended) return;
+    if (leader.#builder.nextDiscontinuitySequence > this.#heldTimeline) return;
+    this.#warn('media of a new timeline its leader never reached: dropped', {
+      kind: this.kind,
+      fragments: this.#held.length,
+    });
+    this.#dropped += this.#held.length;
+    this.#held.length = 0;
+    this.#heldAfterJump = false;
+    this.#heldTimeline = undefined;
+    leader.#holding.delete(this);
   }
 
   /** Whether this window has received media up to `timeS` (seconds). */
@@ -274,14 +312,16 @@ export class TrackWindow {
       if (!all && ts !== undefined && leader !== undefined && !leader.ended) {
         const last = this.#held.at(-1)!;
         const heldS = (last.pts + last.duration - first.pts) / ts;
-        if (!leader.#receivedTo((first.pts + first.duration) / ts) && heldS <= HOLD_TARGETS * this.#targetS + EPS_S) {
-          return;
-        }
+        const reached =
+          (this.#heldTimeline === undefined || leader.#builder.nextDiscontinuitySequence > this.#heldTimeline) &&
+          leader.#receivedTo((first.pts + first.duration) / ts);
+        if (!reached && heldS <= HOLD_TARGETS * this.#targetS + EPS_S) return;
       }
       this.#held.shift();
       if (!this.#ended && !this.#disposed) this.#appendNow(first);
     }
     this.#heldAfterJump = false;
+    this.#heldTimeline = undefined;
     if (leader !== undefined) leader.#holding.delete(this);
   }
 
@@ -335,7 +375,7 @@ export class TrackWindow {
       }
     }
     if (builder.open === undefined) {
-      if (!startsPicture && !forced) {
+      if ((!startsPicture && !forced) || this.#follower.beforeLeadersTimeline(timeS)) {
         this.#dropped += 1;
         return;
       }

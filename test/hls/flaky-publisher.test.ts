@@ -215,6 +215,73 @@ describe('a publisher that drops and reconnects', () => {
     expect(timelines[1]).toEqual(timelines[0]);
   });
 
+  it('audio of a session that drops before its video came (clock at 0), then comes back first with its clock running on: dropped, same timelines and numbers', async () => {
+    const { registry, bridge } = startBridge({ targetDurationMs: 2000, partTargetMs: 200 });
+    const name = 'live/orphan';
+    const video = new FakeTrack(registry, name, 'video');
+    const audio = new FakeTrack(registry, name, 'audio');
+    const { play, settle } = player(bridge, name, video, audio, 60);
+    await play(30 * 21);
+    // The publisher restarts with its clock at 0; only 0.3 s of audio arrives before it drops again.
+    audio.restart(AUDIO_DESCRIPTION, 0);
+    audio.until(0.3);
+    await settle();
+    // It comes back with its clock running on: its audio first again, then its video at a keyframe.
+    audio.restart(AUDIO_DESCRIPTION, 5.3);
+    audio.until(5.8);
+    await settle();
+    video.frame = Math.ceil(video.frame / 60) * 60;
+    video.restart(videoTrack(1920, 1080), 5.3);
+    await play(30 * 12);
+
+    const listed: Array<{ raw: string; timeline: string[] }> = [];
+    for (const file of ['playlist.m3u8', 'audio.m3u8']) {
+      const { raw, manifest } = await playlist(bridge, `/hls/${name}/${file}`);
+      expect(manifest.targetDuration, raw).toBe(2);
+      for (const seg of manifest.segments) expect(seg.duration, raw).toBeLessThanOrEqual(2.1);
+      listed.push({ raw, timeline: timelineOf(manifest) });
+    }
+    expect(new Set(listed[0]!.timeline.map((t) => t.split(':')[1])).size, listed[0]!.raw).toBe(2);
+    expect(listed[1]!.timeline, listed[1]!.raw).toEqual(listed[0]!.timeline);
+    // The 0.3 s that no video ever matched are counted as dropped, nothing else.
+    const audioTrack = bridge
+      .broadcasts()
+      .find((b) => b.name === name)!
+      .tracks.find((t) => t.kind === 'audio')!;
+    expect(audioTrack.droppedFragments).toBe(Math.ceil(0.3 / (1024 / 48_000)));
+  });
+
+  it('audio of a new session that starts before its video’s first keyframe: that audio is dropped, the segments stay on the video’s boundaries', async () => {
+    const { registry, bridge } = startBridge({ targetDurationMs: 2000, partTargetMs: 200 });
+    const name = 'live/early-audio';
+    const video = new FakeTrack(registry, name, 'video');
+    const audio = new FakeTrack(registry, name, 'audio');
+    const { play, settle } = player(bridge, name, video, audio, 60);
+    await play(30 * 21);
+    // The publisher restarts with its clock at 0: its audio from 0, its video from a keyframe at 1 s.
+    audio.restart(AUDIO_DESCRIPTION, 0);
+    audio.until(0.9);
+    await settle();
+    video.frame = Math.ceil(video.frame / 60) * 60;
+    video.restart(videoTrack(1920, 1080), 1);
+    await play(30 * 12);
+
+    const listed: Array<{ raw: string; timeline: string[] }> = [];
+    for (const file of ['playlist.m3u8', 'audio.m3u8']) {
+      const { raw, manifest } = await playlist(bridge, `/hls/${name}/${file}`);
+      expect(manifest.targetDuration, raw).toBe(2);
+      // Audio may start up to a part target before its video's segment (frames on their own grid).
+      for (const seg of manifest.segments) expect(seg.duration, raw).toBeLessThanOrEqual(2.2 + 0.01);
+      listed.push({ raw, timeline: timelineOf(manifest) });
+    }
+    expect(listed[1]!.timeline, listed[1]!.raw).toEqual(listed[0]!.timeline);
+    const audioTrack = bridge
+      .broadcasts()
+      .find((b) => b.name === name)!
+      .tracks.find((t) => t.kind === 'audio')!;
+    expect(audioTrack.droppedFragments).toBeGreaterThanOrEqual(Math.floor(0.8 / (1024 / 48_000)) - 1);
+  });
+
   it('audio that comes back from a blip before its video does goes on to the same timelines and numbers', async () => {
     const { registry, bridge } = startBridge({ targetDurationMs: 2000, partTargetMs: 200 });
     const name = 'live/blip';
