@@ -53,6 +53,28 @@ function player(bridge: HlsBridge, name: string, video: FakeTrack, audio: FakeTr
 }
 
 /**
+ * The source's video and audio playlists of `name`: each at the 2 s target duration with no segment
+ * over `maxSegmentS`, and the audio's media sequence numbers on the video's timelines. Returns the
+ * video's timeline and the audio track's dropped fragments.
+ */
+async function expectAudioOnVideoTimelines(
+  bridge: HlsBridge,
+  name: string,
+  maxSegmentS: number,
+): Promise<{ video: { raw: string; timeline: string[] }; audioDropped: number }> {
+  const listed: Array<{ raw: string; timeline: string[] }> = [];
+  for (const file of ['playlist.m3u8', 'audio.m3u8']) {
+    const { raw, manifest } = await playlist(bridge, `/hls/${name}/${file}`);
+    expect(manifest.targetDuration, raw).toBe(2);
+    for (const seg of manifest.segments) expect(seg.duration, raw).toBeLessThanOrEqual(maxSegmentS);
+    listed.push({ raw, timeline: timelineOf(manifest) });
+  }
+  expect(listed[1]!.timeline, listed[1]!.raw).toEqual(listed[0]!.timeline);
+  const tracks = bridge.broadcasts().find((b) => b.name === name)!.tracks;
+  return { video: listed[0]!, audioDropped: tracks.find((t) => t.kind === 'audio')!.droppedFragments };
+}
+
+/**
  * A publisher that drops and comes back, as the soak's flaky one does: after a network blip it
  * goes on from the next keyframe with its clock running on (media skipped), after an encoder
  * restart its clock starts again at 0 with the same init. Every later fragment of video and audio
@@ -234,21 +256,10 @@ describe('a publisher that drops and reconnects', () => {
     video.restart(videoTrack(1920, 1080), 5.3);
     await play(30 * 12);
 
-    const listed: Array<{ raw: string; timeline: string[] }> = [];
-    for (const file of ['playlist.m3u8', 'audio.m3u8']) {
-      const { raw, manifest } = await playlist(bridge, `/hls/${name}/${file}`);
-      expect(manifest.targetDuration, raw).toBe(2);
-      for (const seg of manifest.segments) expect(seg.duration, raw).toBeLessThanOrEqual(2.1);
-      listed.push({ raw, timeline: timelineOf(manifest) });
-    }
-    expect(new Set(listed[0]!.timeline.map((t) => t.split(':')[1])).size, listed[0]!.raw).toBe(2);
-    expect(listed[1]!.timeline, listed[1]!.raw).toEqual(listed[0]!.timeline);
+    const { video: listed, audioDropped } = await expectAudioOnVideoTimelines(bridge, name, 2.1);
+    expect(new Set(listed.timeline.map((t) => t.split(':')[1])).size, listed.raw).toBe(2);
     // The 0.3 s that no video ever matched are counted as dropped, nothing else.
-    const audioTrack = bridge
-      .broadcasts()
-      .find((b) => b.name === name)!
-      .tracks.find((t) => t.kind === 'audio')!;
-    expect(audioTrack.droppedFragments).toBe(Math.ceil(0.3 / (1024 / 48_000)));
+    expect(audioDropped).toBe(Math.ceil(0.3 / (1024 / 48_000)));
   });
 
   it('audio of a new session that starts before its video’s first keyframe: that audio is dropped, the segments stay on the video’s boundaries', async () => {
@@ -266,20 +277,9 @@ describe('a publisher that drops and reconnects', () => {
     video.restart(videoTrack(1920, 1080), 1);
     await play(30 * 12);
 
-    const listed: Array<{ raw: string; timeline: string[] }> = [];
-    for (const file of ['playlist.m3u8', 'audio.m3u8']) {
-      const { raw, manifest } = await playlist(bridge, `/hls/${name}/${file}`);
-      expect(manifest.targetDuration, raw).toBe(2);
-      // Audio may start up to a part target before its video's segment (frames on their own grid).
-      for (const seg of manifest.segments) expect(seg.duration, raw).toBeLessThanOrEqual(2.2 + 0.01);
-      listed.push({ raw, timeline: timelineOf(manifest) });
-    }
-    expect(listed[1]!.timeline, listed[1]!.raw).toEqual(listed[0]!.timeline);
-    const audioTrack = bridge
-      .broadcasts()
-      .find((b) => b.name === name)!
-      .tracks.find((t) => t.kind === 'audio')!;
-    expect(audioTrack.droppedFragments).toBeGreaterThanOrEqual(Math.floor(0.8 / (1024 / 48_000)) - 1);
+    // Audio may start up to a part target before its video's segment (frames on their own grid).
+    const { audioDropped } = await expectAudioOnVideoTimelines(bridge, name, 2.2 + 0.01);
+    expect(audioDropped).toBeGreaterThanOrEqual(Math.floor(0.8 / (1024 / 48_000)) - 1);
   });
 
   it('audio that comes back from a blip before its video does goes on to the same timelines and numbers', async () => {
@@ -299,14 +299,8 @@ describe('a publisher that drops and reconnects', () => {
     video.restart(videoTrack(1920, 1080), resumeS);
     await play(30 * 12);
 
-    const listed: Array<{ raw: string; timeline: string[] }> = [];
-    for (const file of ['playlist.m3u8', 'audio.m3u8']) {
-      const { raw, manifest } = await playlist(bridge, `/hls/${name}/${file}`);
-      expect(manifest.targetDuration, raw).toBe(2);
-      listed.push({ raw, timeline: timelineOf(manifest) });
-    }
-    expect(new Set(listed[0]!.timeline.map((t) => t.split(':')[1])).size, listed[0]!.raw).toBe(2);
-    expect(listed[1]!.timeline, listed[1]!.raw).toEqual(listed[0]!.timeline);
+    const { video: listed } = await expectAudioOnVideoTimelines(bridge, name, Number.POSITIVE_INFINITY);
+    expect(new Set(listed.timeline.map((t) => t.split(':')[1])).size, listed.raw).toBe(2);
   });
 
   it('a rung far behind its source (more than a few segments) is still cut on the source boundaries', async () => {
