@@ -9,6 +9,7 @@
 import { sameBytes } from '../core/bytes.ts';
 import type { Fragment, FragmentMeta } from '../fragment/fragment.ts';
 import { type Bitrate, measureBitrate } from './bitrate.ts';
+import { FollowerHold } from './follower-hold.ts';
 import type { LeaderSegment } from './gap-fill.ts';
 import { initId } from './init-id.ts';
 import { LeaderFollower } from './leader-follower.ts';
@@ -30,7 +31,7 @@ import {
   type TrackKind,
 } from './track-media.ts';
 import { WaiterSet, type WaitOutcome } from './waiter.ts';
-import { HOLD_TARGETS, LEADER_WAIT_TARGETS, MAX_SEGMENT_TARGETS, type WindowOptions } from './window-options.ts';
+import { LEADER_WAIT_TARGETS, MAX_SEGMENT_TARGETS, type WindowOptions } from './window-options.ts';
 
 /** Options of a track window. */
 export type TrackWindowOptions = WindowOptions<TrackWindow>;
@@ -52,21 +53,12 @@ export class TrackWindow {
   readonly #leader: () => TrackWindow | undefined;
   readonly #startAtLeader: boolean;
   readonly #holdForLeader: boolean;
-  /** Audio fragments waiting for the leader's media to reach them, oldest first. */
-  readonly #held: Fragment[] = [];
-  /** What is held is media after a forward jump, waiting for the leader's (`#holdAfterJump`). */
-  #heldAfterJump = false;
-  /**
-   * What is held is media of a new timeline (its timestamps went back) that came before the
-   * leader's: released only once the leader's timeline moved past this discontinuity sequence.
-   */
-  #heldTimeline: number | undefined;
-  /** Followers holding fragments until this window's media reaches them. */
-  readonly #holding = new Set<TrackWindow>();
+  /** This track's fragments waiting for its leader's media. */
+  readonly #hold: FollowerHold;
+  /** Followers' holds waiting for this window's media. */
+  readonly holds = new Set<FollowerHold>();
   /** With `startAtLeader`: when the first fragment came, seconds (a track without a leader waits a while for one). */
   #firstSeenS: number | undefined;
-  /** With `holdForLeader`: when the first fragment came with no leader yet, wall-clock ms. */
-  #firstSeenMs: number | undefined;
   readonly #now: () => number;
   #init: InitVersion | undefined;
   /** Where the first timeline's PROGRAM-DATE-TIMEs are counted from, when the start cursor gives it. */
@@ -119,6 +111,29 @@ export class TrackWindow {
       group: options.group,
       warn: (message, fields) => this.#warn(message, { kind: this.kind, ...fields }),
     });
+    this.#hold = new FollowerHold({
+      track: {
+        kind: this.kind,
+        timescale: () => this.#init?.timescale,
+        lastDts: () => this.#lastDts,
+        lastEndDts: () => this.#lastEndDts,
+        nextDiscontinuitySequence: () => this.#builder.nextDiscontinuitySequence,
+        hasHistory: () => this.#builder.hasHistory,
+        leader: this.#leader,
+        append: (fragment) => {
+          if (!this.#ended && !this.#disposed) this.#appendNow(fragment);
+        },
+        drop: (count) => {
+          this.#dropped += count;
+        },
+        warn: this.#warn,
+      },
+      holdForLeader: this.#holdForLeader,
+      startAtLeader: this.#startAtLeader,
+      targetS: this.#targetS,
+      partTargetS: this.#partTargetS,
+      now: this.#now,
+    });
   }
 
   /** True after `end()` (EXT-X-ENDLIST) until `resume()`. */
@@ -141,7 +156,7 @@ export class TrackWindow {
     return {
       fragments: this.#fragments,
       dropped: this.#dropped,
-      held: this.#held.length,
+      held: this.#hold.fragments.length,
       gaps: this.#gaps,
       forcedCuts: this.#forcedCuts,
     };
@@ -160,8 +175,8 @@ export class TrackWindow {
   /** Applies a new meta: a new init version when the bytes differ; a discontinuity once media was seen. */
   setMeta(meta: FragmentMeta): void {
     if (this.#disposed) return;
-    this.#dropOrphans();
-    this.#releaseHeld(true);
+    this.#hold.dropOrphans();
+    this.#hold.release(true);
     const initSegment = meta.initSegment;
     const sameInit =
       initSegment !== undefined &&
@@ -192,137 +207,20 @@ export class TrackWindow {
   /** Adds one fragment (one `moof`+`mdat`). */
   append(fragment: Fragment): void {
     if (this.#ended || this.#disposed) return;
-    if (this.#hold(fragment) || this.#holdAfterJump(fragment)) return;
+    if (this.#hold.take(fragment)) return;
     this.#appendNow(fragment);
-    for (const follower of this.#holding) follower.#releaseHeld(false);
+    for (const hold of this.holds) hold.release(false);
   }
 
-  /**
-   * With `holdForLeader`: audio waits until its video's media reaches its end, at most
-   * `HOLD_TARGETS` target durations of it, so two edges that got the tracks in different orders
-   * start and cut the same audio segments. True when `fragment` is held.
-   */
-  #hold(fragment: Fragment): boolean {
-    if (!this.#holdForLeader || this.#init === undefined) return false;
-    const leader = this.#leader();
-    if (leader === undefined && this.#awaitsLeader()) {
-      // The leader is not there yet (a mirrored video waits for a segment's start): keep the newest
-      // media, so that the track can still start at the leader's first boundary once it comes.
-      this.#held.push(fragment);
-      const ts = this.#init.timescale;
-      while (
-        (fragment.pts + fragment.duration - this.#held[0]!.pts) / ts >
-        LEADER_WAIT_TARGETS * this.#targetS + EPS_S
-      ) {
-        this.#held.shift();
-        this.#dropped += 1;
-      }
-      return true;
-    }
-    if (leader === undefined || leader.ended) {
-      this.#releaseHeld(true);
-      return false;
-    }
-    const endS = (fragment.pts + fragment.duration) / this.#init.timescale;
-    if (this.#held.length === 0 && leader.#receivedTo(endS)) return false;
-    this.#held.push(fragment);
-    leader.#holding.add(this);
-    this.#releaseHeld(false);
-    return true;
-  }
-
-  /**
-   * A follower whose media jumped forward (a publisher that came back from a blip with its clock
-   * running on) ahead of its leader's (audio that reached the server before its video) waits, at
-   * most `HOLD_TARGETS` target durations of media, until the leader's media gets there: the
-   * leader's jump then decides where the skipped time ends and the new timeline starts, so the
-   * follower's segments keep its numbers and timelines. So does a follower whose timestamps went
-   * back (a publisher that came back with its clock at 0) while its leader is still on the old
-   * timeline, until the leader's timeline moves on too: its times say nothing before that (the
-   * leader's old media lies at other times), and media of the new timeline that the leader's does
-   * not have (audio of a session that dropped again before its video came) is found then and
-   * dropped. True when `fragment` is held.
-   */
-  #holdAfterJump(fragment: Fragment): boolean {
-    if (this.#held.length > 0) {
-      // Behind media already held: in order.
-      this.#held.push(fragment);
-      this.#releaseHeld(false);
-      return true;
-    }
-    const init = this.#init;
-    const leader = this.#leader();
-    if (init === undefined || leader === undefined || leader.ended || this.#lastEndDts === undefined) return false;
-    const ts = init.timescale;
-    if (this.#lastDts !== undefined && fragment.dts < this.#lastDts) {
-      const leaderTimeline = leader.#builder.nextDiscontinuitySequence;
-      // The leader already went on to a later timeline (its publisher's media came first): no wait.
-      if (leaderTimeline > this.#builder.nextDiscontinuitySequence) return false;
-      this.#heldTimeline = leaderTimeline;
-    } else {
-      if (fragment.dts - this.#lastEndDts <= this.#partTargetS * ts) return false;
-      if (leader.#receivedTo((fragment.pts + fragment.duration) / ts)) return false;
-    }
-    this.#held.push(fragment);
-    this.#heldAfterJump = true;
-    leader.#holding.add(this);
-    return true;
-  }
-
-  /** With `startAtLeader`, before the first segment and no leader yet: whether the wall-clock wait for one goes on. */
-  #awaitsLeader(): boolean {
-    if (!this.#startAtLeader || this.#builder.hasHistory) return false;
-    const now = this.#now();
-    this.#firstSeenMs ??= now;
-    return now - this.#firstSeenMs < LEADER_WAIT_TARGETS * this.#targetS * 1000;
-  }
-
-  /**
-   * A new session begins (a new init) while media of a new timeline waits for the leader's, which
-   * never came (the publisher's session dropped again before its video got there): that media has
-   * no place in the leader's timelines and is dropped, counted.
-   */
-  #dropOrphans(): void {
-    const leader = this.#leader();
-    if (this.#heldTimeline === undefined || leader === undefined || leader.ended) return;
-    if (leader.#builder.nextDiscontinuitySequence > this.#heldTimeline) return;
-    this.#warn('media of a new timeline its leader never reached: dropped', {
-      kind: this.kind,
-      fragments: this.#held.length,
-    });
-    this.#dropped += this.#held.length;
-    this.#held.length = 0;
-    this.#heldAfterJump = false;
-    this.#heldTimeline = undefined;
-    leader.#holding.delete(this);
+  /** The discontinuity sequence this window's next segment opens on. */
+  get nextDiscontinuitySequence(): number {
+    return this.#builder.nextDiscontinuitySequence;
   }
 
   /** Whether this window has received media up to `timeS` (seconds). */
-  #receivedTo(timeS: number): boolean {
+  receivedTo(timeS: number): boolean {
     const init = this.#init;
     return init !== undefined && this.#lastEndDts !== undefined && this.#lastEndDts / init.timescale >= timeS - EPS_S;
-  }
-
-  /** Appends the held fragments the leader's media has reached (every one with `all`, and any over the cap). */
-  #releaseHeld(all: boolean): void {
-    const leader = this.#leader();
-    const ts = this.#init?.timescale;
-    while (this.#held.length > 0) {
-      const first = this.#held[0]!;
-      if (!all && ts !== undefined && leader !== undefined && !leader.ended) {
-        const last = this.#held.at(-1)!;
-        const heldS = (last.pts + last.duration - first.pts) / ts;
-        const reached =
-          (this.#heldTimeline === undefined || leader.#builder.nextDiscontinuitySequence > this.#heldTimeline) &&
-          leader.#receivedTo((first.pts + first.duration) / ts);
-        if (!reached && heldS <= HOLD_TARGETS * this.#targetS + EPS_S) return;
-      }
-      this.#held.shift();
-      if (!this.#ended && !this.#disposed) this.#appendNow(first);
-    }
-    this.#heldAfterJump = false;
-    this.#heldTimeline = undefined;
-    if (leader !== undefined) leader.#holding.delete(this);
   }
 
   #appendNow(fragment: Fragment): void {
@@ -394,7 +292,7 @@ export class TrackWindow {
   /** The subscriber lost fragments: the part in progress ends here (the next one starts independent). */
   gap(): void {
     if (this.#disposed) return;
-    this.#releaseHeld(true);
+    this.#hold.release(true);
     this.#gaps += 1;
     this.#builder.closePart();
   }
@@ -402,10 +300,10 @@ export class TrackWindow {
   /** Finishes the last segment and marks the playlist ended (EXT-X-ENDLIST). */
   end(): void {
     if (this.#ended || this.#disposed) return;
-    this.#releaseHeld(true);
+    this.#hold.release(true);
     if (this.#builder.open !== undefined) this.#builder.closeSegment();
     this.#ended = true;
-    for (const follower of this.#holding) follower.#releaseHeld(true);
+    for (const hold of this.holds) hold.release(true);
     this.#changed();
   }
 
@@ -423,9 +321,9 @@ export class TrackWindow {
   /** Frees the media and releases every waiter with `closed`. Idempotent. */
   dispose(): void {
     if (this.#disposed) return;
-    this.#held.length = 0;
-    for (const follower of this.#holding) follower.#releaseHeld(true);
-    this.#holding.clear();
+    this.#hold.clear();
+    for (const hold of this.holds) hold.release(true);
+    this.holds.clear();
     this.#disposed = true;
     this.#ended = true;
     this.#store.clear();
@@ -513,7 +411,7 @@ export class TrackWindow {
   tallyBytes(tally: RetainedBytes): void {
     this.#store.tallyBytes(tally);
     this.#builder.tallyBytes(tally);
-    for (const fragment of this.#held) tally.add(fragment.payload);
+    for (const fragment of this.#hold.fragments) tally.add(fragment.payload);
   }
 
   /** The init version `version` if a retained segment (or the current init) uses it. */
@@ -605,7 +503,7 @@ export class TrackWindow {
   #breakTimeline(): void {
     // Audio held for this timeline's media gets no more of it: listed now, cut at its boundaries.
     // Media held after a jump is the new timeline's: it waits for the media that starts it.
-    for (const follower of this.#holding) if (!follower.#heldAfterJump) follower.#releaseHeld(true);
+    for (const hold of this.holds) if (!hold.ahead) hold.release(true);
     // A follower whose leader is already on a new timeline lists the leader's old segments it never
     // made as GAP, so its own new timeline starts at the leader's number.
     if (this.#builder.open !== undefined) this.#builder.closeSegment();
