@@ -31,7 +31,7 @@ import type { RungLoadState, RungSample } from './overload.ts';
 import { bypassReason, matchesSource, type PlannedRung, planRung, type SourceVideo } from './plan.ts';
 import { RungOutput } from './rung-output.ts';
 import { RungStats } from './rung-stats.ts';
-import type { DecodedSource, RungSink } from './shared-decoder.ts';
+import type { DecodedSource, RungSink } from './source-contract.ts';
 
 /** How a rung reaches its source's shared decoder: attach on start, release on stop. */
 export type SourceAttach = (broadcast: string, meta: FragmentMeta, rung: RungSink) => SourceLease;
