@@ -36,10 +36,13 @@ export type WebCodecsBindingOptions = {
 
 /** `VideoCodecs` backed by `codecs`. */
 export function bindWebCodecs(codecs: WebCodecs, options: WebCodecsBindingOptions): VideoCodecs {
-  if (options.scaler === 'quality' && options.startWorker === undefined) {
-    throw new TypeError("bindWebCodecs: scaler 'quality' needs startWorker (the runtime's worker threads)");
+  let thread: ReturnType<typeof scalerThread> = null;
+  if (options.scaler === 'quality') {
+    if (options.startWorker === undefined) {
+      throw new TypeError("bindWebCodecs: scaler 'quality' needs startWorker (the runtime's worker threads)");
+    }
+    thread = scalerThread(options.startWorker);
   }
-  const thread = options.scaler === 'quality' ? scalerThread(options.startWorker!) : null;
   thread?.warm();
   return {
     backend: options.backend,

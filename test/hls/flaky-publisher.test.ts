@@ -35,10 +35,14 @@ async function taken(bridge: HlsBridge, name: string, video: number, audio: numb
 }
 
 /**
- * Plays `video` (a keyframe every `gop` frames) with `audio` up to each frame's time (`play`), and
- * waits until the bridge has taken all of it (`settle`).
+ * A bridge (2 s target, 200 ms parts) and the video and audio of broadcast `name`: `play` sends
+ * video frames (a keyframe every `gop`) with audio up to each frame's time, and waits until the
+ * bridge has taken all of it (`settle`).
  */
-function player(bridge: HlsBridge, name: string, video: FakeTrack, audio: FakeTrack, gop: number) {
+function publisher(name: string, gop: number) {
+  const { registry, bridge } = startBridge({ targetDurationMs: 2000, partTargetMs: 200 });
+  const video = new FakeTrack(registry, name, 'video');
+  const audio = new FakeTrack(registry, name, 'audio');
   let videoSent = 0;
   const settle = () => taken(bridge, name, videoSent, audio.frame);
   const play = async (frames: number) => {
@@ -49,7 +53,7 @@ function player(bridge: HlsBridge, name: string, video: FakeTrack, audio: FakeTr
     }
     await settle();
   };
-  return { play, settle };
+  return { bridge, video, audio, play, settle };
 }
 
 /**
@@ -194,11 +198,8 @@ describe('a publisher that drops and reconnects', () => {
   });
 
   it('audio that starts its new timeline before its video does keeps on its own dates and the target duration', async () => {
-    const { registry, bridge } = startBridge({ targetDurationMs: 2000, partTargetMs: 200 });
     const name = 'live/reorder';
-    const video = new FakeTrack(registry, name, 'video');
-    const audio = new FakeTrack(registry, name, 'audio');
-    const { play, settle } = player(bridge, name, video, audio, 60);
+    const { bridge, video, audio, play, settle } = publisher(name, 60);
     // Two timelines (the publisher restarts at 0 after 20 s), then, on the second, the connection
     // breaks right after a keyframe (the video's new segment holds one frame) and the publisher
     // restarts at 0 again: this time its audio reaches the server before its video.
@@ -238,11 +239,8 @@ describe('a publisher that drops and reconnects', () => {
   });
 
   it('audio of a session that drops before its video came (clock at 0), then comes back first with its clock running on: dropped, same timelines and numbers', async () => {
-    const { registry, bridge } = startBridge({ targetDurationMs: 2000, partTargetMs: 200 });
     const name = 'live/orphan';
-    const video = new FakeTrack(registry, name, 'video');
-    const audio = new FakeTrack(registry, name, 'audio');
-    const { play, settle } = player(bridge, name, video, audio, 60);
+    const { bridge, video, audio, play, settle } = publisher(name, 60);
     await play(30 * 21);
     // A short session: the publisher restarted with its clock at 0 and dropped 3 s later (so the
     // next session's running clock lies past all of it).
@@ -269,11 +267,8 @@ describe('a publisher that drops and reconnects', () => {
   });
 
   it('audio of a new session that starts before its video’s first keyframe: that audio is dropped, the segments stay on the video’s boundaries', async () => {
-    const { registry, bridge } = startBridge({ targetDurationMs: 2000, partTargetMs: 200 });
     const name = 'live/early-audio';
-    const video = new FakeTrack(registry, name, 'video');
-    const audio = new FakeTrack(registry, name, 'audio');
-    const { play, settle } = player(bridge, name, video, audio, 60);
+    const { bridge, video, audio, play, settle } = publisher(name, 60);
     await play(30 * 21);
     // The publisher restarts with its clock at 0: its audio from 0, its video from a keyframe at 1 s.
     audio.restart(AUDIO_DESCRIPTION, 0);
@@ -289,11 +284,8 @@ describe('a publisher that drops and reconnects', () => {
   });
 
   it('audio that comes back from a blip before its video does goes on to the same timelines and numbers', async () => {
-    const { registry, bridge } = startBridge({ targetDurationMs: 2000, partTargetMs: 200 });
     const name = 'live/blip';
-    const video = new FakeTrack(registry, name, 'video');
-    const audio = new FakeTrack(registry, name, 'audio');
-    const { play, settle } = player(bridge, name, video, audio, 30);
+    const { bridge, video, audio, play, settle } = publisher(name, 30);
     await play(30 * 9 + 10);
     // A blip: 1.5 s never arrives, the clock runs on, and 0.5 s of the new audio comes first.
     const resumeS = Math.ceil(video.timeS + 1.5);
