@@ -284,6 +284,9 @@ export class ClusterBridge {
         registry,
         entry: known.entry,
         numberAsProducer: this.#runs('edge'),
+        // Mirrored for players: from the oldest keyframe (every track then starts at or before
+        // its source's first segment here). For a ladder only: the newest (no backlog to encode).
+        fromOldest: this.#demanded(known.entry),
         onCreating: () => this.#mirrored.add(key),
         logger: this.#o.logger,
       });
@@ -309,12 +312,16 @@ export class ClusterBridge {
 
   #wants(entry: TrackEntry): boolean {
     if (entry.node === this.#o.nodeId) return false;
-    if (this.#runs('edge')) {
-      const source = entry.origin.kind === 'rendition' ? entry.origin.source : entry.broadcast;
-      const asked = this.#demand.get(source);
-      if (asked !== undefined && Date.now() - asked < this.#o.edgeIdleMs) return true;
-    }
+    if (this.#demanded(entry)) return true;
     return entry.origin.kind === 'ingest' && (this.#placement?.holds(entry.broadcast) ?? false);
+  }
+
+  /** Whether this node is an edge that players asked for the track's broadcast within `--edge-idle`. */
+  #demanded(entry: TrackEntry): boolean {
+    if (!this.#runs('edge')) return false;
+    const source = entry.origin.kind === 'rendition' ? entry.origin.source : entry.broadcast;
+    const asked = this.#demand.get(source);
+    return asked !== undefined && Date.now() - asked < this.#o.edgeIdleMs;
   }
 
   /** Sources that may need a transcode node: published by a node that does not transcode them itself. */

@@ -4,10 +4,11 @@
  *
  * Transport: each track has a memory stream bounded by age and bytes (about two GOPs) on its own
  * subjects; each fragment is one message (timing and flags in a header); sync points (video
- * keyframes, audio once a second) carry the init, so a reader starts at the newest one at once.
- * Bodies above the server's max payload travel as chunks and arrive whole. A source's video marks
- * the keyframes that start an LL-HLS segment with its numbering (`segment-marker.ts`): an edge
- * starts a mirrored broadcast there, so every edge lists the same segments whenever it joined.
+ * keyframes, audio once a second) carry the init, so a reader starts at one at once (an edge at
+ * the oldest held, a ladder at the newest). Bodies above the server's max payload travel as chunks
+ * and arrive whole. A source's video marks the keyframes that start an LL-HLS segment with its
+ * numbering (`segment-marker.ts`): an edge starts a mirrored broadcast there, so every edge lists
+ * the same segments whenever it joined.
  *
  * Back-pressure: a publisher reads its local track through a bounded subscription and keeps a
  * bounded number of publishes in flight; a reader buffers a bounded number of messages and, after

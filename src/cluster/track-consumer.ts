@@ -1,11 +1,12 @@
 /**
  * `TrackConsumer`: makes one track of another node appear in the local registry as if it were
- * local. It starts at the newest sync point of the track's stream (a keyframe carrying the init),
- * reads on with an ordered consumer, and emits into a local broadcaster; readers downstream
- * (ladder, HLS) cannot tell it from a local track. A gap in the stream (messages aged out while
- * this node was slow, or lost) makes it wait for the next sync point, so whole GOPs are dropped
- * and no delta frame follows a gap. A new init from the producer (another worker took over, the
- * publisher came back) is a meta change downstream, which HLS marks as a discontinuity.
+ * local. It starts at a sync point of the track's stream (a keyframe carrying the init: the oldest
+ * the stream holds for players, the newest for a ladder), reads on with an ordered consumer, and
+ * emits into a local broadcaster; readers downstream (ladder, HLS) cannot tell it from a local
+ * track. A gap in the stream (messages aged out while this node was slow, or lost) makes it wait
+ * for the next sync point, so whole GOPs are dropped and no delta frame follows a gap. A new init
+ * from the producer (another worker took over, the publisher came back) is a meta change
+ * downstream, which HLS marks as a discontinuity.
  */
 
 import {
@@ -45,6 +46,13 @@ export type TrackConsumerOptions = {
    * starts at once (a late master would otherwise lack its audio group for up to a segment).
    */
   readonly numberAsProducer: boolean;
+  /**
+   * Whether the first read starts at the oldest sync point the stream holds (a track mirrored for
+   * players: every track of a broadcast then starts at or before its source's first listed segment,
+   * however long after the source's its entry was seen or its reader started; HLS drops what lies
+   * before) rather than the newest (a source read for a ladder: no backlog to encode first).
+   */
+  readonly fromOldest: boolean;
   /** Called just before the local broadcaster is created (the bridge must not publish it back). */
   readonly onCreating: () => void;
   readonly logger: Logger;
@@ -175,7 +183,7 @@ export class TrackConsumer {
    * Reads until the stream's messages end (or none came for `IDLE_RESTART_MS`); true when it got
    * any. It resumes right after the last message read when the stream is the same one and still
    * holds it; otherwise (a new stream: NATS restarted, or the reader fell too far behind) it starts
-   * at the newest sync point.
+   * at the newest sync point. The first read starts at the oldest one with `fromOldest`.
    */
   async #readOnce(): Promise<boolean> {
     const { js, jsm } = this.#o;
@@ -188,8 +196,14 @@ export class TrackConsumer {
       position !== undefined && position.created === created && position.nextSeq >= info.state.first_seq
         ? position.nextSeq
         : undefined;
+    // After a first read, a reader that fell behind starts again at the newest sync point: from the
+    // oldest it could fall behind again.
+    const oldest = this.#o.fromOldest && position === undefined;
     const startSeq =
-      resume ?? (await jsm.streams.getMessage(subjects.stream, { last_by_subj: subjects.sync }).catch(() => null))?.seq;
+      resume ??
+      (oldest
+        ? undefined
+        : (await jsm.streams.getMessage(subjects.stream, { last_by_subj: subjects.sync }).catch(() => null))?.seq);
     const start: Partial<OrderedConsumerOptions> =
       startSeq === undefined
         ? { deliver_policy: DeliverPolicy.All }

@@ -1,8 +1,8 @@
 /**
- * `FollowerHold`: the fragments of a follower track (audio for its video) that wait for its
- * leader's media before they are listed, so that the leader's segments and timelines decide where
- * they go. Mirrored audio waits until its video's media reaches it (two edges that got the tracks
- * in different orders cut the same segments); a follower whose media jumped forward, or stepped
+ * `FollowerHold`: the fragments of a follower track (audio for its video, a rung for its source)
+ * that wait for its leader's media before they are listed, so that the leader's segments and
+ * timelines decide where they go. A mirrored follower waits until its leader's media reaches it
+ * (two edges that got the tracks in different orders cut the same segments); a follower whose media jumped forward, or stepped
  * back onto a new timeline, ahead of its leader's waits until the leader's media gets there. Each
  * wait is capped at `HOLD_TARGETS` target durations of media. The track window appends what is
  * released.
@@ -46,7 +46,7 @@ export interface HoldTrack {
 /** How a hold behaves. */
 export type FollowerHoldOptions = {
   track: HoldTrack;
-  /** Mirrored audio: wait for the leader's media at all times (not only after a jump). */
+  /** A mirrored follower: wait for the leader's media at all times (not only after a jump). */
   holdForLeader: boolean;
   /** Before the first segment, wait a while for a leader that is not there yet. */
   startAtLeader: boolean;
@@ -100,9 +100,10 @@ export class FollowerHold {
   }
 
   /**
-   * With `holdForLeader`: audio waits until its video's media reaches its end, at most
-   * `HOLD_TARGETS` target durations of it, so two edges that got the tracks in different orders
-   * start and cut the same audio segments. True when `fragment` is held.
+   * With `holdForLeader`: a follower (audio, a rung) waits until its leader's media reaches its
+   * end, at most `HOLD_TARGETS` target durations of it, so two edges that got the tracks in
+   * different orders start and cut the same segments: a follower that cuts before its leader's
+   * boundary is known misses it. True when `fragment` is held.
    */
   #holdForMirror(fragment: Fragment): boolean {
     const ts = this.#track.timescale();

@@ -23,9 +23,10 @@ export type WindowOptions<L> = {
    */
   startAtLeader?: boolean;
   /**
-   * Audio that arrives ahead of its leader's video waits for it (a mirror in a cluster, which gets
-   * the tracks on separate subjects), so that where its segments start and are cut never depends
-   * on which track arrived first (see `#hold`).
+   * A follower that arrives ahead of its leader waits for it (a mirror in a cluster, which gets
+   * each track on its own subject, from the node that makes it: audio ahead of its video, a rung
+   * from the transcode node ahead of its source from the ingest node), so that where its segments
+   * start and are cut never depends on which track arrived first (follower-hold.ts).
    */
   holdForLeader?: boolean;
   /** Wall clock, ms (PROGRAM-DATE-TIME when a fragment has no ingest time). */

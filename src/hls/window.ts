@@ -87,7 +87,7 @@ export class TrackWindow {
     const init = (): InitVersion | undefined => this.#init;
     this.#startAtLeader = options.startAtLeader === true;
     this.#now = options.now ?? Date.now;
-    this.#holdForLeader = options.holdForLeader === true && options.kind === 'audio';
+    this.#holdForLeader = options.holdForLeader === true;
     this.#leader = () => {
       const leader = options.leader?.();
       return leader === this ? undefined : leader;

@@ -127,11 +127,13 @@ describe('the registry bridge over NATS JetStream', () => {
     sub.close();
   });
 
-  it('a node that joins mid-stream starts at the newest keyframe, with the init that keyframe needs', async () => {
+  it("an edge that joins mid-stream starts at the oldest keyframe its stream holds, with the init that keyframe needs and the producer's numbering", async () => {
     const producer = await node('p2', ['ingest'], ['live/late']);
     const b = videoTrack(producer.registry, 'live/late', bytes(500, 1));
-    for (let i = 0; i < 25; i++) b.emit(fragment(i, i % 10 === 0));
-    await waitFor(async () => (await storedMessages('live/late').catch(() => 0)) >= 23, 'the stream to hold the GOPs', {
+    // Before the stream's first keyframe: a delta frame no reader can start at.
+    b.emit(fragment(0, false));
+    for (let i = 1; i < 25; i++) b.emit(fragment(i, i % 10 === 1));
+    await waitFor(async () => (await storedMessages('live/late').catch(() => 0)) >= 24, 'the stream to hold the GOPs', {
       timeoutMs: 10_000,
     });
     const late = await node('e2', ['edge']);
@@ -139,29 +141,25 @@ describe('the registry bridge over NATS JetStream', () => {
     const local = await waitFor(() => late.registry.get('live/late', '0.mp4'), 'the mirrored track', {
       timeoutMs: 10_000,
     });
-    const sub = local.subscribe();
-    // Created at the newest keyframe (dts 20): what follows it comes next.
-    b.emit(fragment(25, false));
-    const first = await sub.next();
-    expect(first!.dts).toBeGreaterThan(20 * 3_000);
     expect(local.meta.initSegment).toEqual(bytes(500, 1));
-    // The edge's LL-HLS numbering starts where the producer's does: keyframe 20 starts segment 2,
-    // and its PROGRAM-DATE-TIMEs count from the timeline's first keyframe (fragment 0).
+    // The edge's LL-HLS numbering starts where the producer's does: keyframe 1 starts segment 0,
+    // and its PROGRAM-DATE-TIMEs count from it. Every track of a broadcast then starts at or before
+    // its source's first listed segment on this edge, whenever the edge saw each of them.
     expect(local.numbering).toEqual({
-      msn: 2,
+      msn: 0,
       discontinuitySequence: 0,
-      dateAnchor: { dateMs: 1_700_000_000_000, timeS: 6_000 / 90_000 },
+      dateAnchor: { dateMs: 1_700_000_000_001, timeS: 9_000 / 90_000 },
     });
+    b.emit(fragment(25, false));
     const stats = await waitFor(
       () =>
         (late.cluster.status()['mirrored'] as Array<{ broadcast: string; fragments: number }>).find(
-          (m) => m.broadcast === 'live/late' && m.fragments >= 6,
+          (m) => m.broadcast === 'live/late' && m.fragments >= 25,
         ),
       'fragment 25 mirrored',
     );
-    // Fragments 20..25: the newest GOP and the one emitted after the subscription, nothing older.
-    expect(stats.fragments).toBe(6);
-    sub.close();
+    // Fragments 1..25: from the oldest keyframe on, the delta frame before it left out.
+    expect(stats.fragments).toBe(25);
   });
 
   it('a broadcast name held by one ingest node is refused to another with ingest.published_elsewhere', async () => {

@@ -1,14 +1,15 @@
 /**
- * Audio mirrored from another node (a cluster edge gets each track on its own subject, so audio can
- * arrive ahead of its video) waits for its video: two edges that get the same media in different
- * orders list the same audio segments, cut at the first audio frame at or after each video boundary.
+ * Followers mirrored from other nodes (a cluster edge gets each track on its own subject, from the
+ * node that makes it, so audio can arrive ahead of its video and a rung ahead of its source) wait
+ * for their leader: two edges that get the same media in different orders list the same segments,
+ * audio cut at the first audio frame at or after each video boundary, a rung at its source's.
  */
 
 import { afterEach, describe, expect, it } from 'vitest';
 import { FragmentBroadcasterRegistry } from '../../src/fragment/index.ts';
 import { HlsBridge } from '../../src/hls/index.ts';
 import { waitFor } from '../support/wait.ts';
-import { appended, describeFake, FakeTrack, type ParsedManifest, playlist } from './harness.ts';
+import { appended, describeFake, FakeTrack, type ParsedManifest, playlist, videoTrack } from './harness.ts';
 
 const bridges: HlsBridge[] = [];
 afterEach(() => {
@@ -47,6 +48,17 @@ function trackOf(bridge: HlsBridge, kind: 'video' | 'audio') {
     ?.tracks.find((x) => x.kind === kind);
 }
 
+/** Waits until the video track of broadcast `name` has taken in `count` fragments (listed, dropped or held). */
+async function receivedBy(bridge: HlsBridge, name: string, count: number): Promise<void> {
+  await waitFor(() => {
+    const t = bridge
+      .broadcasts()
+      .find((x) => x.name === name)
+      ?.tracks.find((x) => x.kind === 'video');
+    return t !== undefined && t.fragments + t.droppedFragments + (t.heldFragments ?? 0) >= count;
+  }, `${name} to take in ${count} fragments`);
+}
+
 /** Waits until the bridge's `kind` track has taken in `count` fragments (listed, dropped or held). */
 async function received(bridge: HlsBridge, kind: 'video' | 'audio', count: number): Promise<void> {
   await waitFor(() => {
@@ -55,7 +67,7 @@ async function received(bridge: HlsBridge, kind: 'video' | 'audio', count: numbe
   }, `${kind} to take in ${count} fragments`);
 }
 
-describe('mirrored audio', () => {
+describe('mirrored followers', () => {
   it('an edge that gets the audio half a second ahead of the video lists the same audio segments as one that gets the video first', async () => {
     const first = edge();
     const ahead = edge();
@@ -144,5 +156,39 @@ describe('mirrored audio', () => {
     await waitFor(() => track().fragments > 7.9 * (48000 / 1024), 'the held audio and the new to be listed');
     expect(track().heldFragments ?? 0).toBe(0);
     expect((await playlist(bridge, `/hls/${NAME}/audio.m3u8`)).manifest.mediaSequence).toBe(0);
+  });
+
+  it('a mirrored rung whose frames reach the edge ahead of its source’s cuts the segments its source cuts', async () => {
+    // A cluster edge gets the rung from the transcode node and the source from the ingest node:
+    // the rung's keyframe at a source boundary can arrive before the source's.
+    const { registry, bridge } = bridgeWith();
+    const video = new FakeTrack(registry, NAME, 'video', {
+      origin: ORIGIN,
+      numbering: { msn: 0, discontinuitySequence: 0 },
+    });
+    const rung = new FakeTrack(registry, `${NAME}/480p`, 'video', {
+      origin: { kind: 'rendition', source: NAME, rendition: '480p', transcoder: 'B', mirroredFrom: 'B' },
+      init: videoTrack(854, 480),
+      numbering: 'leader',
+    });
+    // Keyframes every second; the source cuts at 2 s, 4 s, ... Each second the rung's frames come first.
+    video.frames(30, 30);
+    await received(bridge, 'video', video.frame);
+    rung.frames(30, 30);
+    await receivedBy(bridge, `${NAME}/480p`, rung.frame);
+    for (let s = 0; s < 8; s++) {
+      rung.frames(30, 30);
+      await receivedBy(bridge, `${NAME}/480p`, rung.frame);
+      video.frames(30, 30);
+      await received(bridge, 'video', video.frame);
+    }
+    rung.frames(30, 30);
+    video.frames(30, 30);
+    await appended(bridge, `${NAME}/480p`, 'video', 9 * 30);
+    const durations = async (path: string) =>
+      (await playlist(bridge, path)).manifest.segments.map((x) => x.duration.toFixed(3));
+    const source = await durations(`/hls/${NAME}/playlist.m3u8`);
+    expect(source.slice(0, 4)).toEqual(['2.000', '2.000', '2.000', '2.000']);
+    expect((await durations(`/hls/${NAME}/480p/playlist.m3u8`)).slice(0, 4)).toEqual(source.slice(0, 4));
   });
 });
