@@ -40,31 +40,20 @@ function bridgeWith(now?: () => number) {
   return { registry, bridge };
 }
 
-/** The summary of the bridge's `kind` track of NAME, or undefined. */
-function trackOf(bridge: HlsBridge, kind: 'video' | 'audio') {
+/** The summary of the bridge's `kind` track of broadcast `name` (NAME unless told), or undefined. */
+function trackOf(bridge: HlsBridge, kind: 'video' | 'audio', name = NAME) {
   return bridge
     .broadcasts()
-    .find((x) => x.name === NAME)
+    .find((x) => x.name === name)
     ?.tracks.find((x) => x.kind === kind);
 }
 
-/** Waits until the video track of broadcast `name` has taken in `count` fragments (listed, dropped or held). */
-async function receivedBy(bridge: HlsBridge, name: string, count: number): Promise<void> {
+/** Waits until the bridge's `kind` track of `name` (NAME unless told) has taken in `count` fragments (listed, dropped or held). */
+async function received(bridge: HlsBridge, kind: 'video' | 'audio', count: number, name = NAME): Promise<void> {
   await waitFor(() => {
-    const t = bridge
-      .broadcasts()
-      .find((x) => x.name === name)
-      ?.tracks.find((x) => x.kind === 'video');
+    const t = trackOf(bridge, kind, name);
     return t !== undefined && t.fragments + t.droppedFragments + (t.heldFragments ?? 0) >= count;
-  }, `${name} to take in ${count} fragments`);
-}
-
-/** Waits until the bridge's `kind` track has taken in `count` fragments (listed, dropped or held). */
-async function received(bridge: HlsBridge, kind: 'video' | 'audio', count: number): Promise<void> {
-  await waitFor(() => {
-    const t = trackOf(bridge, kind);
-    return t !== undefined && t.fragments + t.droppedFragments + (t.heldFragments ?? 0) >= count;
-  }, `${kind} to take in ${count} fragments`);
+  }, `${name} ${kind} to take in ${count} fragments`);
 }
 
 describe('mirrored followers', () => {
@@ -175,10 +164,10 @@ describe('mirrored followers', () => {
     video.frames(30, 30);
     await received(bridge, 'video', video.frame);
     rung.frames(30, 30);
-    await receivedBy(bridge, `${NAME}/480p`, rung.frame);
+    await received(bridge, 'video', rung.frame, `${NAME}/480p`);
     for (let s = 0; s < 8; s++) {
       rung.frames(30, 30);
-      await receivedBy(bridge, `${NAME}/480p`, rung.frame);
+      await received(bridge, 'video', rung.frame, `${NAME}/480p`);
       video.frames(30, 30);
       await received(bridge, 'video', video.frame);
     }
