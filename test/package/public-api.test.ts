@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import * as api from '../src/index.ts';
+import * as api from '../../src/index.ts';
 
 describe('public API', () => {
   it('src/index.ts exports the LVQR names and the service parts under their documented names', () => {
