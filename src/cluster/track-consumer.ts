@@ -196,14 +196,14 @@ export class TrackConsumer {
       position !== undefined && position.created === created && position.nextSeq >= info.state.first_seq
         ? position.nextSeq
         : undefined;
+    // Without a sequence the read starts at the stream's first message (and waits for a sync point).
     // After a first read, a reader that fell behind starts again at the newest sync point: from the
     // oldest it could fall behind again.
-    const oldest = this.#o.fromOldest && position === undefined;
-    const startSeq =
-      resume ??
-      (oldest
-        ? undefined
-        : (await jsm.streams.getMessage(subjects.stream, { last_by_subj: subjects.sync }).catch(() => null))?.seq);
+    let startSeq = resume;
+    if (startSeq === undefined && !(this.#o.fromOldest && position === undefined)) {
+      const newest = await jsm.streams.getMessage(subjects.stream, { last_by_subj: subjects.sync }).catch(() => null);
+      startSeq = newest?.seq;
+    }
     const start: Partial<OrderedConsumerOptions> =
       startSeq === undefined
         ? { deliver_policy: DeliverPolicy.All }

@@ -256,7 +256,9 @@ export class BroadcastTable {
       leader,
       ...(start === undefined ? {} : { start }),
       startAtLeader: numbering === 'leader',
-      holdForLeader: broadcaster.origin.mirroredFrom !== undefined,
+      // A mirrored follower (audio, a rung): a source's video has no leader to wait for.
+      holdForLeader:
+        broadcaster.origin.mirroredFrom !== undefined && (kind === 'audio' || broadcaster.origin.kind === 'rendition'),
       now: this.#options.now,
       onWarning: (message, fields) => logger.warn(message, { broadcast: b.name, ...fields }),
       slabs: this.#slabs,

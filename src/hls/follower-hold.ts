@@ -2,10 +2,10 @@
  * `FollowerHold`: the fragments of a follower track (audio for its video, a rung for its source)
  * that wait for its leader's media before they are listed, so that the leader's segments and
  * timelines decide where they go. A mirrored follower waits until its leader's media reaches it
- * (two edges that got the tracks in different orders cut the same segments); a follower whose media jumped forward, or stepped
- * back onto a new timeline, ahead of its leader's waits until the leader's media gets there. Each
- * wait is capped at `HOLD_TARGETS` target durations of media. The track window appends what is
- * released.
+ * (two edges that got the tracks in different orders cut the same segments); a follower whose
+ * media jumped forward, or stepped back onto a new timeline, ahead of its leader's waits until the
+ * leader's media gets there. Each wait is capped at `HOLD_TARGETS` target durations of media. The
+ * track window appends what is released.
  */
 
 import type { Fragment } from '../fragment/fragment.ts';
