@@ -14,7 +14,7 @@ import { describe, expect, it } from 'vitest';
 import { HlsBridge } from '../../src/hls/index.ts';
 import { loopPieces, planPieces } from '../../src/runtime/publish.ts';
 import { createRendition } from '../../src/transcode/index.ts';
-import { RungLoad } from '../../src/transcode/ladder/load.ts';
+import { DueSchedule, RungLoad } from '../../src/transcode/ladder/load.ts';
 import { OverloadGovernor, type OverloadTransition } from '../../src/transcode/ladder/overload.ts';
 import { readFixture } from '../../testkit/fixtures.ts';
 import { concat } from '../../testkit/fmp4.ts';
@@ -158,6 +158,51 @@ describe('rung load sample', () => {
         [1190, 1210],
       ]),
     ).toEqual([true, true, true]);
+  });
+
+  it('frames of a burst of fragments are due one frame apart, as a realtime pipeline reaches them, at most 1 s past their arrival', () => {
+    const frame = 1000 / 30;
+    const schedule = new DueSchedule();
+    // Nine one-frame fragments that arrive together (one network read) at 10 000 ms.
+    const burst = Array.from({ length: 9 }, () => schedule.due(10_000, 0, frame));
+    expect(burst.map((ms) => Math.round(ms - 10_000))).toEqual([0, 33, 67, 100, 133, 167, 200, 233, 267]);
+    // The next burst arrives late (after 0.5 s): its first frame is due at its arrival.
+    expect(schedule.due(10_500, 0, frame)).toBe(10_500);
+    // A one-fragment GOP: its frames are due at their offsets inside it.
+    schedule.reset();
+    expect([0, 1, 2].map((i) => Math.round(schedule.due(20_000, i * frame, frame) - 20_000))).toEqual([0, 33, 67]);
+    // A publisher far ahead of realtime (90 frames at once): never due more than 1 s past arrival.
+    schedule.reset();
+    const ahead = Array.from({ length: 90 }, () => schedule.due(30_000, 0, frame));
+    expect(ahead[30]! - 30_000).toBeCloseTo(1000, 6);
+    expect(ahead[89]).toBe(31_000);
+    // Unknown arrival: unknown due time.
+    expect(schedule.due(0, 0, frame)).toBe(0);
+  });
+
+  it('a rung fed bursts of per-frame fragments at 0.7x realtime is behind every interval, not only in those that end a burst', () => {
+    const frame = 1000 / 30;
+    const schedule = new DueSchedule();
+    const load = started();
+    const verdicts: boolean[] = [];
+    let handledMs = 0;
+    let sampleAtMs = 1200;
+    // Bursts of 9 frames every 300 ms; the encoder takes 50 ms a frame (0.67x realtime).
+    for (let burst = 0; burst < 40; burst++) {
+      const arrival = 1000 + burst * 300;
+      for (let i = 0; i < 9; i++) {
+        const due = schedule.due(arrival, 0, frame);
+        handledMs = Math.max(handledMs, arrival) + 50;
+        // One sample every 300 ms (the ladder asks for 200, a busy event loop takes longer).
+        if (handledMs > sampleAtMs) {
+          verdicts.push(load.sample('r', 0, 400).behind);
+          sampleAtMs += 300;
+        }
+        load.noteLag(handledMs - due, handledMs);
+      }
+    }
+    // The lag grows past 400 ms within 2 s; from then on every sample is behind.
+    expect(verdicts.slice(4)).toEqual(verdicts.slice(4).map(() => true));
   });
 
   it('until its encoder session produces output a rung is behind only when its queue overflows', () => {

@@ -15,7 +15,8 @@ export type FrameMeta = {
   ingestTimeMs: number;
   /**
    * When a realtime pipeline would reach this frame: its arrival plus its offset inside its source
-   * fragment (a fragment holding a whole GOP brings seconds of frames at once). 0 when unknown.
+   * fragment (a fragment holding a whole GOP brings seconds of frames at once), and not before the
+   * frame ahead of it is done (`DueSchedule` in load.ts). 0 when unknown.
    */
   dueMs: number;
   sourceKey: boolean;

@@ -58,6 +58,42 @@ class LagTrend {
   }
 }
 
+/**
+ * Most a frame's due time may run ahead of its own arrival (plus its offset inside its fragment):
+ * the length of a burst of fragments that reach ingest together and are spread out again. It also
+ * bounds the drift of a publisher whose media clock runs faster than the wall clock.
+ */
+const MAX_DUE_AHEAD_MS = 1000;
+
+/**
+ * When a realtime pipeline would reach each frame of a source (`FrameMeta.dueMs`): at its arrival
+ * plus its offset inside its fragment, and never before the frame ahead of it is done (its due
+ * time plus its duration), up to `MAX_DUE_AHEAD_MS` past its arrival. Fragments that reach ingest
+ * in one burst (several per-frame fragments in one network read, or a publisher catching up) are
+ * so spread over their media time instead of all being due at once, which would make the lag a
+ * sawtooth: growing by a frame per frame within the burst, falling at the next one.
+ */
+export class DueSchedule {
+  #nextMs = 0;
+
+  /**
+   * Due time of a frame that arrived at `arrivalMs` (0 when unknown: then 0) at `offsetMs` into its
+   * fragment and lasts `durationMs`.
+   */
+  due(arrivalMs: number, offsetMs: number, durationMs: number): number {
+    if (arrivalMs <= 0) return 0;
+    const own = arrivalMs + offsetMs;
+    const dueMs = Math.min(Math.max(own, this.#nextMs), own + MAX_DUE_AHEAD_MS);
+    this.#nextMs = dueMs + durationMs;
+    return dueMs;
+  }
+
+  /** Starts again (a new init: the next frame is due at its own arrival). */
+  reset(): void {
+    this.#nextMs = 0;
+  }
+}
+
 /** One rung's load state and what it saw during the current sampling interval. */
 export class RungLoad {
   #state: RungLoadState = 'running';

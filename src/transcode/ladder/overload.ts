@@ -4,7 +4,8 @@
  *
  * Signal: a rung is "behind" in an interval when a frame reached its encoder more than
  * `behindLagMs` after a realtime pipeline would have (its arrival at ingest plus its offset inside
- * its source fragment, so a publisher that sends a whole GOP at once is not mistaken for overload)
+ * its source fragment, so a publisher that sends a whole GOP at once is not mistaken for overload,
+ * and not before the frame ahead of it is done, so neither is a burst of fragments: `DueSchedule`)
  * and the rung is not catching up (its backlog did not fall over the interval), or when its queue
  * overflowed. A lag that holds or grows is what a realtime factor below 1 looks like from inside:
  * frames arrive faster than they leave. A falling one is a backlog being worked off, such as the

@@ -16,7 +16,7 @@ import { TaskChain } from '../shared/task-chain.ts';
 import { DecoderRenewal } from './decoder-renewal.ts';
 import type { FrameMeta, SourceFormat } from './frames.ts';
 import { ticksToUs } from './frames.ts';
-import { SourceLoadMonitor } from './load.ts';
+import { DueSchedule, SourceLoadMonitor } from './load.ts';
 import type { ResolvedLadderOptions } from './options.ts';
 import type { RungLoadState } from './overload.ts';
 import { planRung, type SourceVideo } from './plan.ts';
@@ -50,6 +50,7 @@ export class SharedDecoder implements DecodedSource {
     if (!this.#closed) this.#fail(error, this.#decoder);
   });
   #expectedDts: number | undefined;
+  readonly #due = new DueSchedule();
   /** Group and object id of the last fragment decoded (its place in the publisher's GOP). */
   #lastPlace: { groupId: number; objectId: number } | undefined;
   #needKeyframe = true;
@@ -256,6 +257,7 @@ export class SharedDecoder implements DecodedSource {
     this.#description = undefined;
     this.#tasks.restartTimestamps();
     this.#expectedDts = undefined;
+    this.#due.reset();
     this.#lastPlace = undefined;
     this.#needKeyframe = true;
     this.#lastForcedPts = undefined;
@@ -352,7 +354,11 @@ export class SharedDecoder implements DecodedSource {
         duration: sample.duration,
         timescale,
         ingestTimeMs: fragment.ingestTimeMs,
-        dueMs: fragment.ingestTimeMs > 0 ? fragment.ingestTimeMs + ((sample.dts - first.dts) * 1000) / timescale : 0,
+        dueMs: this.#due.due(
+          fragment.ingestTimeMs,
+          ((sample.dts - first.dts) * 1000) / timescale,
+          (sample.duration * 1000) / timescale,
+        ),
         sourceKey: sample.keyframe,
         forceKey: false,
       });
