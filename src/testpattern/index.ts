@@ -20,7 +20,14 @@ import { buildAudioInitSegment, buildMediaSegment, buildVideoInitSegment, descri
 import { errorMessage, LvqrError } from '../core/errors.ts';
 import { type Logger, silentLogger } from '../core/log.ts';
 import { AUDIO_TRACK, FragmentFlags, VIDEO_TRACK } from '../fragment/fragment.ts';
-import { type H264Chunk, H264Encoder, type VideoFramePort, type WebCodecs } from '../webcodecs/index.ts';
+import {
+  detachable,
+  type EncodedAudioChunkPort,
+  type H264Chunk,
+  H264Encoder,
+  type VideoFramePort,
+  type WebCodecs,
+} from '../webcodecs/index.ts';
 import { BEEP_OFFSET_S, type CreateCanvas, PatternPainter } from './painter.ts';
 
 export { isFlashFrame } from './painter.ts';
@@ -60,7 +67,10 @@ export class TestPatternSource {
   #painter: PatternPainter | undefined;
   #video: H264Encoder | undefined;
   #audio:
-    | { encoder: { encode(d: unknown): void; flush(): Promise<void>; close(): void; encodeQueueSize: number } }
+    | {
+        encoder: { encode(d: unknown): void; flush(): Promise<void>; close(): void; encodeQueueSize: number };
+        detach(): void;
+      }
     | undefined;
   #videoInit: Uint8Array | undefined;
   #audioInit: Uint8Array | undefined;
@@ -139,13 +149,15 @@ export class TestPatternSource {
     this.#drainPending();
     this.#video?.close();
     this.#audio?.encoder.close();
+    this.#audio?.detach();
   }
 
   #startAudio(): void {
     const AudioEncoder = this.#o.codecs.AudioEncoder;
     if (AudioEncoder === undefined) return;
-    const encoder = new AudioEncoder({
-      output: (chunk, metadata) => {
+    // Through a relay cut at stop: the addon holds these callbacks until the codec is finalized.
+    const relay = detachable({
+      output: (chunk: EncodedAudioChunkPort, metadata?: { decoderConfig?: unknown }) => {
         const description = (metadata?.decoderConfig as { description?: ArrayBuffer | Uint8Array } | undefined)
           ?.description;
         if (description !== undefined && this.#audioConfig === undefined) {
@@ -170,10 +182,11 @@ export class TestPatternSource {
         this.#pendingAudio.push({ data, ingestTimeMs: this.#o.now() });
         this.#drainPending();
       },
-      error: (error) => this.#fail(error),
+      error: (error: Error) => this.#fail(error),
     });
+    const encoder = new AudioEncoder(relay.callbacks);
     encoder.configure({ codec: 'mp4a.40.2', sampleRate: AUDIO_RATE, numberOfChannels: 2, bitrate: 128_000 });
-    this.#audio = { encoder: encoder as never };
+    this.#audio = { encoder: encoder as never, detach: relay.detach };
   }
 
   async #run(): Promise<void> {

@@ -11,7 +11,7 @@
 
 import { CodecError, errorMessage } from '../core/errors.ts';
 import { yieldMacrotask } from '../core/yield.ts';
-import type { AudioDataPort, WebCodecs } from '../webcodecs/index.ts';
+import { type AudioDataPort, detachable, type EncodedAudioChunkPort, type WebCodecs } from '../webcodecs/index.ts';
 import { QueueCount } from '../webcodecs/queue-count.ts';
 import type { AudioCodecs, AudioEncoderConfig, PcmBlock } from './audio/audio-codecs.ts';
 
@@ -82,8 +82,10 @@ export function bindAudioWebCodecs(
         failed = true;
         onError(new CodecError('codec.decode_failed', `audio decoder: ${errorMessage(error)}`, { cause: error }));
       };
-      const decoder = new AudioDecoder({
-        output: (data) => {
+      const queue = new QueueCount();
+      // Through a relay cut at close: the addon holds these callbacks until the codec is finalized.
+      const relay = detachable({
+        output: (data: AudioDataPort) => {
           try {
             onBlock(pcmOf(data));
           } catch (error) {
@@ -93,7 +95,9 @@ export function bindAudioWebCodecs(
           }
         },
         error: fail,
+        dequeue: () => queue.dequeued(),
       });
+      const decoder = new AudioDecoder({ output: relay.callbacks.output, error: relay.callbacks.error });
       try {
         decoder.configure({
           codec: config.codec,
@@ -103,12 +107,12 @@ export function bindAudioWebCodecs(
         });
       } catch (error) {
         decoder.close();
+        relay.detach();
         throw new CodecError('codec.config', `audio decoder ${config.codec}: ${errorMessage(error)}`, { cause: error });
       }
       let calls = 0;
       let closed = false;
-      const queue = new QueueCount();
-      decoder.ondequeue = () => queue.dequeued();
+      decoder.ondequeue = relay.callbacks.dequeue;
       return {
         async decode(sample) {
           if (failed || closed) throw new CodecError('codec.closed', 'audio decoder is closed');
@@ -133,6 +137,7 @@ export function bindAudioWebCodecs(
           closed = true;
           decoder.ondequeue = null;
           if (decoder.state !== 'closed') decoder.close();
+          relay.detach();
         },
       };
     },
@@ -143,8 +148,9 @@ export function bindAudioWebCodecs(
         failed = true;
         onError(new CodecError('codec.encode_failed', `audio encoder: ${errorMessage(error)}`, { cause: error }));
       };
-      const encoder = new AudioEncoder({
-        output: (chunk, metadata) => {
+      const queue = new QueueCount();
+      const relay = detachable({
+        output: (chunk: EncodedAudioChunkPort, metadata?: { decoderConfig?: unknown }) => {
           try {
             const data = new Uint8Array(chunk.byteLength);
             chunk.copyTo(data);
@@ -155,7 +161,9 @@ export function bindAudioWebCodecs(
           }
         },
         error: fail,
+        dequeue: () => queue.dequeued(),
       });
+      const encoder = new AudioEncoder({ output: relay.callbacks.output, error: relay.callbacks.error });
       try {
         encoder.configure({
           codec: CODEC_STRINGS[config.codec],
@@ -165,12 +173,12 @@ export function bindAudioWebCodecs(
         });
       } catch (error) {
         encoder.close();
+        relay.detach();
         throw new CodecError('codec.config', `audio encoder ${config.codec}: ${errorMessage(error)}`, { cause: error });
       }
       let calls = 0;
       let closed = false;
-      const queue = new QueueCount();
-      encoder.ondequeue = () => queue.dequeued();
+      encoder.ondequeue = relay.callbacks.dequeue;
       return {
         async encode(block) {
           if (failed || closed) throw new CodecError('codec.closed', 'audio encoder is closed');
@@ -200,6 +208,7 @@ export function bindAudioWebCodecs(
           closed = true;
           encoder.ondequeue = null;
           if (encoder.state !== 'closed') encoder.close();
+          relay.detach();
         },
       };
     },

@@ -7,6 +7,7 @@
 
 import { argumentError, CodecError, errorMessage } from '../core/errors.ts';
 import { Signal, yieldMacrotask } from '../core/yield.ts';
+import { detachable } from './detachable.ts';
 import { MinHeap } from './min-heap.ts';
 import type {
   HardwareAccelerationPort,
@@ -119,6 +120,8 @@ export class H264Decoder {
   readonly #pts = new MinHeap();
   readonly #durations = new Map<number, number>();
   #native: VideoDecoderPort;
+  /** Per native decoder: cuts its callbacks off this instance once it is closed (detachable.ts). */
+  readonly #detachers = new WeakMap<VideoDecoderPort, () => void>();
   #tail: Promise<unknown> = Promise.resolve();
   #closed = false;
   #awaiting: KeyframeWaitReason | undefined = 'start';
@@ -363,21 +366,29 @@ export class H264Decoder {
   }
 
   #createNative(): VideoDecoderPort {
-    const native: VideoDecoderPort = new this.#codecs.VideoDecoder({
-      output: (frame) => this.#handleOutput(native, frame),
-      error: (error) => {
+    // Through a relay cut when this native decoder is closed: the addon holds these callbacks
+    // until the codec is finalized (detachable.ts).
+    const relay = detachable({
+      output: (frame: VideoFramePort) => this.#handleOutput(native, frame),
+      error: (error: Error) => {
         if (native !== this.#native || this.#closed) return;
         this.#fail(
           native,
           new CodecError('codec.decode_failed', `decoder error: ${errorMessage(error)}`, { cause: error }),
         );
       },
+      dequeue: () => {
+        if (native !== this.#native) return;
+        this.#queue.dequeued();
+        this.#room.wake();
+      },
     });
-    native.ondequeue = () => {
-      if (native !== this.#native) return;
-      this.#queue.dequeued();
-      this.#room.wake();
-    };
+    const native: VideoDecoderPort = new this.#codecs.VideoDecoder({
+      output: relay.callbacks.output,
+      error: relay.callbacks.error,
+    });
+    native.ondequeue = relay.callbacks.dequeue;
+    this.#detachers.set(native, relay.detach);
     try {
       native.configure(this.#config);
     } catch (error) {
@@ -413,6 +424,7 @@ export class H264Decoder {
         // Already closing: nothing to release.
       }
     }
+    this.#detachers.get(native)?.();
   }
 
   #fail(native: VideoDecoderPort, failure: CodecError): void {

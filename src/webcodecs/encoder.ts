@@ -8,6 +8,7 @@
 import { argumentError, CodecError, errorMessage } from '../core/errors.ts';
 import { Signal, yieldMacrotask } from '../core/yield.ts';
 import { avcCodecString, containsIdr, highProfileCodec, parseAvcC } from './avc.ts';
+import { detachable } from './detachable.ts';
 import type {
   EncodedVideoChunkMetadataPort,
   EncodedVideoChunkPort,
@@ -140,6 +141,8 @@ export class H264Encoder {
   readonly #queue = new QueueCount();
   #settings: H264EncoderSettings;
   #native: VideoEncoderPort;
+  /** Cuts the native encoder's callbacks off this instance (see detachable.ts). */
+  readonly #detach: () => void;
   #tail: Promise<unknown> = Promise.resolve();
   #closed = false;
   #failure: CodecError | undefined;
@@ -180,15 +183,23 @@ export class H264Encoder {
       bitrateBps: options.bitrateBps,
       framerate: options.framerate,
     };
-    const native: VideoEncoderPort = new codecs.VideoEncoder({
-      output: (chunk, metadata) => this.#handleOutput(native, chunk, metadata),
-      error: (error) => this.#handleError(native, error),
+    // Through a relay cut at close: the addon holds these callbacks until the codec is finalized.
+    const relay = detachable({
+      output: (chunk: EncodedVideoChunkPort, metadata?: EncodedVideoChunkMetadataPort) =>
+        this.#handleOutput(native, chunk, metadata),
+      error: (error: Error) => this.#handleError(native, error),
+      dequeue: () => {
+        this.#queue.dequeued();
+        this.#room.wake();
+      },
     });
-    native.ondequeue = () => {
-      this.#queue.dequeued();
-      this.#room.wake();
-    };
+    const native: VideoEncoderPort = new codecs.VideoEncoder({
+      output: relay.callbacks.output,
+      error: relay.callbacks.error,
+    });
+    native.ondequeue = relay.callbacks.dequeue;
     this.#native = native;
+    this.#detach = relay.detach;
     this.#configure(this.#settings);
   }
 
@@ -304,6 +315,7 @@ export class H264Encoder {
         // Already closing: nothing to release.
       }
     }
+    this.#detach();
     this.#pending = [];
     this.#room.wake();
   }

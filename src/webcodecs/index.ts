@@ -43,6 +43,7 @@ export {
   type H264DecoderStats,
   type KeyframeWaitReason,
 } from './decoder.ts';
+export { type Detachable, detachable } from './detachable.ts';
 export {
   evenDimension,
   type H264Chunk,
