@@ -1,6 +1,6 @@
 /**
  * Runs every benchmark in turn (each in its own process) and updates bench/RESULTS.md.
- *   npm run bench            full runs (about 40 minutes on 2 vCPU)
+ *   npm run bench            full runs (about 45 minutes on 2 vCPU)
  *   npm run bench -- --smoke seconds-long runs that only prove each still works
  */
 
@@ -16,6 +16,7 @@ const scripts = [
   'capacity.ts',
   'viewer-latency.ts',
   'cluster.ts',
+  'churn.ts',
   // The 1080p capacity steps and the 10-minute memory run are too long for a smoke run.
   ...(smoke ? [] : ['capacity.ts --source 1080p', 'latency.ts --memory']),
 ];
