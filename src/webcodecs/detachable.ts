@@ -23,13 +23,15 @@ export type Detachable<H> = {
 /** Detachable callbacks for `handlers` (see the module doc). */
 export function detachable<H extends Record<string, (...args: never[]) => unknown>>(handlers: H): Detachable<H> {
   // The callbacks' scope holds the relay and the handlers' names only, never `handlers` itself.
-  const relay: { to: Record<string, (...args: unknown[]) => unknown> | undefined } = {
-    to: handlers as unknown as Record<string, (...args: unknown[]) => unknown>,
+  const relay: { to: Record<string, (a?: unknown, b?: unknown) => unknown> | undefined } = {
+    to: handlers as unknown as Record<string, (a?: unknown, b?: unknown) => unknown>,
   };
-  const callbacks: Record<string, (...args: unknown[]) => void> = {};
+  const callbacks: Record<string, (a?: unknown, b?: unknown) => void> = {};
   for (const name of Object.keys(handlers)) {
-    callbacks[name] = (...args: unknown[]): void => {
-      relay.to?.[name]?.(...args);
+    // Two arguments at most (a codec's output passes a chunk and its metadata): no rest array per
+    // call on the per-frame path.
+    callbacks[name] = (a?: unknown, b?: unknown): void => {
+      relay.to?.[name]?.(a, b);
     };
   }
   return {
